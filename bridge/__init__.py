@@ -1,0 +1,1 @@
+"""The application: journal, dispatcher, Twilio Command semantics, config, CLI, service."""

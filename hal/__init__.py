@@ -1,0 +1,1 @@
+"""Device actions behind small interfaces (GPIO, sensors, system info, reboot)."""
