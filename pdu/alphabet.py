@@ -12,6 +12,9 @@ alphabet / default extension table.
 
 from __future__ import annotations
 
+from codecs import charmap_decode as _charmap_decode
+
+from . import national
 from .errors import PduError
 
 ESC = 0x1B
@@ -21,7 +24,7 @@ DEFAULT_ALPHABET = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-assert len(DEFAULT_ALPHABET) == 128  # noqa: S101 - static table check, not input
+assert len(DEFAULT_ALPHABET) == 128  # static table check, not input
 
 #: TS 23.038 §6.2.1.1: the default extension table, septet after ESC -> character.
 DEFAULT_EXTENSION = {
@@ -41,30 +44,56 @@ DEFAULT_EXTENSION = {
 class _Tables:
     """Precomputed encode/decode maps for one (locking, single) language pair."""
 
-    __slots__ = ("basic", "decode_basic", "decode_ext", "encode_map", "encode_translate", "ext")
+    __slots__ = (
+        "basic",
+        "cost_translate",
+        "decode_basic",
+        "decode_escaped",
+        "encode_map",
+        "encode_translate",
+        "ext",
+    )
 
     def __init__(self, basic: str, ext: dict[int, str]) -> None:
+        if len(basic) != 128:  # pragma: no cover - guards the static tables
+            raise ValueError("a locking shift table has 128 positions")
         self.basic = basic
         self.ext = ext
-        # Decode: septet -> str; ESC itself handled by the decoder.
-        self.decode_basic = {i: c for i, c in enumerate(basic) if i != ESC}
-        self.decode_ext = dict(ext)
-        # Encode: character -> septet bytes (1 or 2). The basic table wins when a
-        # character is in both (TS 23.038: prefer the single-septet form).
+        # Decode, no escape: a charmap table for codecs.charmap_decode (C speed);
+        # septets above 0x7F fall outside it and fail. Position 0x1B is never
+        # looked up (the decoder splits on ESC first).
+        self.decode_basic = basic[:ESC] + "\ufffe" + basic[ESC + 1 :]
+        # Decode, after ESC: the single shift table, else the locking table's
+        # character at that code (note to table 6.2.1.1); ESC ESC is a space
+        # (0x1B is reserved for a further extension table, shown as a space).
+        self.decode_escaped = tuple(
+            " " if code == ESC else ext.get(code, basic[code]) for code in range(128)
+        )
+        # Encode: character -> septet bytes (1 or 2). The locking (basic) table
+        # wins when a character is in both: the single-septet form is cheaper
+        # and is what TS 23.038 annex A intends (a shift table repeating a
+        # character of the active locking table is never needed).
         enc: dict[str, bytes] = {}
         for code, ch in ext.items():
-            enc[ch] = bytes((ESC, code))
+            if code != ESC:
+                enc.setdefault(ch, bytes((ESC, code)))
         for i, ch in enumerate(basic):
-            if i != ESC and ch != " " or i == 0x20:
+            if i != ESC:
                 enc[ch] = bytes((i,))
         self.encode_map = enc
         # str.translate table: every mapped character becomes its septets as
         # chr() values; every unmapped ASCII character becomes U+0080, so a
-        # non-ASCII result marks an unencodable character.
+        # non-ASCII result marks an unencodable character (unmapped non-ASCII
+        # characters pass through translate unchanged).
         tr: dict[int, str] = {ord(ch): v.decode("latin-1") for ch, v in enc.items()}
         for o in range(128):
             tr.setdefault(o, "\x80")
         self.encode_translate = tr
+        # The same shape for septet_costs: each character becomes chr(cost).
+        cost: dict[int, str] = {ord(ch): chr(len(v)) for ch, v in enc.items()}
+        for o in range(128):
+            cost.setdefault(o, "\x80")
+        self.cost_translate = cost
 
 
 _cache: dict[tuple[int, int], _Tables] = {}
@@ -74,17 +103,13 @@ def locking_shift_table(language: int) -> str:
     """The 128-character table for a locking-shift language (0 = default)."""
     if language == 0:
         return DEFAULT_ALPHABET
-    from . import national  # late import: the tables are large and rarely needed
-
     return national.locking_shift_table(language)
 
 
 def single_shift_table(language: int) -> dict[int, str]:
-    """The extension table for a single-shift language (0 = default)."""
+    """The extension table for a single-shift language (0 = default), a fresh copy."""
     if language == 0:
-        return DEFAULT_EXTENSION
-    from . import national
-
+        return dict(DEFAULT_EXTENSION)
     return national.single_shift_table(language)
 
 
@@ -98,10 +123,12 @@ def tables(locking: int = 0, single: int = 0) -> _Tables:
     return t
 
 
-def encode_gsm7(text: str, *, locking: int = 0, single: int = 0) -> bytes:
-    """Encode ``text`` to septet values (TS 23.038 §6.2.1).
+def encode_gsm7(text: str, locking: int = 0, single: int = 0) -> bytes:
+    """Encode ``text`` to septet values, one per byte (TS 23.038 §6.2.1).
 
-    Raises :class:`PduError` naming the first character that neither table holds.
+    A character of the locking table costs one septet, one only in the single
+    shift table two (ESC + code). Raises :class:`PduError` naming the first
+    character that neither table holds, or for an unknown language.
     """
     t = tables(locking, single)
     out = text.translate(t.encode_translate)
@@ -117,49 +144,77 @@ def encode_gsm7(text: str, *, locking: int = 0, single: int = 0) -> bytes:
     raise AssertionError("unreachable: translate and encode_map disagree")  # pragma: no cover
 
 
-def gsm7_length(text: str, *, locking: int = 0, single: int = 0) -> int | None:
-    """Septets ``text`` needs, or ``None`` when it is not GSM 7-bit encodable."""
-    try:
-        return len(encode_gsm7(text, locking=locking, single=single))
-    except PduError:
-        return None
+def gsm7_length(text: str, locking: int = 0, single: int = 0) -> int | None:
+    """Septets ``text`` needs, or ``None`` when it is not GSM 7-bit encodable.
+
+    Raises :class:`PduError` only for an unknown language.
+    """
+    out = text.translate(tables(locking, single).encode_translate)
+    return len(out) if out.isascii() else None
 
 
-def septet_cost(ch: str, *, locking: int = 0, single: int = 0) -> int | None:
+def septet_costs(text: str, locking: int = 0, single: int = 0) -> bytes | None:
+    """The septet cost (1 or 2) of each character of ``text``, one byte per
+    character, or ``None`` when some character is not encodable. For
+    segmentation: a part boundary never falls inside an ESC + code pair."""
+    out = text.translate(tables(locking, single).cost_translate)
+    return out.encode("ascii") if out.isascii() else None
+
+
+def septet_cost(ch: str, locking: int = 0, single: int = 0) -> int | None:
     """Septets one character costs: 1, 2 (escape + code), or ``None`` if unencodable."""
     v = tables(locking, single).encode_map.get(ch)
     return None if v is None else len(v)
 
 
-def decode_gsm7(septets: bytes, *, locking: int = 0, single: int = 0) -> str:
-    """Decode septet values to text (TS 23.038 §6.2.1, note to table 6.2.1.1).
+def decode_gsm7(septets: bytes, locking: int = 0, single: int = 0) -> str:
+    """Decode septet values (one per byte) to text (TS 23.038 §6.2.1).
 
-    ESC followed by a code the extension table lacks shows the default-table
-    character for that code; two ESCs in a row show a space (the code reserved
-    for a further extension table). A lone ESC at the end decodes to nothing.
-    Septet values above 127 raise :class:`PduError`.
+    Escape handling (note to table 6.2.1.1):
+
+    - ESC + a code in the single shift table gives that character;
+    - ESC + a code the single shift table lacks gives the locking (default)
+      table character for that code;
+    - ESC ESC gives a space (0x1B is reserved for a further extension table);
+    - a lone ESC as the last septet gives nothing: it escapes no character,
+      and showing a space for it would add a character the sender never
+      typed (a segment of a concatenated message never ends in a lone ESC
+      when the sender follows TS 23.040 §9.2.3.24.1).
+
+    Septet values above 0x7F raise :class:`PduError`, as does an unknown
+    language.
     """
     t = tables(locking, single)
-    if ESC not in septets:
-        if not septets.isascii():
-            raise PduError("septet value above 127", field="TP-UD")
-        return septets.decode("ascii").translate(t.decode_basic)
-    out: list[str] = []
-    basic = t.basic
-    ext = t.ext
-    escaped = False
-    for s in septets:
-        if s > 0x7F:
-            raise PduError("septet value above 127", field="TP-UD")
-        if escaped:
-            escaped = False
-            if s == ESC:
+    try:
+        if ESC not in septets:
+            return _charmap_decode(septets, "strict", t.decode_basic)[0]
+        basic = t.decode_basic
+        escaped = t.decode_escaped
+        parts = bytes(septets).split(b"\x1b")
+        out = [_charmap_decode(parts[0], "strict", basic)[0]]
+        n = len(parts)
+        i = 1
+        # parts[i] follows an ESC. Its first septet is the escaped code; an
+        # empty part means the next septet was ESC (ESC ESC -> space, and the
+        # part after that second ESC is plain text), or the input ended.
+        while i < n:
+            part = parts[i]
+            if part:
+                code = part[0]
+                if code > 0x7F:
+                    break  # reported below by charmap_decode
+                out.append(escaped[code])
+                out.append(_charmap_decode(part[1:], "strict", basic)[0])
+                i += 1
+            elif i + 1 < n:
                 out.append(" ")
+                out.append(_charmap_decode(parts[i + 1], "strict", basic)[0])
+                i += 2
             else:
-                c = ext.get(s)
-                out.append(basic[s] if c is None else c)
-        elif s == ESC:
-            escaped = True
+                i += 1  # trailing lone ESC: nothing
         else:
-            out.append(basic[s])
-    return "".join(out)
+            return "".join(out)
+    except UnicodeDecodeError:
+        pass
+    bad = next(s for s in septets if s > 0x7F)
+    raise PduError(f"septet value {bad:#x} above 0x7F", field="TP-UD")

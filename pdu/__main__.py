@@ -1,0 +1,5 @@
+"""``python -m pdu``: see :mod:`pdu.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

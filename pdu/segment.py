@@ -1,0 +1,299 @@
+"""Segmentation: count before you encode (TS 23.040 §9.2.3.24.1, TS 23.038 §6).
+
+:func:`plan` computes, before any packing, the encoding, the header each part
+needs, how many units (GSM 7-bit septets, 8-bit octets or UTF-16 code units)
+each part holds and where the content is cut; :func:`submit_parts` and
+:func:`deliver_parts` then build the TPDUs from that plan.
+
+Capacity of one part whose user data header takes ``H`` octets (UDHL
+included, 0 = no header), TP-UD being 140 octets (§9.2.3.16):
+
+* GSM 7-bit: ``160 - ceil(8H / 7)`` septets (the header is padded with fill
+  bits to a septet boundary, §9.2.3.24);
+* 8-bit data: ``140 - H`` octets;
+* UCS-2: ``(140 - H) // 2`` UTF-16 code units.
+
+So one unsegmented message holds 160 / 140 / 70; a part with an 8-bit
+reference concatenation header (6 octets) 153 / 134 / 67, with a 16-bit one
+(7 octets) 152 / 133 / 66. Port and national language elements add their own
+octets. An extension-table character (escape + code, two septets) and a
+UTF-16 surrogate pair are never split across parts. At most 255 parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import alphabet
+from .address import Address
+from .dcs import Alphabet, DataCoding
+from .errors import PduError
+from .timestamps import ValidityPeriod
+from .tpdu import Deliver, Submit
+from .udh import (
+    CONCAT8_COST,
+    CONCAT16_COST,
+    MAX_UD_OCTETS,
+    MAX_UD_SEPTETS,
+    UDHL_COST,
+    Concat,
+    InformationElement,
+    Ports,
+    UserData,
+    language_ie,
+)
+
+#: TS 23.040 §9.2.3.24.1: the sequence number is one octet.
+MAX_PARTS = 255
+
+#: Units per part with no header, with an 8-bit and a 16-bit reference
+#: concatenation header (derived from the rules above; checked by tests).
+SINGLE_SEPTETS = 160
+SINGLE_OCTETS = 140
+SINGLE_UCS2_UNITS = 70
+
+
+def capacity(encoding: Alphabet, header_octets: int) -> int:
+    """Units one part holds when its user data header takes ``header_octets``
+    octets, UDHL included (0 = no header)."""
+    if encoding is Alphabet.GSM7:
+        return MAX_UD_SEPTETS - (header_octets * 8 + 6) // 7
+    if encoding is Alphabet.DATA8:
+        return MAX_UD_OCTETS - header_octets
+    return (MAX_UD_OCTETS - header_octets) // 2
+
+
+CONCAT8_SEPTETS = capacity(Alphabet.GSM7, UDHL_COST + CONCAT8_COST)  # 153
+CONCAT16_SEPTETS = capacity(Alphabet.GSM7, UDHL_COST + CONCAT16_COST)  # 152
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How content will be sent (computed before encoding).
+
+    ``units`` is the content's cost in septets, octets or UTF-16 code units;
+    ``units_per_part`` what each part holds (the single-message capacity when
+    ``parts == 1``); ``units_left`` what is still free in the last part;
+    ``cuts`` the start index in the content of each part (characters for text,
+    octets for bytes); ``header`` the elements every part carries besides the
+    concatenation element.
+    """
+
+    encoding: Alphabet
+    parts: int
+    units: int
+    units_per_part: int
+    units_left: int
+    cuts: tuple[int, ...]
+    header: tuple[InformationElement, ...]
+    header_octets: int
+    locking: int = 0
+    single: int = 0
+    ref16: bool = False
+
+    @property
+    def fill_bits(self) -> int:
+        """GSM 7-bit fill bits after the header (TS 23.040 §9.2.3.24); 0 otherwise."""
+        if self.encoding is not Alphabet.GSM7 or not self.header_octets:
+            return 0
+        return (7 - (self.header_octets * 8) % 7) % 7
+
+    @property
+    def fits_in_one_sms(self) -> bool:
+        """True when the content goes out as one unsegmented message."""
+        return self.parts == 1
+
+    def slices(self, content: str | bytes) -> list[str | bytes]:
+        """The content of each part."""
+        ends = (*self.cuts[1:], len(content))
+        return [content[a:b] for a, b in zip(self.cuts, ends, strict=True)]
+
+
+def _costs(
+    text: str, encoding: Alphabet, locking: int, single: int, septets: int | None
+) -> list[int] | None:
+    """Per-character unit costs, or None when every character costs 1.
+    ``septets`` is the text's GSM 7-bit length when already counted."""
+    if encoding is Alphabet.GSM7:
+        if septets is None:
+            septets = alphabet.gsm7_length(text, locking=locking, single=single)
+        if septets is None:
+            for pos, ch in enumerate(text):
+                if alphabet.septet_cost(ch, locking=locking, single=single) is None:
+                    raise PduError(
+                        f"character {ch!r} at position {pos} is not in the GSM 7-bit alphabet",
+                        field="TP-UD",
+                    )
+        if septets == len(text):
+            return None
+        t = alphabet.tables(locking, single).encode_map
+        return [len(t[ch]) for ch in text]
+    # UCS-2: UTF-16 code units; a character outside the BMP is a surrogate pair.
+    if text.isascii() or all(ord(ch) < 0x10000 for ch in text):
+        return None
+    return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+
+
+def plan(
+    content: str | bytes,
+    *,
+    encoding: Alphabet | None = None,
+    locking: int = 0,
+    single: int = 0,
+    ports: Ports | None = None,
+    ref16: bool = False,
+) -> Plan:
+    """Plan the parts for ``content`` (see module doc for the capacities).
+
+    ``encoding=None`` picks GSM 7-bit when every character fits the (given
+    national) tables, else UCS-2; bytes are always 8-bit data. ``locking`` and
+    ``single`` select national language tables (TS 23.038 §6.2.1.2.4) and add
+    their header elements; ``ports`` adds an application port element.
+    Raises :class:`PduError` when the content cannot be coded as asked or
+    needs more than 255 parts.
+    """
+    if isinstance(content, bytes | bytearray):
+        if encoding not in (None, Alphabet.DATA8):
+            raise PduError(f"bytes can only be sent as 8-bit data, not {encoding}", field="TP-DCS")
+        enc = Alphabet.DATA8
+        costs: list[int] | None = None
+    else:
+        if locking or single:
+            alphabet.tables(locking, single)  # PduError for a language we lack
+        septets: int | None = None
+        if encoding is None:
+            septets = alphabet.gsm7_length(content, locking=locking, single=single)
+            enc = Alphabet.GSM7 if septets is not None else Alphabet.UCS2
+        else:
+            enc = Alphabet(encoding)
+            if enc is Alphabet.DATA8:
+                raise PduError("8-bit data must be given as bytes", field="TP-DCS")
+        if enc is Alphabet.UCS2:
+            try:
+                content.encode("utf-16-be")
+            except UnicodeEncodeError:
+                raise PduError("text has a lone surrogate", field="TP-UD") from None
+        costs = _costs(content, enc, locking, single, septets)
+    header: tuple[InformationElement, ...] = ()
+    if ports is not None:
+        header += (ports.to_ie(),)
+    if enc is Alphabet.GSM7:
+        header += language_ie(single=single, locking=locking)
+    else:
+        locking = single = 0
+    base = (UDHL_COST + sum(2 + len(ie.data) for ie in header)) if header else 0
+    units = len(content) if costs is None else sum(costs)
+    cap1 = capacity(enc, base)
+    if units <= cap1:
+        return Plan(enc, 1, units, cap1, cap1 - units, (0,), header, base, locking, single, ref16)
+    concat_octets = (CONCAT16_COST if ref16 else CONCAT8_COST) + (0 if base else UDHL_COST)
+    hdr_octets = base + concat_octets
+    cap = capacity(enc, hdr_octets)
+    if costs is None:
+        cuts = tuple(range(0, len(content), cap))
+        last = units - cap * (len(cuts) - 1)
+    else:
+        cut_list = [0]
+        used = 0
+        for i, c in enumerate(costs):
+            if used + c > cap:
+                cut_list.append(i)
+                used = 0
+                if len(cut_list) > MAX_PARTS:
+                    break
+            used += c
+        cuts = tuple(cut_list)
+        last = used
+    if len(cuts) > MAX_PARTS:
+        raise PduError(
+            f"content needs more than {MAX_PARTS} parts ({units} {enc.value} units)",
+            field="TP-UD",
+        )
+    return Plan(
+        enc, len(cuts), units, cap, cap - last, cuts, header, hdr_octets, locking, single, ref16
+    )
+
+
+def _user_data(p: Plan, content: str | bytes, ref: int) -> list[UserData]:
+    chunks = p.slices(content)
+    out = []
+    for seq, chunk in enumerate(chunks, 1):
+        header = p.header
+        if p.parts > 1:
+            header = (Concat(ref, p.parts, seq, p.ref16).to_ie(), *header)
+        if isinstance(chunk, str):
+            out.append(UserData(header, chunk, None))
+        else:
+            out.append(UserData(header, None, bytes(chunk)))
+    return out
+
+
+def _check_ref(ref: int, ref16: bool) -> None:
+    if not 0 <= ref <= (0xFFFF if ref16 else 0xFF):
+        raise PduError(f"concatenation reference {ref} out of range", field="TP-UDH")
+
+
+def submit_parts(
+    recipient: str | Address,
+    content: str | bytes,
+    *,
+    encoding: Alphabet | None = None,
+    srr: bool = False,
+    mr: int = 0,
+    ref: int = 0,
+    vp: ValidityPeriod | None = None,
+    message_class: int | None = None,
+    locking: int = 0,
+    single: int = 0,
+    ports: Ports | None = None,
+    ref16: bool = False,
+    pid: int = 0,
+    smsc: Address | None = None,
+) -> list[Submit]:
+    """SMS-SUBMITs for ``content``: one when it fits, else concatenated parts
+    with reference ``ref``; TP-MR of part ``i`` (from 0) is ``(mr + i) % 256``."""
+    _check_ref(ref, ref16)
+    da = recipient if isinstance(recipient, Address) else Address.parse(recipient)
+    p = plan(content, encoding=encoding, locking=locking, single=single, ports=ports, ref16=ref16)
+    dcs = DataCoding.for_alphabet(p.encoding, message_class)
+    return [
+        Submit(
+            tp_da=da,
+            tp_ud=ud,
+            tp_mr=(mr + i) & 0xFF,
+            tp_pid=pid,
+            tp_dcs=dcs,
+            tp_vp=vp,
+            tp_srr=srr,
+            smsc=smsc,
+        )
+        for i, ud in enumerate(_user_data(p, content, ref))
+    ]
+
+
+def deliver_parts(
+    sender: str | Address,
+    content: str | bytes,
+    *,
+    scts: datetime,
+    encoding: Alphabet | None = None,
+    ref: int = 0,
+    smsc: Address | None = None,
+    message_class: int | None = None,
+    locking: int = 0,
+    single: int = 0,
+    ports: Ports | None = None,
+    ref16: bool = False,
+    pid: int = 0,
+    sri: bool = False,
+) -> list[Deliver]:
+    """SMS-DELIVERs for ``content`` (what a network builds for an MT message)."""
+    _check_ref(ref, ref16)
+    oa = sender if isinstance(sender, Address) else Address.parse(sender)
+    p = plan(content, encoding=encoding, locking=locking, single=single, ports=ports, ref16=ref16)
+    dcs = DataCoding.for_alphabet(p.encoding, message_class)
+    return [
+        Deliver(tp_oa=oa, tp_scts=scts, tp_ud=ud, tp_pid=pid, tp_dcs=dcs, tp_sri=sri, smsc=smsc)
+        for ud in _user_data(p, content, ref)
+    ]

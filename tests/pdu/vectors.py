@@ -1,0 +1,249 @@
+"""Worked PDU vectors shared by the decode and encode tests.
+
+Each vector names its source. ``canonical`` means ``encode(decode(hex)) ==
+hex`` byte for byte (a vector is not canonical when the wire carries
+something a decoded value cannot express, e.g. a time zone of "-0"
+quarter-hours). ``expect`` lists :func:`pdu.to_json` keys the decoded message
+must have (other keys are not checked by the table test).
+
+"constructed" vectors were built from TS 23.040 field by field and
+cross-checked with python-gsmmodem's decoder where it supports the feature
+(it does not decode enhanced TP-VP nor the ``* #`` semi-octets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Vector:
+    name: str
+    hex: str
+    source: str
+    smsc: bool = True
+    canonical: bool = True
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+VECTORS: tuple[Vector, ...] = (
+    Vector(
+        "dreamfabric-deliver",
+        "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07",
+        "dreamfabric.com 'SMS and the PDU format' SMS-DELIVER example (README's main example)",
+        canonical=False,  # time zone octet 08 is "-0 quarters"; re-encoded as 00
+        expect={
+            "type": "deliver",
+            "smsc": "+31624000000",
+            "sender": "+31641600986",
+            "encoding": "gsm7",
+            "text": "How are you?",
+            "data": None,
+            "timestamp": "2002-08-26T19:37:41+00:00",
+            "concat": None,
+            "message_class": None,
+            "reference": None,
+            "status": None,
+        },
+    ),
+    Vector(
+        "dreamfabric-submit",
+        "0011000B916407281553F80000AA0AE8329BFD4697D9EC37",
+        "dreamfabric.com SMS-SUBMIT example (relative TP-VP AA = 4 days)",
+        expect={
+            "type": "submit",
+            "smsc": None,
+            "recipient": "+46708251358",
+            "text": "hellohello",
+            "reference": 0,
+            "timestamp": None,
+        },
+    ),
+    Vector(
+        "developershome-submit",
+        "079153588077010111000C915358508282420000A71154747A0E4ACF41F4F29C9E769F4121",
+        "developershome.com AT+CMGS PDU-mode example (TP-VP A7 = 24 h)",
+        expect={
+            "type": "submit",
+            "smsc": "+358508771010",
+            "recipient": "+358505282824",
+            "text": "This is testing !",
+        },
+    ),
+    Vector(
+        "developershome-deliver",
+        "0791535880770101200C915358508282420000691170413375081154747A0E4ACF41F4F29C9E769F4121",
+        "developershome.com +CMT example (first octet 0x20: TP-SRI, more messages waiting; "
+        "year 96 read as 1996)",
+        canonical=False,  # time zone "-0"
+        expect={
+            "type": "deliver",
+            "sender": "+358505282824",
+            "text": "This is testing !",
+            "timestamp": "1996-11-07T14:33:57+00:00",
+        },
+    ),
+    Vector(
+        "amro-status-report",
+        "06000B910221815716F2709021510121807090215101718000",
+        "amro.blogspot.com 'receiving an SMS status report' +CDS capture (bare TPDU)",
+        smsc=False,
+        expect={
+            "type": "status-report",
+            "smsc": None,
+            "recipient": "+20121875612",
+            "timestamp": "2007-09-12T15:10:12+02:00",
+            "reference": 0,
+            "status": 0,
+            "encoding": None,
+            "text": None,
+        },
+    ),
+    Vector(
+        "twilio-binary-command",
+        "07912160130300F4040481926300046211123295030006DEADBEEF00FF",
+        "constructed: a Programmable Wireless binary Command from short code 2936, DCS 0x04",
+        expect={
+            "type": "deliver",
+            "smsc": "+12063130004",
+            "sender": "2936",
+            "encoding": "8bit",
+            "text": None,
+            "data": "deadbeef00ff",
+            "timestamp": "2026-11-21T23:59:30+00:00",
+        },
+    ),
+    Vector(
+        "supersim-text-command",
+        "079144775810065004038100F000006230405060708A10F2B2F8FDA683DCEF3B6883C26F52",
+        "constructed: a Super SIM Command from 000 with extension chars { } (UTC-7)",
+        expect={
+            "sender": "000",
+            "text": "reboot now {x}",
+            "timestamp": "2026-03-04T05:06:07-07:00",
+        },
+    ),
+    Vector(
+        "alphanumeric-sender",
+        "0791447758100650040BD0D47B9A9D7E0300005221133295953213D9775D0E1ABFC965507A0E8AC966B49A0D",
+        "constructed: alphanumeric TP-OA 'Twilio' (11 semi-octets), UTC+5:45",
+        expect={
+            "sender": "Twilio",
+            "text": "Your code is 123456",
+            "timestamp": "2025-12-31T23:59:59+05:45",
+        },
+    ),
+    Vector(
+        "ucs2-surrogate-pair",
+        "00040C9144770009103200084220922100004012041F044004380432043504420020D83DDE00",
+        "constructed: UCS-2 (UTF-16) text with a non-BMP emoji, 29 Feb 2024",
+        expect={"encoding": "ucs2", "text": "Привет 😀", "sender": "+447700900123"},
+    ),
+    Vector(
+        "concat8-part1",
+        "0791447758100650440C91447700091032000062111232950300A005000342020182C16030180C0683"
+        + "C16030180C0683" * 18,
+        "constructed: part 1/2 with 8-bit reference 0x42, 153 septets after a 6-octet UDH",
+        expect={"concat": {"ref": 0x42, "total": 2, "seq": 1}, "text": "A" * 153},
+    ),
+    Vector(
+        "concat16-ucs2",
+        "00440C9144770009103200086211123295030017060804123403030047007200FC00DF0065002065E5672C",
+        "constructed: UCS-2 part 3/3, 16-bit reference 0x1234",
+        expect={"concat": {"ref": 0x1234, "total": 3, "seq": 3}, "text": "Grüße 日本"},
+    ),
+    Vector(
+        "wap-ports-8bit",
+        "00440481926300F5621112329503000A0605040B8423F0010603",
+        "constructed: 16-bit application ports 9200 -> 2948 (WAP push), DCS 0xF5 (8-bit, class 1)",
+        expect={
+            "encoding": "8bit",
+            "ports": {"src": 9200, "dst": 2948},
+            "data": "010603",
+            "message_class": 1,
+        },
+    ),
+    Vector(
+        "class0-flash",
+        "000404819263001062111232950300064676788E0E01",
+        "constructed: DCS 0x10, class 0 (flash)",
+        expect={"text": "Flash!", "message_class": 0},
+    ),
+    Vector(
+        "mwi-voicemail-active",
+        "00040C9194710167000000C86211123295030000",
+        "constructed: DCS 0xC8 message waiting (discard), voicemail active, empty text",
+        expect={"text": "", "encoding": "gsm7", "message_class": None},
+    ),
+    Vector(
+        "submit-srr-absolute-vp",
+        "00392A0481926300006211222100000A02EF35",
+        "constructed: SUBMIT to 2936, TP-SRR, TP-MR 42, absolute TP-VP (UTC-5)",
+        expect={"type": "submit", "recipient": "2936", "reference": 42, "text": "ok"},
+    ),
+    Vector(
+        "submit-enhanced-vp",
+        "000900038100F00000023C000000000004F0B7FB0C",
+        "constructed: SUBMIT to 000 with enhanced TP-VP (format 2: 60 seconds)",
+        expect={"recipient": "000", "text": "pong"},
+    ),
+    Vector(
+        "submit-binary",
+        "0001000481926300040A00010203040506070809",
+        "constructed: binary reply to 2936, DCS 0x04 (what the bridge sends)",
+        expect={"encoding": "8bit", "data": "00010203040506070809"},
+    ),
+    Vector(
+        "status-report-with-pi",
+        "07912160130300F4062A0481926362111232950300621112329553004607000007653C3C2D2F9301",
+        "constructed: STATUS-REPORT, TP-ST 0x46 (validity expired), TP-PI with PID/DCS/UDL",
+        expect={
+            "type": "status-report",
+            "status": 0x46,
+            "reference": 42,
+            "text": "expired",
+            "encoding": "gsm7",
+        },
+    ),
+    Vector(
+        "semi-octets-star-hash",
+        "00010005811A00FB00000178",
+        "constructed: TP-DA '*100#' (semi-octets A and B), odd length with F filler",
+        expect={"recipient": "*100#", "text": "x"},
+    ),
+    Vector(
+        "shekharbiradar-concat-submit",
+        "0041000C911999083196770000A0050003000301986F79B90D4AC3E7F53688FC66BFE5A0799A0E0AB7CB741668"
+        "FC76CFCB637A995E9783C2E4343C3D4F8FD3EE33A8CC4ED359A079990C22BF41E5747DDE7E9341F4721BFE9683"
+        "D2EE719A9C26D7DD74509D0E6287C56F791954A683C86FF65B5E06B5C36777181466A7E3F5B0AB4A0795DDE936"
+        "284C06B5D3EE741B642FBBD3E1360B14AFA7E7",
+        "shekharbiradar.wordpress.com 'Send and Receive Concatenated SMS in PDU mode' "
+        "(AT+CMGS=153, part 1/3 with UDH 050003000301, 153 septets)",
+        expect={
+            "type": "submit",
+            "recipient": "+919980136977",
+            "concat": {"ref": 0, "total": 3, "seq": 1},
+            "text": "Lorem ipsum dolor sit amet, consectetur adipisicing elit, sed do eiusmod "
+            "tempor incididunt ut labore et dolore magna aliqua.Ut enim ad minim veniam, quis",
+        },
+    ),
+    Vector(
+        "9cbs-submit-7bit",
+        "0011000781214356F70000AA05E8329BFD06",
+        "9cbs.com 'SMS PDU mode, data format and length calculation' (AT+CMGS=17, 'hello')",
+        expect={"recipient": "1234657", "text": "hello", "encoding": "gsm7"},
+    ),
+    Vector(
+        "9cbs-submit-8bit-class2",
+        "079194710167000011000781214365F700F6AA0568656C6C6F",
+        "9cbs.com same page: 8-bit (DCS F6, class 2) 'hello' with SMSC +491710760000",
+        expect={
+            "smsc": "+491710760000",
+            "recipient": "1234567",
+            "encoding": "8bit",
+            "data": "68656c6c6f",
+            "message_class": 2,
+        },
+    ),
+)
