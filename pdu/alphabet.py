@@ -46,6 +46,7 @@ class _Tables:
 
     __slots__ = (
         "basic",
+        "charset",
         "cost_translate",
         "decode_basic",
         "decode_escaped",
@@ -81,6 +82,9 @@ class _Tables:
             if i != ESC:
                 enc[ch] = bytes((i,))
         self.encode_map = enc
+        # Every encodable character: a quick "no" for text that is not GSM
+        # 7-bit (str.translate is slow once it meets non-ASCII characters).
+        self.charset = frozenset(enc)
         # str.translate table: every mapped character becomes its septets as
         # chr() values; every unmapped ASCII character becomes U+0080, so a
         # non-ASCII result marks an unencodable character (unmapped non-ASCII
@@ -131,9 +135,10 @@ def encode_gsm7(text: str, locking: int = 0, single: int = 0) -> bytes:
     character that neither table holds, or for an unknown language.
     """
     t = tables(locking, single)
-    out = text.translate(t.encode_translate)
-    if out.isascii():
-        return out.encode("ascii")
+    if text.isascii() or t.charset.issuperset(text):
+        out = text.translate(t.encode_translate)
+        if out.isascii():
+            return out.encode("ascii")
     for pos, ch in enumerate(text):
         if ch not in t.encode_map:
             raise PduError(
@@ -149,7 +154,10 @@ def gsm7_length(text: str, locking: int = 0, single: int = 0) -> int | None:
 
     Raises :class:`PduError` only for an unknown language.
     """
-    out = text.translate(tables(locking, single).encode_translate)
+    t = tables(locking, single)
+    if not (text.isascii() or t.charset.issuperset(text)):
+        return None
+    out = text.translate(t.encode_translate)
     return len(out) if out.isascii() else None
 
 
@@ -157,7 +165,10 @@ def septet_costs(text: str, locking: int = 0, single: int = 0) -> bytes | None:
     """The septet cost (1 or 2) of each character of ``text``, one byte per
     character, or ``None`` when some character is not encodable. For
     segmentation: a part boundary never falls inside an ESC + code pair."""
-    out = text.translate(tables(locking, single).cost_translate)
+    t = tables(locking, single)
+    if not (text.isascii() or t.charset.issuperset(text)):
+        return None
+    out = text.translate(t.cost_translate)
     return out.encode("ascii") if out.isascii() else None
 
 

@@ -12,7 +12,10 @@ Bound: at most ``max_pending`` messages in progress. When a part starts a new
 message past that bound, the message in progress that started first is
 evicted: it is *not* dropped but queued and handed back by the next
 :meth:`Reassembler.expire` call (with ``evicted=True``), so the caller still
-sees every part it was given. Memory per message is bounded by 255 parts.
+sees every part it was given. That queue is bounded too (``max_pending``
+entries): a caller that never calls :meth:`~Reassembler.expire` loses the
+oldest evicted messages, counted in :attr:`Reassembler.dropped`. Memory per
+message is bounded by 255 parts.
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ class Reassembler:
         self.max_pending = max_pending
         self._pending: dict[_Key, _Pending] = {}  # insertion order = start order
         self._evicted: list[IncompleteMessage] = []
+        #: Evicted messages lost because expire() was not called in time.
+        self.dropped = 0
 
     def __len__(self) -> int:
         """Messages in progress."""
@@ -161,6 +166,9 @@ class Reassembler:
     def _evict_oldest(self) -> None:
         key = next(iter(self._pending))
         self._evicted.append(self._incomplete(key, self._pending.pop(key), True))
+        if len(self._evicted) > self.max_pending:
+            del self._evicted[0]
+            self.dropped += 1
 
     def expire(self, now: float, max_age: float) -> list[IncompleteMessage]:
         """Hand back (and forget) messages started more than ``max_age`` before

@@ -434,6 +434,8 @@ def decode(pdu: bytes | bytearray | memoryview | str, *, smsc: bool = True) -> M
     if isinstance(pdu, str):
         pdu = parse_hex(pdu)
     elif not isinstance(pdu, bytes):
+        if not isinstance(pdu, bytearray | memoryview):
+            raise TypeError(f"decode() takes bytes or a hex str, not {type(pdu).__name__}")
         pdu = bytes(pdu)
     if smsc:
         sc, o = decode_smsc(pdu)

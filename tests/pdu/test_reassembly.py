@@ -145,3 +145,14 @@ def test_surrogate_pair_split_by_sender_is_rejoined() -> None:
     assert r.add(parts[1], 0.0) is None
     m = r.add(parts[0], 0.0)
     assert m is not None and m.text == "A😀B"
+
+
+def test_evicted_queue_is_bounded() -> None:
+    r = Reassembler(max_pending=2)
+    for i in range(10):
+        r.add(_parts(f"+{i}", "q" * 200, ref=i)[0], float(i))
+    assert len(r) == 2
+    assert r.dropped == 6  # 8 evicted, 2 kept for expire()
+    handed = r.expire(now=100.0, max_age=1000.0)
+    assert [str(m.sender) for m in handed] == ["+6", "+7"]
+    assert all(m.evicted for m in handed)

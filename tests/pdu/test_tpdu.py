@@ -445,3 +445,8 @@ def test_cmgs_pdu() -> None:
     hexstr2, n2 = cmgs_pdu(s2)
     assert hexstr2.startswith("07912160130300F4")
     assert n2 == len(bytes.fromhex(hexstr2)) - 8
+
+
+def test_decode_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        decode(12345)  # type: ignore[arg-type]
