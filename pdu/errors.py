@@ -17,7 +17,8 @@ class PduError(ValueError):
     offset in the input where the fault was found, when decoding.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, offset: int | None = None
+    def __init__(
+        self, message: str, *, field: str | None = None, offset: int | None = None
     ) -> None:
         self.reason = message
         self.field = field
