@@ -1,13 +1,25 @@
-"""GSM 7-bit default alphabet and its extension table (3GPP TS 23.038 §6.2.1).
+"""GSM 7-bit default alphabet, its extension table and the national language
+tables (3GPP TS 23.038 §6.2.1, §6.2.1.1, §6.2.1.2 and annex A).
 
 Text is converted to *septet values* (one byte each, 0-127) here; packing the
 septets into octets is :mod:`pdu.septets`. A character of the extension table
 (§6.2.1.1) costs two septets: the escape 0x1B and its code.
 
-National language tables (§6.2.1.2 locking shift, §6.2.1.2.x single shift)
-are selected by language identifier: ``locking`` replaces the default table,
-``single`` replaces the extension table. Identifier 0 is the default
-alphabet / default extension table.
+National language tables are selected by language identifier (§6.2.1.2.4):
+``locking`` replaces the default table (locking shift, annex A.3),
+``single`` replaces the extension table (single shift, annex A.2). Identifier
+0 is the default alphabet / default extension table; the others this codec
+carries are in :mod:`pdu.national` (Turkish 1, Spanish 2 -- single shift
+only --, Portuguese 3); any other raises :class:`PduError`.
+
+Encoding prefers the one-septet form when a character is in both tables.
+Decoding follows the note to table 6.2.1.1 (see :func:`decode_gsm7`).
+
+Speed: each language pair's maps are built once (:func:`tables`). Encoding is
+one ``str.translate`` (characters to septet values as code points < 0x80);
+decoding is ``codecs.charmap_decode`` per run of septets between escapes,
+so both run in C; non-encodable text is rejected with a ``frozenset`` test
+before any translation.
 """
 
 from __future__ import annotations

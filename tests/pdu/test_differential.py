@@ -29,13 +29,8 @@ from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
 
 import pdu
 import pdu.septets
-from pdu import Address, Alphabet, Deliver, Submit, decode, encode
+from pdu import Address, Alphabet, Deliver, Submit, decode, deliver_parts, encode, submit_parts
 from pdu.alphabet import encode_gsm7, tables
-
-try:  # the segmentation API is re-exported by the package once it lands
-    from pdu import deliver_parts, submit_parts
-except ImportError:  # pragma: no cover - depends on the colleague's progress
-    from pdu.segment import deliver_parts, submit_parts
 
 SMSC = "+31624000000"
 SMSC_ADDR = Address.parse(SMSC)
@@ -122,7 +117,7 @@ _GAMMU_UCS2_ENCODE_SPECIAL = "~\x01\x00"
 
 
 def _gammu_ucs2_matches(theirs: str, ours: str) -> bool:
-    """gammu's UCS-2 text against ours, allowing for two libGammu quirks.
+    """gammu's UCS-2 text against ours, allowing for a libGammu quirk.
 
     Pinned in test_quirk_gammu_ucs2_specials: libGammu uses '~' as an escape
     in UCS-2 text (DecodePDU doubles each '~', shows U+0001 as '~', then cuts

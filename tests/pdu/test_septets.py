@@ -25,11 +25,14 @@ septet_values = st.binary(max_size=300).map(lambda b: bytes(x & 0x7F for x in b)
 
 # (text, fill bits, packed hex, source)
 VECTORS = [
-    # The classic worked example (GSM 03.38 / TS 23.038 §6.1.2.1.1 packing rule):
+    # The classic worked example of the §6.1.2.1.1 packing rule, reproduced in
+    # many PDU guides (and in smspdudecoder's doctests).
     ("hellohello", 0, "E8329BFD4697D9EC37", "'hellohello', 10 septets -> 9 octets"),
-    # TS 27.005-style AT+CMGS example text, widely reproduced (e.g. dreamfabric).
+    # 'H' is 0x48: only the first octet differs from the 'hello' example.
     ("Hello", 0, "C8329BFD06", "'Hello', 5 septets -> 5 octets"),
+    # Also a doctest vector of smspdudecoder ('1234567' is 31D98C56B3DD00).
     ("12345678", 0, "31D98C56B3DD70", "8 septets fill exactly 7 octets"),
+    ("1234567", 0, "31D98C56B3DD00", "7 septets leave 7 spare bits"),
     # After a 6-octet concatenation UDH: 48 bits + 1 fill bit = 7 septets.
     ("Hello", 1, "906536FB0D", "'Hello' after 1 fill bit (by hand: C8329BFD06 << 1)"),
     ("@", 6, "0000", "one zero septet after 6 fill bits: 13 bits -> 2 octets"),
