@@ -1,0 +1,565 @@
+"""asyncio AT client: one command in flight, URCs as bounded async streams.
+
+The client is the I/O edge around :class:`modem.protocol.AtProtocol`. It owns
+the transport (pyserial URL through pyserial-asyncio-fast, or ``sim://PROFILE``
+for the in-process simulated module), writes one command at a time, feeds the
+bytes it reads to the core, resolves the command's future from the core's
+events and fans unsolicited result codes out to subscribers.
+
+Guarantees (tested):
+
+* one command in flight; a configurable pause between commands;
+* cancellation-safe: a command cancelled or timed out leaves the line in
+  sync - ESC right away for a stuck ``> `` prompt, then (before the next
+  command) ``AT`` until ``OK``;
+* no busy polling: an idle client awaits nothing but the transport's
+  callbacks; every wait has a deadline;
+* closing the client or losing the port fails every pending future; after a
+  timeout, a disconnect or a close no future or listener is left
+  (:meth:`AtClient.leftovers` reports them for tests);
+* raw traffic is logged at :data:`TRACE` (level 5) on ``modem.client.trace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import serial_asyncio_fast
+
+from . import timing
+from .commands import Command, Response, at
+from .errors import ClientClosed, CommandTimeout, ModemDisconnected, ModemError
+from .protocol import (
+    AtProtocol,
+    Discarded,
+    Echo,
+    Event,
+    FinalResult,
+    Intermediate,
+    Prompt,
+    Urc,
+)
+
+__all__ = ["TRACE", "AtClient", "Connector", "Subscription", "open_connector"]
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+trace_log = logging.getLogger("modem.client.trace")
+
+#: Log level of raw traffic (below DEBUG).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+CTRL_Z = b"\x1a"
+ESC = b"\x1b"
+
+#: Default bound of each subscriber's URC queue. On overflow the oldest URC is
+#: dropped and :attr:`Subscription.overflowed` is set (the SMS service sweeps).
+URC_QUEUE_SIZE = 256
+
+ProtocolFactory = Callable[[], asyncio.Protocol]
+Connector = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, Any]]]
+
+
+def open_connector(
+    url: str, *, baudrate: int = 115200, sim_options: dict[str, Any] | None = None
+) -> Connector:
+    """A connector for ``url``: a pyserial URL or ``sim://PROFILE[?pin=1234]``.
+
+    For ``sim://`` the simulated module is created once (so it survives
+    reconnects, like a real module behind a re-enumerated USB port) and kept
+    as ``connector.sim_modem``.
+    """
+    if url.startswith("sim://"):
+        # production code touches the simulator only when a user asks for it
+        sim: Any = importlib.import_module("modem.sim")
+
+        spec = url[len("sim://") :]
+        profile, _, query = spec.partition("?")
+        opts: dict[str, Any] = {}
+        for item in filter(None, query.split("&")):
+            key, _, value = item.partition("=")
+            opts[key] = value
+        modem = sim.SimModem(
+            profile or "generic", pin=opts.get("pin"), seed=int(opts.get("seed", 0))
+        )
+        extra = dict(sim_options or {})
+
+        async def sim_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
+            result = sim.create_sim_connection(factory, modem, **extra)
+            if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+                result = await result
+            transport, protocol = result
+            return transport, protocol
+
+        sim_connect.sim_modem = modem  # type: ignore[attr-defined]
+        return sim_connect
+
+    async def serial_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await serial_asyncio_fast.create_serial_connection(
+            loop, factory, url, baudrate=baudrate
+        )
+        return transport, protocol
+
+    return serial_connect
+
+
+class Subscription:
+    """A bounded stream of URCs; iterate it (``async for urc in sub``).
+
+    Ends (StopAsyncIteration) when the client closes. Use as a context manager
+    or call :meth:`close` so the client forgets it.
+    """
+
+    def __init__(self, client: AtClient, maxsize: int, names: tuple[str, ...] | None) -> None:
+        self._client = client
+        self._queue: deque[Urc] = deque()
+        self._maxsize = maxsize
+        self._names = names
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.overflowed = 0
+
+    def wants(self, urc: Urc) -> bool:
+        return self._names is None or urc.name in self._names
+
+    def _push(self, urc: Urc) -> None:
+        if len(self._queue) >= self._maxsize:
+            self._queue.popleft()
+            self.overflowed += 1
+            log.warning("URC queue full: dropped the oldest (%d so far)", self.overflowed)
+        self._queue.append(urc)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client._subscriptions.discard(self)
+            self._wake()
+
+    def __aiter__(self) -> AsyncIterator[Urc]:
+        return self
+
+    async def __anext__(self) -> Urc:
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def get(self, timeout: float | None = None) -> Urc:
+        """The next URC; TimeoutError after ``timeout``; ClientClosed when closed."""
+        async with asyncio.timeout(timeout):
+            try:
+                return await self.__anext__()
+            except StopAsyncIteration:
+                raise ClientClosed("subscription closed") from None
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LineProtocol(asyncio.Protocol):
+    def __init__(self, client: AtClient) -> None:
+        self.client = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.client._on_connected(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.client._on_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._on_lost(self, exc)
+
+
+@dataclass
+class _InFlight:
+    command: str
+    lines: list[str]
+    final: asyncio.Future[FinalResult]
+    prompt: asyncio.Future[None] | None
+    prompt_seen: bool = False
+    data_sent: bool = False
+
+
+class AtClient:
+    """The asyncio AT client. See the module docstring.
+
+    ``connector`` opens the transport (see :func:`open_connector`); pass a URL
+    instead with :meth:`from_url`.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        pause: float = timing.INTER_COMMAND_PAUSE,
+        urc_queue_size: int = URC_QUEUE_SIZE,
+        protocol: AtProtocol | None = None,
+        name: str = "modem",
+    ) -> None:
+        self._connector = connector
+        self.pause = pause
+        self.urc_queue_size = urc_queue_size
+        self.proto = protocol or AtProtocol()
+        self.name = name
+        self._transport: asyncio.BaseTransport | None = None
+        self._line_protocol: _LineProtocol | None = None
+        self._lock = asyncio.Lock()
+        self._inflight: _InFlight | None = None
+        self._subscriptions: set[Subscription] = set()
+        self._closed = False
+        self._needs_resync = False
+        self._last_done = 0.0
+        self._lost = asyncio.Event()
+        #: Called for every echoed command line (the session sets it after ATE0).
+        self.on_echo: Callable[[str], None] | None = None
+        #: Called after every command timeout (the session counts them: hung module).
+        self.on_timeout: Callable[[], None] | None = None
+        self._connected = asyncio.Event()
+        #: Counters, for tests, ``info`` and the supervisor.
+        self.stats: dict[str, int] = {
+            "commands": 0,
+            "timeouts": 0,
+            "consecutive_timeouts": 0,
+            "discarded": 0,
+            "urcs": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+            "disconnects": 0,
+        }
+
+    @classmethod
+    def from_url(cls, url: str, *, baudrate: int = 115200, **kwargs: Any) -> AtClient:
+        sim_options = kwargs.pop("sim_options", None)
+        return cls(open_connector(url, baudrate=baudrate, sim_options=sim_options), **kwargs)
+
+    @property
+    def sim_modem(self) -> Any:
+        """The simulated module behind a ``sim://`` connector, else None."""
+        return getattr(self._connector, "sim_modem", None)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def connect(self) -> None:
+        """Open the port once (raises what the connector raises)."""
+        if self._closed:
+            raise ClientClosed("client closed")
+        if self._transport is not None:
+            return
+        self.proto.reset()
+        transport, _ = await self._connector(lambda: _LineProtocol(self))
+        if self._transport is None:  # connection_made not called by an odd transport
+            self._on_connected(transport)
+        self._needs_resync = False
+
+    async def reconnect(
+        self,
+        *,
+        initial: float = timing.RECONNECT_INITIAL,
+        maximum: float = timing.RECONNECT_MAX,
+        attempts: int | None = None,
+    ) -> None:
+        """Reopen the port with exponential backoff until it is back."""
+        delay = initial
+        n = 0
+        while True:
+            if self._closed:
+                raise ClientClosed("client closed")
+            try:
+                await self.connect()
+                return
+            except (OSError, ModemDisconnected) as exc:
+                n += 1
+                if attempts is not None and n >= attempts:
+                    raise ModemDisconnected(f"port did not come back: {exc}") from exc
+                log.info("reconnect failed (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(maximum, delay * 2)
+
+    async def wait_lost(self) -> None:
+        """Return when the connection is lost (or the client closed)."""
+        await self._lost.wait()
+
+    async def close(self) -> None:
+        """Close the port; fail pending commands; end every subscription."""
+        if self._closed:
+            return
+        self._closed = True
+        self._fail_inflight(ClientClosed("client closed"))
+        for sub in list(self._subscriptions):
+            sub.close()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        self._lost.set()
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> AtClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def leftovers(self) -> dict[str, int]:
+        """What is still pending (tests assert all zero after timeouts/disconnects)."""
+        return {
+            "inflight": int(self._inflight is not None),
+            "subscriptions": len(self._subscriptions),
+            "lock_waiters": len(getattr(self._lock, "_waiters", None) or ()),
+        }
+
+    # -- transport callbacks ---------------------------------------------------------
+
+    def _on_connected(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._lost.clear()
+        self._connected.set()
+        log.info("%s: connected", self.name)
+
+    def _on_data(self, data: bytes) -> None:
+        self.stats["bytes_in"] += len(data)
+        if trace_log.isEnabledFor(TRACE):
+            trace_log.log(TRACE, "%s <- %r", self.name, data)
+        for event in self.proto.feed(data):
+            self._dispatch(event)
+
+    def _on_lost(self, line_protocol: _LineProtocol, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        log.warning("%s: connection lost (%s)", self.name, exc)
+        self.stats["disconnects"] += 1
+        self._transport = None
+        self._connected.clear()
+        self.proto.reset()
+        self._fail_inflight(ModemDisconnected(f"connection lost: {exc}"))
+        self._lost.set()
+
+    def _dispatch(self, event: Event) -> None:
+        inflight = self._inflight
+        if isinstance(event, Urc):
+            self.stats["urcs"] += 1
+            for sub in list(self._subscriptions):
+                if sub.wants(event):
+                    sub._push(event)
+        elif isinstance(event, Intermediate):
+            if inflight is not None:
+                inflight.lines.append(event.line)
+        elif isinstance(event, FinalResult):
+            if inflight is not None and not inflight.final.done():
+                inflight.final.set_result(event)
+        elif isinstance(event, Prompt):
+            if inflight is not None:
+                inflight.prompt_seen = True
+                if inflight.prompt is not None and not inflight.prompt.done():
+                    inflight.prompt.set_result(None)
+        elif isinstance(event, Discarded):
+            self.stats["discarded"] += 1
+        elif isinstance(event, Echo) and self.on_echo is not None:
+            self.on_echo(event.line)
+
+    def _fail_inflight(self, exc: ModemError) -> None:
+        inflight = self._inflight
+        if inflight is None:
+            return
+        for fut in (inflight.final, inflight.prompt):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: the awaiting task may be gone
+
+    def fail_pending(self, exc: ModemError) -> None:
+        """Fail the command in flight now (the module rebooted: no answer will come)."""
+        if self._inflight is not None:
+            self._fail_inflight(exc)
+            self._needs_resync = True
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            raise ModemDisconnected("not connected")
+        if trace_log.isEnabledFor(TRACE):
+            trace_log.log(TRACE, "%s -> %r", self.name, data)
+        self.stats["bytes_out"] += len(data)
+        transport.write(data)  # type: ignore[attr-defined]
+
+    # -- URCs --------------------------------------------------------------------------
+
+    def subscribe(
+        self, names: tuple[str, ...] | None = None, *, maxsize: int | None = None
+    ) -> Subscription:
+        """A new bounded URC stream (all URCs, or only those named ``+CMTI``...)."""
+        if self._closed:
+            raise ClientClosed("client closed")
+        sub = Subscription(self, maxsize or self.urc_queue_size, names)
+        self._subscriptions.add(sub)
+        return sub
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def execute(self, command: Command[T]) -> T:
+        """Run ``command`` with its retry policy; return its parsed value.
+
+        Raises CmeError/CmsError/CommandFailed (the module said no),
+        CommandTimeout, ModemDisconnected/ClientClosed, ProtocolError.
+        """
+        policy = command.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.run(command)
+                return command.parse(response)
+            except CommandTimeout:
+                if attempt >= policy.attempts or not policy.retry_timeout:
+                    raise
+            except ModemError as exc:
+                if (
+                    attempt >= policy.attempts
+                    or not exc.transient
+                    or isinstance(exc, ModemDisconnected)
+                ):
+                    raise
+            await asyncio.sleep(policy.delay(attempt))
+
+    async def run(self, command: Command[Any]) -> Response:
+        """Send one command line (and its prompt data); return the raw response."""
+        if self._closed:
+            raise ClientClosed("client closed")
+        async with self._lock:
+            if self._needs_resync:
+                await self._resync()
+            if self.pause > 0:
+                wait = self._last_done + self.pause - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            try:
+                return await self._run_locked(command)
+            finally:
+                self._last_done = asyncio.get_running_loop().time()
+
+    async def _run_locked(self, command: Command[Any]) -> Response:
+        loop = asyncio.get_running_loop()
+        if self._transport is None:
+            raise ModemDisconnected("not connected")
+        inflight = _InFlight(
+            command.text,
+            [],
+            loop.create_future(),
+            loop.create_future() if command.data is not None else None,
+        )
+        self._inflight = inflight
+        self.stats["commands"] += 1
+        clean = False
+        try:
+            self.proto.start(command.request)
+            self._write(command.text.encode("ascii") + b"\r")
+            async with asyncio.timeout(command.timeout) as cm:
+                if inflight.prompt is not None and command.data is not None:
+                    # wait for the prompt or an early final result (ERROR)
+                    cm.reschedule(loop.time() + command.prompt_timeout)
+                    await asyncio.wait(
+                        (inflight.prompt, inflight.final), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if inflight.prompt.done() and not inflight.final.done():
+                        inflight.prompt.result()
+                        self.proto.sent_pdu(command.data)
+                        self._write(command.data.encode("ascii") + CTRL_Z)
+                        inflight.data_sent = True
+                        cm.reschedule(loop.time() + command.timeout)
+                final = await inflight.final
+            clean = True
+            self.stats["consecutive_timeouts"] = 0
+            return Response(tuple(inflight.lines), final)
+        except TimeoutError:
+            self.stats["timeouts"] += 1
+            self.stats["consecutive_timeouts"] += 1
+            if self.on_timeout is not None:
+                self.on_timeout()
+            raise CommandTimeout(command.text, command.timeout) from None
+        finally:
+            self._inflight = None
+            for fut in (inflight.final, inflight.prompt):
+                if fut is not None and not fut.done():
+                    fut.cancel()
+            if not clean:
+                self._after_abort(inflight)
+
+    def _after_abort(self, inflight: _InFlight) -> None:
+        """A command ended without its final result: get the line back in sync."""
+        self.proto.abort()
+        if self._transport is None:
+            return
+        if inflight.prompt is not None and not inflight.data_sent:
+            # TS 27.005 §3.5.1: ESC quits the prompt without sending. Written even
+            # when the prompt has not shown yet: it may still come, and a module
+            # left at the prompt would swallow every later command line. In
+            # command state the ESC only spoils one line, which the resync absorbs.
+            with contextlib.suppress(ModemError):
+                self._write(ESC)
+        self._needs_resync = True
+
+    async def _resync(self) -> None:
+        """``AT`` until ``OK`` (V.250 sync); raises CommandTimeout if the module is mute."""
+        await asyncio.sleep(timing.ESC_SETTLE)
+        await self._sync_locked(timing.SYNC_ATTEMPTS)
+        self._needs_resync = False
+
+    async def _sync_locked(self, attempts: int) -> None:
+        probe = at()
+        for _ in range(attempts):
+            try:
+                response = await self._run_locked(probe)
+            except CommandTimeout:
+                self._needs_resync = False
+                continue
+            if response.final.success:
+                # drain a late answer of an aborted command: one more AT must be OK too
+                return
+        raise CommandTimeout("AT (sync)", probe.timeout * attempts)
+
+    async def sync(self, attempts: int | None = None) -> None:
+        """Autobaud / resync: ``AT`` until ``OK`` (``attempts`` default: timing.SYNC_ATTEMPTS)."""
+        async with self._lock:
+            await self._sync_locked(attempts or timing.SYNC_ATTEMPTS)
+            self._needs_resync = False
+
+    def escape(self) -> None:
+        """Write ESC now (out of band; used by the hung-module escalation)."""
+        if self._transport is not None:
+            self._write(ESC)

@@ -1,0 +1,740 @@
+"""Typed AT commands: each value carries its own contract.
+
+A :class:`Command` holds the command line, the response prefixes that mark
+its intermediate lines, its timeout, its retry policy and the parser that
+turns a :class:`Response` into a typed value (the way atat's command traits
+do). Builders below (:func:`csq`, :func:`cmgr`...) return ready commands.
+
+Every parser takes the module's answer, returns a value or raises
+:class:`~modem.errors.ProtocolError` (the module's bad data); nothing else
+escapes for any input (tested with hypothesis).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from . import timing
+from .errors import CmeError, CmsError, CommandFailed, ProtocolError, UsageError, is_number
+from .protocol import FinalResult, Request, ResultKind
+
+__all__ = [
+    "Command",
+    "Operator",
+    "PinState",
+    "Registration",
+    "Response",
+    "RetryPolicy",
+    "Signal",
+    "StorageStatus",
+    "StoredPdu",
+    "split_args",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The intermediate lines of a command's answer and its final result."""
+
+    lines: tuple[str, ...]
+    final: FinalResult
+
+    def raise_for_result(self, command: str | None = None) -> None:
+        """Raise the typed error a failure result stands for (device fault)."""
+        f = self.final
+        if f.success:
+            return
+        if f.kind is ResultKind.CME_ERROR:
+            raise CmeError(f.code, f.text or None, command)
+        if f.kind is ResultKind.CMS_ERROR:
+            raise CmsError(f.code, f.text or None, command)
+        raise CommandFailed(f.line, command)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a command is retried on a *transient* error.
+
+    ``attempts`` counts the first try. Delay: ``initial * factor**n`` capped.
+    """
+
+    attempts: int = 1
+    initial: float = timing.RETRY_INITIAL
+    factor: float = timing.RETRY_FACTOR
+    maximum: float = timing.RETRY_MAX
+    retry_timeout: bool = False
+
+    def delay(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1 = the first retry)."""
+        return float(min(self.maximum, self.initial * self.factor ** max(0, attempt - 1)))
+
+
+NO_RETRY = RetryPolicy()
+RETRY_TRANSIENT = RetryPolicy(attempts=3, retry_timeout=True)
+
+
+def _lines(response: Response) -> tuple[str, ...]:
+    return response.lines
+
+
+def _none(_: Response) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Generic[T]):
+    """An AT command with its contract.
+
+    ``data`` is what follows the ``> `` prompt (the PDU hex for ``+CMGS``);
+    the client appends Ctrl-Z.
+    """
+
+    text: str
+    parser: Callable[[Response], T]
+    prefixes: tuple[str, ...] = ()
+    timeout: float = timing.DEFAULT_COMMAND_TIMEOUT
+    retry: RetryPolicy = NO_RETRY
+    raw: bool = False
+    pdu_lines: bool = False
+    data: str | None = None
+    prompt_timeout: float = timing.PROMPT_TIMEOUT
+    numeric: bool = False
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if any(c in self.text for c in "\r\n\x1a\x1b"):
+            raise UsageError(f"command line may not contain CR, LF, Ctrl-Z or ESC: {self.text!r}")
+        if not self.text.upper().startswith("AT") and self.text != "A/":
+            raise UsageError(f"command line must start with AT: {self.text!r}")
+        if self.data is not None and not re.fullmatch(r"[0-9A-Fa-f]*", self.data):
+            raise UsageError("data after the prompt must be hex (PDU mode)")
+
+    @property
+    def request(self) -> Request:
+        return Request(
+            self.text,
+            self.prefixes,
+            raw=self.raw,
+            pdu_lines=self.pdu_lines,
+            prompt=self.data is not None,
+            numeric=self.numeric,
+        )
+
+    def parse(self, response: Response) -> T:
+        """Raise the typed failure, or parse a successful response."""
+        response.raise_for_result(self.text)
+        return self.parser(response)
+
+
+# -- argument grammar (V.250 §5.3, TS 27.007 §4) --------------------------------
+
+
+def split_args(text: str) -> list[str]:
+    """Split ``a,"b,c",d`` into ``['a', 'b,c', 'd']``; quotes removed.
+
+    Raises ProtocolError on an unterminated string.
+    """
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    if quoted:
+        raise ProtocolError("unterminated string", text)
+    out.append("".join(cur).strip())
+    return out
+
+
+def _payload(line: str, prefix: str) -> str:
+    if not line.startswith(prefix):
+        raise ProtocolError(f"expected {prefix}", line)
+    rest = line[len(prefix) :]
+    if rest.startswith(":"):
+        rest = rest[1:]
+    return rest.strip()
+
+
+def _int(text: str, what: str, lo: int = 0, hi: int = 1 << 31) -> int:
+    text = text.strip()
+    if not is_number(text) or len(text) > 10:
+        raise ProtocolError(f"{what}: not a number", text)
+    value = int(text)
+    if not lo <= value <= hi:
+        raise ProtocolError(f"{what}: {value} out of range {lo}..{hi}", text)
+    return value
+
+
+def _opt_int(text: str, what: str, lo: int = 0, hi: int = 1 << 31) -> int | None:
+    return None if text.strip() == "" else _int(text, what, lo, hi)
+
+
+def _hex_int(text: str, what: str) -> int | None:
+    text = text.strip()
+    if text == "":
+        return None
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", text):
+        raise ProtocolError(f"{what}: not hex", text)
+    return int(text, 16)
+
+
+def _one(response: Response, prefix: str) -> str:
+    for line in response.lines:
+        if line.startswith(prefix):
+            return _payload(line, prefix)
+    raise ProtocolError(f"no {prefix} line in the response", " | ".join(response.lines)[:80])
+
+
+# -- +CMGR / +CMGL (TS 27.005 §3.4.2, §3.4.3, PDU mode) ------------------------
+
+
+class MessageStat(enum.IntEnum):
+    """<stat> in PDU mode (TS 27.005 §3.1)."""
+
+    REC_UNREAD = 0
+    REC_READ = 1
+    STO_UNSENT = 2
+    STO_SENT = 3
+    ALL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPdu:
+    """One stored message as listed/read: index (None for +CMGR), stat, PDU hex."""
+
+    index: int | None
+    stat: int
+    length: int
+    pdu: str
+    alpha: str = ""
+
+
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+
+
+def _pdu_line(line: str, length: int | None = None) -> str:
+    """Check a PDU line; with ``length`` (the header's TPDU length) check its size.
+
+    TS 27.005 §3.1: <length> counts TPDU octets, the line also carries the SMSC
+    address field (its first octet gives the field's length). A line of the
+    wrong size lost or gained bytes on the way: reject it, never decode it.
+    """
+    if not _HEX.fullmatch(line):
+        raise ProtocolError("PDU line is not even-length hex", line)
+    if length is not None:
+        smsc_octets = int(line[:2], 16)
+        if len(line) != 2 * (1 + smsc_octets + length):
+            raise ProtocolError(f"PDU line does not hold SMSC + {length} TPDU octets", line)
+    return line.upper()
+
+
+def parse_cmgr(response: Response) -> StoredPdu | None:
+    """``+CMGR: <stat>,[<alpha>],<length>`` + PDU line; None for an empty slot.
+
+    Also the Telit form without <alpha>: ``+CMGR: <stat>,<length>``.
+    """
+    lines = response.lines
+    for i, line in enumerate(lines):
+        if line.startswith("+CMGR"):
+            args = split_args(_payload(line, "+CMGR"))
+            if len(args) < 2:
+                raise ProtocolError("+CMGR header needs <stat>,[<alpha>],<length>", line)
+            stat = _int(args[0], "<stat>", 0, 4)
+            length = _int(args[-1], "<length>", 0, 255)
+            if i + 1 >= len(lines):
+                if length == 0:
+                    return None
+                raise ProtocolError("+CMGR header without a PDU line", line)
+            return StoredPdu(
+                None,
+                stat,
+                length,
+                _pdu_line(lines[i + 1], length),
+                args[1] if len(args) >= 3 else "",
+            )
+    if not lines:
+        return None  # OK with nothing: empty slot (Quectel, SIMCom)
+    raise ProtocolError("no +CMGR header", lines[0])
+
+
+def parse_cmgl(response: Response) -> list[StoredPdu]:
+    """``+CMGL: <index>,<stat>,[<alpha>],<length>`` + PDU line, repeated."""
+    out: list[StoredPdu] = []
+    lines = response.lines
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.startswith("+CMGL"):
+            raise ProtocolError("unexpected line in +CMGL listing", line)
+        args = split_args(_payload(line, "+CMGL"))
+        if len(args) < 3:
+            raise ProtocolError("+CMGL header needs <index>,<stat>,[<alpha>],<length>", line)
+        index = _int(args[0], "<index>", 0, 65535)
+        stat = _int(args[1], "<stat>", 0, 4)
+        length = _int(args[-1], "<length>", 0, 255)
+        if i + 1 >= len(lines):
+            raise ProtocolError("+CMGL header without a PDU line", line)
+        out.append(
+            StoredPdu(
+                index,
+                stat,
+                length,
+                _pdu_line(lines[i + 1], length),
+                args[2] if len(args) >= 4 else "",
+            )
+        )
+        i += 2
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A +CMGL listing read leniently: the good entries and the damaged ones skipped."""
+
+    entries: tuple[StoredPdu, ...]
+    skipped: tuple[str, ...]
+
+
+def parse_cmgl_lenient(response: Response) -> Listing:
+    """Like :func:`parse_cmgl`, but a damaged entry (noisy line) spoils only itself.
+
+    Each ``+CMGL`` header with the PDU line after it is parsed on its own; a
+    header whose fields or PDU line do not check out is skipped (reported in
+    ``skipped``) and parsing resumes at the next header.
+    """
+    entries: list[StoredPdu] = []
+    skipped: list[str] = []
+    lines = response.lines
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.startswith("+CMGL"):
+            skipped.append(line[:80])
+            i += 1
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else None
+        if nxt is None or nxt.startswith("+CMGL"):
+            skipped.append(line[:80])
+            i += 1
+            continue
+        try:
+            entries.extend(parse_cmgl(Response((line, nxt), response.final)))
+        except ProtocolError:
+            skipped.append(line[:80])
+        i += 2
+    return Listing(tuple(entries), tuple(skipped))
+
+
+# -- +CPMS (TS 27.005 §3.2.2) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatus:
+    """Use of the read/delete (mem1), write (mem2) and receive (mem3) storages."""
+
+    mem: tuple[str, ...]
+    used: tuple[int, ...]
+    total: tuple[int, ...]
+
+    @property
+    def receive_full(self) -> bool:
+        """True when the receive storage (mem3, else the last given) is full."""
+        return bool(self.total) and self.used[-1] >= self.total[-1]
+
+    @property
+    def read_used(self) -> int:
+        return self.used[0]
+
+    @property
+    def read_total(self) -> int:
+        return self.total[0]
+
+
+def parse_cpms(response: Response) -> StorageStatus:
+    """Read form ``+CPMS: "SM",3,50,...`` or set form ``+CPMS: 3,50,3,50,3,50``."""
+    args = split_args(_one(response, "+CPMS"))
+    mems: list[str] = []
+    used: list[int] = []
+    total: list[int] = []
+    if args and args[0] and not is_number(args[0]):
+        if len(args) % 3 != 0 or not args:
+            raise ProtocolError("+CPMS read form needs triples", ",".join(args))
+        for i in range(0, len(args), 3):
+            mems.append(args[i])
+            used.append(_int(args[i + 1], "<used>", 0, 65535))
+            total.append(_int(args[i + 2], "<total>", 0, 65535))
+    else:
+        if len(args) % 2 != 0 or not args:
+            raise ProtocolError("+CPMS set form needs pairs", ",".join(args))
+        for i in range(0, len(args), 2):
+            used.append(_int(args[i], "<used>", 0, 65535))
+            total.append(_int(args[i + 1], "<total>", 0, 65535))
+            mems.append("")
+    return StorageStatus(tuple(mems), tuple(used), tuple(total))
+
+
+# -- +CSQ (TS 27.007 §8.5) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """``<rssi>`` 0..31 (99 unknown) and ``<ber>`` 0..7 (99 unknown)."""
+
+    rssi: int
+    ber: int
+
+    @property
+    def dbm(self) -> int | None:
+        """Received signal strength in dBm (0 -> -113, 31 -> -51), None if unknown."""
+        if self.rssi == 99 or self.rssi > 31:
+            return None
+        return -113 + 2 * self.rssi
+
+
+def parse_csq(response: Response) -> Signal:
+    args = split_args(_one(response, "+CSQ"))
+    if len(args) != 2:
+        raise ProtocolError("+CSQ needs <rssi>,<ber>", ",".join(args))
+    rssi = _int(args[0], "<rssi>", 0, 199)
+    ber = _int(args[1], "<ber>", 0, 99)
+    return Signal(rssi, ber)
+
+
+def parse_rssi_urc(args: str) -> Signal:
+    """Huawei ``^RSSI: <rssi>`` URC."""
+    return Signal(_int(args, "<rssi>", 0, 199), 99)
+
+
+# -- +CREG / +CGREG / +CEREG (TS 27.007 §7.2, §10.1.20, §10.1.22) -----------------
+
+
+class RegStat(enum.IntEnum):
+    """<stat> of +CREG/+CGREG/+CEREG."""
+
+    NOT_REGISTERED = 0
+    HOME = 1
+    SEARCHING = 2
+    DENIED = 3
+    UNKNOWN = 4
+    ROAMING = 5
+    HOME_SMS_ONLY = 6
+    ROAMING_SMS_ONLY = 7
+    EMERGENCY_ONLY = 8
+    HOME_CSFB_NOT_PREFERRED = 9
+    ROAMING_CSFB_NOT_PREFERRED = 10
+    RLOS = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Registration state of one domain (``"CREG"``, ``"CGREG"``, ``"CEREG"``)."""
+
+    domain: str
+    stat: int
+    n: int | None = None
+    lac: int | None = None
+    ci: int | None = None
+    act: int | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.stat in (1, 5, 6, 7, 9, 10)
+
+
+def parse_registration(line_or_response: str | Response, *, urc: bool = False) -> Registration:
+    """Parse any form of +CREG/+CGREG/+CEREG/+C5GREG.
+
+    Read response (``urc=False``): ``<n>,<stat>[,<lac>,<ci>[,<AcT>...]]``.
+    URC (``urc=True``): ``<stat>[,<lac>,<ci>[,<AcT>...]]``.
+    """
+    if isinstance(line_or_response, Response):
+        line = next(
+            (x for x in line_or_response.lines if re.match(r"\+C(?:E|G|5G)?REG", x)),
+            None,
+        )
+        if line is None:
+            raise ProtocolError("no registration line", " | ".join(line_or_response.lines)[:80])
+    else:
+        line = line_or_response
+    m = re.match(r"\+(C(?:E|G|5G)?REG):(.*)\Z", line)
+    if m is None:
+        raise ProtocolError("not a registration line", line)
+    domain = m.group(1)
+    args = split_args(m.group(2).strip())
+    n: int | None = None
+    if not urc:
+        if len(args) < 2:
+            raise ProtocolError("registration read response needs <n>,<stat>", line)
+        n = _int(args[0], "<n>", 0, 5)
+        args = args[1:]
+    stat = _int(args[0], "<stat>", 0, 11)
+    lac = _hex_int(args[1], "<lac>") if len(args) > 1 else None
+    ci = _hex_int(args[2], "<ci>") if len(args) > 2 else None
+    act = _opt_int(args[3], "<AcT>", 0, 15) if len(args) > 3 else None
+    return Registration(domain, stat, n, lac, ci, act)
+
+
+# -- +COPS (TS 27.007 §7.3) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    mode: int
+    format: int | None = None
+    name: str | None = None
+    act: int | None = None
+
+
+def parse_cops(response: Response) -> Operator:
+    args = split_args(_one(response, "+COPS"))
+    mode = _int(args[0], "<mode>", 0, 4)
+    fmt = _opt_int(args[1], "<format>", 0, 3) if len(args) > 1 else None
+    name = args[2] if len(args) > 2 else None
+    act = _opt_int(args[3], "<AcT>", 0, 15) if len(args) > 3 else None
+    return Operator(mode, fmt, name, act)
+
+
+# -- +CPIN (TS 27.007 §8.3) ------------------------------------------------------
+
+
+class PinState(enum.Enum):
+    READY = "READY"
+    SIM_PIN = "SIM PIN"
+    SIM_PUK = "SIM PUK"
+    PH_SIM_PIN = "PH-SIM PIN"
+    SIM_PIN2 = "SIM PIN2"
+    SIM_PUK2 = "SIM PUK2"
+    OTHER = "other"
+
+
+def parse_cpin(response: Response) -> PinState:
+    code = _one(response, "+CPIN").strip().strip('"').upper()
+    if not code:
+        raise ProtocolError("empty +CPIN")
+    for state in PinState:
+        if state.value == code:
+            return state
+    return PinState.OTHER
+
+
+# -- +CMGS (TS 27.005 §3.5.1) ------------------------------------------------------
+
+
+def parse_cmgs(response: Response) -> int:
+    """``+CMGS: <mr>[,<scts>|<ackpdu>]``: the TP-MR (0..255)."""
+    args = split_args(_one(response, "+CMGS"))
+    return _int(args[0], "<mr>", 0, 255)
+
+
+# -- URC parsers -------------------------------------------------------------------
+
+
+def parse_cmti(args: str) -> tuple[str, int]:
+    """``+CMTI: <mem>,<index>`` (also ``+CDSI``)."""
+    parts = split_args(args)
+    if len(parts) != 2:
+        raise ProtocolError("+CMTI needs <mem>,<index>", args)
+    return parts[0], _int(parts[1], "<index>", 0, 65535)
+
+
+def parse_cmt_header(args: str) -> int:
+    """``+CMT: [<alpha>],<length>`` (PDU mode): the TPDU length."""
+    parts = split_args(args)
+    return _int(parts[-1], "<length>", 0, 255)
+
+
+# -- identity ----------------------------------------------------------------------
+
+
+def parse_identity_line(response: Response) -> str:
+    """The first non-empty line, without a ``+XXX:`` prefix and quotes.
+
+    For ``AT+CGSN``, ``AT+CIMI``, ``AT+CGMI``, ``AT+CGMM``, ``AT+CGMR``,
+    ``AT+CCID``/``AT+QCCID``/``AT+ICCID``: modules differ on the prefix.
+    """
+    for line in response.lines:
+        text = line.strip()
+        if not text:
+            continue
+        m = re.match(r"[+^]?[A-Z]{2,8}:\s*(.*)\Z", text)
+        if m:
+            text = m.group(1)
+        text = text.strip().strip('"').strip()
+        if text.upper().startswith("REVISION:"):
+            text = text[9:].strip()
+        if text:
+            return text
+    raise ProtocolError("empty identity response")
+
+
+def parse_digits(response: Response) -> str:
+    """IMEI / IMSI / ICCID: digits (ICCID may end in F or a letter; kept)."""
+    text = parse_identity_line(response)
+    if not re.fullmatch(r"[0-9A-Fa-f]{5,22}", text):
+        raise ProtocolError("identity is not a digit string", text)
+    return text
+
+
+# -- builders -----------------------------------------------------------------------
+
+
+def at(*, timeout: float | None = None) -> Command[None]:
+    """``AT``: the sync probe. Accepts numeric V0 results."""
+    return Command("AT", _none, timeout=timeout or timing.SYNC_ATTEMPT_TIMEOUT, numeric=True)
+
+
+def simple(text: str, *, timeout: float | None = None) -> Command[None]:
+    """A command whose answer is just a final result (``ATE0``, ``AT+CMGF=0``)."""
+    return Command(text, _none, timeout=timeout or timing.DEFAULT_COMMAND_TIMEOUT, numeric=True)
+
+
+def raw(text: str, *, timeout: float | None = None) -> Command[tuple[str, ...]]:
+    """Any command; the answer's lines as they came (used by ``modem at``)."""
+    m = re.match(r"AT([+^][A-Z0-9]+)", text.upper())
+    prefixes = (m.group(1),) if m else ()
+    return Command(
+        text, _lines, prefixes=prefixes, raw=True, timeout=timeout or timing.DEFAULT_COMMAND_TIMEOUT
+    )
+
+
+def csq() -> Command[Signal]:
+    return Command("AT+CSQ", parse_csq, prefixes=("+CSQ",))
+
+
+def creg_query(domain: str = "CREG") -> Command[Registration]:
+    if domain not in ("CREG", "CGREG", "CEREG", "C5GREG"):
+        raise UsageError(f"unknown registration domain {domain!r}")
+    return Command(f"AT+{domain}?", parse_registration, prefixes=(f"+{domain}",))
+
+
+def cops_query() -> Command[Operator]:
+    return Command("AT+COPS?", parse_cops, prefixes=("+COPS",), timeout=timing.SIM_COMMAND_TIMEOUT)
+
+
+def cpin_query() -> Command[PinState]:
+    return Command("AT+CPIN?", parse_cpin, prefixes=("+CPIN",), timeout=timing.SIM_COMMAND_TIMEOUT)
+
+
+def cpin_enter(pin: str) -> Command[None]:
+    if not re.fullmatch(r"[0-9]{4,8}", pin):
+        raise UsageError("a PIN is 4-8 digits")
+    return Command(f'AT+CPIN="{pin}"', _none, timeout=timing.SIM_COMMAND_TIMEOUT)
+
+
+def cpms_query() -> Command[StorageStatus]:
+    return Command(
+        "AT+CPMS?",
+        parse_cpms,
+        prefixes=("+CPMS",),
+        timeout=timing.SIM_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cpms_set(mem1: str, mem2: str, mem3: str) -> Command[StorageStatus]:
+    for mem in (mem1, mem2, mem3):
+        if not re.fullmatch(r"[A-Z]{2}", mem):
+            raise UsageError(f"storage name {mem!r}")
+    return Command(
+        f'AT+CPMS="{mem1}","{mem2}","{mem3}"',
+        parse_cpms,
+        prefixes=("+CPMS",),
+        timeout=timing.SIM_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cmgr(index: int) -> Command[StoredPdu | None]:
+    if not 0 <= index <= 65535:
+        raise UsageError("index out of range")
+    return Command(
+        f"AT+CMGR={index}",
+        parse_cmgr,
+        prefixes=("+CMGR",),
+        pdu_lines=True,
+        timeout=timing.SIM_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cmgl(stat: int = MessageStat.ALL) -> Command[list[StoredPdu]]:
+    return Command(
+        f"AT+CMGL={int(stat)}",
+        parse_cmgl,
+        prefixes=("+CMGL",),
+        pdu_lines=True,
+        timeout=timing.LIST_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cmgl_lenient(stat: int = MessageStat.ALL) -> Command[Listing]:
+    """``+CMGL`` for sweeps: damaged entries are skipped, not fatal."""
+    return Command(
+        f"AT+CMGL={int(stat)}",
+        parse_cmgl_lenient,
+        prefixes=("+CMGL",),
+        pdu_lines=True,
+        timeout=timing.LIST_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cmgd(index: int) -> Command[None]:
+    """Delete one index (never ``<delflag>``: deleting all loses messages)."""
+    if not 0 <= index <= 65535:
+        raise UsageError("index out of range")
+    return Command(
+        f"AT+CMGD={index}", _none, timeout=timing.SIM_COMMAND_TIMEOUT, retry=RETRY_TRANSIENT
+    )
+
+
+def cmgs(pdu_hex: str, tpdu_len: int) -> Command[int]:
+    """``AT+CMGS=<length>`` then the PDU (SMSC prefix included) and Ctrl-Z."""
+    if not 1 <= tpdu_len <= 176:
+        raise UsageError("TPDU length out of range 1..176")
+    return Command(
+        f"AT+CMGS={tpdu_len}",
+        parse_cmgs,
+        prefixes=("+CMGS",),
+        data=pdu_hex.upper(),
+        timeout=timing.SEND_TIMEOUT,
+    )
+
+
+def cnma() -> Command[None]:
+    return Command("AT+CNMA", _none, timeout=timing.DEFAULT_COMMAND_TIMEOUT)
+
+
+def identity(text: str) -> Command[str]:
+    """``AT+CGMI``/``+CGMM``/``+CGMR``/``ATI``-style one-line identity."""
+    return Command(text, parse_identity_line, raw=True, timeout=timing.SIM_COMMAND_TIMEOUT)
+
+
+def digits(text: str) -> Command[str]:
+    """``AT+CGSN``/``+CIMI``/``+CCID``: a digit string."""
+    return Command(text, parse_digits, raw=True, timeout=timing.SIM_COMMAND_TIMEOUT)
+
+
+def csca_query() -> Command[str]:
+    """Service centre address (TS 27.005 §3.3.1); empty when unset."""
+
+    def parse(response: Response) -> str:
+        args = split_args(_one(response, "+CSCA"))
+        return args[0]
+
+    return Command("AT+CSCA?", parse, prefixes=("+CSCA",), timeout=timing.SIM_COMMAND_TIMEOUT)

@@ -1,0 +1,1634 @@
+"""The simulated module: a V.250 / TS 27.007 / TS 27.005 peer with a network behind it.
+
+Sans-I/O-ish: :meth:`SimModem.receive` takes the bytes a DTE wrote; every byte
+the module sends goes to the attached ports (:class:`SimPort`), which are the
+in-process transport, the pty and the TCP endpoints. Timers (answer delays,
+the +CNMA timeout, boot, reconnect) use the running asyncio loop.
+
+Semantics worth knowing (TS 27.005 unless noted):
+
+* Echo (V.250 E1, on after power-up) sends each received byte straight back,
+  before the line is complete, in command state and at the ``> `` prompt.
+* Unsolicited result codes are held while a command line is being typed, a
+  command is being answered or the prompt is open, and sent right after the
+  final result code (+CNMI <mode> 2 behaviour; <mode> 0 keeps SMS indications
+  in the TA buffer until <mode> 1-3 with <bfr> 0 flushes them).
+* Full storage: an arriving SMS is refused to the network (RP-ERROR, memory
+  capacity exceeded) and stays network-side in :attr:`SimModem.pending_mt`;
+  the network retries when storage frees (the module's "memory available"
+  notification, TS 23.040 §10.3) or when registration comes back.
+* Direct delivery (+CMT/+CDS) with +CSMS=1 needs +CNMA within
+  :attr:`SimTiming.cnma_timeout`; otherwise the module answers RP-ERROR to the
+  network, sets +CNMI <mt> and <ds> to 0 (§3.4.1) and the network retries
+  the message later (it is then stored: the client sees it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from modem.errors import CmeErrorCode, CmsErrorCode
+
+from . import codec as _codec
+from .cmdline import EXEC, READ, SET, TEST, Command, CommandLineError, parse_line
+from .profiles import PROFILES, Profile
+from .storage import (
+    ALL,
+    REC_READ,
+    REC_UNREAD,
+    STAT_FROM_TEXT,
+    STAT_TEXT,
+    STO_SENT,
+    STO_UNSENT,
+    Storage,
+    StoredMessage,
+    UnionStorage,
+)
+
+__all__ = ["MoRecord", "NetworkMessage", "SimModem", "SimPort", "SimTiming"]
+
+CTRL_Z = 0x1A
+ESC = 0x1B
+
+#: Commands of TS 27.005: their errors are +CMS ERROR.
+_SMS_COMMANDS = frozenset({
+    "+CSMS", "+CPMS", "+CMGF", "+CSCA", "+CSMP", "+CSDH", "+CNMI", "+CNMA", "+CMGS", "+CMGW",
+    "+CMSS", "+CMGR", "+CMGL", "+CMGD",
+})
+#: 27.005 commands that carry message data: parameter errors are 304/305.
+_SMS_MESSAGE_COMMANDS = frozenset({
+    "+CNMA", "+CMGS", "+CMGW", "+CMSS", "+CMGR", "+CMGL", "+CMGD",
+})
+#: Commands that work before the SIM PIN is given.
+_PIN_FREE = frozenset({
+    "E", "V", "Q", "Z", "I", "H", "X", "&F", "&W", "&V", "&D", "&C", "+CPIN", "+CMEE", "+CGMI",
+    "+CGMM", "+CGMR", "+CGSN", "+GMI", "+GMM", "+GMR", "+GSN", "+CFUN", "+CSQ", "+CREG", "+CGREG",
+    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+QCCID", "+CCID", "+ICCID", "+CICCID",
+})
+
+#: Longest text a prompt collects (hex PDU of the largest SUBMIT is 2*(12+164)).
+_PROMPT_MAX = 1024
+
+
+class SimPort(Protocol):
+    """Where the module's output goes (an endpoint or the in-process transport)."""
+
+    def sim_output(self, data: bytes) -> None:
+        """Bytes from the module to the DTE."""
+
+    def sim_hangup(self) -> None:
+        """The port was closed by the module side (disconnect fault)."""
+
+
+@dataclass
+class SimTiming:
+    """Every delay of the simulator, in seconds (short defaults suit tests)."""
+
+    #: Power-on / reset until the start-up lines and the module answers.
+    boot_delay: float = 0.05
+    #: TS 27.005 §3.4.1: the network's wait for +CNMA (TS 24.011 TR2M, ~12-20 s).
+    cnma_timeout: float = 15.0
+    #: MO message accepted -> SMS-STATUS-REPORT arrives.
+    status_report_delay: float = 0.02
+    #: A refused / unacknowledged MT message -> the network tries again.
+    network_retry_delay: float = 0.1
+    #: Default down time of the "disconnect" fault before the port comes back.
+    reconnect_delay: float = 0.2
+    #: Registration after boot / "register".
+    registration_delay: float = 0.0
+
+
+@dataclass
+class MoRecord:
+    """A message the module sent to the network (+CMGS / +CMSS)."""
+
+    #: The PDU as the DTE gave it (SMSC field first), upper-case hex.
+    pdu: str
+    #: The decoded SMS-SUBMIT with TP-MR set to the module's reference.
+    message: Any
+    #: The TP-MR the module answered (+CMGS: <mr>).
+    mr: int
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> dict[str, Any]:
+        """The codec's JSON form of the message plus "mr"."""
+        d = dict(_codec.to_json(self.message))
+        d["mr"] = self.mr
+        return d
+
+
+class _ErrorResult(Exception):
+    pass
+
+
+class _Cme(_ErrorResult):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Cms(_ErrorResult):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Plain(_ErrorResult):
+    """Plain ERROR whatever +CMEE says (V.250 syntax errors)."""
+
+
+@dataclass
+class _Prompt:
+    command: str  # "+CMGS" / "+CMGW"
+    pdu_mode: bool
+    length: int = 0
+    da: str = ""
+    toda: int = 129
+    stat: int = STO_UNSENT
+    buf: bytearray = field(default_factory=bytearray)
+    overflow: bool = False
+
+
+@dataclass
+class NetworkMessage:
+    """An MT TPDU on its way from the network (held while refused or unacknowledged)."""
+
+    pdu: bytes
+    kind: str
+
+
+class SimModem:
+    """A simulated cellular module (see the module docstring)."""
+
+    def __init__(
+        self,
+        profile: str = "generic",
+        *,
+        pin: str | None = None,
+        seed: int = 0,
+        timing: SimTiming | None = None,
+    ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        self.profile: Profile = PROFILES[profile]
+        self.pin = pin
+        self.timing = timing or SimTiming()
+        self._rng = random.Random(seed)
+        self._fault_rng = random.Random(seed + 1)
+        self._ports: list[SimPort] = []
+        self._reconnect_listeners: list[Callable[[], None]] = []
+        self.connectable = True
+        p = self.profile
+        sm = Storage("SM", p.sm_capacity, p.index_base)
+        me = Storage("ME", p.me_capacity, p.index_base)
+        self._stores: dict[str, Storage] = {"SM": sm, "ME": me, "MT": UnionStorage(sm, me)}
+        self.mo_log: list[MoRecord] = []
+        #: Status reports the network sent while <ds> was 0 (not routed to the TE).
+        self.unrouted_status_reports: list[bytes] = []
+        #: MT messages held network-side (refused, unacknowledged, unregistered).
+        self.pending_mt: list[NetworkMessage] = []
+        self.smsc = p.smsc
+        self._mr = 0
+        self._concat_ref = seed % 256
+        self._net_available = True
+        self._roaming = False
+        self.rssi, self.ber = 20, 99
+        # Faults.
+        self._drop_rate = 0.0
+        self._corrupt_rate = 0.0
+        self._delay = 0.0
+        self._cms_errors: list[int] = []
+        self._reboot_on_next_line = False
+        # Timers.
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._busy_handle: asyncio.TimerHandle | None = None
+        self._acks: list[tuple[NetworkMessage, asyncio.TimerHandle | None]] = []
+        self._reset_volatile()
+        self._pin_ok = pin is None
+        self._state = "cmd"
+        self._registered = self._pin_ok
+        self._last_line = ""
+
+    # ------------------------------------------------------------------ ports
+    def attach(self, port: SimPort) -> None:
+        """Send the module's output to ``port`` from now on."""
+        if port not in self._ports:
+            self._ports.append(port)
+
+    def detach(self, port: SimPort) -> None:
+        if port in self._ports:
+            self._ports.remove(port)
+
+    def add_reconnect_listener(self, cb: Callable[[], None]) -> None:
+        """``cb()`` runs when a port comes back after the "disconnect" fault."""
+        self._reconnect_listeners.append(cb)
+
+    def remove_reconnect_listener(self, cb: Callable[[], None]) -> None:
+        if cb in self._reconnect_listeners:
+            self._reconnect_listeners.remove(cb)
+
+    def close(self) -> None:
+        """Cancel every timer (the module is switched off for good)."""
+        for h in list(self._timers):
+            h.cancel()
+        self._timers.clear()
+        if self._busy_handle is not None:
+            self._busy_handle.cancel()
+            self._busy_handle = None
+        for _, h2 in self._acks:
+            if h2 is not None:
+                h2.cancel()
+        self._acks.clear()
+
+    # ----------------------------------------------------------------- timers
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            fn()  # no loop (plain synchronous use): happen now
+            return
+        handle: asyncio.TimerHandle
+
+        def run() -> None:
+            self._timers.discard(handle)
+            fn()
+
+        handle = loop.call_later(max(0.0, delay), run)
+        self._timers.add(handle)
+
+    # ----------------------------------------------------------------- output
+    def _write(self, data: bytes) -> None:
+        if not data or self._state == "hung":
+            return
+        if self._drop_rate or self._corrupt_rate:
+            out = bytearray()
+            for byte in data:
+                if self._drop_rate and self._fault_rng.random() < self._drop_rate:
+                    continue
+                if self._corrupt_rate and self._fault_rng.random() < self._corrupt_rate:
+                    byte ^= self._fault_rng.randrange(1, 256)  # noqa: PLW2901
+                out.append(byte)
+            data = bytes(out)
+            if not data:
+                return
+        for port in list(self._ports):
+            port.sim_output(data)
+
+    def _crlf(self) -> bytes:
+        return bytes([self.s3, self.s4])
+
+    def _fmt_info(self, line: bytes) -> bytes:
+        if self.verbose:
+            return self._crlf() + line + self._crlf()
+        return line + self._crlf()
+
+    def _fmt_final(self, text: str, number: int) -> bytes:
+        if self.quiet:
+            return b""
+        if self.verbose:
+            return self._crlf() + text.encode() + self._crlf()
+        return str(number).encode() + bytes([self.s3])
+
+    def _fmt_error(self, err: _ErrorResult) -> bytes:
+        if self.quiet:
+            return b""
+        if isinstance(err, _Plain) or self.cmee == 0:
+            return self._fmt_final("ERROR", 4)
+        if isinstance(err, _Cme):
+            prefix = "+CME ERROR: "
+            member: Any = CmeErrorCode.from_number(err.code)
+        else:
+            assert isinstance(err, _Cms)
+            prefix = "+CMS ERROR: "
+            member = CmsErrorCode.from_number(err.code)
+        code_num = err.code
+        if self.cmee == 2 and isinstance(member, CmeErrorCode | CmsErrorCode):
+            text = prefix + str(member.text)
+        else:
+            text = prefix + str(code_num)
+        return self._fmt_info(text.encode())
+
+    # -------------------------------------------------------- power and state
+    def _reset_volatile(self) -> None:
+        p = self.profile
+        self.echo = True
+        self.verbose = True
+        self.quiet = False
+        self.s3, self.s4, self.s5 = 13, 10, 8
+        self.cmee = p.cmee_default
+        self.cmgf = 0
+        self.cscs = "GSM"
+        self.csms = 0
+        self.cpms = ["SM", "SM", "SM"]
+        self.cnmi = list(p.cnmi_default)
+        self.csmp = [17, 167, 0, 0]
+        self.csdh = 0
+        self.creg_n = 0
+        self.cgreg_n = 0
+        self.cereg_n = 0
+        self.cfun = 1
+        self._line = bytearray()
+        self._line_overflow = False
+        self._prompt: _Prompt | None = None
+        self._pending_in = bytearray()
+        self._echo_decided = 0
+        self._urc_queue: list[bytes] = []
+        self._ta_buffer: list[bytes] = []
+        self._resp: list[bytes] = []
+
+    @property
+    def state(self) -> str:
+        """"cmd", "prompt", "busy", "boot" or "hung"."""
+        return self._state
+
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    def _reg_stat(self) -> int:
+        if self._registered:
+            return 5 if self._roaming else 1
+        # Lost coverage: the module keeps searching (2); radio off / no SIM: 0.
+        return 2 if (self.cfun == 1 and self._pin_ok) else 0
+
+    def _update_registration(self) -> None:
+        want = self._net_available and self.cfun == 1 and self._pin_ok
+        if want == self._registered:
+            return
+        self._registered = want
+        stat = self._reg_stat()
+        for n, name in ((self.creg_n, "+CREG"), (self.cgreg_n, "+CGREG"), (self.cereg_n, "+CEREG")):
+            if n == 1:
+                self._urc(f"{name}: {stat}".encode())
+            elif n == 2:
+                self._urc(f"{name}: {stat}{self._loc_suffix()}".encode())
+        if want:
+            self._schedule_retry()
+
+    def _loc_suffix(self) -> str:
+        if not self._registered:
+            return ""
+        return f',"1A2B","01A2B3C4",{self.profile.act}'
+
+    def _reboot(self) -> None:
+        """Reset: drop the pending command, reset volatile settings, boot again."""
+        if self._busy_handle is not None:
+            self._busy_handle.cancel()
+            self._busy_handle = None
+        for pend, h in self._acks:
+            if h is not None:
+                h.cancel()
+            self.pending_mt.append(pend)
+        self._acks.clear()
+        self._reboot_on_next_line = False
+        self._reset_volatile()
+        self._state = "boot"
+        self._registered = False
+        self._pin_ok = self.pin is None
+        self._later(self.timing.boot_delay, self._boot_done)
+
+    def _boot_done(self) -> None:
+        if self._state != "boot":
+            return
+        self._state = "cmd"
+        for line in self.profile.startup_urcs:
+            self._urc(line.encode())
+        if self._pin_ok:
+            self._sim_ready()
+        else:
+            self._urc(b"+CPIN: SIM PIN")
+
+    def _sim_ready(self) -> None:
+        for line in self.profile.sim_ready_urcs:
+            self._urc(line.encode())
+        self._later(self.timing.registration_delay, self._update_registration)
+
+    # ------------------------------------------------------------------ input
+    def receive(self, data: bytes) -> None:
+        """Bytes the DTE wrote to the module."""
+        # Leading bytes already echoed (or not) when they arrived during a busy spell.
+        decided, self._echo_decided = self._echo_decided, 0
+        for i, b in enumerate(data):
+            st = self._state
+            if st == "busy":
+                # Echo at once (the TA echoes on arrival); handle after the answer.
+                rest = data[i:]
+                fresh = rest[decided:]
+                if fresh and self.echo:
+                    self._write(fresh)
+                self._pending_in += rest
+                return
+            echo = self.echo and not decided
+            if decided:
+                decided -= 1
+            if st in ("hung", "boot"):
+                continue
+            if st == "prompt":
+                self._prompt_byte(b, echo)
+            else:
+                self._cmd_byte(b, echo)
+
+    def _cmd_byte(self, b: int, echo: bool) -> None:
+        if echo:
+            self._write(bytes([b]))
+        if b == self.s3:
+            self._line_complete()
+            return
+        if b == self.s5:
+            if self._line:
+                self._line.pop()
+            return
+        if b == self.s4 and not self._line:
+            return
+        if len(self._line) >= self.profile.max_line:
+            self._line_overflow = True
+            return
+        self._line.append(b)
+        # V.250 §5.2.4: "A/" repeats the last command line at once, no S3 needed.
+        if b == ord("/") and bytes(self._line).strip().upper().endswith(b"A/"):
+            stripped = bytes(self._line).strip().upper()
+            if stripped == b"A/":
+                self._line.clear()
+                self._run_line(self._last_line)
+
+    def _line_complete(self) -> None:
+        raw = bytes(self._line)
+        overflow = self._line_overflow
+        self._line.clear()
+        self._line_overflow = False
+        text = raw.decode("latin-1")
+        # V.250 §5.2.1: characters before "AT" are ignored; a line without it too.
+        pos = text.upper().find("AT")
+        if overflow:
+            if pos >= 0 or len(text) >= self.profile.max_line:
+                self._resp = [self._fmt_error(_Plain())]
+                self._commit()
+            return
+        if pos < 0:
+            self._flush_urcs()
+            return
+        body = text[pos + 2 :]
+        if self._reboot_on_next_line:
+            self._reboot_on_next_line = False
+            self._reboot()
+            return
+        self._last_line = body
+        self._run_line(body)
+
+    # --------------------------------------------------------------- execution
+    def _run_line(self, body: str) -> None:
+        self._resp = []
+        self._after_commit: Callable[[], None] | None = None
+        next_state = "cmd"
+        try:
+            cmds = parse_line(body)
+        except CommandLineError:
+            cmds = None
+        if cmds is None:
+            self._resp.append(self._fmt_error(_Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)))
+        else:
+            ok = True
+            for cmd in cmds:
+                try:
+                    self._dispatch(cmd)
+                except _ErrorResult as err:
+                    self._resp.append(self._fmt_error(err))
+                    ok = False
+                    break
+                if self._prompt is not None:
+                    next_state = "prompt"
+                    break
+            if ok and next_state == "cmd":
+                self._resp.append(self._fmt_final("OK", 0))
+        self._commit(next_state)
+
+    def _commit(self, next_state: str = "cmd") -> None:
+        out = b"".join(self._resp)
+        self._resp = []
+        after = getattr(self, "_after_commit", None)
+        self._after_commit = None
+        loop: asyncio.AbstractEventLoop | None = None
+        if self._delay > 0:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None  # synchronous use: no delay without a loop
+        if loop is not None:
+            self._state = "busy"
+
+            def done() -> None:
+                self._busy_handle = None
+                if self._state != "busy":
+                    return
+                self._state = next_state
+                self._write(out)
+                if after is not None:
+                    after()
+                self._resume()
+
+            self._busy_handle = loop.call_later(self._delay, done)
+            return
+        self._state = next_state
+        self._write(out)
+        if after is not None:
+            after()
+        self._resume()
+
+    def _resume(self) -> None:
+        if self._state == "cmd":
+            self._flush_urcs()
+        if self._state in ("cmd", "prompt") and self._pending_in:
+            data = bytes(self._pending_in)
+            self._pending_in.clear()
+            self._echo_decided = len(data)
+            self.receive(data)
+
+    def _dispatch(self, cmd: Command) -> None:
+        name = cmd.name
+        if name.startswith("S") and name[1:].isdigit():
+            self._cmd_sreg(cmd)
+            return
+        if name in self.profile.iccid_commands:
+            self._cmd_iccid(cmd)
+            return
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
+        if not self._pin_ok and name not in _PIN_FREE:
+            if name in _SMS_COMMANDS:
+                raise _Cms(CmsErrorCode.SIM_PIN_REQUIRED)
+            raise _Cme(CmeErrorCode.SIM_PIN_REQUIRED)
+        try:
+            handler(self, cmd)
+        except (ValueError, CommandLineError) as exc:
+            if isinstance(exc, _codec.PduError):
+                raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
+            raise self._bad_param(name) from None
+
+    def _bad_param(self, name: str) -> _ErrorResult:
+        if name in _SMS_MESSAGE_COMMANDS:
+            return _Cms(
+                CmsErrorCode.INVALID_TEXT_MODE_PARAMETER
+                if self.cmgf
+                else CmsErrorCode.INVALID_PDU_MODE_PARAMETER
+            )
+        if name in _SMS_COMMANDS:
+            return _Cms(CmsErrorCode.OPERATION_NOT_SUPPORTED)
+        if len(name) <= 2:
+            return _Plain()
+        return _Cme(CmeErrorCode.INCORRECT_PARAMETERS)
+
+    def _info(self, line: str | bytes) -> None:
+        self._resp.append(self._fmt_info(line.encode() if isinstance(line, str) else line))
+
+    # ------------------------------------------------------------------- URCs
+    def _urc(self, line: bytes, *, sms: bool = False) -> None:
+        """Send an unsolicited line now, or hold it until the DTE link is free."""
+        chunk = self._fmt_info(line)
+        if sms and self.cnmi[0] == 0:
+            self._ta_buffer.append(chunk)
+            return
+        if self._state == "hung":
+            return
+        if self._state != "cmd" or self._line:
+            if sms and self.cnmi[0] == 1:
+                return  # <mode> 1: discard when the link is reserved
+            self._urc_queue.append(chunk)
+            return
+        self._write(chunk)
+
+    def _flush_urcs(self) -> None:
+        if self._urc_queue and self._state == "cmd" and not self._line:
+            out = b"".join(self._urc_queue)
+            self._urc_queue.clear()
+            self._write(out)
+
+    # ------------------------------------------------------------ arg helpers
+    @staticmethod
+    def _int(arg: str | None, lo: int, hi: int, default: int | None = None) -> int:
+        if arg is None:
+            if default is None:
+                raise ValueError("missing argument")
+            return default
+        if not arg.isdigit():
+            raise ValueError(f"not a number: {arg!r}")
+        v = int(arg)
+        if not lo <= v <= hi:
+            raise ValueError(f"{v} out of range {lo}-{hi}")
+        return v
+
+    @staticmethod
+    def _need_args(cmd: Command, lo: int, hi: int) -> list[str | None]:
+        args = cmd.args()
+        if not lo <= len(args) <= hi:
+            raise ValueError("wrong number of arguments")
+        return args
+
+    # ------------------------------------------------------- V.250 basic set
+    def _cmd_e(self, cmd: Command) -> None:
+        self.echo = self._basic_flag(cmd)
+
+    def _cmd_v(self, cmd: Command) -> None:
+        self.verbose = self._basic_flag(cmd)
+
+    def _cmd_q(self, cmd: Command) -> None:
+        self.quiet = self._basic_flag(cmd)
+
+    @staticmethod
+    def _basic_flag(cmd: Command) -> bool:
+        if cmd.form == READ:
+            raise ValueError("no read form")
+        v = int(cmd.raw) if cmd.raw else 0
+        if v not in (0, 1):
+            raise ValueError("0 or 1")
+        return v == 1
+
+    def _cmd_z(self, cmd: Command) -> None:
+        if cmd.raw not in ("", "0"):
+            raise ValueError("ATZ takes 0")
+        self._defaults_keep_port()
+
+    def _cmd_and_f(self, cmd: Command) -> None:
+        if cmd.raw not in ("", "0"):
+            raise ValueError("AT&F takes 0")
+        self._defaults_keep_port()
+
+    def _defaults_keep_port(self) -> None:
+        resp = self._resp
+        p = self.profile
+        self.echo, self.verbose, self.quiet = True, True, False
+        self.s3, self.s4, self.s5 = 13, 10, 8
+        self.cmee = p.cmee_default
+        self.cmgf, self.cscs, self.csdh = 0, "GSM", 0
+        self.cnmi = list(p.cnmi_default)
+        self.csmp = [17, 167, 0, 0]
+        self.creg_n = self.cgreg_n = self.cereg_n = 0
+        self._resp = resp
+
+    def _cmd_ok(self, cmd: Command) -> None:
+        """Accepted and ignored (ATH, ATX, AT&W, AT&D, AT&C)."""
+
+    def _cmd_i(self, cmd: Command) -> None:
+        p = self.profile
+        self._info(p.manufacturer)
+        self._info(p.model)
+        self._info(f"Revision: {p.revision}")
+
+    def _cmd_sreg(self, cmd: Command) -> None:
+        reg = int(cmd.name[1:])
+        regs = {3: "s3", 4: "s4", 5: "s5"}
+        if cmd.form == READ:
+            val = getattr(self, regs[reg]) if reg in regs else 0
+            self._info(f"{val:03d}")
+        elif cmd.form == SET:
+            v = self._int(cmd.raw or None, 0, 127 if reg in regs else 255)
+            if reg in regs:
+                setattr(self, regs[reg], v)
+        elif cmd.form == TEST:
+            self._info("(0-127)")
+
+    # -------------------------------------------------------------- identity
+    def _ident(self, cmd: Command, value: str) -> None:
+        if cmd.form == TEST:
+            return
+        if cmd.form != EXEC:
+            raise ValueError("exec only")
+        self._info(value)
+
+    def _cmd_cgmi(self, cmd: Command) -> None:
+        self._ident(cmd, self.profile.manufacturer)
+
+    def _cmd_cgmm(self, cmd: Command) -> None:
+        self._ident(cmd, self.profile.model)
+
+    def _cmd_cgmr(self, cmd: Command) -> None:
+        self._ident(cmd, self.profile.revision)
+
+    def _cmd_cgsn(self, cmd: Command) -> None:
+        self._ident(cmd, self.profile.imei)
+
+    def _cmd_cimi(self, cmd: Command) -> None:
+        self._ident(cmd, self.profile.imsi)
+
+    def _cmd_iccid(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            return
+        if cmd.form != EXEC:
+            raise self._bad_param(cmd.name)
+        if not self._pin_ok and cmd.name not in _PIN_FREE:
+            raise _Cme(CmeErrorCode.SIM_PIN_REQUIRED)
+        self._info(self.profile.iccid_commands[cmd.name] + self.profile.iccid)
+
+    def _cmd_cpin(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info("+CPIN: READY" if self._pin_ok else "+CPIN: SIM PIN")
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 2)
+            if self._pin_ok:
+                raise _Cme(CmeErrorCode.OPERATION_NOT_ALLOWED)
+            if args[0] != self.pin:
+                raise _Cme(CmeErrorCode.INCORRECT_PASSWORD)
+            self._pin_ok = True
+            self._after_commit = self._sim_ready
+        elif cmd.form == EXEC:
+            raise ValueError("+CPIN needs a PIN")
+
+    def _cmd_cmee(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f"+CMEE: {self.cmee}")
+        elif cmd.form == TEST:
+            self._info("+CMEE: (0-2)")
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            self.cmee = self._int(a, 0, 2, 0)
+        else:
+            self.cmee = 0
+
+    # --------------------------------------------------------------- network
+    def _cmd_csq(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            self._info("+CSQ: (0-31,99),(0-7,99)")
+        elif cmd.form == EXEC:
+            if self._registered:
+                self._info(f"+CSQ: {self.rssi},{self.ber}")
+            else:
+                self._info("+CSQ: 99,99")
+        else:
+            raise ValueError("exec only")
+
+    def _reg_cmd(self, cmd: Command, attr: str) -> None:
+        name = cmd.name
+        if cmd.form == TEST:
+            self._info(f"{name}: (0-2)")
+        elif cmd.form == READ:
+            n = getattr(self, attr)
+            suffix = self._loc_suffix() if n == 2 else ""
+            self._info(f"{name}: {n},{self._reg_stat()}{suffix}")
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            setattr(self, attr, self._int(a, 0, 2, 0))
+        else:
+            setattr(self, attr, 0)
+
+    def _cmd_creg(self, cmd: Command) -> None:
+        self._reg_cmd(cmd, "creg_n")
+
+    def _cmd_cgreg(self, cmd: Command) -> None:
+        self._reg_cmd(cmd, "cgreg_n")
+
+    def _cmd_cereg(self, cmd: Command) -> None:
+        self._reg_cmd(cmd, "cereg_n")
+
+    def _cmd_cops(self, cmd: Command) -> None:
+        p = self.profile
+        if cmd.form == READ:
+            if self._registered:
+                self._info(f'+COPS: 0,0,"{p.operator}",{p.act}')
+            else:
+                self._info("+COPS: 0")
+        elif cmd.form == TEST:
+            self._info(
+                f'+COPS: (2,"{p.operator}","{p.operator}","{p.operator_numeric}",{p.act}),'
+                ",(0-4),(0-2)"
+            )
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 4)
+            mode = self._int(args[0], 0, 4)
+            if mode in (0, 1, 4):
+                self._net_available = True
+            elif mode == 2:
+                self._net_available = False
+            self._update_registration()
+        else:
+            raise ValueError("no exec form")
+
+    def _cmd_cfun(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f"+CFUN: {self.cfun}")
+        elif cmd.form == TEST:
+            self._info("+CFUN: (0,1,4),(0,1)")
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 2)
+            fun = self._int(args[0], 0, 4)
+            if fun not in (0, 1, 4):
+                raise ValueError("fun")
+            rst = self._int(args[1], 0, 1, 0) if len(args) > 1 else 0
+            if rst == 1:
+                if fun != 1:
+                    raise ValueError("reset needs fun 1")
+                self._after_commit = self._reboot
+                return
+            self.cfun = fun
+            self._update_registration()
+        else:
+            raise ValueError("no exec form")
+
+    def _cmd_cscs(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f'+CSCS: "{self.cscs}"')
+        elif cmd.form == TEST:
+            self._info('+CSCS: ("GSM","IRA","UCS2","8859-1","HEX")')
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            cs = (a or "").upper()
+            if cs not in ("GSM", "IRA", "UCS2", "8859-1", "HEX"):
+                raise ValueError("charset")
+            self.cscs = cs
+        else:
+            raise ValueError("no exec form")
+
+    # ----------------------------------------------------- SMS configuration
+    def _cmd_csms(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f"+CSMS: {self.csms},1,1,1")
+        elif cmd.form == TEST:
+            self._info("+CSMS: (0,1)")
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            self.csms = self._int(a, 0, 1)
+            self._info("+CSMS: 1,1,1")
+        else:
+            raise ValueError("no exec form")
+
+    def _cpms_counts(self) -> str:
+        parts = []
+        for mem in self.cpms:
+            st = self._stores[mem]
+            parts.append(f"{st.used},{st.capacity}")
+        return ",".join(parts)
+
+    def _cmd_cpms(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            parts = []
+            for mem in self.cpms:
+                st = self._stores[mem]
+                parts.append(f'"{mem}",{st.used},{st.capacity}')
+            self._info("+CPMS: " + ",".join(parts))
+        elif cmd.form == TEST:
+            mems = '("SM","ME","MT")'
+            self._info(f"+CPMS: {mems},{mems},{mems}")
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 3)
+            new = list(self.cpms)
+            for i, a in enumerate(args):
+                if a is None:
+                    continue
+                mem = a.upper()
+                if mem not in self._stores:
+                    raise _Cms(CmsErrorCode.OPERATION_NOT_ALLOWED)
+                new[i] = mem
+            self.cpms = new
+            self._info("+CPMS: " + self._cpms_counts())
+            self._schedule_retry()
+        else:
+            raise ValueError("no exec form")
+
+    def _cmd_cmgf(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f"+CMGF: {self.cmgf}")
+        elif cmd.form == TEST:
+            self._info("+CMGF: (0,1)")
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            self.cmgf = self._int(a, 0, 1, 0)
+        else:
+            self.cmgf = 0
+
+    def _cmd_csca(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            tosca = 145 if self.smsc.startswith("+") else 129
+            self._info(f'+CSCA: "{self.smsc}",{tosca}')
+        elif cmd.form == TEST:
+            return
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 2)
+            sca = self._te_to_str(args[0] or "")
+            if sca and not sca.lstrip("+").isdigit():
+                raise ValueError("address")
+            if len(args) > 1:
+                self._int(args[1], 0, 255)
+            self.smsc = sca
+        else:
+            raise ValueError("no exec form")
+
+    def _cmd_csmp(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            fo, vp, pid, dcs = self.csmp
+            self._info(f"+CSMP: {fo},{vp},{pid},{dcs}")
+        elif cmd.form == TEST:
+            return
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 4)
+            new = list(self.csmp)
+            for i, a in enumerate(args):
+                if a is not None:
+                    new[i] = self._int(a, 0, 255)
+            self.csmp = new
+        else:
+            raise ValueError("no exec form")
+
+    def _cmd_csdh(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info(f"+CSDH: {self.csdh}")
+        elif cmd.form == TEST:
+            self._info("+CSDH: (0,1)")
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            self.csdh = self._int(a, 0, 1, 0)
+        else:
+            self.csdh = 0
+
+    def _cmd_cnmi(self, cmd: Command) -> None:
+        if cmd.form == READ:
+            self._info("+CNMI: " + ",".join(str(v) for v in self.cnmi))
+        elif cmd.form == TEST:
+            self._info("+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)")
+        elif cmd.form == SET:
+            args = self._need_args(cmd, 1, 5)
+            limits = [(0, 3), (0, 3), (0, 3), (0, 2), (0, 1)]
+            new = list(self.cnmi)
+            for i, a in enumerate(args):
+                if a is not None:
+                    new[i] = self._int(a, *limits[i])
+            if new[2] not in (0, 2):
+                raise ValueError("bm")
+            old_mode = self.cnmi[0]
+            self.cnmi = new
+            if new[0] != 0 and old_mode == 0 and self._ta_buffer:
+                if new[4] == 0:
+                    self._urc_queue.extend(self._ta_buffer)
+                self._ta_buffer.clear()
+        else:
+            self.cnmi = [0, 0, 0, 0, 0]
+
+    # ------------------------------------------------------------ SMS storage
+    def _mem(self, i: int) -> Storage:
+        return self._stores[self.cpms[i]]
+
+    def _check_index(self, store: Storage, index: int) -> None:
+        if not store.valid_index(index):
+            raise _Cms(CmsErrorCode.INVALID_MEMORY_INDEX)
+
+    def _cmd_cmgr(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            return
+        if cmd.form != SET:
+            raise ValueError("set only")
+        (a,) = self._need_args(cmd, 1, 1)
+        index = self._int(a, 0, 100000)
+        store = self._mem(0)
+        self._check_index(store, index)
+        m = store.get(index)
+        if m is None:
+            if self.profile.cmgr_empty_error is not None:
+                raise _Cms(self.profile.cmgr_empty_error)
+            return
+        self._show_message(m, index, listing=False)
+        if m.stat == REC_UNREAD:
+            m.stat = REC_READ
+
+    def _show_message(self, m: StoredMessage, index: int, *, listing: bool) -> None:
+        if self.cmgf == 0:
+            head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
+                f"+CMGR: {m.stat},,{m.length}"
+            )
+            self._info(head)
+            self._resp.append(m.pdu_hex.encode() + self._crlf())
+            return
+        head, body = self._text_view(m, index if listing else None)
+        self._info(head)
+        if body is not None:
+            self._resp.append(body + self._crlf())
+
+    def _text_view(self, m: StoredMessage, index: int | None) -> tuple[str, bytes | None]:
+        """Text-mode header and data line of a stored message (TS 27.005 §3.4.2/§3.4.3)."""
+        stat = STAT_TEXT.get(m.stat, "REC READ")
+        prefix = f"+CMGL: {index}," if index is not None else "+CMGR: "
+        try:
+            d = _codec.describe(m.pdu)
+        except _codec.PduError:
+            return f'{prefix}"{stat}","",,', m.pdu_hex.encode()
+        if d.kind == "status-report":
+            return (
+                f'{prefix}"{stat}",{d.fo},{d.mr},"{d.address}",{d.toa},'
+                f'"{d.scts_text}","{d.dt_text}",{d.st}',
+                None,
+            )
+        addr = self._str_to_te(d.address)
+        if d.kind == "deliver":
+            head = f'{prefix}"{stat}","{addr}",,"{d.scts_text}"'
+        elif index is not None:
+            head = f'{prefix}"{stat}","{addr}",,'  # <alpha> and <scts> empty
+        else:
+            head = f'{prefix}"{stat}","{addr}",'
+        if self.csdh:
+            if index is not None:
+                head += f",{d.toa},{d.ud_length}"
+            elif d.kind == "deliver":
+                head += (
+                    f",{d.toa},{d.fo},{d.pid},{d.dcs},\"{self.smsc}\","
+                    f"{145 if self.smsc.startswith('+') else 129},{d.ud_length}"
+                )
+            else:
+                head += f",{d.toa},{d.fo},{d.pid},{d.dcs},{d.vp},\"{self.smsc}\",145,{d.ud_length}"
+        return head, self._data_to_te(d)
+
+    def _cmd_cmgl(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            if self.cmgf:
+                self._info('+CMGL: ("REC UNREAD","REC READ","STO UNSENT","STO SENT","ALL")')
+            else:
+                self._info("+CMGL: (0-4)")
+            return
+        if cmd.form == READ:
+            raise ValueError("no read form")
+        stat = REC_UNREAD
+        if cmd.form == SET:
+            args = self._need_args(cmd, 1, 2)
+            a = args[0]
+            if self.cmgf:
+                if a is None or not cmd.quoted(0) or a.upper() not in STAT_FROM_TEXT:
+                    raise ValueError("stat")
+                stat = STAT_FROM_TEXT[a.upper()]
+            else:
+                stat = self._int(a, 0, 4, REC_UNREAD)
+                if cmd.quoted(0):
+                    raise ValueError("stat")
+        store = self._mem(0)
+        shown = [(i, m) for i, m in store.items() if stat in (ALL, m.stat)]
+        if not shown and self.profile.cmgl_empty_error is not None:
+            raise _Cms(self.profile.cmgl_empty_error)
+        for i, m in shown:
+            self._show_message(m, i, listing=True)
+            if m.stat == REC_UNREAD:
+                m.stat = REC_READ
+
+    def _cmd_cmgd(self, cmd: Command) -> None:
+        store = self._mem(0)
+        if cmd.form == TEST:
+            used = ",".join(str(i) for i, _ in store.items())
+            self._info(f"+CMGD: ({used}),(0-4)")
+            return
+        if cmd.form != SET:
+            raise ValueError("set only")
+        args = self._need_args(cmd, 1, 2)
+        flag = self._int(args[1], 0, 4, 0) if len(args) > 1 else 0
+        if flag == 0:
+            index = self._int(args[0], 0, 100000)
+            self._check_index(store, index)
+            store.delete(index)
+        else:
+            if args[0] is not None:
+                self._int(args[0], 0, 100000)
+            doomed = {
+                1: (REC_READ,),
+                2: (REC_READ, STO_SENT),
+                3: (REC_READ, STO_SENT, STO_UNSENT),
+                4: (REC_READ, STO_SENT, STO_UNSENT, REC_UNREAD),
+            }[flag]
+            for i, m in store.items():
+                if m.stat in doomed:
+                    store.delete(i)
+        self._schedule_retry()
+
+    # -------------------------------------------------------------- sending
+    def _cmd_cmgs(self, cmd: Command) -> None:
+        self._open_prompt(cmd, "+CMGS")
+
+    def _cmd_cmgw(self, cmd: Command) -> None:
+        self._open_prompt(cmd, "+CMGW")
+
+    def _open_prompt(self, cmd: Command, which: str) -> None:
+        if cmd.form == TEST:
+            return
+        if cmd.form == READ:
+            raise ValueError("no read form")
+        if self.cmgf == 0:
+            if cmd.form != SET:
+                raise ValueError("length needed")
+            args = self._need_args(cmd, 1, 2 if which == "+CMGW" else 1)
+            length = self._int(args[0], 1, 164)
+            stat = STO_UNSENT
+            if len(args) > 1:
+                stat = self._int(args[1], 0, 3, STO_UNSENT)
+            self._prompt = _Prompt(which, True, length=length, stat=stat)
+        else:
+            da, toda, stat = "", 129, STO_UNSENT
+            if cmd.form == SET:
+                args = self._need_args(cmd, 1, 3)
+                da = self._te_to_str(args[0] or "")
+                if not da or not da.lstrip("+").isalnum():
+                    raise ValueError("address")
+                toda = 145 if da.startswith("+") else 129
+                if len(args) > 1 and args[1] is not None:
+                    toda = self._int(args[1], 128, 255)
+                if len(args) > 2 and args[2] is not None:
+                    if args[2].upper() not in STAT_FROM_TEXT:
+                        raise ValueError("stat")
+                    stat = STAT_FROM_TEXT[args[2].upper()]
+            elif which == "+CMGS":
+                raise ValueError("address needed")
+            self._prompt = _Prompt(which, False, da=da, toda=toda, stat=stat)
+        self._resp.append(self.profile.prompt)
+
+    def _prompt_byte(self, b: int, echo: bool) -> None:
+        pr = self._prompt
+        assert pr is not None
+        if b == CTRL_Z:
+            self._prompt = None
+            self._run_prompt(pr)
+            return
+        if b == ESC:
+            # TS 27.005 §3.5.1: ESC quits without sending.
+            self._prompt = None
+            self._resp = [self._fmt_final("OK", 0)]
+            self._commit()
+            return
+        if echo:
+            self._write(bytes([b]))
+        if b in (self.s3, self.s4):
+            if not pr.pdu_mode and b == self.s3:
+                pr.buf += b"\n"
+                self._write(self.profile.prompt)
+            return
+        if len(pr.buf) >= _PROMPT_MAX:
+            pr.overflow = True
+            return
+        pr.buf.append(b)
+
+    def _run_prompt(self, pr: _Prompt) -> None:
+        self._resp = []
+        self._after_commit = None
+        try:
+            if pr.overflow:
+                raise self._bad_param(pr.command)
+            pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
+            if pr.command == "+CMGS":
+                mr = self._network_send(pdu)
+                self._info(f"+CMGS: {mr}")
+            else:
+                store = self._mem(1)
+                length = _codec.tpdu_length(pdu)
+                idx = store.add(pr.stat, pdu, length, _codec.kind_of(pdu))
+                if idx is None:
+                    raise _Cms(CmsErrorCode.MEMORY_FULL)
+                self._info(f"+CMGW: {idx}")
+            self._resp.append(self._fmt_final("OK", 0))
+        except _ErrorResult as err:
+            self._resp.append(self._fmt_error(err))
+        self._commit()
+
+    def _prompt_pdu(self, pr: _Prompt) -> bytes:
+        text = bytes(pr.buf).decode("latin-1").strip().replace(" ", "")
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
+        if not data or data[0] + 1 > len(data):
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
+        if len(data) - 1 - data[0] != pr.length:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
+        try:
+            kind = _codec.kind_of(data, strict=True)
+        except _codec.PduError:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
+        if pr.command == "+CMGS" and kind != "submit":
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
+        return data
+
+    def _prompt_text(self, pr: _Prompt) -> bytes:
+        fo, vp, pid, dcs = self.csmp
+        raw = bytes(pr.buf)
+        alphabet = _codec.alphabet_of_dcs(dcs)
+        if alphabet == "gsm7":
+            content: str | bytes = self._te_bytes_to_str(raw)
+        else:
+            try:
+                content = bytes.fromhex(raw.decode("latin-1").strip())
+            except ValueError:
+                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
+        try:
+            return _codec.build_submit(
+                pr.da, content, fo=fo, vp=vp, pid=pid, dcs=dcs, smsc=None
+            )
+        except _codec.PduError:
+            raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
+
+    def _network_send(self, pdu: bytes) -> int:
+        if not self._registered:
+            raise _Cms(CmsErrorCode.NO_NETWORK_SERVICE)
+        if pdu[0] == 0 and not self.smsc:
+            raise _Cms(CmsErrorCode.SMSC_ADDRESS_UNKNOWN)
+        if self._cms_errors:
+            raise _Cms(self._cms_errors.pop(0))
+        mr = self._mr
+        self._mr = (self._mr + 1) % 256
+        msg = _codec.decode_with_mr(pdu, mr)
+        self.mo_log.append(MoRecord(pdu.hex().upper(), msg, mr))
+        if _codec.wants_status_report(msg):
+            self._later(self.timing.status_report_delay, lambda: self._status_report(msg, mr))
+        return mr
+
+    def _status_report(self, submit: Any, mr: int) -> None:
+        pdu = _codec.build_status_report(submit, mr, self._now(), smsc=self.smsc)
+        self._mt_arrive(NetworkMessage(pdu, "status-report"))
+
+    def _cmd_cmss(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            return
+        if cmd.form != SET:
+            raise ValueError("set only")
+        args = self._need_args(cmd, 1, 3)
+        index = self._int(args[0], 0, 100000)
+        store = self._mem(1)
+        self._check_index(store, index)
+        m = store.get(index)
+        if m is None or m.kind != "submit":
+            raise _Cms(CmsErrorCode.INVALID_MEMORY_INDEX)
+        pdu = m.pdu
+        if len(args) > 1 and args[1]:
+            pdu = _codec.with_destination(pdu, self._te_to_str(args[1]))
+        mr = self._network_send(pdu)
+        m.stat = STO_SENT
+        self._info(f"+CMSS: {mr}")
+
+    def _cmd_cnma(self, cmd: Command) -> None:
+        if cmd.form == TEST:
+            if self.cmgf == 0:
+                self._info("+CNMA: (0-2)")
+            return
+        if cmd.form == READ:
+            raise ValueError("no read form")
+        n = 0
+        if cmd.form == SET:
+            args = self._need_args(cmd, 1, 2)
+            n = self._int(args[0], 0, 2, 0)
+            if len(args) > 1 and self._int(args[1], 0, 0, 0) != 0:
+                raise ValueError("ack PDU not supported")
+        if self.csms != 1 or not self._acks:
+            raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
+        pend, handle = self._acks.pop(0)
+        if handle is not None:
+            handle.cancel()
+            self._timers.discard(handle)
+        if n == 2:
+            self.pending_mt.append(pend)
+            self._schedule_retry()
+
+    # ------------------------------------------------------------- text mode
+    def _te_to_str(self, s: str) -> str:
+        """A quoted string parameter in the TE character set (+CSCS) -> text."""
+        if self.cscs == "UCS2":
+            try:
+                return bytes.fromhex(s).decode("utf-16-be")
+            except ValueError:
+                return s
+        if self.cscs == "HEX":
+            try:
+                return bytes.fromhex(s).decode("latin-1")
+            except ValueError:
+                return s
+        if self.cscs == "GSM":
+            return self._te_bytes_to_str(s.encode("latin-1", "replace"))
+        return s
+
+    def _te_bytes_to_str(self, raw: bytes) -> str:
+        if self.cscs == "UCS2":
+            try:
+                return bytes.fromhex(raw.decode("latin-1")).decode("utf-16-be")
+            except ValueError:
+                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
+        if self.cscs == "GSM":
+            # ESC (0x1B) ends the prompt, so only the default table can be typed.
+            try:
+                return _codec.gsm_bytes_to_str(raw)
+            except _codec.PduError:
+                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
+        return raw.decode("latin-1")
+
+    def _str_to_te(self, s: str) -> str:
+        if self.cscs == "UCS2":
+            return s.encode("utf-16-be").hex().upper()
+        return s
+
+    def _data_to_te(self, d: _codec.Described) -> bytes:
+        """Text-mode <data> (TS 27.005 §3.1): 8-bit and UCS2 coded messages as hex
+        of their octets; GSM 7-bit text converted to the +CSCS character set."""
+        if d.text is None:
+            return d.data.hex().upper().encode()
+        if _codec.alphabet_of_dcs(d.dcs) == "ucs2":
+            return d.text.encode("utf-16-be").hex().upper().encode()
+        if self.cscs == "UCS2":
+            return d.text.encode("utf-16-be").hex().upper().encode()
+        if self.cscs == "GSM":
+            return _codec.str_to_gsm_bytes(d.text)
+        if self.cscs == "IRA":
+            return d.text.encode("ascii", "replace")
+        return d.text.encode("latin-1", "replace")
+
+    # --------------------------------------------------------- network side
+    def _now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    def _network_ok(self) -> bool:
+        return self._registered and self._state not in ("boot",)
+
+    def _schedule_retry(self) -> None:
+        if self.pending_mt:
+            self._later(self.timing.network_retry_delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self.retry_pending()
+
+    def retry_pending(self) -> list[int]:
+        """The network tries again to deliver the messages it holds."""
+        pend, self.pending_mt = self.pending_mt, []
+        out: list[int] = []
+        for p in pend:
+            idx = self._mt_arrive(p)
+            if idx is not None:
+                out.append(idx)
+        return out
+
+    def _mt_arrive(self, p: NetworkMessage) -> int | None:
+        """One TPDU from the network: route it per +CNMI; the storage index or None."""
+        if not self._network_ok():
+            self.pending_mt.append(p)
+            return None
+        mt, ds = self.cnmi[1], self.cnmi[3]
+        if p.kind == "status-report":
+            if ds == 0:
+                self.unrouted_status_reports.append(p.pdu)
+                return None
+            if ds == 1:
+                self._direct(p, "+CDS")
+                return None
+            return self._store_mt(p, "+CDSI")
+        cls = _codec.message_class(p.pdu)
+        if (mt == 2 and cls != 2) or (mt == 3 and cls == 3):
+            self._direct(p, "+CMT")
+            return None
+        return self._store_mt(p, "+CMTI" if mt in (1, 2, 3) else None)
+
+    def _store_mt(self, p: NetworkMessage, urc: str | None) -> int | None:
+        store = self._mem(2)
+        idx = store.add(REC_UNREAD, p.pdu, _codec.tpdu_length(p.pdu), p.kind)
+        if idx is None:
+            # Refused: RP-ERROR "memory capacity exceeded"; the network keeps it.
+            self.pending_mt.append(p)
+            return None
+        if urc is not None:
+            self._urc(f'{urc}: "{store.name}",{idx}'.encode(), sms=True)
+        return idx
+
+    def _direct(self, p: NetworkMessage, urc: str) -> None:
+        length = _codec.tpdu_length(p.pdu)
+        if self.cmgf == 0:
+            line = (f"{urc}: ,{length}" if urc == "+CMT" else f"{urc}: {length}").encode()
+            chunk = line + self._crlf() + p.pdu.hex().upper().encode()
+        else:
+            chunk = self._direct_text(p, urc)
+        self._urc(chunk, sms=True)
+        if self.csms == 1:
+            handle: asyncio.TimerHandle | None = None
+            entry: tuple[NetworkMessage, asyncio.TimerHandle | None]
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+
+                def expire() -> None:
+                    self._cnma_expired(entry)
+
+                handle = loop.call_later(self.timing.cnma_timeout, expire)
+            entry = (p, handle)
+            self._acks.append(entry)
+
+    def _direct_text(self, p: NetworkMessage, urc: str) -> bytes:
+        try:
+            d = _codec.describe(p.pdu)
+        except _codec.PduError:
+            return f"{urc}: ,0".encode() + self._crlf() + p.pdu.hex().upper().encode()
+        if urc == "+CDS":
+            return (
+                f'+CDS: {d.fo},{d.mr},"{d.address}",{d.toa},'
+                f'"{d.scts_text}","{d.dt_text}",{d.st}'
+            ).encode()
+        head = f'+CMT: "{self._str_to_te(d.address)}",,"{d.scts_text}"'
+        if self.csdh:
+            tosca = 145 if self.smsc.startswith("+") else 129
+            head += f',{d.toa},{d.fo},{d.pid},{d.dcs},"{self.smsc}",{tosca},{d.ud_length}'
+        return head.encode() + self._crlf() + self._data_to_te(d)
+
+    def _cnma_expired(self, entry: tuple[NetworkMessage, asyncio.TimerHandle | None]) -> None:
+        if entry not in self._acks:
+            return
+        self._acks.remove(entry)
+        # TS 27.005 §3.4.1: RP-ERROR to the network; <mt> and <ds> set to 0.
+        self.cnmi[1] = 0
+        self.cnmi[3] = 0
+        self.pending_mt.append(entry[0])
+        self._schedule_retry()
+
+    # ------------------------------------------------------ control: public
+    def deliver(
+        self,
+        text_or_bytes: str | bytes | None = None,
+        *,
+        sender: str = "2936",
+        encoding: str | None = None,
+        pdu: str | None = None,
+        include_sid: str | None = None,
+        sid: str | None = None,
+        duplicate: bool = False,
+        message_class: int | None = None,
+    ) -> list[int]:
+        """The network delivers an SMS (maybe several parts) to the module.
+
+        ``pdu`` is a complete SMS-DELIVER (or SMS-STATUS-REPORT) as hex, SMSC
+        field first; it is passed on as it is, even when it does not decode.
+        ``include_sid`` ("start"/"end") joins a Twilio Command SID ("DC" + 32
+        hex, "HC" + 32 hex when ``sender`` is "000"; or ``sid``) to the text
+        with one space. ``message_class`` (0-3) sets a TP-DCS message class
+        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. Returns the
+        storage indexes used ([] for direct delivery or when the network
+        holds the message).
+        """
+        if pdu is not None:
+            raw = bytes.fromhex(pdu.replace(" ", ""))
+            tpdus = [raw]
+        else:
+            content = text_or_bytes if text_or_bytes is not None else ""
+            if include_sid is not None:
+                if not isinstance(content, str):
+                    raise ValueError("include_sid needs a text message")
+                if sid is None:
+                    sid = ("HC" if sender == "000" else "DC") + self._rng.getrandbits(128).to_bytes(
+                        16, "big"
+                    ).hex()
+                if include_sid == "start":
+                    content = f"{sid} {content}"
+                elif include_sid == "end":
+                    content = f"{content} {sid}"
+                else:
+                    raise ValueError("include_sid is 'start' or 'end'")
+            self._concat_ref = (self._concat_ref + 1) % 256
+            tpdus = _codec.build_delivers(
+                sender, content, scts=self._now(), encoding=encoding,
+                ref=self._concat_ref, smsc=self.smsc, message_class=message_class,
+            )
+        if duplicate:
+            tpdus = tpdus + tpdus
+        out: list[int] = []
+        for raw in tpdus:
+            idx = self._mt_arrive(NetworkMessage(raw, _codec.kind_of(raw)))
+            if idx is not None:
+                out.append(idx)
+        return out
+
+    def clear_mo(self) -> None:
+        self.mo_log.clear()
+
+    def storage(self, name: str = "SM") -> Storage:
+        """The storage ``name`` ("SM", "ME" or "MT")."""
+        return self._stores[name.upper()]
+
+    def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
+        """The network is reachable (or lost); +CREG/+CGREG/+CEREG report changes."""
+        self._roaming = roaming
+        self._net_available = registered
+        self._update_registration()
+
+    def set_signal(self, rssi: int, ber: int = 99) -> None:
+        self.rssi, self.ber = rssi, ber
+
+    def fault(self, name: str, *args: str | int | float) -> None:
+        """Inject a fault (see docs/simulator.md for the list)."""
+        a = [str(x) for x in args]
+        n = name.lower()
+        if n in ("reboot", "reset"):
+            if not a:
+                self._reboot()
+            elif a[0] == "next":
+                self._reboot_on_next_line = True
+            else:
+                self._later(float(a[0]) / 1000.0, self._reboot)
+        elif n == "garbage":
+            count = int(a[0]) if a else 16
+            state, self._state = self._state, "cmd"
+            self._write(bytes(self._fault_rng.randrange(256) for _ in range(count)))
+            self._state = state
+        elif n == "drop":
+            self._drop_rate = _rate(a)
+        elif n == "corrupt":
+            self._corrupt_rate = _rate(a)
+        elif n == "delay":
+            self._delay = float(a[0]) / 1000.0 if a else 0.0
+        elif n == "hang":
+            if self._busy_handle is not None:
+                self._busy_handle.cancel()
+                self._busy_handle = None
+            self._state = "hung"
+        elif n == "cms-error":
+            if not a:
+                raise ValueError("cms-error CODE [COUNT]")
+            count = int(a[1]) if len(a) > 1 else 1
+            self._cms_errors = [int(a[0])] * count
+        elif n == "storage-full":
+            self._fill_storage(a[0].upper() if a else self.cpms[2])
+        elif n == "disconnect":
+            self._disconnect(float(a[0]) / 1000.0 if a else self.timing.reconnect_delay)
+        elif n == "unregister":
+            self.set_registered(False)
+        elif n == "register":
+            self.set_registered(True, roaming=bool(a and a[0] == "roaming"))
+        elif n == "clear":
+            self._drop_rate = self._corrupt_rate = self._delay = 0.0
+            self._cms_errors = []
+        else:
+            raise ValueError(f"unknown fault {name!r}")
+
+    def _fill_storage(self, mem: str) -> None:
+        store = self._stores[mem]
+        n = 0
+        while not store.full:
+            n += 1
+            (raw,) = _codec.build_delivers(
+                "+15550001111", f"filler {n}", scts=self._now(), encoding=None, ref=0,
+                smsc=self.smsc,
+            )
+            if store.add(REC_READ, raw, _codec.tpdu_length(raw), "deliver") is None:
+                break
+
+    def _disconnect(self, down: float) -> None:
+        self.connectable = False
+        for port in list(self._ports):
+            port.sim_hangup()
+        self._ports.clear()
+
+        def back() -> None:
+            self.connectable = True
+            for cb in list(self._reconnect_listeners):
+                cb()
+
+        self._later(down, back)
+
+
+def _rate(a: list[str]) -> float:
+    r = float(a[0]) if a else 0.0
+    if not 0.0 <= r <= 1.0:
+        raise ValueError("rate is 0..1")
+    return r
+
+
+_HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {
+    "E": SimModem._cmd_e,
+    "V": SimModem._cmd_v,
+    "Q": SimModem._cmd_q,
+    "Z": SimModem._cmd_z,
+    "&F": SimModem._cmd_and_f,
+    "I": SimModem._cmd_i,
+    "H": SimModem._cmd_ok,
+    "X": SimModem._cmd_ok,
+    "&W": SimModem._cmd_ok,
+    "&D": SimModem._cmd_ok,
+    "&C": SimModem._cmd_ok,
+    "+CGMI": SimModem._cmd_cgmi,
+    "+GMI": SimModem._cmd_cgmi,
+    "+CGMM": SimModem._cmd_cgmm,
+    "+GMM": SimModem._cmd_cgmm,
+    "+CGMR": SimModem._cmd_cgmr,
+    "+GMR": SimModem._cmd_cgmr,
+    "+CGSN": SimModem._cmd_cgsn,
+    "+GSN": SimModem._cmd_cgsn,
+    "+CIMI": SimModem._cmd_cimi,
+    "+CPIN": SimModem._cmd_cpin,
+    "+CMEE": SimModem._cmd_cmee,
+    "+CSQ": SimModem._cmd_csq,
+    "+CREG": SimModem._cmd_creg,
+    "+CGREG": SimModem._cmd_cgreg,
+    "+CEREG": SimModem._cmd_cereg,
+    "+COPS": SimModem._cmd_cops,
+    "+CFUN": SimModem._cmd_cfun,
+    "+CSCS": SimModem._cmd_cscs,
+    "+CSMS": SimModem._cmd_csms,
+    "+CPMS": SimModem._cmd_cpms,
+    "+CMGF": SimModem._cmd_cmgf,
+    "+CSCA": SimModem._cmd_csca,
+    "+CSMP": SimModem._cmd_csmp,
+    "+CSDH": SimModem._cmd_csdh,
+    "+CNMI": SimModem._cmd_cnmi,
+    "+CNMA": SimModem._cmd_cnma,
+    "+CMGS": SimModem._cmd_cmgs,
+    "+CMGW": SimModem._cmd_cmgw,
+    "+CMSS": SimModem._cmd_cmss,
+    "+CMGR": SimModem._cmd_cmgr,
+    "+CMGL": SimModem._cmd_cmgl,
+    "+CMGD": SimModem._cmd_cmgd,
+}

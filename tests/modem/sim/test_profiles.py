@@ -1,0 +1,75 @@
+"""Profile quirks: prompts, empty listings, index bases, start-up lines, defaults."""
+
+from __future__ import annotations
+
+import pdu
+from modem.sim import PROFILES
+
+from .conftest import eventually
+
+
+async def _ready(make_sim, connect, name):
+    sim = make_sim(name)
+    d = connect(sim)
+    await d.cmd("ATE0")
+    return sim, d
+
+
+async def test_prompt_variants(make_sim, connect):
+    hexs, n = pdu.cmgs_pdu(pdu.submit_parts("2936", "x")[0])
+    for name, prompt in (("bg96", "\r\n> "), ("sim7600", "\r\n>\r\n"), ("sara-r410m", "\r\n> ")):
+        _sim, d = await _ready(make_sim, connect, name)
+        assert await d.cmd(f"AT+CMGS={n}") == prompt, name
+        assert "+CMGS: 0" in await d.send_body(hexs + "\x1a")
+
+
+async def test_cmgl_on_empty_store(make_sim, connect):
+    _, d = await _ready(make_sim, connect, "bg96")
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
+    _, d = await _ready(make_sim, connect, "sara-r410m")
+    assert await d.cmd("AT+CMGL=4") == "\r\nERROR\r\n"  # +CMEE=0 by default
+    await d.cmd("AT+CMEE=1")
+    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 321\r\n"
+
+
+async def test_index_bases(make_sim, connect):
+    for name, first in (("bg96", 0), ("ec25", 0), ("sim7600", 0), ("sara-r410m", 1)):
+        sim, d = await _ready(make_sim, connect, name)
+        await d.cmd("AT+CNMI=2,1,0,0,0")
+        assert sim.deliver("x") == [first]
+        await d.wait_for(f'+CMTI: "SM",{first}\r\n'.encode())
+
+
+async def test_defaults(make_sim, connect):
+    for name, p in PROFILES.items():
+        _, d = await _ready(make_sim, connect, name)
+        cnmi = ",".join(map(str, p.cnmi_default))
+        assert await d.cmd("AT+CNMI?") == f"\r\n+CNMI: {cnmi}\r\n\r\nOK\r\n"
+        assert await d.cmd("AT+CMEE?") == f"\r\n+CMEE: {p.cmee_default}\r\n\r\nOK\r\n"
+        mems = f"{p.sm_capacity}"
+        assert f'"SM",0,{mems}' in await d.cmd("AT+CPMS?")
+
+
+async def test_startup_lines_per_profile(make_sim, connect):
+    for name, p in PROFILES.items():
+        sim, d = await _ready(make_sim, connect, name)
+        d.buf.clear()
+        sim.fault("reboot")
+        lines = [*p.startup_urcs, *p.sim_ready_urcs]
+        if lines:
+            expected = b"".join(b"\r\n" + x.encode() + b"\r\n" for x in lines)
+            assert await d.wait_for(expected) == expected
+        await eventually(lambda sim=sim: sim.state == "cmd")  # ignores input while booting
+        assert (await d.cmd("AT")).endswith("\r\nOK\r\n")
+
+
+async def test_mt_union_storage(make_sim, connect):
+    sim, d = await _ready(make_sim, connect, "generic")
+    sim.fault("storage-full", "SM")
+    await d.cmd('AT+CPMS="MT","MT","MT"')
+    assert sim.deliver("overflow to ME") == [31]  # SM 1..30, then ME
+    assert sim.storage("ME").get(1) is not None
+    out = await d.cmd("AT+CMGR=31")
+    assert out.startswith("\r\n+CMGR: 0,,")
+    assert await d.cmd("AT+CMGD=31") == "\r\nOK\r\n"
+    assert len(sim.storage("ME")) == 0

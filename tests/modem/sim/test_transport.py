@@ -1,0 +1,144 @@
+"""The in-process transport pair: delivery modes, line rate, close, disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modem.sim import SimModem, create_sim_connection
+
+from .conftest import Dte, settle
+
+
+class Chunks(Dte):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        super().data_received(data)
+
+
+async def test_whole_delivery_is_one_chunk_per_write(sim):
+    t, p = create_sim_connection(Chunks, sim)
+    try:
+        assert p.transport is t
+        t.write(b"ATE0\r")
+        await p.wait_for(b"OK\r\n")
+        assert p.chunks == [b"A", b"T", b"E", b"0", b"\r", b"\r\nOK\r\n"]
+        assert t.get_extra_info("sim") is sim
+        assert t.get_extra_info("serial").baudrate == 115200
+        assert not t.is_closing()
+    finally:
+        t.close()
+        await settle()
+    assert p.lost == [None]
+
+
+async def test_awaitable_like_create_serial_connection(sim):
+    t, p = await create_sim_connection(Dte, sim)
+    t.close()
+    await settle()
+    assert p.lost == [None]
+
+
+async def test_bytewise_delivery(sim, connect):
+    d = connect(sim, delivery="bytewise")
+    d.__class__ = Chunks
+    d.chunks = []
+    await d.cmd("ATE0")
+    d.chunks.clear()
+    await d.cmd("AT+CGMI")
+    assert all(len(c) == 1 for c in d.chunks)
+    assert b"".join(d.chunks) == b"\r\nSIMULATED\r\n\r\nOK\r\n"
+
+
+async def test_delayed_delivery_keeps_order(sim, connect):
+    d = connect(sim, delivery="delayed", delay=0.02)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await d.cmd("AT") == "AT\r\r\nOK\r\n"
+    # Up 0.02 s, down 0.02 s at least.
+    assert loop.time() - t0 >= 0.035
+
+
+async def test_lossy_delivery_is_seeded(make_sim):
+    async def run(seed: int) -> bytes:
+        sim = make_sim()
+        t, p = create_sim_connection(Dte, sim, delivery="lossy", loss=0.3, seed=seed)
+        for _ in range(5):
+            t.write(b"AT+CGMI\r")
+        await settle(100)  # every hop is one loop callback
+        t.close()
+        await settle()
+        return bytes(p.buf)
+
+    a, b = await run(7), await run(7)
+    assert a == b
+    assert a != await run(8)
+    assert len(a) < len(b"AT+CGMI\r\r\nSIMULATED\r\n\r\nOK\r\n") * 5
+
+
+async def test_baud_rate_emulation(sim, connect):
+    d = connect(sim, baud=9600)  # 960 bytes/s
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await d.cmd("ATE0")
+    out = await d.cmd("AT+CGMI;+CGMM;+CGMR")
+    elapsed = loop.time() - t0
+    sent = len("ATE0\r") * 2 + len(out) + len("AT+CGMI;+CGMM;+CGMR\r") + len("\r\nOK\r\n")
+    assert elapsed >= sent * 10 / 9600 * 0.9
+
+
+async def test_disconnect_fault_loses_connection_and_comes_back(sim):
+    t, p = create_sim_connection(Dte, sim)
+    await p.cmd("AT")
+    sim.fault("disconnect", 30)
+    await asyncio.wait_for(p.lost_event.wait(), 1)
+    assert isinstance(p.lost[0], ConnectionResetError)
+    assert t.is_closing()
+    t.write(b"AT\r")  # ignored, no error
+    with pytest.raises(ConnectionRefusedError):
+        create_sim_connection(Dte, sim)
+    came_back = asyncio.Event()
+    sim.add_reconnect_listener(came_back.set)
+    await asyncio.wait_for(came_back.wait(), 1)
+    t2, p2 = create_sim_connection(Dte, sim)
+    assert "OK" in await p2.cmd("AT")
+    t2.close()
+    await settle()
+
+
+async def test_bad_arguments(sim):
+    with pytest.raises(ValueError, match="delivery"):
+        create_sim_connection(Dte, sim, delivery="teleport")
+    with pytest.raises(ValueError, match="loss"):
+        create_sim_connection(Dte, sim, delivery="lossy", loss=2)
+
+
+async def test_pause_and_resume_reading(sim, connect):
+    d = connect(sim)
+    assert d.transport is not None
+    d.transport.pause_reading()
+    d.write("AT\r")
+    await settle()
+    assert d.buf == b""
+    d.transport.resume_reading()
+    await d.wait_for(b"OK\r\n")
+
+
+async def test_two_clients_see_the_same_module(sim: SimModem, connect):
+    a = connect(sim)
+    b = connect(sim)
+    await a.cmd("ATE0")
+    b.buf.clear()
+    sim.deliver("x")
+    await sim_cmti(a)
+    await sim_cmti(b)
+
+
+async def sim_cmti(d: Dte) -> None:
+    # generic profile default +CNMI is 0,0: nothing is announced; AT still works
+    assert await d.cmd("AT") == "\r\nOK\r\n"

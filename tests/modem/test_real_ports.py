@@ -1,0 +1,100 @@
+"""The client over real OS ports: a pty and TCP (socket://), via pyserial-asyncio-fast."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modem.client import AtClient
+from modem.session import Session
+from modem.sim import SimModem
+from modem.sim.endpoints import PtyEndpoint, TcpEndpoint
+from modem.sms import ReceivedMessage, SmsService
+
+
+async def _receive_and_reply(client: AtClient, sim: SimModem) -> None:
+    session = Session(client)
+    got: list[ReceivedMessage] = []
+
+    async def consumer(item):
+        got.append(item)
+
+    service = SmsService(session, consumer)
+    sim.deliver("before start")
+    async with asyncio.TaskGroup() as tg:
+        t1 = tg.create_task(session.run())
+        t2 = tg.create_task(service.run())
+        await asyncio.wait_for(session.ready.wait(), 10)
+        sim.deliver("live")
+        async with asyncio.timeout(10):
+            while len(got) < 2:
+                await asyncio.sleep(0.01)
+        result = await service.send("2936", "pong")
+        assert len(result.mrs) == 1
+        t1.cancel()
+        t2.cancel()
+    session.close()
+    await client.close()
+    assert [g.text for g in got] == ["before start", "live"]
+    assert sim.mo_log[-1].message.tp_ud.text == "pong"
+    assert client.leftovers() == {"inflight": 0, "subscriptions": 0, "lock_waiters": 0}
+
+
+@pytest.mark.parametrize("profile", ["bg96", "sara-r410m"])
+async def test_over_pty(tmp_path, profile):
+    sim = SimModem(profile)
+    pty = PtyEndpoint(sim, str(tmp_path / "ttySIM0"))
+    pty.start()
+    try:
+        client = AtClient.from_url(str(tmp_path / "ttySIM0"))
+        await client.connect()
+        await _receive_and_reply(client, sim)
+    finally:
+        pty.close()
+
+
+async def test_over_tcp_socket_url():
+    sim = SimModem("ec25")
+    tcp = TcpEndpoint(sim)
+    await tcp.start()
+    try:
+        client = AtClient.from_url(f"socket://127.0.0.1:{tcp.port}")
+        await client.connect()
+        await _receive_and_reply(client, sim)
+    finally:
+        await tcp.close() if asyncio.iscoroutinefunction(tcp.close) else tcp.close()
+
+
+async def test_pty_vanishes_and_returns(tmp_path):
+    """USB re-enumeration: the port disappears, the supervisor reconnects, nothing is lost."""
+    sim = SimModem("ec25")
+    link = str(tmp_path / "ttyUSB2")
+    pty = PtyEndpoint(sim, link)
+    pty.start()
+    try:
+        client = AtClient.from_url(link)
+        await client.connect()
+        session = Session(client)
+        got: list[str] = []
+
+        async def consumer(item):
+            got.append(item.text)
+
+        service = SmsService(session, consumer)
+        async with asyncio.TaskGroup() as tg:
+            t1 = tg.create_task(session.run())
+            t2 = tg.create_task(service.run())
+            await asyncio.wait_for(session.ready.wait(), 10)
+            sim.fault("disconnect", 150)
+            sim.deliver("while the port was gone")
+            async with asyncio.timeout(15):
+                while "while the port was gone" not in got:
+                    await asyncio.sleep(0.02)
+            assert session.stats["reconnects"] >= 1
+            t1.cancel()
+            t2.cancel()
+        session.close()
+        await client.close()
+    finally:
+        pty.close()
