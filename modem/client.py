@@ -40,6 +40,7 @@ from .errors import ClientClosed, CommandTimeout, ModemDisconnected, ModemError
 from .protocol import (
     AtProtocol,
     Discarded,
+    DiscardReason,
     Echo,
     Event,
     FinalResult,
@@ -239,6 +240,8 @@ class AtClient:
         self._lost = asyncio.Event()
         #: Called for every echoed command line (the session sets it after ATE0).
         self.on_echo: Callable[[str], None] | None = None
+        #: Called for every line the core dropped (noise may have been a lost URC).
+        self.on_discard: list[Callable[[Discarded], None]] = []
         #: Called after every command timeout (the session counts them: hung module).
         self.on_timeout: Callable[[], None] | None = None
         self._connected = asyncio.Event()
@@ -248,6 +251,7 @@ class AtClient:
             "timeouts": 0,
             "consecutive_timeouts": 0,
             "discarded": 0,
+            "stray_results": 0,
             "urcs": 0,
             "bytes_in": 0,
             "bytes_out": 0,
@@ -391,6 +395,10 @@ class AtClient:
                     inflight.prompt.set_result(None)
         elif isinstance(event, Discarded):
             self.stats["discarded"] += 1
+            if event.reason is DiscardReason.STRAY_RESULT:
+                self.stats["stray_results"] += 1
+            for hook in list(self.on_discard):
+                hook(event)
         elif isinstance(event, Echo) and self.on_echo is not None:
             self.on_echo(event.line)
 
@@ -549,8 +557,13 @@ class AtClient:
                 self._needs_resync = False
                 continue
             if response.final.success:
-                # drain a late answer of an aborted command: one more AT must be OK too
-                return
+                # The OK may have been the late answer of an aborted command, and
+                # the probe's own OK still on its way: wait a moment; if a stray
+                # final result shows up, the line was not quiet - probe again.
+                strays = self.stats["stray_results"]
+                await asyncio.sleep(timing.ESC_SETTLE)
+                if self.stats["stray_results"] == strays:
+                    return
         raise CommandTimeout("AT (sync)", probe.timeout * attempts)
 
     async def sync(self, attempts: int | None = None) -> None:

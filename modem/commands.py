@@ -23,15 +23,53 @@ from .errors import CmeError, CmsError, CommandFailed, ProtocolError, UsageError
 from .protocol import FinalResult, Request, ResultKind
 
 __all__ = [
+    "NO_RETRY",
+    "RETRY_TRANSIENT",
     "Command",
+    "Listing",
+    "MessageStat",
     "Operator",
     "PinState",
+    "RegStat",
     "Registration",
     "Response",
     "RetryPolicy",
     "Signal",
     "StorageStatus",
     "StoredPdu",
+    "at",
+    "cmgd",
+    "cmgl",
+    "cmgl_lenient",
+    "cmgr",
+    "cmgs",
+    "cnma",
+    "cops_query",
+    "cpin_enter",
+    "cpin_query",
+    "cpms_query",
+    "cpms_set",
+    "creg_query",
+    "csca_query",
+    "csq",
+    "digits",
+    "identity",
+    "parse_cmgl",
+    "parse_cmgl_lenient",
+    "parse_cmgr",
+    "parse_cmgs",
+    "parse_cmt_header",
+    "parse_cmti",
+    "parse_cops",
+    "parse_cpin",
+    "parse_cpms",
+    "parse_csq",
+    "parse_digits",
+    "parse_identity_line",
+    "parse_registration",
+    "parse_rssi_urc",
+    "raw",
+    "simple",
     "split_args",
 ]
 
@@ -698,8 +736,13 @@ def cmgd(index: int) -> Command[None]:
     """Delete one index (never ``<delflag>``: deleting all loses messages)."""
     if not 0 <= index <= 65535:
         raise UsageError("index out of range")
+    # Retried on a +CMS ERROR (not executed), never on a timeout: the delete may
+    # have happened and the index been reused by a new message since.
     return Command(
-        f"AT+CMGD={index}", _none, timeout=timing.SIM_COMMAND_TIMEOUT, retry=RETRY_TRANSIENT
+        f"AT+CMGD={index}",
+        _none,
+        timeout=timing.SIM_COMMAND_TIMEOUT,
+        retry=RetryPolicy(attempts=3, retry_timeout=False),
     )
 
 

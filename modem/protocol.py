@@ -84,7 +84,6 @@ DEFAULT_URC_PREFIXES: tuple[str, ...] = (
     "+QIND:",
     "+QUSIM:",
     "+QNITZ:",
-    "+CPMS",
     "+UUSOCL:",
     "+UMWI:",
     "+CSQN:",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -42,6 +43,7 @@ from .errors import (
     CmeErrorCode,
     CommandFailed,
     CommandTimeout,
+    Fault,
     ModemDisconnected,
     ModemError,
     ModemRebooted,
@@ -57,21 +59,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 
-#: URCs that mean the module (re)booted: its settings (ATE0, +CMGF, +CNMI) are gone.
-BOOT_URCS: frozenset[str] = frozenset(
-    {
-        "RDY",
-        "+CFUN",
-        "SMS DONE",
-        "SMS Ready",
-        "+QIND",
-        "^SYSSTART",
-        "^BOOT",
-        "*ATREADY",
-        "Call Ready",
-    }
-)
-#: Of those, the ones that are not also sent during normal operation.
+#: Start-up lines that only a (re)boot produces; +CFUN: 1, SMS DONE, +QIND: SMS DONE
+#: also count, outside BOOT_GRACE of a previous marker (see _is_boot_marker).
 _BOOT_ONLY: frozenset[str] = frozenset({"RDY", "^SYSSTART", "*ATREADY"})
 
 
@@ -170,6 +159,8 @@ class SessionConfig:
     #: +CSMS=1 (phase 2+: +CNMA acknowledges +CMT) when direct delivery is on.
     csms: int | None = None
     storage: tuple[str, str, str] | None = None
+    #: Service centre address to set when the SIM's differs or is empty (+CSCA).
+    smsc: str | None = None
     #: Hook to power-cycle the module (GPIO, USB hub port); last escalation step.
     power_cycle: Callable[[], Awaitable[None]] | None = None
     #: Time to wait for a module to come back after +CFUN=1,1 / power-cycle.
@@ -270,6 +261,13 @@ class Session:
             await self._optional(C.simple(f"AT+CSMS={self.config.csms}"), None)
         await c.execute(C.simple(f"AT+CNMI={self._cnmi()}"))
         self.smsc = await self._optional(C.csca_query(), None)
+        want = self.config.smsc
+        if want and not re.fullmatch(r"\+?[0-9]{1,20}", want):
+            raise UsageError(f"service centre address {want!r}: digits, optionally a leading +")
+        if want and self.smsc != want:
+            toa = 145 if want.startswith("+") else 129
+            await c.execute(C.simple(f'AT+CSCA="{want}",{toa}', timeout=timing.SIM_COMMAND_TIMEOUT))
+            self.smsc = want
         if not self.smsc:
             log.warning("no service centre address configured (+CSCA); sends may fail with 330")
         for domain in self.profile.reg_domains:
@@ -417,6 +415,7 @@ class Session:
 
     async def _supervise(self) -> None:
         c = self.client
+        failures = 0
         while True:
             try:
                 if not c.connected:
@@ -426,6 +425,7 @@ class Session:
                 if not self.ready.is_set():
                     self._reinit_wanted.clear()
                     await self.initialize()
+                    failures = 0
                 await self._watch()
             except ModemDisconnected:
                 if c.closed:
@@ -435,9 +435,14 @@ class Session:
                 log.warning("module not answering (%s): escalating", exc)
                 await self._escalate()
             except (ModemError, TimeoutError) as exc:
-                log.warning("re-init failed (%s); retrying", exc)
+                if isinstance(exc, ModemError) and exc.fault is Fault.CALLER:
+                    raise  # misconfiguration (no PIN...): retrying cannot help; tell the app
+                # the module refused something (SIM not inserted, PUK, busy): back off
+                failures += 1
+                delay = min(timing.RETRY_MAX, timing.RETRY_INITIAL * 2 ** min(failures, 10))
+                log.warning("re-init failed (%s); retrying in %.1f s", exc, delay)
                 self.ready.clear()
-                await asyncio.sleep(timing.RETRY_INITIAL)
+                await asyncio.sleep(delay)
 
     async def _watch(self) -> None:
         """Sleep until the port is lost, a reboot is seen or commands keep timing out."""
@@ -496,7 +501,12 @@ class Session:
             await asyncio.sleep(timing.RETRY_MAX / 10)
 
     def close(self) -> None:
+        """Forget the client's URC stream and hooks (the client stays open)."""
         self._sub.close()
+        if self.client.on_timeout == self.note_timeout:
+            self.client.on_timeout = None
+        if self.client.on_echo == self._unexpected_echo:
+            self.client.on_echo = None
 
 
 def with_pin(config: SessionConfig, pin: str) -> SessionConfig:

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,7 @@ from .errors import (
     ModemError,
     ProtocolError,
 )
-from .protocol import Urc
+from .protocol import Discarded, Urc
 from .session import Session
 
 __all__ = [
@@ -68,6 +69,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Bound of the read-cue queue and of pending direct deliveries.
+CUE_QUEUE_SIZE = 256
 
 
 def _ud(msg: Any) -> Any:
@@ -130,7 +134,25 @@ class ReceivedMessage:
         return str(self.parts[0].tp_oa)
 
     @property
+    def joined(self) -> pdu.CompletedMessage | None:
+        """The codec's join of the parts (:class:`pdu.Reassembler`), None if incomplete.
+
+        The codec joins UCS-2 parts before decoding, so a surrogate pair split
+        at a segment boundary comes out whole.
+        """
+        if not self.complete:
+            return None
+        r = pdu.Reassembler()
+        done: pdu.CompletedMessage | None = None
+        for part in self.parts:
+            done = r.add(part, 0.0) or done
+        return done
+
+    @property
     def text(self) -> str | None:
+        joined = self.joined
+        if joined is not None:
+            return joined.text
         texts = [_ud(p).text for p in self.parts]
         if any(t is None for t in texts):
             return None
@@ -138,6 +160,9 @@ class ReceivedMessage:
 
     @property
     def data(self) -> bytes | None:
+        joined = self.joined
+        if joined is not None:
+            return joined.data
         datas = [_ud(p).data for p in self.parts]
         if any(d is None for d in datas):
             return None
@@ -215,9 +240,11 @@ class SmsService:
         self._sub = self.client.subscribe(
             ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CIEV", "+QIND", "^SMMEMFULL")
         )
-        self._cues: asyncio.Queue[Location | None] = asyncio.Queue()
+        #: read cues (+CMTI/+CDSI locations; None = a direct delivery waits). Bounded:
+        #: when full, the cue is replaced by a sweep, which finds everything anyway.
+        self._cues: asyncio.Queue[Location | None] = asyncio.Queue(CUE_QUEUE_SIZE)
         self._sweep_wanted = asyncio.Event()
-        self._groups: dict[tuple[str, int, int], _Group] = {}
+        self._groups: dict[tuple[str, int, int, bool], _Group] = {}
         self._held: dict[Location, str] = {}  # read, waiting for other parts: PDU hex
         #: acknowledged, delete not yet confirmed: location -> PDU hex it held
         self._to_delete: dict[Location, str] = {}
@@ -225,7 +252,9 @@ class SmsService:
         self._pdu_at: dict[Location, str] = {}
         self._recent_mrs: dict[int, float] = {}
         self._send_ref = 0
-        self._direct: list[str] = []
+        #: direct deliveries (+CMT/+CDS PDUs) not yet handed over. Bounded: beyond it
+        #: a PDU is not acknowledged, so the network delivers it again later.
+        self._direct: deque[str] = deque()
         self._pending_incomplete: list[tuple[Inbound, list[Location]]] = []
         self.stats = {
             "received": 0,
@@ -238,6 +267,8 @@ class SmsService:
             "send_retries": 0,
         }
         session.on_ready.append(self.request_sweep)
+        self._noise_timer: asyncio.TimerHandle | None = None
+        self.client.on_discard.append(self._on_noise)
 
     # -- public --------------------------------------------------------------------
 
@@ -254,7 +285,22 @@ class SmsService:
         finally:
             self.close()
 
+    def _on_noise(self, event: Discarded) -> None:
+        """A line was dropped as noise: it may have been a +CMTI. Sweep soon (debounced)."""
+        if self._noise_timer is None:
+            loop = asyncio.get_running_loop()
+            self._noise_timer = loop.call_later(timing.NOISE_SWEEP_DELAY, self._noise_sweep)
+
+    def _noise_sweep(self) -> None:
+        self._noise_timer = None
+        self.request_sweep()
+
     def close(self) -> None:
+        if self._noise_timer is not None:
+            self._noise_timer.cancel()
+            self._noise_timer = None
+        with contextlib.suppress(ValueError):
+            self.client.on_discard.remove(self._on_noise)
         self._sub.close()
         with contextlib.suppress(ValueError):
             self.session.on_ready.remove(self.request_sweep)
@@ -334,13 +380,26 @@ class SmsService:
         try:
             if urc.name in ("+CMTI", "+CDSI"):
                 mem, index = C.parse_cmti(urc.args)
+                if mem != self._mem():
+                    # +CMGR/+CMGD act on <mem1>; a notice for another storage (or a
+                    # damaged name) is not read by index: the sweep finds the message
+                    log.warning(
+                        "%s for storage %r, reading %r: sweeping", urc.name, mem, self._mem()
+                    )
+                    self.request_sweep()
+                    return
                 self._cues.put_nowait(Location(mem, index))
             elif urc.name in ("+CMT", "+CDS"):
                 if urc.pdu is None:
                     self.request_sweep()
                     return
+                if len(self._direct) >= CUE_QUEUE_SIZE:
+                    log.warning("too many direct deliveries pending; not acknowledging one")
+                    return
                 self._direct.append(urc.pdu)
                 self._cues.put_nowait(None)
+        except asyncio.QueueFull:
+            self.request_sweep()
         except ProtocolError as exc:
             log.warning("malformed %s (%s): sweeping instead", urc.name, exc)
             self.request_sweep()
@@ -360,24 +419,20 @@ class SmsService:
                 loc = await self._next_cue()
                 if loc is None:
                     if self._direct:
-                        await self._handle_direct(self._direct.pop(0))
+                        await self._handle_direct(self._direct.popleft())
                     continue
                 await self._read_index(loc)
             except (CommandTimeout, ModemDisconnected) as exc:
+                # the session counts timeouts (hung module) and reconnects; we sweep after
                 log.info("receive interrupted (%s); sweeping when the module is back", exc)
-                self.session.note_timeout()
                 self.request_sweep()
-                await self._wait_ready_change()
+                await asyncio.sleep(timing.RETRY_INITIAL)
             except ModemError as exc:
                 if isinstance(exc, CmsError) and exc.code == CmsErrorCode.MEMORY_FULL:
                     log.warning("storage full: sweeping")
                 log.warning("receive step failed (%s); sweeping later", exc)
                 self.request_sweep()
                 await asyncio.sleep(timing.RETRY_INITIAL)
-
-    async def _wait_ready_change(self) -> None:
-        """After a failure: wait a moment (the supervisor takes over if needed)."""
-        await asyncio.sleep(timing.RETRY_INITIAL)
 
     async def _next_cue(self) -> Location | None:
         """Wait for a cue, a sweep request or the periodic sweep; no polling."""
@@ -503,7 +558,7 @@ class SmsService:
         if concat is None or concat.total <= 1:
             await self._deliver(ReceivedMessage(message_identity([msg]), (msg,), (loc,)), [loc])
             return
-        key = (str(msg.tp_oa), concat.ref, concat.total)
+        key = (str(msg.tp_oa), concat.ref, concat.total, concat.ref16)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(first_seen=self._clock())

@@ -75,6 +75,10 @@ REASSEMBLY_MAX_AGE = 24 * 3600.0
 #: on a noisy line). 0 disables the periodic sweep.
 PERIODIC_SWEEP = 300.0
 
+#: After the line dropped a noise line (it may have been a damaged +CMTI),
+#: sweep once this much later; further noise within the delay joins that sweep.
+NOISE_SWEEP_DELAY = 1.0
+
 #: +CNMA must follow +CMT within about 17 s (TS 27.005 §3.4.4, the network's
 #: RP timer TR2M); the SMS service acknowledges well within that.
 CNMA_DEADLINE = 15.0

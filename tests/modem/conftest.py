@@ -21,3 +21,9 @@ def fast_timing(monkeypatch):
         "RESET_TIMEOUT": 0.5,
     }.items():
         monkeypatch.setattr(timing, name, value)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "soak: long randomized fault-injection run (< 60 s; still part of CI)"
+    )

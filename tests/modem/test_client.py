@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -308,4 +309,188 @@ async def test_sim_url_connector():
     assert client.sim_modem is not None
     ident = await client.execute(C.identity("AT+CGMM"))
     assert ident == "BG96"
+    await client.close()
+
+
+async def test_sim_cancel_before_prompt_leaves_line_in_sync():
+    client, modem = sim_client()
+    await client.connect()
+    await client.sync()
+    modem.fault("delay", 50)
+    task = asyncio.create_task(
+        client.execute(C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 23))
+    )
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    modem.fault("clear")
+    assert (await client.execute(C.csq())).rssi >= 0
+    assert not modem.mo_log  # nothing was sent
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_session_enters_configured_pin():
+    from modem.errors import UsageError
+    from modem.session import SessionConfig
+
+    modem = SimModem("bg96", pin="1234")
+
+    async def connector(factory):
+        return await create_sim_connection(factory, modem)
+
+    client = AtClient(connector)
+    await client.connect()
+    with pytest.raises(UsageError):  # no PIN configured: say so, never guess
+        await Session(client).initialize()
+    session = Session(client, SessionConfig(pin="1234"))
+    await session.initialize()
+    assert session.pin_state is not None and session.pin_state.value == "READY"
+    assert session.identity.imsi
+    session.close()
+    await client.close()
+
+
+async def test_sim_url_with_pin():
+    from modem.session import SessionConfig
+
+    client = AtClient.from_url("sim://generic?pin=4321")
+    await client.connect()
+    session = Session(client, SessionConfig(pin="4321"))
+    await session.initialize()
+    session.close()
+    await client.close()
+
+
+async def test_registration_tracked_from_urcs():
+    client, modem = sim_client("ec25")
+    await client.connect()
+    session = Session(client)
+    await session.initialize()
+    sub_task = asyncio.create_task(session.run())
+    try:
+        assert session.registered
+        modem.fault("unregister")
+        async with asyncio.timeout(2):
+            while session.registered:
+                await asyncio.sleep(0.01)
+        commands_before = client.stats["commands"]
+        modem.fault("register")
+        async with asyncio.timeout(2):
+            while not session.registered:
+                await asyncio.sleep(0.01)
+        assert client.stats["commands"] == commands_before  # from URCs, not queries
+    finally:
+        sub_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sub_task
+    session.close()
+    await client.close()
+
+
+async def test_sim_drop_fault_recovers():
+    client, modem = sim_client()
+    await client.connect()
+    modem.fault("drop", 0.3)
+    for _ in range(5):
+        with contextlib.suppress(CommandTimeout, ProtocolError, CommandFailed):
+            await client.execute(quick(timeout=0.1))
+    modem.fault("clear")
+    await client.sync()
+    assert (await client.execute(quick())).rssi >= 0
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_resync_waits_out_a_late_answer():
+    """A late OK of a timed-out command must not be taken as the next command's answer."""
+    client, pipe = pipe_client()
+    await client.connect()
+    with pytest.raises(CommandTimeout):
+        await client.execute(quick(timeout=0.05))
+    loop = asyncio.get_running_loop()
+    writes = []
+
+    def on_write(data):
+        writes.append(data)
+        if data == b"AT\r" and len(writes) == 1:
+            # the aborted command's late OK, then the probe's own OK a moment later
+            loop.call_soon(pipe.feed, b"\r\nOK\r\n")
+            loop.call_later(0.02, pipe.feed, b"\r\nOK\r\n")
+        elif data == b"AT\r":
+            loop.call_soon(pipe.feed, b"\r\nOK\r\n")
+        elif data == b"AT+CSQ\r":
+            loop.call_soon(pipe.feed, b"\r\n+CSQ: 9,9\r\nOK\r\n")
+
+    pipe.on_write = on_write
+    assert (await client.execute(C.csq())).rssi == 9
+    assert writes == [b"AT\r", b"AT\r", b"AT+CSQ\r"]
+    await client.close()
+
+
+async def test_pause_between_commands_and_trace_log(caplog):
+    from modem.client import TRACE
+
+    client, pipe = pipe_client(pause=0.05)
+    await client.connect()
+    loop = asyncio.get_running_loop()
+    stamps = []
+
+    def on_write(data):
+        stamps.append(loop.time())
+        loop.call_soon(pipe.feed, b"\r\n+CSQ: 1,1\r\nOK\r\n")
+
+    pipe.on_write = on_write
+    with caplog.at_level(TRACE, logger="modem.client.trace"):
+        await client.execute(C.csq())
+        await client.execute(C.csq())
+    assert stamps[1] - stamps[0] >= 0.045
+    raw = [r.getMessage() for r in caplog.records if r.levelno == TRACE]
+    assert any("-> b'AT+CSQ\\r'" in m for m in raw) and any("<- " in m for m in raw)
+    await client.close()
+
+
+async def test_supervisor_reports_missing_pin_instead_of_looping():
+    from modem.errors import UsageError
+
+    modem = SimModem("generic", pin="1234")
+
+    async def connector(factory):
+        return await create_sim_connection(factory, modem)
+
+    client = AtClient(connector)
+    await client.connect()
+    session = Session(client)
+    with pytest.raises(ExceptionGroup) as ei:
+        await asyncio.wait_for(session.run(), 5)
+    assert ei.group_contains(UsageError)
+    session.close()
+    await client.close()
+
+
+async def test_idle_client_sends_nothing():
+    """No polling: a started, idle session and SMS service write no command."""
+    from modem.sms import SmsService
+
+    client, _modem = sim_client()
+    await client.connect()
+    session = Session(client)
+
+    async def sink(item):
+        return None
+
+    service = SmsService(session, sink)
+    async with asyncio.TaskGroup() as tg:
+        t1 = tg.create_task(session.run())
+        t2 = tg.create_task(service.run())
+        await session.ready.wait()
+        await asyncio.sleep(0.1)  # start-up sweep done
+        before = dict(client.stats)
+        await asyncio.sleep(0.3)
+        assert client.stats["commands"] == before["commands"]
+        assert client.stats["bytes_out"] == before["bytes_out"]
+        t1.cancel()
+        t2.cancel()
+    session.close()
     await client.close()

@@ -177,6 +177,12 @@ def test_error_tables():
     assert CmsErrorCode.parse("NOT A KNOWN TEXT") is None
 
 
+def test_delete_never_retried_after_timeout():
+    # a timed-out +CMGD may have deleted; the index may hold a new message by now
+    assert not C.cmgd(3).retry.retry_timeout
+    assert C.cmgr(3).retry.retry_timeout  # reads are safe to repeat
+
+
 def test_command_contracts():
     assert C.cmgs("00", 1).timeout > C.at().timeout
     assert C.cmgl().request.pdu_lines and C.cmgr(1).request.pdu_lines

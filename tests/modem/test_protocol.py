@@ -281,3 +281,12 @@ def test_arbitrary_token_streams(tokens):
     for t in tokens:
         for e in p.feed(t):
             assert isinstance(e, ALLOWED)
+
+
+@given(st.data())
+def test_any_chunking_gives_the_same_events(data):
+    name, req, stream, _expected = data.draw(st.sampled_from(TABLE))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    echo = "0011" if name == "pdu echo" else None
+    assert _run(req, chunks, echo) == _run(req, [stream], echo)

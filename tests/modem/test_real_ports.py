@@ -41,7 +41,7 @@ async def _receive_and_reply(client: AtClient, sim: SimModem) -> None:
     assert client.leftovers() == {"inflight": 0, "subscriptions": 0, "lock_waiters": 0}
 
 
-@pytest.mark.parametrize("profile", ["bg96", "sara-r410m"])
+@pytest.mark.parametrize("profile", ["generic", "bg96", "ec25", "sim7600", "sara-r410m"])
 async def test_over_pty(tmp_path, profile):
     sim = SimModem(profile)
     pty = PtyEndpoint(sim, str(tmp_path / "ttySIM0"))

@@ -188,8 +188,9 @@ async def test_storage_full_indication_triggers_sweep():
         await h.wait_for(lambda: h.service.stats["sweeps"] > sweeps)
 
 
-async def test_corrupting_line_with_verified_reads(fast_timing):
-    async with running(service_kwargs={"verify_reads": True}) as h:
+@pytest.mark.parametrize("seed", [0, 1, 2])
+async def test_corrupting_line_with_verified_reads(fast_timing, seed):
+    async with running(sim_kwargs={"seed": seed}, service_kwargs={"verify_reads": True}) as h:
         h.sim.fault("corrupt", 0.002)
         expected = {f"verified {i}" for i in range(60)}
         for text in sorted(expected):
@@ -199,7 +200,13 @@ async def test_corrupting_line_with_verified_reads(fast_timing):
         def texts() -> set[str]:
             return {t for t in h.texts() if t}
 
-        await h.wait_for(lambda: expected <= texts(), 30)
+        try:
+            await h.wait_for(lambda: expected <= texts(), 30)
+        except TimeoutError:
+            raise AssertionError(
+                f"missing {sorted(expected - texts())}; extra {sorted(texts() - expected)}; "
+                f"on SIM {len(h.on_sim())}; service {h.service.stats}"
+            ) from None
         h.sim.fault("clear")
         # nothing decoded from a corrupted read was handed over
         assert texts() == expected
@@ -211,4 +218,20 @@ async def test_slow_module_delay_fault():
         h.sim.deliver("slow but fine")
         await h.wait_for(lambda: "slow but fine" in h.texts(), 5)
         r = await h.service.send("2936", "slow reply")
+        assert len(r.mrs) == 1
+
+
+async def test_ucs2_concatenated_with_surrogate_pairs():
+    text = "héllo 😀 " * 12  # UCS-2, several parts, surrogate pairs near boundaries
+    async with running() as h:
+        h.sim.deliver(text, encoding="ucs2")
+        await h.wait_for(lambda: len(h.got) == 1)
+        assert h.got[0].text == text and len(h.got[0].parts) > 1
+
+
+async def test_configured_service_centre_is_set():
+    cfg = SessionConfig(smsc="+15559999999")
+    async with running(config=cfg) as h:
+        assert h.session.smsc == "+15559999999"
+        r = await h.service.send("2936", "via configured SC")
         assert len(r.mrs) == 1

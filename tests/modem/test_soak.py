@@ -18,13 +18,14 @@ from modem.sms import ReceivedMessage
 from .harness import running
 
 N_MESSAGES = int(os.environ.get("SOAK_MESSAGES", "1000"))
-FAULTS = ["reboot", "garbage", "drop", "cms-error", "disconnect", "storage-full"]
+FAULTS = ["reboot", "garbage", "drop", "cms-error", "disconnect", "storage-full", "corrupt"]
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(90)
 async def test_soak_1000_messages_random_faults(fast_timing):
-    rng = random.Random(2026)
-    async with running("bg96", service_kwargs={"periodic_sweep": 1.0}) as h:
+    rng = random.Random(int(os.environ.get("SOAK_SEED", "2026")))
+    async with running("bg96", service_kwargs={"periodic_sweep": 1.0, "verify_reads": True}) as h:
         sent: list[str] = []
         faults_done: list[str] = []
         for i in range(N_MESSAGES):
