@@ -89,7 +89,7 @@ class Address:
         return self.ton == TON_ALPHANUMERIC
 
     def __str__(self) -> str:
-        if self.ton == TON_INTERNATIONAL:
+        if self.ton == TON_INTERNATIONAL and self.number:
             return "+" + self.number
         return self.number
 
@@ -133,7 +133,10 @@ def _semi_octets_to_digits(raw: bytes, count: int, field: str, offset: int) -> s
 def encode_address(addr: Address, field: str = "TP-DA") -> bytes:
     """A TP address field (§9.1.2.5): length in semi-octets, type, value."""
     if addr.ton == TON_ALPHANUMERIC:
-        sept = alphabet.encode_gsm7(addr.number)
+        try:
+            sept = alphabet.encode_gsm7(addr.number)
+        except PduError as exc:  # name the address field, not TP-UD
+            raise PduError(f"alphanumeric address: {exc.reason}", field=field) from None
         semi = (len(sept) * 7 + 3) // 4
         if semi > MAX_ADDRESS_SEMI_OCTETS:
             raise PduError(f"alphanumeric address {addr.number!r} too long", field=field)

@@ -273,6 +273,18 @@ def _cmd_encode(args: argparse.Namespace, parser: argparse.ArgumentParser, out: 
     return 0
 
 
+def _reference(value: str) -> int:
+    """``--ref``: an 8-bit concatenation reference (TS 23.040 §9.2.3.24.1); a
+    bad value is a usage error (exit 2), not a failed input."""
+    try:
+        ref = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if not 0 <= ref <= 0xFF:
+        raise argparse.ArgumentTypeError(f"{ref} is not 0-255")
+    return ref
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="python -m pdu", description="SMS PDU codec (3GPP TS 23.040)")
@@ -287,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--binary", action="store_true", help="TEXT is hex data, sent as 8-bit")
     g.add_argument("--ucs2", action="store_true", help="force UCS-2")
     e.add_argument("--srr", action="store_true", help="request a status report")
-    e.add_argument("--ref", type=int, default=0, help="concatenation reference (0-255)")
+    e.add_argument("--ref", type=_reference, default=0, help="concatenation reference (0-255)")
     e.add_argument("--class", dest="message_class", type=int, choices=range(4), default=None)
     e.add_argument("--json", action="store_true", help='{"pdu":..., "length":...} per line')
     e.add_argument("text", metavar="TEXT")

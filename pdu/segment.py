@@ -41,6 +41,7 @@ from .udh import (
     InformationElement,
     Ports,
     UserData,
+    header_octets,
     language_ie,
 )
 
@@ -110,27 +111,27 @@ class Plan:
         return [content[a:b] for a, b in zip(self.cuts, ends, strict=True)]
 
 
-def _costs(
-    text: str, encoding: Alphabet, locking: int, single: int, septets: int | None
-) -> list[int] | None:
-    """Per-character unit costs, or None when every character costs 1.
-    ``septets`` is the text's GSM 7-bit length when already counted."""
-    if encoding is Alphabet.GSM7:
-        if septets is None:
-            septets = alphabet.gsm7_length(text, locking=locking, single=single)
-        if septets is None:
-            for pos, ch in enumerate(text):
-                if alphabet.septet_cost(ch, locking=locking, single=single) is None:
-                    raise PduError(
-                        f"character {ch!r} at position {pos} is not in the GSM 7-bit alphabet",
-                        field="TP-UD",
-                    )
-        if septets == len(text):
-            return None
-        t = alphabet.tables(locking, single).encode_map
-        return [len(t[ch]) for ch in text]
-    # UCS-2: UTF-16 code units; a character outside the BMP is a surrogate pair.
-    if text.isascii() or all(ord(ch) < 0x10000 for ch in text):
+def _gsm7_costs(text: str, locking: int, single: int, septets: int | None) -> list[int] | None:
+    """Septets per character (1, or 2 for escape + code), or None when every
+    character costs 1. ``septets`` is the text's length when already counted."""
+    if septets is None:
+        septets = alphabet.gsm7_length(text, locking=locking, single=single)
+    if septets is None:  # PduError naming the first character the tables lack
+        septets = len(alphabet.encode_gsm7(text, locking=locking, single=single))
+    if septets == len(text):
+        return None
+    t = alphabet.tables(locking, single).encode_map
+    return [len(t[ch]) for ch in text]
+
+
+def _ucs2_costs(text: str) -> list[int] | None:
+    """UTF-16 code units per character (2 for a surrogate pair, outside the
+    BMP), or None when every character is one unit."""
+    try:
+        units = len(text.encode("utf-16-be")) >> 1  # C speed; also refuses lone surrogates
+    except UnicodeEncodeError:
+        raise PduError("text has a lone surrogate", field="TP-UD") from None
+    if units == len(text):
         return None
     return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
 
@@ -170,11 +171,9 @@ def plan(
             if enc is Alphabet.DATA8:
                 raise PduError("8-bit data must be given as bytes", field="TP-DCS")
         if enc is Alphabet.UCS2:
-            try:
-                content.encode("utf-16-be")
-            except UnicodeEncodeError:
-                raise PduError("text has a lone surrogate", field="TP-UD") from None
-        costs = _costs(content, enc, locking, single, septets)
+            costs = _ucs2_costs(content)
+        else:
+            costs = _gsm7_costs(content, locking, single, septets)
     header: tuple[InformationElement, ...] = ()
     if ports is not None:
         header += (ports.to_ie(),)
@@ -182,7 +181,7 @@ def plan(
         header += language_ie(single=single, locking=locking)
     else:
         locking = single = 0
-    base = (UDHL_COST + sum(2 + len(ie.data) for ie in header)) if header else 0
+    base = header_octets(header)
     units = len(content) if costs is None else sum(costs)
     cap1 = capacity(enc, base)
     if units <= cap1:

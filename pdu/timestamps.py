@@ -71,7 +71,7 @@ def encode_timestamp(t: datetime, field: str) -> bytes:
     tz = TO_BCD[q] | (8 if minutes < 0 else 0)
     return bytes(
         (
-            TO_BCD[t.year - 2000],
+            TO_BCD[t.year % 100],
             TO_BCD[t.month],
             TO_BCD[t.day],
             TO_BCD[t.hour],
@@ -167,7 +167,9 @@ def vpf_of(vp: ValidityPeriod | None) -> int:
         return VPF_RELATIVE
     if isinstance(vp, datetime):
         return VPF_ABSOLUTE
-    return VPF_ENHANCED
+    if isinstance(vp, EnhancedValidity):
+        return VPF_ENHANCED
+    raise PduError(f"validity period of type {type(vp).__name__}", field="TP-VP")
 
 
 def encode_vp(vp: ValidityPeriod | None) -> bytes:

@@ -7,8 +7,9 @@ SMSC field of TS 27.005 §3.1 (``00`` = none).
 
 TP-MTI (bits 1-0 of the first octet, §9.2.3.1) selects the TPDU as the mobile
 station sees it: 00 SMS-DELIVER (network to MS), 01 SMS-SUBMIT (MS to
-network: messages the MS stored or sent), 10 SMS-STATUS-REPORT, 11 reserved
-(:class:`PduError`).
+network: messages the MS stored or sent), 10 SMS-STATUS-REPORT, 11 reserved:
+decoded as an SMS-DELIVER, as §9.2.3.1 tells a receiving MS to (re-encoding
+gives TP-MTI 00; storing the PDU exactly as received is the module's job).
 
 Error policy: any malformed input raises :class:`PduError` with the field and
 octet offset; nothing else escapes. Decoding is lenient only where the spec
@@ -27,6 +28,7 @@ from .address import Address, decode_address, decode_smsc, encode_address, encod
 from .alphabet import decode_gsm7, encode_gsm7
 from .dcs import DCS_INFO, Alphabet, DataCoding
 from .errors import PduError
+from .national import LOCKING_LANGUAGES, SINGLE_LANGUAGES
 from .timestamps import (
     VPF_ABSOLUTE,
     VPF_ENHANCED,
@@ -210,22 +212,16 @@ def _gsm7_text(sept: bytes, locking: int, single: int) -> str:
     """Decode septets with the national language tables the header selects
     (TS 23.040 §9.2.3.24.15/16). Decision: a table this codec lacks falls back
     to the default one, so the rest of the message still reads."""
-    if not (locking or single):
-        return decode_gsm7(sept)
-    try:
-        return decode_gsm7(sept, locking=locking, single=single)
-    except PduError:
-        pass
-    for lk, sg in ((locking, 0), (0, single)):
-        try:
-            return decode_gsm7(sept, locking=lk, single=sg)
-        except PduError:
-            continue
-    return decode_gsm7(sept)
+    if locking not in LOCKING_LANGUAGES:
+        locking = 0
+    if single not in SINGLE_LANGUAGES:
+        single = 0
+    return decode_gsm7(sept, locking=locking, single=single)
 
 
-def _decode_ud(pdu: bytes, o: int, dcs: int, udhi: int) -> UserData:
-    """TP-UDL at ``o`` and TP-UD after it (§9.2.3.16, §9.2.3.24)."""
+def _decode_ud(pdu: bytes, o: int, dcs: int, udhi: int, dcs_at: int) -> UserData:
+    """TP-UDL at ``o`` and TP-UD after it (§9.2.3.16, §9.2.3.24); ``dcs_at`` is
+    the offset of TP-DCS, for the error about compressed text."""
     if o >= len(pdu):
         raise PduError("TP-UDL missing", field="TP-UDL", offset=o)
     udl = pdu[o]
@@ -235,6 +231,7 @@ def _decode_ud(pdu: bytes, o: int, dcs: int, udhi: int) -> UserData:
         raise PduError(
             f"compressed user data (TS 23.042) is not supported (TP-DCS {dcs:#04x})",
             field="TP-DCS",
+            offset=dcs_at,
         )
     ud = pdu[o:]
     if alph is _GSM7:
@@ -317,7 +314,7 @@ def _decode_deliver(pdu: bytes, o: int, fo: int, sc: Address | None) -> Deliver:
         raise PduError("SMS-DELIVER truncated before TP-UDL", field="TP-PID", offset=p)
     dcs = pdu[p + 1]
     scts = decode_timestamp(pdu, p + 2, "TP-SCTS")
-    ud = _decode_ud(pdu, p + 9, dcs, fo & 0x40)
+    ud = _decode_ud(pdu, p + 9, dcs, fo & 0x40, p + 1)
     m = _new(Deliver)
     s_oa, s_scts, s_ud, s_pid, s_dcs, s_mms, s_lp, s_sri, s_rp, s_smsc = _DELIVER_SET
     s_oa(m, oa)
@@ -342,6 +339,7 @@ def _decode_submit(pdu: bytes, o: int, fo: int, sc: Address | None) -> Submit:
         raise PduError("SMS-SUBMIT truncated", field="TP-PID", offset=p)
     pid = pdu[p]
     dcs = pdu[p + 1]
+    dcs_at = p + 1
     p += 2
     vpf = (fo >> 3) & 3
     vp: ValidityPeriod | None = None
@@ -360,7 +358,7 @@ def _decode_submit(pdu: bytes, o: int, fo: int, sc: Address | None) -> Submit:
         p += 7
     return Submit(
         tp_da=da,
-        tp_ud=_decode_ud(pdu, p, dcs, fo & 0x40),
+        tp_ud=_decode_ud(pdu, p, dcs, fo & 0x40, dcs_at),
         tp_mr=mr,
         tp_pid=pid,
         tp_dcs=_DCS[dcs],
@@ -387,9 +385,14 @@ def _decode_status_report(pdu: bytes, o: int, fo: int, sc: Address | None) -> St
     pid: int | None = None
     dcs: DataCoding | None = None
     ud: UserData | None = None
-    if p < len(pdu):
-        pi = pdu[p]
-        p += 1
+    pi = pdu[p] if p < len(pdu) else 0
+    p += 1
+    if pi & 0x78:
+        # §9.2.3.27: reserved bits 3-6 set. Some SCs send FF or 7F for "no
+        # parameters"; the indicator is then not processed (as Android's
+        # SmsMessage does) rather than the whole report lost.
+        pi = 0
+    if pi:
         ext = pi
         while ext & 0x80:  # further TP-PI octets (§9.2.3.27): skipped
             if p >= len(pdu):
@@ -407,7 +410,8 @@ def _decode_status_report(pdu: bytes, o: int, fo: int, sc: Address | None) -> St
             dcs = _DCS[pdu[p]]
             p += 1
         if pi & 4:
-            ud = _decode_ud(pdu, p, dcs.value if dcs is not None else 0, fo & 0x40)
+            dcs_value = dcs.value if dcs is not None else 0
+            ud = _decode_ud(pdu, p, dcs_value, fo & 0x40, p - 1)
     return StatusReport(
         tp_mr=mr,
         tp_ra=ra,
@@ -429,7 +433,8 @@ def decode(pdu: bytes | bytearray | memoryview | str, *, smsc: bool = True) -> M
 
     With ``smsc=True`` (what ``AT+CMGR``/``AT+CMGL`` print) the SMSC field
     comes first; ``smsc=False`` for a bare TPDU. Returns a :class:`Deliver`,
-    :class:`Submit` or :class:`StatusReport`, or raises :class:`PduError`.
+    :class:`Submit` or :class:`StatusReport` (TP-MTI 11, reserved, reads as
+    an SMS-DELIVER per §9.2.3.1), or raises :class:`PduError`.
     """
     if isinstance(pdu, str):
         pdu = parse_hex(pdu)
@@ -445,13 +450,14 @@ def decode(pdu: bytes | bytearray | memoryview | str, *, smsc: bool = True) -> M
         raise PduError("no TPDU", field="TP-MTI", offset=o)
     fo = pdu[o]
     mti = fo & 3
-    if mti == MTI_DELIVER:
-        return _decode_deliver(pdu, o, fo, sc)
     if mti == MTI_SUBMIT:
         return _decode_submit(pdu, o, fo, sc)
     if mti == MTI_STATUS_REPORT:
         return _decode_status_report(pdu, o, fo, sc)
-    raise PduError("TP-MTI 11 is reserved", field="TP-MTI", offset=o)
+    # 00 SMS-DELIVER, and 11: §9.2.3.1 "If an MS receives a TPDU with a
+    # 'Reserved' value in the TP-MTI it shall process the message as if it
+    # were an 'SMS-DELIVER'".
+    return _decode_deliver(pdu, o, fo, sc)
 
 
 # -- encode -------------------------------------------------------------------

@@ -109,32 +109,33 @@ def language_ie(single: int = 0, locking: int = 0) -> tuple[InformationElement, 
 
 
 def concat_of(header: tuple[InformationElement, ...]) -> Concat | None:
-    """The first valid concatenation element. §9.2.3.24.1: an element with a
-    total of 0, a sequence of 0 or a sequence above the total is ignored."""
+    """The concatenation element in force, or None.
+
+    §9.2.3.24: when a non-repeatable element is duplicated, or mutually
+    exclusive ones occur (8-bit and 16-bit reference), the *last* one is used.
+    §9.2.3.24.1/§9.2.3.24.8: an element with a total of 0, a sequence of 0 or a
+    sequence above the total (or a wrong length) is ignored."""
+    found = None
     for ie in header:
         d = ie.data
-        if ie.iei == IEI_CONCAT8 and len(d) == 3:
-            ref, total, seq = d[0], d[1], d[2]
-            wide = False
-        elif ie.iei == IEI_CONCAT16 and len(d) == 4:
-            ref, total, seq = (d[0] << 8) | d[1], d[2], d[3]
-            wide = True
-        else:
-            continue
-        if total and 1 <= seq <= total:
-            return Concat(ref, total, seq, wide)
-    return None
+        if ie.iei == IEI_CONCAT8 and len(d) == 3 and 1 <= d[2] <= d[1]:
+            found = Concat(d[0], d[1], d[2], False)
+        elif ie.iei == IEI_CONCAT16 and len(d) == 4 and 1 <= d[3] <= d[2]:
+            found = Concat((d[0] << 8) | d[1], d[2], d[3], True)
+    return found
 
 
 def ports_of(header: tuple[InformationElement, ...]) -> Ports | None:
-    """The first application port addressing element."""
+    """The application port addressing element in force: the last 8-bit or
+    16-bit one (§9.2.3.24: mutually exclusive elements, the last is used)."""
+    found = None
     for ie in header:
         d = ie.data
         if ie.iei == IEI_PORTS16 and len(d) == 4:
-            return Ports(src=(d[2] << 8) | d[3], dst=(d[0] << 8) | d[1], wide=True)
-        if ie.iei == IEI_PORTS8 and len(d) == 2:
-            return Ports(src=d[1], dst=d[0], wide=False)
-    return None
+            found = Ports(src=(d[2] << 8) | d[3], dst=(d[0] << 8) | d[1], wide=True)
+        elif ie.iei == IEI_PORTS8 and len(d) == 2:
+            found = Ports(src=d[1], dst=d[0], wide=False)
+    return found
 
 
 def languages_of(header: tuple[InformationElement, ...]) -> tuple[int, int]:
@@ -204,27 +205,24 @@ def header_octets(header: tuple[InformationElement, ...]) -> int:
 
 def decode_header(ud: bytes, offset: int) -> tuple[tuple[InformationElement, ...], int]:
     """Parse UDHL and the elements at the start of ``ud``; return them and the
-    header length in octets (UDHL included). ``offset`` is for error reports."""
+    header length in octets (UDHL included). ``offset`` is for error reports.
+
+    A UDHL beyond the user data is a :class:`PduError` (the text cannot be
+    located). Elements that do not exactly fill UDHL (§9.2.3.24: "too few or
+    too many octets in the final Information Element") make the *whole* header
+    ignored, as the spec requires: no elements are returned, the text after
+    UDHL still decodes."""
     if not ud:
         raise PduError("TP-UDHI set but TP-UD is empty", field="TP-UDH", offset=offset)
-    udhl = ud[0]
-    end = 1 + udhl
+    end = 1 + ud[0]
     if end > len(ud):
-        raise PduError(f"UDHL {udhl} exceeds the user data", field="TP-UDH", offset=offset)
+        raise PduError(f"UDHL {ud[0]} exceeds the user data", field="TP-UDH", offset=offset)
     ies = []
     i = 1
     while i < end:
-        if i + 2 > end:
-            raise PduError("information element truncated", field="TP-UDH", offset=offset + i)
-        iei = ud[i]
-        n = ud[i + 1]
-        j = i + 2 + n
-        if j > end:
-            raise PduError(
-                f"information element {iei:#04x} overruns the header",
-                field="TP-UDH",
-                offset=offset + i,
-            )
-        ies.append(InformationElement(iei, ud[i + 2 : j]))
+        if i + 2 > end or i + 2 + ud[i + 1] > end:
+            return (), end  # malformed final element: whole header ignored
+        j = i + 2 + ud[i + 1]
+        ies.append(InformationElement(ud[i], ud[i + 2 : j]))
         i = j
     return tuple(ies), end

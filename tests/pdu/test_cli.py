@@ -86,9 +86,9 @@ def test_stdin_with_bad_line() -> None:
 
 
 def test_text_mode_error_line() -> None:
-    code, out = run("decode", "0003", README)
+    code, out = run("decode", "0001", README)
     assert code == 1
-    assert out.startswith("error: 0003: TP-MTI")
+    assert out.startswith("error: 0001: TP-MR")
     assert "How are you?" in out
 
 

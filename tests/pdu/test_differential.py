@@ -17,6 +17,7 @@ fixed oracle release shows up as a failure to update, not a silent change.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -363,7 +364,13 @@ def test_gsmmodem_and_our_submit_pdus_are_byte_identical(text, recipient, ref):
     ours = submit_parts(recipient, text, ref=ref, mr=ref)
     assert len(ours) == len(theirs)
     for p, msg in zip(theirs, ours, strict=True):
-        assert pdu.cmgs_pdu(msg) == (bytes(p.data).hex().upper(), p.tpduLength)
+        # TS 23.040 §9.2.3.6: the MS increments TP-MR for every SMS-SUBMIT, so our
+        # part i carries ref + i; gsmmodem repeats one TP-MR on every part. Compare
+        # with gsmmodem's TP-MR put in, and check ours separately.
+        expected_mr = ref if len(ours) == 1 else (ref + msg.tp_ud.concat.seq - 1) % 256
+        assert msg.tp_mr == expected_mr
+        same_mr = dataclasses.replace(msg, tp_mr=ref)
+        assert pdu.cmgs_pdu(same_mr) == (bytes(p.data).hex().upper(), p.tpduLength)
 
 
 def _gammu_parts(text: str, unicode: bool) -> list[dict]:

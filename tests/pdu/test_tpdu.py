@@ -314,8 +314,15 @@ def test_first_octet_flags() -> None:
 
 
 def test_reserved_mti_and_empty() -> None:
-    with pytest.raises(PduError, match="reserved") as e:
-        decode("0003")
+    # §9.2.3.1: a reserved TP-MTI (11) is processed as an SMS-DELIVER.
+    deliver = encode(Deliver(tp_oa=Address("2936"), tp_scts=T, tp_ud=UserData(text="hi")))
+    reserved = deliver[:1] + bytes((deliver[1] | 0x03,)) + deliver[2:]
+    assert decode(reserved) == decode(deliver)
+    with pytest.raises(PduError) as e:
+        decode("0003")  # reserved TP-MTI, then nothing: truncated SMS-DELIVER
+    assert e.value.field == "TP-OA" and e.value.offset == 2
+    with pytest.raises(PduError) as e:
+        decode("00")
     assert e.value.field == "TP-MTI" and e.value.offset == 1
     with pytest.raises(PduError):
         decode("")
@@ -398,9 +405,9 @@ def test_udh_errors() -> None:
     with pytest.raises(PduError):
         decode(bytes(raw), smsc=False)
     raw[udh_at] = 0x05
-    raw[udh_at + 2] = 0x09  # IE overruns the header
-    with pytest.raises(PduError):
-        decode(bytes(raw), smsc=False)
+    raw[udh_at + 2] = 0x09  # IE overruns the header: §9.2.3.24, whole UDH ignored
+    ud = decode(bytes(raw), smsc=False).tp_ud
+    assert ud is not None and ud.header == () and ud.data == b"xyz"
 
 
 def test_invalid_concat_ignored() -> None:
