@@ -73,10 +73,10 @@ class Address:
             raise PduError("empty address", field="TP-DA")
         compact = s.translate(_SEPARATORS)
         if compact[:1] == "+" and len(compact) > 1 and _DIALABLE.issuperset(compact[1:]):
-            return cls(compact[1:], TON_INTERNATIONAL, NPI_ISDN)
+            return make_address(compact[1:], TON_INTERNATIONAL, NPI_ISDN)
         if compact and _DIALABLE.issuperset(compact):
-            return cls(compact, TON_UNKNOWN, NPI_ISDN)
-        return cls(s, TON_ALPHANUMERIC, NPI_UNKNOWN)
+            return make_address(compact, TON_UNKNOWN, NPI_ISDN)
+        return make_address(s, TON_ALPHANUMERIC, NPI_UNKNOWN)
 
     @property
     def type_octet(self) -> int:
