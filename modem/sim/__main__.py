@@ -41,7 +41,10 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--pty", metavar="PATH", help="symlink to publish the pty as (/tmp/ttySIM0)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on 127.0.0.1:PORT")
     p.add_argument("--profile", default="generic", choices=sorted(PROFILES))
-    p.add_argument("--baud", type=int, default=None, help="pace output like a serial line")
+    p.add_argument(
+        "--baud", type=int, nargs="?", const=115200, default=None, metavar="N",
+        help="pace output like a serial line at N baud (115200 if N is left out)",
+    )
     p.add_argument("--control", metavar="ADDR", help="control socket: unix path or 127.0.0.1:PORT")
     p.add_argument("--pin", default=None, help="SIM PIN the module asks for")
     p.add_argument("--seed", type=int, default=0)

@@ -66,6 +66,20 @@ def message_class(raw: bytes) -> int | None:
     return None
 
 
+def raw_user_data(raw: bytes) -> bytes:
+    """The TP-UD octets (header included) of a DELIVER or SUBMIT, SMSC field first."""
+    off = raw[0] + 1
+    fo = raw[off]
+    off += 1 if fo & 3 == 0 else 2  # SUBMIT: TP-MR follows TP-MTI
+    off += 2 + (raw[off] + 1) // 2  # address: length in semi-octets, type, digits
+    off += 2  # TP-PID, TP-DCS
+    if fo & 3 == 0:
+        off += 7  # TP-SCTS
+    else:
+        off += {0: 0, 2: 1}.get((fo >> 3) & 3, 7)  # TP-VP per TP-VPF
+    return raw[off + 1 :]  # after TP-UDL
+
+
 def alphabet_of_dcs(dcs: int) -> str:
     return str(DataCoding(dcs & 0xFF).alphabet.value)
 
@@ -122,7 +136,7 @@ def build_submit(
     if vpf == 2:
         tp_vp = relative_to_timedelta(vp)
     msg = Submit(
-        tp_da=Address.parse(da),
+        tp_da=Address.parse(da) if da else Address(""),  # +CMGW without <da>
         tp_ud=ud,
         tp_pid=pid,
         tp_dcs=coding,
@@ -204,6 +218,8 @@ class Described:
     text: str | None = None
     data: bytes = b""
     ud_length: int = 0
+    #: TP-UD as sent, header included (text mode shows it as hex when TP-UDHI is set).
+    raw_ud: bytes = b""
 
 
 def describe(raw: bytes) -> Described:
@@ -225,11 +241,12 @@ def describe(raw: bytes) -> Described:
         return Described(
             "deliver", str(msg.tp_oa), msg.tp_oa.type_octet, fo, pid=msg.tp_pid,
             dcs=msg.tp_dcs.value, scts_text=scts_text(msg.tp_scts), text=text, data=data,
-            ud_length=ud_len,
+            ud_length=ud_len, raw_ud=raw_user_data(raw),
         )
     return Described(
         "submit", str(msg.tp_da), msg.tp_da.type_octet, fo, pid=msg.tp_pid,
         dcs=msg.tp_dcs.value, mr=msg.tp_mr, text=text, data=data, ud_length=ud_len,
+        raw_ud=raw_user_data(raw),
     )
 
 

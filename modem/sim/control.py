@@ -19,7 +19,7 @@ set_registered     registered (bool), roaming (bool) -> null
 set_signal         rssi, ber -> null
 fault              name, args (list) -> null
 retry              -> indexes stored by the network's retry
-status             -> {profile, state, registered, pending_mt, ports}
+status             -> {profile, state, registered, pending_mt, sent}
 =================  ===========================================================
 """
 

@@ -208,11 +208,15 @@ class SimModem:
         self._timers: set[asyncio.TimerHandle] = set()
         self._busy_handle: asyncio.TimerHandle | None = None
         self._acks: list[tuple[NetworkMessage, asyncio.TimerHandle | None]] = []
+        self._retrying = False
         self._reset_volatile()
         self._pin_ok = pin is None
         self._state = "cmd"
         self._registered = self._pin_ok
         self._last_line = ""
+        #: A command line (or prompt text) is being answered: URCs wait for its end.
+        self._answering = False
+        self._after_commit: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ ports
     def attach(self, port: SimPort) -> None:
@@ -314,24 +318,24 @@ class SimModem:
         return self._fmt_info(text.encode())
 
     # -------------------------------------------------------- power and state
-    def _reset_volatile(self) -> None:
+    def _reset_settings(self) -> None:
+        """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2)."""
         p = self.profile
-        self.echo = True
-        self.verbose = True
-        self.quiet = False
+        self.echo, self.verbose, self.quiet = True, True, False
         self.s3, self.s4, self.s5 = 13, 10, 8
         self.cmee = p.cmee_default
-        self.cmgf = 0
-        self.cscs = "GSM"
-        self.csms = 0
-        self.cpms = ["SM", "SM", "SM"]
+        self.cmgf, self.cscs, self.csdh = 0, "GSM", 0
         self.cnmi = list(p.cnmi_default)
         self.csmp = [17, 167, 0, 0]
-        self.csdh = 0
-        self.creg_n = 0
-        self.cgreg_n = 0
-        self.cereg_n = 0
+        self.creg_n = self.cgreg_n = self.cereg_n = 0
+
+    def _reset_volatile(self) -> None:
+        """Power-up state: every setting, and nothing typed, buffered or pending."""
+        self._reset_settings()
+        self.csms = 0
+        self.cpms = ["SM", "SM", "SM"]
         self.cfun = 1
+        self.cops_mode = 0
         self._line = bytearray()
         self._line_overflow = False
         self._prompt: _Prompt | None = None
@@ -353,11 +357,15 @@ class SimModem:
     def _reg_stat(self) -> int:
         if self._registered:
             return 5 if self._roaming else 1
-        # Lost coverage: the module keeps searching (2); radio off / no SIM: 0.
-        return 2 if (self.cfun == 1 and self._pin_ok) else 0
+        # Lost coverage: the module keeps searching (2); radio off, no SIM or
+        # deregistered by +COPS=2: not searching (0) (TS 27.007 §7.2).
+        return 2 if self._may_register() else 0
+
+    def _may_register(self) -> bool:
+        return self.cfun == 1 and self._pin_ok and self.cops_mode != 2
 
     def _update_registration(self) -> None:
-        want = self._net_available and self.cfun == 1 and self._pin_ok
+        want = self._net_available and self._may_register()
         if want == self._registered:
             return
         self._registered = want
@@ -450,11 +458,9 @@ class SimModem:
             return
         self._line.append(b)
         # V.250 §5.2.4: "A/" repeats the last command line at once, no S3 needed.
-        if b == ord("/") and bytes(self._line).strip().upper().endswith(b"A/"):
-            stripped = bytes(self._line).strip().upper()
-            if stripped == b"A/":
-                self._line.clear()
-                self._run_line(self._last_line)
+        if b == ord("/") and bytes(self._line).strip().upper() == b"A/":
+            self._line.clear()
+            self._run_line(self._last_line)
 
     def _line_complete(self) -> None:
         raw = bytes(self._line)
@@ -473,17 +479,17 @@ class SimModem:
             self._flush_urcs()
             return
         body = text[pos + 2 :]
-        if self._reboot_on_next_line:
-            self._reboot_on_next_line = False
-            self._reboot()
-            return
         self._last_line = body
         self._run_line(body)
 
     # --------------------------------------------------------------- execution
     def _run_line(self, body: str) -> None:
+        if self._reboot_on_next_line:  # the "reboot next" fault: reset instead of answering
+            self._reboot()
+            return
         self._resp = []
-        self._after_commit: Callable[[], None] | None = None
+        self._after_commit = None
+        self._answering = True
         next_state = "cmd"
         try:
             cmds = parse_line(body)
@@ -510,8 +516,9 @@ class SimModem:
     def _commit(self, next_state: str = "cmd") -> None:
         out = b"".join(self._resp)
         self._resp = []
-        after = getattr(self, "_after_commit", None)
+        after = self._after_commit
         self._after_commit = None
+        self._answering = False
         loop: asyncio.AbstractEventLoop | None = None
         if self._delay > 0:
             try:
@@ -586,24 +593,34 @@ class SimModem:
     def _info(self, line: str | bytes) -> None:
         self._resp.append(self._fmt_info(line.encode() if isinstance(line, str) else line))
 
+    def _info_lines(self, lines: list[bytes]) -> None:
+        """One information response of several lines (V.250 §5.7.1): one header
+        and trailer, the lines apart by S3 S4 (no empty line between them, as in
+        TS 27.005 +CMGL: "<data>[<CR><LF>+CMGL: ...")."""
+        self._resp.append(self._fmt_info(self._crlf().join(lines)))
+
     # ------------------------------------------------------------------- URCs
-    def _urc(self, line: bytes, *, sms: bool = False) -> None:
-        """Send an unsolicited line now, or hold it until the DTE link is free."""
+    def _urc(self, line: bytes, *, sms: bool = False) -> bool:
+        """Send an unsolicited line now, or hold it until the DTE link is free.
+
+        False when it was discarded (+CNMI <mode> 1 with the link reserved).
+        """
         chunk = self._fmt_info(line)
         if sms and self.cnmi[0] == 0:
             self._ta_buffer.append(chunk)
-            return
+            return True
         if self._state == "hung":
-            return
-        if self._state != "cmd" or self._line:
+            return True
+        if self._state != "cmd" or self._line or self._answering:
             if sms and self.cnmi[0] == 1:
-                return  # <mode> 1: discard when the link is reserved
+                return False  # <mode> 1: discard when the link is reserved
             self._urc_queue.append(chunk)
-            return
+            return True
         self._write(chunk)
+        return True
 
     def _flush_urcs(self) -> None:
-        if self._urc_queue and self._state == "cmd" and not self._line:
+        if self._urc_queue and self._state == "cmd" and not self._line and not self._answering:
             out = b"".join(self._urc_queue)
             self._urc_queue.clear()
             self._write(out)
@@ -651,33 +668,20 @@ class SimModem:
     def _cmd_z(self, cmd: Command) -> None:
         if cmd.raw not in ("", "0"):
             raise ValueError("ATZ takes 0")
-        self._defaults_keep_port()
+        self._reset_settings()
 
     def _cmd_and_f(self, cmd: Command) -> None:
         if cmd.raw not in ("", "0"):
             raise ValueError("AT&F takes 0")
-        self._defaults_keep_port()
-
-    def _defaults_keep_port(self) -> None:
-        resp = self._resp
-        p = self.profile
-        self.echo, self.verbose, self.quiet = True, True, False
-        self.s3, self.s4, self.s5 = 13, 10, 8
-        self.cmee = p.cmee_default
-        self.cmgf, self.cscs, self.csdh = 0, "GSM", 0
-        self.cnmi = list(p.cnmi_default)
-        self.csmp = [17, 167, 0, 0]
-        self.creg_n = self.cgreg_n = self.cereg_n = 0
-        self._resp = resp
+        self._reset_settings()
 
     def _cmd_ok(self, cmd: Command) -> None:
         """Accepted and ignored (ATH, ATX, AT&W, AT&D, AT&C)."""
 
     def _cmd_i(self, cmd: Command) -> None:
         p = self.profile
-        self._info(p.manufacturer)
-        self._info(p.model)
-        self._info(f"Revision: {p.revision}")
+        lines = [p.manufacturer, p.model, f"Revision: {p.revision}"]
+        self._info_lines([line.encode() for line in lines])
 
     def _cmd_sreg(self, cmd: Command) -> None:
         reg = int(cmd.name[1:])
@@ -720,8 +724,7 @@ class SimModem:
             return
         if cmd.form != EXEC:
             raise self._bad_param(cmd.name)
-        if not self._pin_ok and cmd.name not in _PIN_FREE:
-            raise _Cme(CmeErrorCode.SIM_PIN_REQUIRED)
+        # EF_ICCID is readable without the PIN (TS 31.102 §4.1.1): no PIN check.
         self._info(self.profile.iccid_commands[cmd.name] + self.profile.iccid)
 
     def _cmd_cpin(self, cmd: Command) -> None:
@@ -738,16 +741,21 @@ class SimModem:
         elif cmd.form == EXEC:
             raise ValueError("+CPIN needs a PIN")
 
-    def _cmd_cmee(self, cmd: Command) -> None:
+    def _setting(self, cmd: Command, attr: str, hi: int) -> None:
+        """A one-number setting 0..hi (+CMEE, +CMGF, +CSDH): read, test, set;
+        the set form without a value and the exec form mean 0."""
         if cmd.form == READ:
-            self._info(f"+CMEE: {self.cmee}")
+            self._info(f"{cmd.name}: {getattr(self, attr)}")
         elif cmd.form == TEST:
-            self._info("+CMEE: (0-2)")
+            self._info(f"{cmd.name}: (0,1)" if hi == 1 else f"{cmd.name}: (0-{hi})")
         elif cmd.form == SET:
             (a,) = self._need_args(cmd, 1, 1)
-            self.cmee = self._int(a, 0, 2, 0)
+            setattr(self, attr, self._int(a, 0, hi, 0))
         else:
-            self.cmee = 0
+            setattr(self, attr, 0)
+
+    def _cmd_cmee(self, cmd: Command) -> None:
+        self._setting(cmd, "cmee", 2)
 
     # --------------------------------------------------------------- network
     def _cmd_csq(self, cmd: Command) -> None:
@@ -788,9 +796,9 @@ class SimModem:
         p = self.profile
         if cmd.form == READ:
             if self._registered:
-                self._info(f'+COPS: 0,0,"{p.operator}",{p.act}')
+                self._info(f'+COPS: {self.cops_mode},0,"{p.operator}",{p.act}')
             else:
-                self._info("+COPS: 0")
+                self._info(f"+COPS: {self.cops_mode}")
         elif cmd.form == TEST:
             self._info(
                 f'+COPS: (2,"{p.operator}","{p.operator}","{p.operator_numeric}",{p.act}),'
@@ -799,10 +807,8 @@ class SimModem:
         elif cmd.form == SET:
             args = self._need_args(cmd, 1, 4)
             mode = self._int(args[0], 0, 4)
-            if mode in (0, 1, 4):
-                self._net_available = True
-            elif mode == 2:
-                self._net_available = False
+            if mode != 3:  # 3 only sets the <format> of the read answer
+                self.cops_mode = 2 if mode == 2 else 0
             self._update_registration()
         else:
             raise ValueError("no exec form")
@@ -889,20 +895,11 @@ class SimModem:
             raise ValueError("no exec form")
 
     def _cmd_cmgf(self, cmd: Command) -> None:
-        if cmd.form == READ:
-            self._info(f"+CMGF: {self.cmgf}")
-        elif cmd.form == TEST:
-            self._info("+CMGF: (0,1)")
-        elif cmd.form == SET:
-            (a,) = self._need_args(cmd, 1, 1)
-            self.cmgf = self._int(a, 0, 1, 0)
-        else:
-            self.cmgf = 0
+        self._setting(cmd, "cmgf", 1)
 
     def _cmd_csca(self, cmd: Command) -> None:
         if cmd.form == READ:
-            tosca = 145 if self.smsc.startswith("+") else 129
-            self._info(f'+CSCA: "{self.smsc}",{tosca}')
+            self._info(f'+CSCA: "{self.smsc}",{self._tosca()}')
         elif cmd.form == TEST:
             return
         elif cmd.form == SET:
@@ -933,15 +930,7 @@ class SimModem:
             raise ValueError("no exec form")
 
     def _cmd_csdh(self, cmd: Command) -> None:
-        if cmd.form == READ:
-            self._info(f"+CSDH: {self.csdh}")
-        elif cmd.form == TEST:
-            self._info("+CSDH: (0,1)")
-        elif cmd.form == SET:
-            (a,) = self._need_args(cmd, 1, 1)
-            self.csdh = self._int(a, 0, 1, 0)
-        else:
-            self.csdh = 0
+        self._setting(cmd, "csdh", 1)
 
     def _cmd_cnmi(self, cmd: Command) -> None:
         if cmd.form == READ:
@@ -988,22 +977,19 @@ class SimModem:
             if self.profile.cmgr_empty_error is not None:
                 raise _Cms(self.profile.cmgr_empty_error)
             return
-        self._show_message(m, index, listing=False)
+        self._info_lines(self._message_lines(m, index, listing=False))
         if m.stat == REC_UNREAD:
             m.stat = REC_READ
 
-    def _show_message(self, m: StoredMessage, index: int, *, listing: bool) -> None:
+    def _message_lines(self, m: StoredMessage, index: int, *, listing: bool) -> list[bytes]:
+        """Header (and data line) of a stored message for +CMGR / +CMGL."""
         if self.cmgf == 0:
             head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
                 f"+CMGR: {m.stat},,{m.length}"
             )
-            self._info(head)
-            self._resp.append(m.pdu_hex.encode() + self._crlf())
-            return
-        head, body = self._text_view(m, index if listing else None)
-        self._info(head)
-        if body is not None:
-            self._resp.append(body + self._crlf())
+            return [head.encode(), m.pdu_hex.encode()]
+        text_head, body = self._text_view(m, index if listing else None)
+        return [text_head.encode()] + ([body] if body is not None else [])
 
     def _text_view(self, m: StoredMessage, index: int | None) -> tuple[str, bytes | None]:
         """Text-mode header and data line of a stored message (TS 27.005 §3.4.2/§3.4.3)."""
@@ -1013,30 +999,31 @@ class SimModem:
             d = _codec.describe(m.pdu)
         except _codec.PduError:
             return f'{prefix}"{stat}","",,', m.pdu_hex.encode()
-        if d.kind == "status-report":
-            return (
-                f'{prefix}"{stat}",{d.fo},{d.mr},"{d.address}",{d.toa},'
-                f'"{d.scts_text}","{d.dt_text}",{d.st}',
-                None,
-            )
+        head = f'{prefix}"{stat}",' + self._text_fields(d, listing=index is not None)
+        return head, (None if d.kind == "status-report" else self._data_to_te(d))
+
+    def _text_fields(self, d: _codec.Described, *, listing: bool) -> str:
+        """Text-mode fields of a message after <stat>: as +CMGL shows them when
+        ``listing``, else as +CMGR (and, the same, +CMT / +CDS) (TS 27.005 §3.4)."""
         addr = self._str_to_te(d.address)
+        if d.kind == "status-report":
+            return f'{d.fo},{d.mr},"{addr}",{d.toa},"{d.scts_text}","{d.dt_text}",{d.st}'
         if d.kind == "deliver":
-            head = f'{prefix}"{stat}","{addr}",,"{d.scts_text}"'
-        elif index is not None:
-            head = f'{prefix}"{stat}","{addr}",,'  # <alpha> and <scts> empty
+            head = f'"{addr}",,"{d.scts_text}"'
         else:
-            head = f'{prefix}"{stat}","{addr}",'
+            head = f'"{addr}",,' if listing else f'"{addr}",'  # <alpha> (and <scts>) empty
         if self.csdh:
-            if index is not None:
+            sca = f'"{self.smsc}",{self._tosca()}'
+            if listing:
                 head += f",{d.toa},{d.ud_length}"
             elif d.kind == "deliver":
-                head += (
-                    f",{d.toa},{d.fo},{d.pid},{d.dcs},\"{self.smsc}\","
-                    f"{145 if self.smsc.startswith('+') else 129},{d.ud_length}"
-                )
+                head += f",{d.toa},{d.fo},{d.pid},{d.dcs},{sca},{d.ud_length}"
             else:
-                head += f",{d.toa},{d.fo},{d.pid},{d.dcs},{d.vp},\"{self.smsc}\",145,{d.ud_length}"
-        return head, self._data_to_te(d)
+                head += f",{d.toa},{d.fo},{d.pid},{d.dcs},{d.vp},{sca},{d.ud_length}"
+        return head
+
+    def _tosca(self) -> int:
+        return 145 if self.smsc.startswith("+") else 129
 
     def _cmd_cmgl(self, cmd: Command) -> None:
         if cmd.form == TEST:
@@ -1063,10 +1050,13 @@ class SimModem:
         shown = [(i, m) for i, m in store.items() if stat in (ALL, m.stat)]
         if not shown and self.profile.cmgl_empty_error is not None:
             raise _Cms(self.profile.cmgl_empty_error)
+        lines: list[bytes] = []
         for i, m in shown:
-            self._show_message(m, i, listing=True)
+            lines += self._message_lines(m, i, listing=True)
             if m.stat == REC_UNREAD:
                 m.stat = REC_READ
+        if lines:
+            self._info_lines(lines)
 
     def _cmd_cmgd(self, cmd: Command) -> None:
         store = self._mem(0)
@@ -1164,6 +1154,7 @@ class SimModem:
     def _run_prompt(self, pr: _Prompt) -> None:
         self._resp = []
         self._after_commit = None
+        self._answering = True
         try:
             if pr.overflow:
                 raise self._bad_param(pr.command)
@@ -1206,7 +1197,10 @@ class SimModem:
         raw = bytes(pr.buf)
         alphabet = _codec.alphabet_of_dcs(dcs)
         if alphabet == "gsm7":
-            content: str | bytes = self._te_bytes_to_str(raw)
+            try:
+                content: str | bytes = self._te_bytes_to_str(raw)
+            except ValueError:
+                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
         else:
             try:
                 content = bytes.fromhex(raw.decode("latin-1").strip())
@@ -1226,9 +1220,13 @@ class SimModem:
             raise _Cms(CmsErrorCode.SMSC_ADDRESS_UNKNOWN)
         if self._cms_errors:
             raise _Cms(self._cms_errors.pop(0))
+        msg = _codec.decode_with_mr(pdu, self._mr)
+        if not msg.tp_da.number:
+            # Stored by +CMGW without <da>: the SC refuses it (RP cause 1,
+            # "unassigned number", TS 24.011 §8.2.5.4 / TS 27.005 §3.2.5).
+            raise _Cms(1)
         mr = self._mr
         self._mr = (self._mr + 1) % 256
-        msg = _codec.decode_with_mr(pdu, mr)
         self.mo_log.append(MoRecord(pdu.hex().upper(), msg, mr))
         if _codec.wants_status_report(msg):
             self._later(self.timing.status_report_delay, lambda: self._status_report(msg, mr))
@@ -1278,47 +1276,40 @@ class SimModem:
             self._timers.discard(handle)
         if n == 2:
             self.pending_mt.append(pend)
-            self._schedule_retry()
+        self._schedule_retry()  # the network may send what it held meanwhile
 
     # ------------------------------------------------------------- text mode
     def _te_to_str(self, s: str) -> str:
         """A quoted string parameter in the TE character set (+CSCS) -> text."""
-        if self.cscs == "UCS2":
-            try:
-                return bytes.fromhex(s).decode("utf-16-be")
-            except ValueError:
-                return s
-        if self.cscs == "HEX":
-            try:
-                return bytes.fromhex(s).decode("latin-1")
-            except ValueError:
-                return s
-        if self.cscs == "GSM":
-            return self._te_bytes_to_str(s.encode("latin-1", "replace"))
-        return s
+        return self._te_bytes_to_str(s.encode("latin-1", "replace"))
 
     def _te_bytes_to_str(self, raw: bytes) -> str:
-        if self.cscs == "UCS2":
-            try:
-                return bytes.fromhex(raw.decode("latin-1")).decode("utf-16-be")
-            except ValueError:
-                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
-        if self.cscs == "GSM":
+        """Text in the TE character set (TS 27.007 §5.5) -> str; ValueError if it is
+        not: UCS2 is hex of UCS-2 code units, HEX hex of GSM 7-bit codes ("no
+        conversions to the original ME character set"), IRA 7-bit ASCII."""
+        cs = self.cscs
+        if cs in ("UCS2", "HEX"):
+            raw = bytes.fromhex(raw.decode("latin-1"))
+            if cs == "UCS2":
+                return raw.decode("utf-16-be")
+        if cs in ("GSM", "HEX"):
             # ESC (0x1B) ends the prompt, so only the default table can be typed.
-            try:
-                return _codec.gsm_bytes_to_str(raw)
-            except _codec.PduError:
-                raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
-        return raw.decode("latin-1")
+            return _codec.gsm_bytes_to_str(raw)
+        return raw.decode("ascii" if cs == "IRA" else "latin-1")
 
     def _str_to_te(self, s: str) -> str:
         if self.cscs == "UCS2":
             return s.encode("utf-16-be").hex().upper()
+        if self.cscs == "HEX":
+            return _codec.str_to_gsm_bytes(s).hex().upper()
         return s
 
     def _data_to_te(self, d: _codec.Described) -> bytes:
-        """Text-mode <data> (TS 27.005 §3.1): 8-bit and UCS2 coded messages as hex
-        of their octets; GSM 7-bit text converted to the +CSCS character set."""
+        """Text-mode <data> (TS 27.005 §3.1): 8-bit and UCS2 coded messages, and
+        any with a user data header (TP-UDHI), as hex of their TP-UD octets; GSM
+        7-bit text converted to the +CSCS character set."""
+        if d.fo & 0x40 and d.kind in ("deliver", "submit"):
+            return d.raw_ud.hex().upper().encode()
         if d.text is None:
             return d.data.hex().upper().encode()
         if _codec.alphabet_of_dcs(d.dcs) == "ucs2":
@@ -1327,6 +1318,8 @@ class SimModem:
             return d.text.encode("utf-16-be").hex().upper().encode()
         if self.cscs == "GSM":
             return _codec.str_to_gsm_bytes(d.text)
+        if self.cscs == "HEX":
+            return _codec.str_to_gsm_bytes(d.text).hex().upper().encode()
         if self.cscs == "IRA":
             return d.text.encode("ascii", "replace")
         return d.text.encode("latin-1", "replace")
@@ -1336,7 +1329,7 @@ class SimModem:
         return datetime.now(UTC).replace(microsecond=0)
 
     def _network_ok(self) -> bool:
-        return self._registered and self._state not in ("boot",)
+        return self._registered and self._state != "boot"
 
     def _schedule_retry(self) -> None:
         if self.pending_mt:
@@ -1347,13 +1340,19 @@ class SimModem:
 
     def retry_pending(self) -> list[int]:
         """The network tries again to deliver the messages it holds."""
-        pend, self.pending_mt = self.pending_mt, []
-        out: list[int] = []
-        for p in pend:
-            idx = self._mt_arrive(p)
-            if idx is not None:
-                out.append(idx)
-        return out
+        if self._retrying:  # a retry scheduled from inside one (no loop: at once)
+            return []
+        self._retrying = True
+        try:
+            pend, self.pending_mt = self.pending_mt, []
+            out: list[int] = []
+            for p in pend:
+                idx = self._mt_arrive(p)
+                if idx is not None:
+                    out.append(idx)
+            return out
+        finally:
+            self._retrying = False
 
     def _mt_arrive(self, p: NetworkMessage) -> int | None:
         """One TPDU from the network: route it per +CNMI; the storage index or None."""
@@ -1387,13 +1386,24 @@ class SimModem:
         return idx
 
     def _direct(self, p: NetworkMessage, urc: str) -> None:
+        """Route ``p`` to the TE as +CMT/+CDS (TS 27.005 §3.4.1)."""
+        if self.csms == 1 and self._acks:
+            # "TA shall not send another +CMT or +CDS result code to TE before
+            # previous one is acknowledged": the network holds it meanwhile.
+            self.pending_mt.append(p)
+            return
         length = _codec.tpdu_length(p.pdu)
         if self.cmgf == 0:
             line = (f"{urc}: ,{length}" if urc == "+CMT" else f"{urc}: {length}").encode()
             chunk = line + self._crlf() + p.pdu.hex().upper().encode()
         else:
             chunk = self._direct_text(p, urc)
-        self._urc(chunk, sms=True)
+        if not self._urc(chunk, sms=True):
+            # <mode> 1, link reserved: the TA rejects the message (RP-ERROR);
+            # the network delivers it again later.
+            self.pending_mt.append(p)
+            self._schedule_retry()
+            return
         if self.csms == 1:
             handle: asyncio.TimerHandle | None = None
             entry: tuple[NetworkMessage, asyncio.TimerHandle | None]
@@ -1415,16 +1425,10 @@ class SimModem:
             d = _codec.describe(p.pdu)
         except _codec.PduError:
             return f"{urc}: ,0".encode() + self._crlf() + p.pdu.hex().upper().encode()
+        head = f"{urc}: {self._text_fields(d, listing=False)}".encode()
         if urc == "+CDS":
-            return (
-                f'+CDS: {d.fo},{d.mr},"{d.address}",{d.toa},'
-                f'"{d.scts_text}","{d.dt_text}",{d.st}'
-            ).encode()
-        head = f'+CMT: "{self._str_to_te(d.address)}",,"{d.scts_text}"'
-        if self.csdh:
-            tosca = 145 if self.smsc.startswith("+") else 129
-            head += f',{d.toa},{d.fo},{d.pid},{d.dcs},"{self.smsc}",{tosca},{d.ud_length}'
-        return head.encode() + self._crlf() + self._data_to_te(d)
+            return head
+        return head + self._crlf() + self._data_to_te(d)
 
     def _cnma_expired(self, entry: tuple[NetworkMessage, asyncio.TimerHandle | None]) -> None:
         if entry not in self._acks:
@@ -1433,7 +1437,7 @@ class SimModem:
         # TS 27.005 §3.4.1: RP-ERROR to the network; <mt> and <ds> set to 0.
         self.cnmi[1] = 0
         self.cnmi[3] = 0
-        self.pending_mt.append(entry[0])
+        self.pending_mt.insert(0, entry[0])  # before what the network held behind it
         self._schedule_retry()
 
     # ------------------------------------------------------ control: public

@@ -27,12 +27,56 @@ import contextlib
 import errno
 import os
 import tty
+from collections.abc import Callable
 
 from .core import SimModem
 
 __all__ = ["PtyEndpoint", "TcpEndpoint"]
 
 _TICK = 0.01  # pacing granularity, seconds
+
+
+class _Pacer:
+    """Output at the rate of a serial line: ``baud`` / 10 bytes a second.
+
+    Writes a tick's worth of bytes (at least one) each time the line is free
+    again, so the average rate is exact at any baud rate.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, baud: int, write: Callable[[bytes], None]
+    ) -> None:
+        self._loop = loop
+        self._rate = baud / 10.0
+        self._write = write
+        self._out = bytearray()
+        self._timer: asyncio.Handle | None = None
+        self._free_at = 0.0  # loop time at which the last byte written is through
+
+    def push(self, data: bytes) -> None:
+        self._out += data
+        if self._timer is None:
+            self._timer = self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._timer = None
+        if not self._out:
+            return
+        now = self._loop.time()
+        n = max(1, int(self._rate * _TICK))
+        chunk = bytes(self._out[:n])
+        del self._out[:n]
+        # A late timer is made up for, up to a tick; an idle line starts now.
+        self._free_at = max(self._free_at, now - _TICK) + len(chunk) / self._rate
+        self._write(chunk)
+        if self._out:
+            self._timer = self._loop.call_at(self._free_at, self._drain)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._out.clear()
 
 
 class PtyEndpoint:
@@ -44,8 +88,7 @@ class PtyEndpoint:
         self.baud = baud
         self._master: int | None = None
         self._slave: int | None = None
-        self._out = bytearray()
-        self._timer: asyncio.TimerHandle | None = None
+        self._pacer: _Pacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -58,20 +101,27 @@ class PtyEndpoint:
         """Open the pty, publish the symlink, attach to the module."""
         self._loop = asyncio.get_running_loop()
         self._closed = False
+        if self.baud:
+            self._pacer = _Pacer(self._loop, self.baud, self._write)
         self._open()
         self.modem.add_reconnect_listener(self._come_back)
 
     def _open(self) -> None:
         assert self._loop is not None
         master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
+        try:
+            tty.setraw(slave)
+            os.set_blocking(master, False)
+            tmp = f"{self.link}.{os.getpid()}.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(os.ttyname(slave), tmp)
+            os.replace(tmp, self.link)
+        except OSError:
+            os.close(master)
+            os.close(slave)
+            raise
         self._master, self._slave = master, slave
-        tmp = f"{self.link}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.link)
         self._loop.add_reader(master, self._readable)
         self.modem.attach(self)
 
@@ -91,23 +141,10 @@ class PtyEndpoint:
     def sim_output(self, data: bytes) -> None:
         if self._master is None:
             return
-        if self.baud:
-            self._out += data
-            if self._timer is None and self._loop is not None:
-                self._timer = self._loop.call_later(0, self._drain)
-            return
-        self._write(data)
-
-    def _drain(self) -> None:
-        self._timer = None
-        if not self._out or self._loop is None:
-            return
-        n = max(1, int((self.baud or 115200) / 10 * _TICK))
-        chunk = bytes(self._out[:n])
-        del self._out[:n]
-        self._write(chunk)
-        if self._out:
-            self._timer = self._loop.call_later(_TICK, self._drain)
+        if self._pacer is not None:
+            self._pacer.push(data)
+        else:
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         if self._master is None:
@@ -126,10 +163,8 @@ class PtyEndpoint:
 
     def _teardown(self, *, remove_link: bool) -> None:
         self.modem.detach(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._out.clear()
+        if self._pacer is not None:
+            self._pacer.cancel()
         if self._master is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._master)
@@ -157,12 +192,13 @@ class _TcpConnection(asyncio.Protocol):
     def __init__(self, endpoint: TcpEndpoint) -> None:
         self.endpoint = endpoint
         self.transport: asyncio.Transport | None = None
-        self._out = bytearray()
-        self._timer: asyncio.TimerHandle | None = None
+        self._pacer: _Pacer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.endpoint.baud:
+            self._pacer = _Pacer(asyncio.get_running_loop(), self.endpoint.baud, self._write)
         self.endpoint.connections.add(self)
         self.endpoint.modem.attach(self)
 
@@ -172,30 +208,18 @@ class _TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.endpoint.modem.detach(self)
         self.endpoint.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._pacer is not None:
+            self._pacer.cancel()
 
     def sim_output(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        baud = self.endpoint.baud
-        if not baud:
-            self.transport.write(data)
-            return
-        self._out += data
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(0, self._drain)
+        if self._pacer is not None:
+            self._pacer.push(data)
+        else:
+            self._write(data)
 
-    def _drain(self) -> None:
-        self._timer = None
-        if not self._out or self.transport is None or self.transport.is_closing():
-            return
-        n = max(1, int((self.endpoint.baud or 115200) / 10 * _TICK))
-        self.transport.write(bytes(self._out[:n]))
-        del self._out[:n]
-        if self._out:
-            self._timer = asyncio.get_running_loop().call_later(_TICK, self._drain)
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def sim_hangup(self) -> None:
         if self.transport is not None:

@@ -173,6 +173,8 @@ PROFILES: dict[str, Profile] = {
         cnmi_default=(1, 0, 0, 0, 0),
         cmee_default=0,
         cmgl_empty_error=321,
-        act=8,
+        # SARA-R4 manual (UBX-17003787 R16, +CREG/+CEREG <AcT>): R410M-02B reports
+        # 7 (E-UTRAN, Cat M1) or 9 (NB1); 8 (EC-GSM-IoT) only on the old -01B.
+        act=7,
     ),
 }

@@ -120,12 +120,7 @@ class UnionStorage(Storage):
 
     def get(self, index: int) -> StoredMessage | None:
         loc = self._locate(index)
-        if loc is None:
-            return None
-        m = loc[0].get(loc[1])
-        if m is None:
-            return None
-        return m
+        return None if loc is None else loc[0].get(loc[1])
 
     def add(self, stat: int, pdu: bytes, length: int, kind: str) -> int | None:
         for store in (self._sm, self._me):
@@ -139,12 +134,8 @@ class UnionStorage(Storage):
         return loc is not None and loc[0].delete(loc[1])
 
     def messages(self) -> list[StoredMessage]:
-        out: list[StoredMessage] = []
-        for store in (self._sm, self._me):
-            for m in store.messages():
-                # Same object: changes of stat write through; the index shown is MT's.
-                out.append(m)
-        return out
+        # The same objects: changes of stat write through; items() gives MT's indexes.
+        return self._sm.messages() + self._me.messages()
 
     def items(self) -> list[tuple[int, StoredMessage]]:
         return [(self.outer_index(m), m) for m in self.messages()]

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
@@ -33,39 +35,61 @@ __all__ = ["SimConnection", "SimTransport", "create_sim_connection"]
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 MODES = ("whole", "bytewise", "delayed", "lossy")
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class _Line:
-    """One direction of the line: orders chunks and models delay and rate."""
+    """One direction of the line: a FIFO with delay and rate, one timer at a time.
+
+    Chunks are delivered strictly in the order sent (the loop's timer heap does
+    not keep the order of callbacks due at the same time, so each chunk is not
+    a timer of its own).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, baud: int | None) -> None:
         self._loop = loop
         self._delay = delay
         self._byte_time = 10.0 / baud if baud else 0.0
         self._free_at = 0.0  # when the line finishes the last byte queued
-        self.handles: set[asyncio.Handle] = set()
+        self._queue: deque[tuple[float, bytes, Callable[[bytes], None]]] = deque()
+        self._handle: asyncio.Handle | None = None
+
+    @property
+    def pending(self) -> int:
+        """Chunks on the line, not yet delivered."""
+        return len(self._queue)
 
     def send(self, data: bytes, deliver: Callable[[bytes], None]) -> None:
-        now = self._loop.time()
-        if not self._delay and not self._byte_time:
-            h: asyncio.Handle = self._loop.call_soon(self._run, deliver, data)
-            self.handles.add(h)
-            return
-        start = max(now, self._free_at)
+        start = max(self._loop.time(), self._free_at)
         self._free_at = start + len(data) * self._byte_time
-        at = self._free_at + self._delay
-        h = self._loop.call_at(at, self._run, deliver, data)
-        self.handles.add(h)
+        self._queue.append((self._free_at + self._delay, data, deliver))
+        if self._handle is None:
+            self._arm()
 
-    def _run(self, deliver: Callable[[bytes], None], data: bytes) -> None:
-        # Handles are few and short-lived: drop the finished ones.
-        self.handles = {h for h in self.handles if not h.cancelled() and h is not None}
-        deliver(data)
+    def _arm(self) -> None:
+        at = self._queue[0][0]
+        if at <= self._loop.time():
+            self._handle = self._loop.call_soon(self._run)
+        else:
+            self._handle = self._loop.call_at(at, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        # The loop runs timers up to one clock resolution early.
+        now = self._loop.time() + _CLOCK_RESOLUTION
+        try:
+            while self._queue and self._queue[0][0] <= now and self._handle is None:
+                _, data, deliver = self._queue.popleft()
+                deliver(data)  # may send (re-arming) or cancel
+        finally:
+            if self._queue and self._handle is None:
+                self._arm()
 
     def cancel(self) -> None:
-        for h in self.handles:
-            h.cancel()
-        self.handles.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._queue.clear()
 
 
 class _FakeSerial:
@@ -136,9 +160,12 @@ class SimTransport(asyncio.Transport):
     def _to_protocol(self, data: bytes) -> None:
         if self._lost or self._closing:
             return
-        if self._paused:
+        if self._paused or self._held:  # behind what is held, in order
             self._held.append(data)
             return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         proto = self._protocol
         assert isinstance(proto, asyncio.Protocol)
         if self._mode == "bytewise":
@@ -211,9 +238,12 @@ class SimTransport(asyncio.Transport):
         if not self._paused:
             return
         self._paused = False
-        held, self._held = self._held, []
-        for chunk in held:
-            self._loop.call_soon(self._to_protocol, chunk)
+        if self._held:
+            self._loop.call_soon(self._flush_held)
+
+    def _flush_held(self) -> None:
+        while self._held and not (self._paused or self._closing or self._lost):
+            self._feed(self._held.pop(0))
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol

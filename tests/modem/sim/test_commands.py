@@ -54,7 +54,7 @@ async def test_basic_commands_concatenated(dte):
     assert await dte.cmd("ATS3?") == "\r\n013\r\n\r\nOK\r\n"
     assert (
         await dte.cmd("ATI")
-        == "\r\nSIMULATED\r\n\r\nSIM-MODEM\r\n\r\nRevision: SIM01A01\r\n\r\nOK\r\n"
+        == "\r\nSIMULATED\r\nSIM-MODEM\r\nRevision: SIM01A01\r\n\r\nOK\r\n"
     )
 
 
@@ -279,3 +279,33 @@ async def test_numeric_prompt_and_errors_with_v0(dte):
     dte.buf.clear()
     dte.write("\x1b")
     assert await dte.wait(lambda b: b.endswith(b"0\r")) == b"0\r"
+
+
+async def test_urc_caused_by_a_command_follows_its_final_result(sim, connect):
+    """Review fix: a +CREG URC raised while a command line ran (+COPS=2 in a
+    chain) was written at once, before the line's own answers. V.250 §5.7 /
+    TS 27.007 §4: URCs do not interrupt a command's response; the TA holds
+    them until the final result code."""
+    d = connect(sim)
+    await d.cmd("ATE0")
+    d.buf.clear()
+    d.write("AT+CREG=1;+CSQ;+COPS=2;+CSQ\r")
+    out = await d.wait_for(b"+CREG: 0\r\n")
+    assert out == b"\r\n+CSQ: 20,99\r\n\r\n+CSQ: 99,99\r\n\r\nOK\r\n\r\n+CREG: 0\r\n"
+
+
+async def test_cops_deregister_reports_mode_2_and_not_searching(sim, dte):
+    """Review fix: after +COPS=2 (manual deregistration) TS 27.007 §7.2/§7.3
+    give +CREG <stat> 0 (not searching) and +COPS? <mode> 2, not the
+    "searching" 2 and mode 0 of lost coverage; a network-side "register" does
+    not override the user's deregistration."""
+    assert await dte.cmd("AT+COPS=2") == "\r\nOK\r\n"
+    assert await dte.cmd("AT+COPS?") == "\r\n+COPS: 2\r\n\r\nOK\r\n"
+    assert await dte.cmd("AT+CREG?") == "\r\n+CREG: 0,0\r\n\r\nOK\r\n"
+    sim.fault("register")
+    assert not sim.registered
+    assert await dte.cmd("AT+COPS=0") == "\r\nOK\r\n"
+    assert sim.registered
+    assert await dte.cmd("AT+COPS?") == '\r\n+COPS: 0,0,"Twilio",7\r\n\r\nOK\r\n'
+    sim.fault("unregister")
+    assert await dte.cmd("AT+CREG?") == "\r\n+CREG: 0,2\r\n\r\nOK\r\n"

@@ -162,3 +162,13 @@ def test_cli_session(cli_sim):
 def test_cli_needs_an_endpoint():
     r = run_cli()
     assert r.returncode == 2 and "--pty" in r.stderr
+
+
+def test_cli_baud_alone_means_115200():
+    """Review fix: line-rate emulation is 115200 baud by default when enabled;
+    --baud needed a number."""
+    from modem.sim.__main__ import _serve_parser
+
+    assert _serve_parser().parse_args(["--pty", "/tmp/x", "--baud"]).baud == 115200
+    assert _serve_parser().parse_args(["--pty", "/tmp/x", "--baud", "9600"]).baud == 9600
+    assert _serve_parser().parse_args(["--pty", "/tmp/x"]).baud is None

@@ -146,3 +146,71 @@ async def test_tcp_disconnect_without_clients_stops_listening(sim, tcp_ep):
     assert (await asyncio.wait_for(r.readuntil(b"OK\r\n"), 2)).endswith(b"OK\r\n")
     w.close()
     await w.wait_closed()
+
+
+class _VirtualHandle:
+    def __init__(self, cb) -> None:
+        self.cb = cb
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _VirtualLoop:
+    """Just enough of a loop for the pacer, on a virtual clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.due: list[tuple[float, _VirtualHandle]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_soon(self, cb) -> _VirtualHandle:
+        return self.call_at(self.now, cb)
+
+    def call_at(self, when, cb) -> _VirtualHandle:
+        h = _VirtualHandle(cb)
+        self.due.append((when, h))
+        return h
+
+    def run(self) -> None:
+        while self.due:
+            self.due.sort(key=lambda item: item[0])
+            when, h = self.due.pop(0)
+            if not h.cancelled:
+                self.now = max(self.now, when)
+                h.cb()
+
+
+@pytest.mark.parametrize("baud", [300, 1200, 2400, 4800, 9600, 115200])
+def test_line_rate_is_exact_at_any_baud(baud):
+    """Review fix: the pacer wrote int(baud / 10 * 10 ms) bytes every 10 ms, so
+    1200 baud ran at 100 bytes/s instead of 120 and 4800 at 400 instead of
+    480; pty and TCP also each had a copy of it."""
+    from modem.sim.endpoints import _Pacer
+
+    loop = _VirtualLoop()
+    got: list[tuple[float, int]] = []
+    pacer = _Pacer(loop, baud, lambda chunk: got.append((loop.now, len(chunk))))  # type: ignore[arg-type]
+    n = baud // 10 * 2  # two seconds of output
+    pacer.push(b"x" * n)
+    loop.run()
+    assert sum(k for _, k in got) == n
+    last_at, last_len = got[-1]
+    took = last_at + last_len * 10 / baud - 100.0
+    assert took == pytest.approx(2.0, rel=0.02)
+
+
+async def test_pty_symlink_failure_leaks_no_fds(sim, tmp_path):
+    """Review fix: when the symlink could not be made (no such directory) the
+    pty's two fds stayed open."""
+    import os
+
+    before = len(os.listdir("/proc/self/fd"))
+    ep = PtyEndpoint(sim, str(tmp_path / "missing" / "ttySIM"))
+    with pytest.raises(OSError):
+        ep.start()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert ep.device is None

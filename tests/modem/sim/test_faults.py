@@ -150,3 +150,32 @@ async def test_delay_echoes_on_arrival(sim, connect):
     d.write("AT\rAT\r")
     out = await d.wait_for(b"OK\r\n\r\nOK\r\n")
     assert out == b"AT\rAT\r\r\nOK\r\n\r\nOK\r\n"
+
+
+async def test_reboot_mid_cmgs_prompt_sends_nothing(sim, dte):
+    """Review check: a reset while the "> " prompt is open drops the message;
+    the PDU typed after the reset is command-state noise (echoed: echo is on
+    again after power-up), nothing reaches the network, AT answers OK."""
+    hexs, n = pdu.cmgs_pdu(pdu.submit_parts("2936", "lost")[0])
+    assert (await dte.cmd(f"AT+CMGS={n}")).endswith("> ")
+    dte.write(hexs[:10])
+    await settle()
+    sim.fault("reboot")
+    await dte.wait_for(b"SMS Ready\r\n")
+    assert sim.state == "cmd"
+    dte.buf.clear()
+    dte.write(hexs[10:] + "\x1a")
+    await dte.wait_for(hexs[10:].encode())  # echoed: echo is on after power-up
+    assert await dte.cmd("AT") == "AT\r\r\nOK\r\n"
+    assert sim.mo_log == []
+
+
+async def test_reboot_next_also_catches_a_slash_repeat(sim, dte):
+    """Review fix: "reboot next" resets instead of answering the next command
+    line; a line repeated with A/ (V.250 §6.2.10) was answered normally."""
+    await dte.cmd("AT+CGMI")
+    sim.fault("reboot", "next")
+    dte.buf.clear()
+    dte.write("A/")
+    await dte.wait_for(b"SMS Ready\r\n")
+    assert b"SIMULATED" not in dte.buf

@@ -34,8 +34,19 @@ NAMES = [
     "+CMGF", "+CPMS", "+CNMI", "+CSMS", "+CMGL", "+CMGR", "+CMGD", "+CMGS", "+CMGW", "+CMSS",
     "+CNMA", "+CSCA", "+CSMP", "+CSDH", "+CSCS", "+CREG", "+CGREG", "+CEREG", "+COPS", "+CFUN",
     "+CSQ", "+CMEE", "+CPIN", "+CGMI", "+CGMM", "+CGMR", "+CGSN", "+CIMI", "+CCID", "+QCCID",
-    "+CICCID", "+NOPE", "E", "V", "Q", "Z", "&F", "I", "S0", "S7",
+    "+CICCID", "+NOPE", "E", "V", "Q", "Z", "&F", "I", "S0", "S7", "S3", "S4", "S5", "A/",
 ]
+#: Whole lines that steer the module into the SMS states random arguments rarely reach.
+SMS_SETUP = st.sampled_from([
+    "AT+CSMS=1", "AT+CSMS=0", "AT+CNMI=2,2,0,1,0", "AT+CNMI=1,2,0,1,0", "AT+CNMI=0,1,0,2,1",
+    "AT+CNMI=3,3,0,2,0", "AT+CNMI=2,1,0,0,0", "AT+CNMA", "AT+CNMA=2", "AT+CNMA=0",
+    'AT+CPMS="ME","MT","MT"', 'AT+CPMS="SM","SM","SM"', "AT+CMGF=1", "AT+CMGF=0",
+    'AT+CSCS="UCS2"', 'AT+CSCS="IRA"', 'AT+CSCS="GSM"', 'AT+CSCS="HEX"', "AT+CSDH=1",
+    "AT+CSMP=49,167,0,8", "AT+CSMP=17,167,0,4", "AT+CSMP=17,167,0,0", "AT+CMGL=4",
+    'AT+CMGL="ALL"', "AT+CMGR=0", "AT+CMGR=1", "AT+CMGD=1,4", "AT+CMSS=0", "AT+CMSS=1",
+    "ATV0", "ATQ1", "AT+CMEE=2", "AT+CFUN=1,1", "AT+CFUN=4", "AT+CFUN=1", "AT+COPS=2",
+    "AT+COPS=0", "AT+CREG=2", "AT+CEREG=1", "AT+CPIN=1234",
+]).map(lambda line: line.encode() + b"\r")
 ARG = st.one_of(
     st.integers(-2, 300).map(str),
     st.sampled_from(['"SM"', '"ME"', '"MT"', '"XX"', '"ALL"', '"REC UNREAD"', '"2936"', '""',
@@ -74,12 +85,15 @@ def pdu_body(draw: st.DrawFn) -> bytes:
 def send(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         return pdu_body(draw)
-    body = draw(st.text(alphabet="abc 123\r", max_size=20)).encode()
-    return b'AT+CMGF=1;+CMGS="2936"\r' + body + draw(st.sampled_from([b"\x1a", b"\x1b"]))
+    body = draw(st.text(alphabet="abc 123\r\n@\x7f\x00\xe9", max_size=20)).encode("latin-1")
+    cmd = draw(st.sampled_from([b'+CMGS="2936"', b'+CMGW="+15551234567"', b"+CMGW", b"+CMGW=10,2"]))
+    end = draw(st.sampled_from([b"\x1a", b"\x1b", b""]))
+    return b"AT+CMGF=1;" + cmd + b"\r" + body + end
 
 
 ACTION = st.one_of(
     command_line(),
+    SMS_SETUP,
     send(),
     st.binary(max_size=40),
     st.text(alphabet="ATat+=?;,\"\r\n\x08/0123456789", max_size=60).map(str.encode),
@@ -87,10 +101,19 @@ ACTION = st.one_of(
     st.integers(500, 700).map(lambda n: b"AT" + b"X" * n + b"\r"),
     st.tuples(st.just("deliver"), st.text(max_size=200), st.sampled_from([None, "start", "end"])),
     st.tuples(
+        st.just("deliver-kind"),
+        st.sampled_from([
+            {"message_class": 0}, {"message_class": 2}, {"message_class": 3},
+            {"encoding": "ucs2"}, {"encoding": "8bit"}, {"duplicate": True},
+            {"pdu": "00"}, {"pdu": "0004"}, {"pdu": "07911326040000F0040B911346610089F60000"},
+        ]),
+    ),
+    st.tuples(
         st.just("fault"),
         st.sampled_from(["reboot", "garbage", "cms-error", "storage-full", "unregister",
-                         "register", "hang"]),
+                         "register", "hang", "disconnect", "drop", "corrupt", "clear"]),
     ),
+    st.just(("retry",)),
 )
 
 
@@ -108,15 +131,23 @@ def test_never_crashes_and_stays_responsive(actions, profile):
             # Text no alphabet can carry: the codec says so with PduError.
             with contextlib.suppress(pdu.PduError):
                 sim.deliver(text, include_sid=sid)
+        elif action[0] == "deliver-kind":
+            kw = dict(action[1])
+            content = b"\x01\x02" if kw.get("encoding") == "8bit" else "hi"
+            sim.deliver(None if "pdu" in kw else content, **kw)
+        elif action[0] == "retry":
+            sim.retry_pending()
         else:
             name = action[1]
-            args = ("310",) if name == "cms-error" else ()
+            args = {"cms-error": ("310",), "drop": ("0.2",), "corrupt": ("0.2",)}.get(name, ())
             sim.fault(name, *args)
             if name == "hang":
                 hung = True
             if name == "reboot":
                 hung = False
     # Close any prompt, end any partial line, reset V/Q/E, then probe.
+    sim.fault("clear")
+    sim.attach(sink)  # a "disconnect" detached it (no loop: the port is back at once)
     sim.receive(b"\x1b")
     sim.receive(bytes([sim.s3]))
     sim.receive(b"ATZ" + bytes([sim.s3]))
@@ -133,6 +164,7 @@ def test_never_crashes_and_stays_responsive(actions, profile):
 
 ASYNC_ACTION = st.one_of(
     command_line(),
+    SMS_SETUP,
     send(),
     st.binary(max_size=20),
     st.tuples(

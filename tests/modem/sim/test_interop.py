@@ -109,7 +109,12 @@ async def test_python_gsmmodem_send_and_receive(pty_sim):
         assert sim.mo_log[0].message.tp_ud.text == "hello from gsmmodem"
         # It asked for a status report (+CNMI ds=2: +CDSI); let it read and
         # delete that first: python-gsmmodem handles one URC per burst.
-        await eventually(lambda: len(sim.storage("ME")) == 0 and not sim.unrouted_status_reports)
+        # (No timer pending: the report has arrived, not merely not yet.)
+        await eventually(
+            lambda: not sim._timers
+            and len(sim.storage("ME")) == 0
+            and not sim.unrouted_status_reports
+        )
         sim.deliver("inbound command")  # +CMTI -> AT+CMGR -> callback
         assert await asyncio.wait_for(loop.run_in_executor(None, got.wait, 10), 15)
         assert received == [("2936", "inbound command")]

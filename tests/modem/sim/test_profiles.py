@@ -73,3 +73,14 @@ async def test_mt_union_storage(make_sim, connect):
     assert out.startswith("\r\n+CMGR: 0,,")
     assert await d.cmd("AT+CMGD=31") == "\r\nOK\r\n"
     assert len(sim.storage("ME")) == 0
+
+
+async def test_sara_r410m_02b_reports_e_utran_act_7(make_sim, connect):
+    """Review fix: the SARA-R4 AT manual (UBX-17003787 R16, +CEREG <AcT>) lists
+    7 and 9 for SARA-R410M-02B; the profile (an -02B) answered 8, which 27.007
+    defines as EC-GSM-IoT."""
+    sim = make_sim("sara-r410m")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    assert await d.cmd("AT+COPS?") == '\r\n+COPS: 0,0,"Twilio",7\r\n\r\nOK\r\n'
+    assert (await d.cmd("AT+CEREG=2;+CEREG?")).startswith('\r\n+CEREG: 2,1,"1A2B","01A2B3C4",7\r\n')

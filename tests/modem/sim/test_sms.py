@@ -414,3 +414,130 @@ async def test_deliver_message_class(sim, dte):
     assert pdu.decode(sim.storage().get(1).pdu).tp_dcs.message_class == 2
     assert sim.deliver("direct") == []
     await dte.wait_for(b"+CMT: ,")
+
+
+async def test_cnma_next_cmt_waits_for_ack_of_previous(sim, dte):
+    """Review fix: TS 27.005 §3.4.1 (+CNMI <mt>=2): "TA shall not send another
+    +CMT or +CDS result code to TE before previous one is acknowledged"; the
+    simulator sent them back to back."""
+    await dte.cmd("AT+CSMS=1;+CNMI=2,2,0,0,0")
+    sim.deliver("first")
+    sim.deliver("second")
+    await dte.wait_for(b"+CMT: ,")
+    assert await dte.cmd("AT") == "\r\nOK\r\n"  # no second +CMT meanwhile
+    assert len(sim.pending_mt) == 1
+    dte.write("AT+CNMA\r")
+    out = await dte.wait(lambda b: re.search(rb"\+CMT: ,\d+\r\n[0-9A-F]+\r\n", b) is not None)
+    assert out.startswith(b"\r\nOK\r\n\r\n+CMT: ,")
+    second = pdu.decode(out.split(b"\r\n")[-2].decode())
+    assert second.tp_ud.text == "second"
+    assert await dte.cmd("AT+CNMA") == "\r\nOK\r\n"
+    assert sim.pending_mt == [] and len(sim.storage()) == 0
+
+
+async def test_cnmi_mode1_busy_link_rejects_direct_message_network_retries(sim, dte):
+    """Review fix: with +CNMI <mode>=1 a +CMT that meets a reserved TA-TE link
+    is discarded and the message rejected (TS 27.005 §3.4.1); the simulator
+    dropped the indication but kept the message acknowledged, so it was lost.
+    Now the network gets an error and delivers it again."""
+    await dte.cmd("AT+CNMI=1,2,0,0,0")
+    dte.write("AT+CS")  # the DTE is typing: link reserved
+    await settle()
+    sim.deliver("not lost")
+    assert len(sim.pending_mt) == 1
+    dte.write("Q\r")
+    out = await dte.wait(lambda b: re.search(rb"\+CMT: ,\d+\r\n[0-9A-F]+\r\n", b) is not None)
+    assert out.startswith(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n\r\n+CMT: ,")
+    assert pdu.decode(out.split(b"\r\n")[-2].decode()).tp_ud.text == "not lost"
+    assert sim.pending_mt == []
+
+
+async def test_cmgl_entries_follow_each_other_without_empty_lines(sim, dte):
+    """Review fix: TS 27.005 §3.4.2 (and the Quectel/Telit manuals) list
+    entries as "<pdu>[<CR><LF>+CMGL: ...": one information response. The
+    simulator wrapped every line in its own <CR><LF> pair, so an empty line
+    stood between the entries (and between the lines of ATI)."""
+    sim.deliver("one")
+    sim.deliver("two")
+    a, b = (sim.storage().get(i).pdu_hex for i in (1, 2))
+    la, lb = (sim.storage().get(i).length for i in (1, 2))
+    assert await dte.cmd("AT+CMGL=4") == (
+        f"\r\n+CMGL: 1,0,,{la}\r\n{a}\r\n+CMGL: 2,0,,{lb}\r\n{b}\r\n\r\nOK\r\n"
+    )
+    assert await dte.cmd("AT+CMGR=1") == f"\r\n+CMGR: 1,,{la}\r\n{a}\r\n\r\nOK\r\n"
+    await dte.cmd("AT+CMGF=1")
+    out = await dte.cmd('AT+CMGL="ALL"')
+    assert re.fullmatch(
+        r'\r\n\+CMGL: 1,"REC READ","2936",,"[^"]+"\r\none\r\n'
+        r'\+CMGL: 2,"REC READ","2936",,"[^"]+"\r\ntwo\r\n\r\nOK\r\n',
+        out,
+    )
+
+
+async def test_text_mode_shows_messages_with_udh_as_hex(sim, dte):
+    """Review fix: TS 27.005 §3.1 <data>: when <fo> has TP-UDHI set the TA
+    "converts each 8-bit octet into hexadecimal numbers" (the TP-UD, header
+    included); the simulator printed the text of each part, dropping the
+    concatenation header, so a text-mode client could not join the parts."""
+    idx = sim.deliver("x" * 200)
+    assert idx == [1, 2]
+    await dte.cmd("AT+CMGF=1")
+    out = await dte.cmd("AT+CMGR=1")
+    data = out.split("\r\n")[2]
+    raw = sim.storage().get(1).pdu
+    assert data.startswith("050003") and bytes.fromhex(data) == raw[-len(bytes.fromhex(data)) :]
+    msg = pdu.decode(raw)
+    assert (msg.tp_ud.text or "") in ("x" * 153, "x" * 47)
+    # Direct delivery too, while a plain message stays text.
+    await dte.cmd("AT+CNMI=2,2,0,0,0")
+    sim.deliver("x" * 170)
+    out2 = await dte.wait(lambda b: b.count(b"+CMT:") == 2 and b.endswith(b"\r\n"))
+    assert re.search(rb'\+CMT: "2936",,"[^"]+"\r\n050003[0-9A-F]+\r\n', out2)
+    dte.buf.clear()
+    sim.deliver("plain")
+    assert (await dte.wait_for(b"plain\r\n")).endswith(b'"\r\nplain\r\n')
+
+
+async def test_text_mode_hex_and_ira_character_sets(sim, dte):
+    """Review fix: TS 27.007 §5.5 +CSCS "HEX": strings are hex of the ME's own
+    (GSM 7-bit) codes, "no conversions"; the simulator took HEX text typed at
+    the prompt literally and showed stored text unconverted. "IRA" is 7-bit:
+    a byte over 0x7F is not IRA (it was taken as Latin-1)."""
+    await dte.cmd('AT+CMGF=1;+CSCS="HEX"')
+    assert (await dte.cmd('AT+CMGS="32393336"')).endswith("> ")
+    assert await dte.send_body("48656C6C6F00\x1a") == "\r\n+CMGS: 0\r\n\r\nOK\r\n"
+    sent = sim.mo_log[-1].message
+    assert sent.tp_ud.text == "Hello@" and str(sent.tp_da) == "2936"
+    sim.deliver("Hi@")
+    out = await dte.cmd("AT+CMGR=1")
+    assert out.startswith('\r\n+CMGR: "REC UNREAD","32393336",,"')
+    assert "\r\n486900\r\n" in out
+    await dte.cmd('AT+CSCS="IRA"')
+    assert (await dte.cmd('AT+CMGS="2936"')).endswith("> ")
+    assert await dte.send_body("caf\xe9\x1a") == "\r\n+CMS ERROR: 305\r\n"
+    assert len(sim.mo_log) == 1
+
+
+async def test_cnma_timeout_keeps_network_order(sim, dte):
+    """Review fix: with a second message held behind an unacknowledged +CMT,
+    the timeout put the first one behind the second; the network delivers
+    them again oldest first."""
+    await dte.cmd("AT+CSMS=1;+CNMI=2,2,0,0,0")
+    sim.deliver("first")
+    sim.deliver("second")
+    await dte.wait_for(b"+CMT: ,")
+    await eventually(lambda: len(sim.storage()) == 2)
+    assert [stored_text(sim, i) for i in (1, 2)] == ["first", "second"]
+
+
+async def test_text_mode_cmgw_without_address(sim, dte):
+    """Review fix: TS 27.005 §3.5.3 +CMGW[=<oa/da>...]: the address is
+    optional (a draft); the simulator answered +CMS ERROR: 305. Sending the
+    draft needs a <da> in +CMSS; without one the SC refuses it (RP cause 1)."""
+    await dte.cmd("AT+CMGF=1")
+    assert (await dte.cmd("AT+CMGW")).endswith("> ")
+    assert await dte.send_body("draft\x1a") == "\r\n+CMGW: 1\r\n\r\nOK\r\n"
+    assert await dte.cmd("AT+CMGR=1") == '\r\n+CMGR: "STO UNSENT","",\r\ndraft\r\n\r\nOK\r\n'
+    assert await dte.cmd("AT+CMSS=1") == "\r\n+CMS ERROR: 1\r\n"
+    assert await dte.cmd('AT+CMSS=1,"2936"') == "\r\n+CMSS: 0\r\n\r\nOK\r\n"
+    assert str(sim.mo_log[-1].message.tp_da) == "2936"

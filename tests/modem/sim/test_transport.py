@@ -142,3 +142,60 @@ async def test_two_clients_see_the_same_module(sim: SimModem, connect):
 async def sim_cmti(d: Dte) -> None:
     # generic profile default +CNMI is 0,0: nothing is announced; AT still works
     assert await d.cmd("AT") == "\r\nOK\r\n"
+
+
+async def test_delayed_mode_keeps_order_of_chunks_due_at_once(sim, monkeypatch):
+    """Review fix: one loop timer per chunk let the timer heap reorder chunks
+    that fell due at the same loop time (bytes written one by one in delayed
+    mode reached the module scrambled). A coarse loop clock (as on Windows)
+    makes every byte of a burst due at the same time."""
+    loop = asyncio.get_running_loop()
+    fine = loop.time
+    monkeypatch.setattr(loop, "time", lambda: round(fine(), 2))
+    t, p = create_sim_connection(Dte, sim, delivery="delayed", delay=0.01)
+    try:
+        for line in (b"ATE0\r", b"AT+CGMI;+CGMM;+CSQ\r"):
+            for i in range(len(line)):
+                t.write(line[i : i + 1])
+        out = await p.wait(lambda b: b.count(b"OK\r\n") == 2)
+        assert b"ERROR" not in out
+        assert b"SIMULATED\r\n\r\nSIM-MODEM\r\n\r\n+CSQ: 20,99" in out
+    finally:
+        t.close()
+        await settle()
+
+
+async def test_line_keeps_no_timer_per_delivered_chunk(sim):
+    """Review fix: finished timer handles piled up in the line (a leak)."""
+    t, p = create_sim_connection(Dte, sim, delivery="delayed", delay=0.001)
+    try:
+        for _ in range(20):
+            await p.cmd("AT")
+        assert t._down.pending == 0 and t._up.pending == 0
+        assert t._down._handle is None and t._up._handle is None
+    finally:
+        t.close()
+        await settle()
+
+
+async def test_resume_reading_keeps_order_of_held_and_new_chunks(sim):
+    """Review fix: chunks held while reading was paused were re-sent with
+    call_soon on resume, so a chunk already due on the line overtook them."""
+    t, p = create_sim_connection(Chunks, sim)
+    try:
+        await p.cmd("ATE0;+CNMI=2,1")
+        p.chunks.clear()
+        t.pause_reading()
+        sim.deliver("one")  # the TA's URC output, held while paused
+        await settle()
+        assert p.chunks == []
+        t.write(b"AT\r")
+        await settle()
+        assert p.chunks == []
+        sim.deliver("two")  # on the line (due) while still paused ...
+        t.resume_reading()  # ... and reading resumes before the loop runs it
+        out = await p.wait(lambda b: b.count(b"+CMTI") == 2)
+        assert out.index(b'+CMTI: "SM",1') < out.index(b"OK") < out.index(b'+CMTI: "SM",2')
+    finally:
+        t.close()
+        await settle()
