@@ -255,17 +255,6 @@ def test_39_and_40_septets_same_octets() -> None:
 # -- national language shift tables (TS 23.038 §6.2.1.2.4, TS 23.040 §9.2.3.24.15/16) --
 
 
-def _have_language(locking: int, single: int) -> bool:
-    from pdu.alphabet import tables
-
-    try:
-        tables(locking, single)
-    except PduError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _have_language(1, 1), reason="Turkish tables not present")
 def test_turkish_shift_tables_plan_and_round_trip() -> None:
     text = "Şişli'de ğüzel çay"  # needs the Turkish tables
     assert plan(text).encoding is Alphabet.UCS2
