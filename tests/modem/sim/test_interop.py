@@ -34,7 +34,10 @@ async def gammu_batch(tmp_path, link: str, commands: list[str], timeout: float =
     rc = tmp_path / "gammurc"
     rc.write_text(f"[gammu]\ndevice = {link}\nconnection = at\n")
     proc = await asyncio.create_subprocess_exec(
-        "gammu", "-c", str(rc), "--batch",
+        "gammu",
+        "-c",
+        str(rc),
+        "--batch",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -92,6 +95,7 @@ def test_python_gsmmodem_available():
 
 async def test_python_gsmmodem_send_and_receive(pty_sim):
     import gsmmodem.modem as gsmmodem
+
     sim, link = pty_sim
     received: list[tuple[str, str]] = []
     got = threading.Event()
@@ -113,9 +117,9 @@ async def test_python_gsmmodem_send_and_receive(pty_sim):
         # delete that first: python-gsmmodem handles one URC per burst.
         # (No timer pending: the report has arrived, not merely not yet.)
         await eventually(
-            lambda: not sim._timers
-            and len(sim.storage("ME")) == 0
-            and not sim.unrouted_status_reports
+            lambda: (
+                not sim._timers and len(sim.storage("ME")) == 0 and not sim.unrouted_status_reports
+            )
         )
         sim.deliver("inbound command")  # +CMTI -> AT+CMGR -> callback
         assert await asyncio.wait_for(loop.run_in_executor(None, got.wait, 10), 15)
@@ -124,9 +128,11 @@ async def test_python_gsmmodem_send_and_receive(pty_sim):
         # thread after the callback returns; closing before that lands would
         # leave the thread to fail later, inside another test.
         await eventually(
-            lambda: len(sim.storage("ME")) == 0
-            and len(sim.storage("SM")) == 0
-            and not any("HandleModemNotification" in t.name for t in threading.enumerate()),
+            lambda: (
+                len(sim.storage("ME")) == 0
+                and len(sim.storage("SM")) == 0
+                and not any("HandleModemNotification" in t.name for t in threading.enumerate())
+            ),
             timeout=10,
         )
     finally:
@@ -137,6 +143,7 @@ async def test_python_gammu_read_and_send_on_simcom_prompt(make_sim, tmp_path):
     """python-gammu (libgammu 1.45) against the sim7600 profile, whose prompt is
     ``\\r\\n>\\r\\n`` (gammu issue #1176): read the inbox, send a reply."""
     import gammu as gammu_mod
+
     sim = make_sim("sim7600")
     link = str(tmp_path / "ttySIM0")
     ep = PtyEndpoint(sim, link)
