@@ -36,9 +36,8 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pdu
 
@@ -74,22 +73,15 @@ log = logging.getLogger(__name__)
 CUE_QUEUE_SIZE = 256
 
 
-def _ud(msg: Any) -> Any:
-    ud = getattr(msg, "tp_ud", None)
-    return ud if ud is not None else getattr(msg, "user_data", None)
-
-
-def _body(ud: Any) -> bytes:
-    if ud is None:
-        return b""
-    if getattr(ud, "text", None) is not None:
-        return b"T" + str(ud.text).encode("utf-8", "surrogatepass")
-    if getattr(ud, "data", None) is not None:
-        return b"D" + bytes(ud.data)
+def _body(ud: pdu.UserData) -> bytes:
+    if ud.text is not None:
+        return b"T" + ud.text.encode("utf-8", "surrogatepass")
+    if ud.data is not None:
+        return b"D" + ud.data
     return b""
 
 
-def message_identity(parts: list[Any]) -> str:
+def message_identity(parts: Sequence[pdu.Deliver]) -> str:
     """Stable identity of a (possibly concatenated) DELIVER: hex digest.
 
     Built from the sender (TP-OA), the first part's SC timestamp (TP-SCTS),
@@ -100,11 +92,11 @@ def message_identity(parts: list[Any]) -> str:
     first = parts[0]
     h.update(str(first.tp_oa).encode())
     h.update(b"|" + first.tp_scts.isoformat().encode())
-    concat = _ud(first).concat if _ud(first) is not None else None
+    concat = first.tp_ud.concat
     if concat is not None:
         h.update(f"|{concat.ref}/{concat.total}".encode())
     for part in parts:
-        h.update(b"|" + _body(_ud(part)))
+        h.update(b"|" + _body(part.tp_ud))
     return h.hexdigest()[:32]
 
 
@@ -125,7 +117,7 @@ class ReceivedMessage:
     """A whole SMS: one DELIVER or every part of a concatenated one, in order."""
 
     identity: str
-    parts: tuple[Any, ...]
+    parts: tuple[pdu.Deliver, ...]
     locations: tuple[Location, ...]
     complete: bool = True
 
@@ -153,23 +145,19 @@ class ReceivedMessage:
         joined = self.joined
         if joined is not None:
             return joined.text
-        texts = [_ud(p).text for p in self.parts]
-        if any(t is None for t in texts):
-            return None
-        return "".join(texts)
+        texts = [t for p in self.parts if (t := p.tp_ud.text) is not None]
+        return "".join(texts) if len(texts) == len(self.parts) else None
 
     @property
     def data(self) -> bytes | None:
         joined = self.joined
         if joined is not None:
             return joined.data
-        datas = [_ud(p).data for p in self.parts]
-        if any(d is None for d in datas):
-            return None
-        return b"".join(datas)
+        datas = [d for p in self.parts if (d := p.tp_ud.data) is not None]
+        return b"".join(datas) if len(datas) == len(self.parts) else None
 
     @property
-    def first(self) -> Any:
+    def first(self) -> pdu.Deliver:
         return self.parts[0]
 
 
@@ -188,7 +176,7 @@ class StatusReportReceived:
     """An SMS-STATUS-REPORT; ``matched`` when its TP-MR is one we sent recently."""
 
     identity: str
-    report: Any
+    report: pdu.StatusReport
     matched: bool
     locations: tuple[Location, ...]
 
@@ -206,7 +194,7 @@ class SendResult:
 
 @dataclass
 class _Group:
-    parts: dict[int, tuple[Any, Location]] = field(default_factory=dict)
+    parts: dict[int, tuple[pdu.Deliver, Location]] = field(default_factory=dict)
     extra: list[Location] = field(default_factory=list)  # duplicate parts' indexes
     first_seen: float = 0.0
 
@@ -310,7 +298,7 @@ class SmsService:
         recipient: str,
         content: str | bytes,
         *,
-        encoding: Any = None,
+        encoding: pdu.Alphabet | None = None,
         srr: bool = False,
         registration_timeout: float = timing.REGISTRATION_WAIT,
     ) -> SendResult:
@@ -554,7 +542,7 @@ class SmsService:
             )
             await self._deliver(item3, [loc])
             return
-        concat = _ud(msg).concat
+        concat = msg.tp_ud.concat
         if concat is None or concat.total <= 1:
             await self._deliver(ReceivedMessage(message_identity([msg]), (msg,), (loc,)), [loc])
             return
