@@ -1,8 +1,10 @@
 """Command line: ``python -m modem --port URL {info,send,listen,at}``.
 
-``--port`` takes a pyserial URL (``/dev/ttyUSB2``, ``socket://127.0.0.1:PORT``,
-``rfc2217://host:port``) or ``sim://PROFILE`` (a simulated module started
-in-process: generic, bg96, ec25, sim7600, sara-r410m).
+``--port`` takes a serial device or pyserial URL (``/dev/ttyUSB2``,
+``socket://127.0.0.1:PORT``, ``spy://...``) or ``sim://PROFILE`` (a simulated
+module started in-process: generic, bg96, ec25, sim7600, sara-r410m).
+``rfc2217://`` and ``loop://`` are refused with a clear error: they have no
+file descriptor for the asyncio transport to wait on.
 
 * ``info [--json]``: identity, SIM, registration, signal, storage use.
 * ``send --to NUMBER [--binary | --ucs2] TEXT``: ``--binary`` takes TEXT as hex.

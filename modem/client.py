@@ -36,7 +36,7 @@ import serial_asyncio_fast
 
 from . import timing
 from .commands import Command, Response, at
-from .errors import ClientClosed, CommandTimeout, ModemDisconnected, ModemError
+from .errors import ClientClosed, CommandTimeout, ModemDisconnected, ModemError, UsageError
 from .protocol import (
     AtProtocol,
     Discarded,
@@ -69,6 +69,11 @@ URC_QUEUE_SIZE = 256
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 Connector = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, Any]]]
+
+
+#: pyserial URL handlers without a file descriptor: pyserial-asyncio-fast
+#: cannot wait on them (``rfc2217`` also refuses the non-blocking write timeout).
+UNSUPPORTED_URL_SCHEMES = frozenset({"rfc2217", "loop"})
 
 
 def open_connector(
@@ -104,6 +109,16 @@ def open_connector(
 
         sim_connect.sim_modem = modem  # type: ignore[attr-defined]
         return sim_connect
+
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in UNSUPPORTED_URL_SCHEMES:
+        raise UsageError(
+            f"{scheme}:// ports are not supported: the asyncio serial transport "
+            "(pyserial-asyncio-fast) needs a file descriptor to wait on, and "
+            f"pyserial's {scheme} port has none. For a serial port on another "
+            "machine, share it as a raw TCP port (ser2net, socat) and use "
+            "socket://HOST:PORT."
+        )
 
     async def serial_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from modem.client import AtClient
+from modem.errors import Fault, UsageError
 from modem.session import Session
 from modem.sim import SimModem
 from modem.sim.endpoints import PtyEndpoint, TcpEndpoint
@@ -98,3 +99,14 @@ async def test_pty_vanishes_and_returns(tmp_path):
         await client.close()
     finally:
         pty.close()
+
+
+@pytest.mark.parametrize("url", ["rfc2217://127.0.0.1:2217", "RFC2217://h:1", "loop://"])
+def test_url_handlers_without_a_file_descriptor_are_refused_clearly(url):
+    # pyserial-asyncio-fast waits on the port's fd; these pyserial handlers have
+    # none (and rfc2217 refuses write_timeout=0), so they fail at once, by name,
+    # with the workaround, instead of deep inside the transport.
+    with pytest.raises(UsageError, match=r"(?i)ports are not supported.*socket://HOST:PORT") as e:
+        AtClient.from_url(url)
+    assert url.partition("://")[0].lower() in str(e.value)
+    assert e.value.fault is Fault.CALLER
