@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Self
+from typing import ClassVar, Self
 
 __all__ = [
     "ClientClosed",
@@ -392,30 +392,45 @@ class CommandFailed(ModemError):
         super().__init__(f"{command!r}: {result}" if command else result)
 
 
-class CmeError(CommandFailed):
-    """``+CME ERROR: <err>`` (TS 27.007 §9.2).
+class _CodedError(CommandFailed):
+    """A final result code with an error number: ``<prefix> ERROR: <err>``.
 
-    ``code`` is a :class:`CmeErrorCode`, a raw int the table lacks, or None
-    when the module sent a verbose text we do not know; ``text`` the meaning.
+    ``code`` is a member of the subclass's table, a raw int the table lacks,
+    or None when the module sent a verbose text we do not know; ``text`` is
+    the meaning. Subclasses name their table, prefix and transient codes.
     """
 
+    _table: ClassVar[type[CmeErrorCode] | type[CmsErrorCode]]
+    _prefix: ClassVar[str]
+    _transient: ClassVar[frozenset[int]]
+
     def __init__(
-        self, code: CmeErrorCode | int | None, text: str | None = None, command: str | None = None
+        self, code: int | None, text: str | None = None, command: str | None = None
     ) -> None:
-        if isinstance(code, int) and not isinstance(code, CmeErrorCode):
-            code = CmeErrorCode.from_number(code)
+        if isinstance(code, int) and not isinstance(code, self._table):
+            code = self._table.from_number(code)
         self.code = code
         if text is None:
-            text = code.text if isinstance(code, CmeErrorCode) else "unknown error code"
+            text = code.text if isinstance(code, self._table) else "unknown error code"
         self.text = text
-        super().__init__(f"+CME ERROR: {code if code is not None else '?'} ({text})", command)
+        shown = code if code is not None else "?"
+        super().__init__(f"{self._prefix} ERROR: {shown} ({text})", command)
 
     @property
     def transient(self) -> bool:
-        return self.code in TRANSIENT_CME
+        return self.code in self._transient
 
 
-class CmsError(CommandFailed):
+class CmeError(_CodedError):
+    """``+CME ERROR: <err>`` (TS 27.007 §9.2), see :class:`CmeErrorCode`."""
+
+    _table = CmeErrorCode
+    _prefix = "+CME"
+    _transient = TRANSIENT_CME
+    code: CmeErrorCode | int | None
+
+
+class CmsError(_CodedError):
     """``+CMS ERROR: <err>`` (TS 27.005 §3.2.5), see :class:`CmsErrorCode`.
 
     :attr:`transient` is True for congestion, temporary failure, SC busy, no
@@ -424,20 +439,10 @@ class CmsError(CommandFailed):
     barring and every other code (including unknown numbers).
     """
 
-    def __init__(
-        self, code: CmsErrorCode | int | None, text: str | None = None, command: str | None = None
-    ) -> None:
-        if isinstance(code, int) and not isinstance(code, CmsErrorCode):
-            code = CmsErrorCode.from_number(code)
-        self.code = code
-        if text is None:
-            text = code.text if isinstance(code, CmsErrorCode) else "unknown error code"
-        self.text = text
-        super().__init__(f"+CMS ERROR: {code if code is not None else '?'} ({text})", command)
-
-    @property
-    def transient(self) -> bool:
-        return self.code in TRANSIENT_CMS
+    _table = CmsErrorCode
+    _prefix = "+CMS"
+    _transient = TRANSIENT_CMS
+    code: CmsErrorCode | int | None
 
 
 class CommandTimeout(ModemError):
