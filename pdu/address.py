@@ -68,6 +68,13 @@ class Address:
         ignored (``"+1 (555) 010-0000"``). The semi-octet letters ``a b c`` are
         accepted by :class:`Address` itself, not by ``parse`` (``"abc"`` is a
         name)."""
+        if type(s) is str:  # hot paths: only ASCII digits, no separators
+            if s[:1] == "+":  # "+4477..."
+                digits = s[1:]
+                if digits.isascii() and digits.isdigit():
+                    return make_address(digits, TON_INTERNATIONAL, NPI_ISDN)
+            elif s.isdigit() and s.isascii():  # short code "2936"
+                return make_address(s, TON_UNKNOWN, NPI_ISDN)
         s = s.strip()
         if not s:
             raise PduError("empty address", field="TP-DA")
@@ -132,7 +139,16 @@ def _semi_octets_to_digits(raw: bytes, count: int, field: str, offset: int) -> s
 
 def encode_address(addr: Address, field: str = "TP-DA") -> bytes:
     """A TP address field (§9.1.2.5): length in semi-octets, type, value."""
-    if addr.ton == TON_ALPHANUMERIC:
+    number = addr.number
+    ton = addr.ton
+    if type(number) is str and number.isdigit() and number.isascii() and ton != TON_ALPHANUMERIC:
+        # hot path: plain digits (no '+', no '*#abc'): no translation needed
+        count = len(number)
+        if count > MAX_ADDRESS_SEMI_OCTETS:
+            raise PduError(f"address {number!r} longer than 20 digits", field=field)
+        value = bytes.fromhex(number + "f" if count & 1 else number).translate(SWAP)
+        return bytes((count, 0x80 | (ton & 7) << 4 | (addr.npi & 0x0F))) + value
+    if ton == TON_ALPHANUMERIC:
         try:
             sept = alphabet.encode_gsm7(addr.number)
         except PduError as exc:  # name the address field, not TP-UD

@@ -111,6 +111,140 @@ class Plan:
         return [content[a:b] for a, b in zip(self.cuts, ends, strict=True)]
 
 
+_new = object.__new__
+_parse_address = Address.parse
+_PLAN_SET = tuple(
+    Plan.__dict__[f].__set__
+    for f in (
+        "encoding",
+        "parts",
+        "units",
+        "units_per_part",
+        "units_left",
+        "cuts",
+        "header",
+        "header_octets",
+        "locking",
+        "single",
+        "ref16",
+    )
+)
+_UD_SET = tuple(UserData.__dict__[f].__set__ for f in ("header", "text", "data", "ucs2_octets"))
+_SUBMIT_SET = tuple(
+    Submit.__dict__[f].__set__
+    for f in (
+        "tp_da",
+        "tp_ud",
+        "tp_mr",
+        "tp_pid",
+        "tp_dcs",
+        "tp_vp",
+        "tp_rd",
+        "tp_srr",
+        "tp_rp",
+        "smsc",
+    )
+)
+_GSM7 = Alphabet.GSM7
+_DATA8 = Alphabet.DATA8
+_UCS2 = Alphabet.UCS2
+#: DataCoding without a message class, per alphabet (immutable values).
+_DCS_GSM7 = DataCoding(0x00)
+_DCS_DATA8 = DataCoding(0x04)
+_DCS_UCS2 = DataCoding(0x08)
+_ZERO_CUTS = (0,)
+#: The default alphabet's characters (read only; alphabet's precomputed table).
+_GSM7_CHARSET = alphabet.tables(0, 0).charset
+
+
+def _single_plan(enc: Alphabet, units: int, cap: int, ref16: bool) -> Plan:
+    """A one-part :class:`Plan` with no header, built through the slot setters
+    (hot path; same frozen value as ``Plan(enc, 1, units, cap, ...)``)."""
+    p = _new(Plan)
+    s_enc, s_parts, s_units, s_upp, s_left, s_cuts, s_hdr, s_hoct, s_lock, s_single, s_r16 = (
+        _PLAN_SET
+    )
+    s_enc(p, enc)
+    s_parts(p, 1)
+    s_units(p, units)
+    s_upp(p, cap)
+    s_left(p, cap - units)
+    s_cuts(p, _ZERO_CUTS)
+    s_hdr(p, ())
+    s_hoct(p, 0)
+    s_lock(p, 0)
+    s_single(p, 0)
+    s_r16(p, ref16)
+    return p
+
+
+def _make_user_data(
+    header: tuple[InformationElement, ...], text: str | None, data: bytes | None
+) -> UserData:
+    """``UserData(header, text, data)`` through the slot setters (hot path)."""
+    ud = _new(UserData)
+    u_header, u_text, u_data, u_raw = _UD_SET
+    u_header(ud, header)
+    u_text(ud, text)
+    u_data(ud, data)
+    u_raw(ud, None)
+    return ud
+
+
+def _make_submit(
+    ud: UserData,
+    mr: int,
+    rest: tuple[Address, int, DataCoding, ValidityPeriod | None, bool, Address | None],
+) -> Submit:
+    """``Submit(tp_da=da, tp_ud=ud, tp_mr=mr, tp_pid=pid, tp_dcs=dcs, tp_vp=vp,
+    tp_srr=srr, smsc=smsc)`` with ``rest = (da, pid, dcs, vp, srr, smsc)``,
+    through the slot setters (hot path; the same frozen value)."""
+    da, pid, dcs, vp, srr, smsc = rest
+    m = _new(Submit)
+    s_da, s_ud, s_mr, s_pid, s_dcs, s_vp, s_rd, s_srr, s_rp, s_smsc = _SUBMIT_SET
+    s_da(m, da)
+    s_ud(m, ud)
+    s_mr(m, mr)
+    s_pid(m, pid)
+    s_dcs(m, dcs)
+    s_vp(m, vp)
+    s_rd(m, False)
+    s_srr(m, srr)
+    s_rp(m, False)
+    s_smsc(m, smsc)
+    return m
+
+
+def _fast_single(content: str | bytes, encoding: Alphabet | None) -> tuple[Alphabet, int] | None:
+    """(encoding, units) of content that goes out as one part with no header
+    element (the caller checked: no ports, no national tables), or ``None``
+    when the general path must decide (several parts, errors, unusual types)."""
+    if type(content) is str:
+        if encoding is None:
+            # the precheck gsm7_length starts with, without its table lookup
+            if content.isascii() or _GSM7_CHARSET.issuperset(content):
+                septets = alphabet.gsm7_length(content)
+                if septets is not None:
+                    return (_GSM7, septets) if septets <= SINGLE_SEPTETS else None
+        elif encoding is _GSM7:
+            septets = alphabet.gsm7_length(content)
+            if septets is not None and septets <= SINGLE_SEPTETS:
+                return _GSM7, septets
+            return None
+        elif encoding is not _UCS2:
+            return None
+        try:
+            units = len(content.encode("utf-16-be")) >> 1
+        except UnicodeEncodeError:
+            raise PduError("text has a lone surrogate", field="TP-UD") from None
+        return (_UCS2, units) if units <= SINGLE_UCS2_UNITS else None
+    if type(content) is bytes and (encoding is None or encoding is _DATA8):
+        n = len(content)
+        if n <= SINGLE_OCTETS:
+            return _DATA8, n
+    return None
+
+
 def _gsm7_costs(text: str, locking: int, single: int, septets: int | None) -> list[int] | None:
     """Septets per character (1, or 2 for escape + code), or None when every
     character costs 1. ``septets`` is the text's length when already counted."""
@@ -154,6 +288,30 @@ def plan(
     Raises :class:`PduError` when the content cannot be coded as asked or
     needs more than 255 parts.
     """
+    if not (locking or single) and ports is None:
+        fast = _fast_single(content, encoding)
+        if fast is not None:
+            enc, units = fast
+            if enc is _GSM7:
+                return _single_plan(enc, units, SINGLE_SEPTETS, ref16)
+            if enc is _UCS2:
+                return _single_plan(enc, units, SINGLE_UCS2_UNITS, ref16)
+            return _single_plan(enc, units, SINGLE_OCTETS, ref16)
+    return _plan_general(
+        content, encoding=encoding, locking=locking, single=single, ports=ports, ref16=ref16
+    )
+
+
+def _plan_general(
+    content: str | bytes,
+    *,
+    encoding: Alphabet | None = None,
+    locking: int = 0,
+    single: int = 0,
+    ports: Ports | None = None,
+    ref16: bool = False,
+) -> Plan:
+    """:func:`plan` without the one-part fast path (the reference for tests)."""
     if isinstance(content, bytes | bytearray):
         if encoding not in (None, Alphabet.DATA8):
             raise PduError(f"bytes can only be sent as 8-bit data, not {encoding}", field="TP-DCS")
@@ -222,9 +380,9 @@ def _user_data(p: Plan, content: str | bytes, ref: int) -> list[UserData]:
         if p.parts > 1:
             header = (Concat(ref, p.parts, seq, p.ref16).to_ie(), *header)
         if isinstance(chunk, str):
-            out.append(UserData(header, chunk, None))
+            out.append(_make_user_data(header, chunk, None))
         else:
-            out.append(UserData(header, None, bytes(chunk)))
+            out.append(_make_user_data(header, None, bytes(chunk)))
     return out
 
 
@@ -252,22 +410,84 @@ def submit_parts(
 ) -> list[Submit]:
     """SMS-SUBMITs for ``content``: one when it fits, else concatenated parts
     with reference ``ref``; TP-MR of part ``i`` (from 0) is ``(mr + i) % 256``."""
+    if not (locking or single) and ports is None:
+        if not 0 <= ref <= (0xFFFF if ref16 else 0xFF):
+            _check_ref(ref, ref16)
+        if not isinstance(recipient, Address):
+            recipient = _parse_address(recipient)
+        fast = _fast_single(content, encoding)
+        if fast is not None:
+            # One part, no header: build the values through their slot setters
+            # (same frozen objects as the general path, see test_fastpath).
+            enc = fast[0]
+            if message_class is not None:
+                dcs = DataCoding.for_alphabet(enc, message_class)
+            elif enc is _GSM7:
+                dcs = _DCS_GSM7
+            elif enc is _UCS2:
+                dcs = _DCS_UCS2
+            else:
+                dcs = _DCS_DATA8
+            if isinstance(content, str):
+                ud = _make_user_data((), content, None)
+            else:
+                ud = _make_user_data((), None, bytes(content))
+            m = _new(Submit)
+            s_da, s_ud, s_mr, s_pid, s_dcs, s_vp, s_rd, s_srr, s_rp, s_smsc = _SUBMIT_SET
+            s_da(m, recipient)
+            s_ud(m, ud)
+            s_mr(m, mr & 0xFF)
+            s_pid(m, pid)
+            s_dcs(m, dcs)
+            s_vp(m, vp)
+            s_rd(m, False)
+            s_srr(m, srr)
+            s_rp(m, False)
+            s_smsc(m, smsc)
+            return [m]
+    return _submit_parts_general(
+        recipient,
+        content,
+        encoding=encoding,
+        srr=srr,
+        mr=mr,
+        ref=ref,
+        vp=vp,
+        message_class=message_class,
+        locking=locking,
+        single=single,
+        ports=ports,
+        ref16=ref16,
+        pid=pid,
+        smsc=smsc,
+    )
+
+
+def _submit_parts_general(
+    recipient: str | Address,
+    content: str | bytes,
+    *,
+    encoding: Alphabet | None = None,
+    srr: bool = False,
+    mr: int = 0,
+    ref: int = 0,
+    vp: ValidityPeriod | None = None,
+    message_class: int | None = None,
+    locking: int = 0,
+    single: int = 0,
+    ports: Ports | None = None,
+    ref16: bool = False,
+    pid: int = 0,
+    smsc: Address | None = None,
+) -> list[Submit]:
+    """:func:`submit_parts` without the one-part fast path (the reference for tests)."""
     _check_ref(ref, ref16)
     da = recipient if isinstance(recipient, Address) else Address.parse(recipient)
     p = plan(content, encoding=encoding, locking=locking, single=single, ports=ports, ref16=ref16)
     dcs = DataCoding.for_alphabet(p.encoding, message_class)
+    rest = (da, pid, dcs, vp, srr, smsc)
     return [
-        Submit(
-            tp_da=da,
-            tp_ud=ud,
-            tp_mr=(mr + i) & 0xFF,
-            tp_pid=pid,
-            tp_dcs=dcs,
-            tp_vp=vp,
-            tp_srr=srr,
-            smsc=smsc,
-        )
-        for i, ud in enumerate(_user_data(p, content, ref))
+        _make_submit(ud, (mr + i) & 0xFF, rest) for i, ud in enumerate(_user_data(p, content, ref))
     ]
 
 

@@ -270,6 +270,18 @@ def encode_user_data(ud: UserData, dcs: int) -> bytes:
     alph, _cls, compressed = DCS_INFO[dcs & 0xFF]
     if compressed:
         raise PduError("compressed user data (TS 23.042) is not supported", field="TP-DCS")
+    if alph is _UCS2 and not ud.header:  # hot path: UCS-2, no header
+        text = ud.text
+        if text is None:
+            raise PduError("UCS-2 coding needs text", field="TP-UD")
+        try:
+            payload = text.encode("utf-16-be")
+        except UnicodeEncodeError:
+            raise PduError("text has a lone surrogate", field="TP-UD") from None
+        udl = len(payload)
+        if udl > MAX_UD_OCTETS:
+            raise PduError(f"{udl} octets exceed {MAX_UD_OCTETS}", field="TP-UDL")
+        return bytes((udl,)) + payload
     hdr = encode_header(ud.header) if ud.header else b""
     h = len(hdr)
     if alph is _GSM7:
@@ -469,8 +481,37 @@ def _octet(v: int, field: str) -> int:
     return v
 
 
+def _encode_submit(msg: Submit) -> bytes:
+    dcs = msg.tp_dcs.value
+    if not 0 <= dcs <= 0xFF:
+        _octet(dcs, "TP-DCS")
+    ud = msg.tp_ud
+    vp = msg.tp_vp
+    fo = (
+        0x01
+        | (0x04 if msg.tp_rd else 0)
+        | (0x20 if msg.tp_srr else 0)
+        | (0x40 if ud.header else 0)
+        | (0x80 if msg.tp_rp else 0)
+    )
+    if vp is not None:
+        fo |= vpf_of(vp) << 3
+    mr = msg.tp_mr
+    if not 0 <= mr <= 0xFF:
+        _octet(mr, "TP-MR")
+    da = encode_address(msg.tp_da, "TP-DA")
+    pid = msg.tp_pid
+    if not 0 <= pid <= 0xFF:
+        _octet(pid, "TP-PID")
+    if vp is None:
+        return bytes((fo, mr)) + da + bytes((pid, dcs)) + encode_user_data(ud, dcs)
+    return bytes((fo, mr)) + da + bytes((pid, dcs)) + encode_vp(vp) + encode_user_data(ud, dcs)
+
+
 def encode_tpdu(msg: Message) -> bytes:
     """The TPDU alone (no SMSC field)."""
+    if type(msg) is Submit:  # hot path (AT+CMGS)
+        return _encode_submit(msg)
     if isinstance(msg, Deliver):
         dcs = _octet(msg.tp_dcs.value, "TP-DCS")
         ud = msg.tp_ud
@@ -491,26 +532,7 @@ def encode_tpdu(msg: Message) -> bytes:
             )
         )
     if isinstance(msg, Submit):
-        dcs = _octet(msg.tp_dcs.value, "TP-DCS")
-        ud = msg.tp_ud
-        vp = msg.tp_vp
-        fo = (
-            0x01
-            | (0x04 if msg.tp_rd else 0)
-            | (vpf_of(vp) << 3)
-            | (0x20 if msg.tp_srr else 0)
-            | (0x40 if ud.header else 0)
-            | (0x80 if msg.tp_rp else 0)
-        )
-        return b"".join(
-            (
-                bytes((fo, _octet(msg.tp_mr, "TP-MR"))),
-                encode_address(msg.tp_da, "TP-DA"),
-                bytes((_octet(msg.tp_pid, "TP-PID"), dcs)),
-                encode_vp(vp) if vp is not None else b"",
-                encode_user_data(ud, dcs),
-            )
-        )
+        return _encode_submit(msg)
     if isinstance(msg, StatusReport):
         sud = msg.tp_ud
         fo = (
@@ -554,5 +576,8 @@ def encode(msg: Message, *, smsc: bool = True) -> bytes:
 def cmgs_pdu(msg: Submit) -> tuple[str, int]:
     """Upper-case hex for ``AT+CMGS`` in PDU mode (SMSC field first) and the
     ``<length>`` parameter: TPDU octets, excluding the SMSC field (TS 27.005 §3.5.1)."""
-    tpdu = encode_tpdu(msg)
-    return (encode_smsc(msg.smsc) + tpdu).hex().upper(), len(tpdu)
+    tpdu = _encode_submit(msg) if type(msg) is Submit else encode_tpdu(msg)
+    sc = msg.smsc
+    if sc is None:
+        return "00" + tpdu.hex().upper(), len(tpdu)
+    return (encode_smsc(sc) + tpdu).hex().upper(), len(tpdu)
