@@ -36,7 +36,14 @@ import serial_asyncio_fast
 
 from . import timing
 from .commands import Command, Response, at
-from .errors import ClientClosed, CommandTimeout, ModemDisconnected, ModemError, UsageError
+from .errors import (
+    ClientClosed,
+    CommandTimeout,
+    ModemDisconnected,
+    ModemError,
+    ModemRebooted,
+    UsageError,
+)
 from .protocol import (
     AtProtocol,
     Discarded,
@@ -468,7 +475,11 @@ class AtClient:
             try:
                 response = await self.run(command)
                 return command.parse(response)
-            except CommandTimeout:
+            except (CommandTimeout, ModemRebooted):
+                # Outcome unknown: the module may have executed the command before
+                # it went mute or restarted. Repeat only commands whose policy says
+                # that is harmless (reads); never +CMGD (the freed index may hold
+                # a new message by now) nor +CMGS (a second Command at Twilio).
                 if attempt >= policy.attempts or not policy.retry_timeout:
                     raise
             except ModemError as exc:
@@ -528,13 +539,20 @@ class AtClient:
                 final = await inflight.final
             clean = True
             self.stats["consecutive_timeouts"] = 0
-            return Response(tuple(inflight.lines), final)
+            return Response(tuple(inflight.lines), final, inflight.data_sent)
         except TimeoutError:
             self.stats["timeouts"] += 1
             self.stats["consecutive_timeouts"] += 1
             if self.on_timeout is not None:
                 self.on_timeout()
-            raise CommandTimeout(command.text, command.timeout) from None
+            err = CommandTimeout(command.text, command.timeout)
+            err.data_sent = inflight.data_sent
+            raise err from None
+        except ModemError as exc:
+            # disconnect, reboot, close: tell the caller whether the PDU was out
+            if inflight.data_sent:
+                exc.data_sent = True
+            raise
         finally:
             self._inflight = None
             for fut in (inflight.final, inflight.prompt):
@@ -560,7 +578,13 @@ class AtClient:
     async def _resync(self) -> None:
         """``AT`` until ``OK`` (V.250 sync); raises CommandTimeout if the module is mute."""
         await asyncio.sleep(timing.ESC_SETTLE)
-        await self._sync_locked(timing.SYNC_ATTEMPTS)
+        try:
+            await self._sync_locked(timing.SYNC_ATTEMPTS)
+        except BaseException:
+            # still not known to be in sync (a probe's late OK may be on its way):
+            # the next command resyncs first too
+            self._needs_resync = True
+            raise
         self._needs_resync = False
 
     async def _sync_locked(self, attempts: int) -> None:

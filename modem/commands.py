@@ -82,17 +82,27 @@ class Response:
 
     lines: tuple[str, ...]
     final: FinalResult
+    #: the command's prompt data (a +CMGS PDU) was written before the result came
+    data_sent: bool = False
 
     def raise_for_result(self, command: str | None = None) -> None:
-        """Raise the typed error a failure result stands for (device fault)."""
+        """Raise the typed error a failure result stands for (device fault).
+
+        The error's ``data_sent`` tells whether the prompt data had been
+        written (a ``+CMS ERROR`` after the PDU may leave the outcome unknown).
+        """
         f = self.final
         if f.success:
             return
+        exc: CommandFailed
         if f.kind is ResultKind.CME_ERROR:
-            raise CmeError(f.code, f.text or None, command)
-        if f.kind is ResultKind.CMS_ERROR:
-            raise CmsError(f.code, f.text or None, command)
-        raise CommandFailed(f.line, command)
+            exc = CmeError(f.code, f.text or None, command)
+        elif f.kind is ResultKind.CMS_ERROR:
+            exc = CmsError(f.code, f.text or None, command)
+        else:
+            exc = CommandFailed(f.line, command)
+        exc.data_sent = self.data_sent
+        raise exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -366,6 +366,10 @@ class ModemError(Exception):
     """Base of every error the modem layer raises on purpose."""
 
     fault: Fault = Fault.DEVICE
+    #: Set by the client when the error ended a command after its prompt data
+    #: (a ``+CMGS`` PDU) was written: the module may have acted on it, so the
+    #: outcome is unknown and the command must not be repeated blindly.
+    data_sent: bool = False
 
     @property
     def transient(self) -> bool:

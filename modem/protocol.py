@@ -445,10 +445,12 @@ class AtProtocol:
             s.after_header = False
             events.append(Intermediate(line))
             return
-        s.after_header = False
         if self._is_urc(line) or (not req.raw and _URC_SHAPE.match(line)):
+            # a URC between a +CMGR/+CMGL header and its PDU line leaves the
+            # PDU line pending: it still belongs to the response
             events.append(Urc(line))
             return
+        s.after_header = False
         if req.raw:
             events.append(Intermediate(line))
             return

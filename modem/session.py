@@ -306,6 +306,7 @@ class Session:
 
     async def _unlock_sim(self) -> None:
         c = self.client
+        unknown = 0
         for _ in range(10):
             try:
                 state = await c.execute(C.cpin_query())
@@ -319,6 +320,13 @@ class Session:
                 return
             if state is PinState.SIM_PIN and self.config.pin:
                 await c.execute(C.cpin_enter(self.config.pin))
+                continue
+            if state is PinState.OTHER and unknown < 2:
+                # a state we do not know may be a line damaged by noise (device
+                # input, not a misconfiguration): ask again before giving up
+                unknown += 1
+                log.warning("+CPIN? answered a state not understood; asking again")
+                await asyncio.sleep(timing.RETRY_INITIAL)
                 continue
             raise UsageError(f"SIM needs {state.value}; configure it (never guessing a PUK)")
         raise CommandTimeout("AT+CPIN?", timing.SIM_COMMAND_TIMEOUT)

@@ -51,6 +51,7 @@ from .errors import (
     CommandTimeout,
     ModemDisconnected,
     ModemError,
+    ModemRebooted,
     ProtocolError,
 )
 from .protocol import Discarded, Urc
@@ -71,6 +72,16 @@ log = logging.getLogger(__name__)
 
 #: Bound of the read-cue queue and of pending direct deliveries.
 CUE_QUEUE_SIZE = 256
+
+#: ``+CMS ERROR`` codes that, *after the PDU was written*, do not say whether
+#: the message left (TS 27.005 §3.2.5): 332 network timeout (no RP-ACK/RP-ERROR
+#: came back: the SC may well have it), 300 ME failure and 500 unknown error
+#: (catch-alls). Transient before the prompt, but never resent after the PDU:
+#: a second send is a second Command at Twilio. RP causes (0-127) and TP-FCS
+#: (128-255) are the network's or SC's refusal: the message was not accepted.
+OUTCOME_UNKNOWN_CMS: frozenset[int] = frozenset(
+    {CmsErrorCode.NETWORK_TIMEOUT, CmsErrorCode.ME_FAILURE, CmsErrorCode.UNKNOWN_ERROR}
+)
 
 
 def _body(ud: pdu.UserData) -> bytes:
@@ -196,6 +207,7 @@ class SendResult:
 class _Group:
     parts: dict[int, tuple[pdu.Deliver, Location]] = field(default_factory=dict)
     extra: list[Location] = field(default_factory=list)  # duplicate parts' indexes
+    collided: bool = False  # a part of another message with the same ref was left
     first_seen: float = 0.0
 
 
@@ -256,6 +268,9 @@ class SmsService:
         }
         session.on_ready.append(self.request_sweep)
         self._noise_timer: asyncio.TimerHandle | None = None
+        #: consecutive sweeps that met damaged entries, and the backed-off re-sweep
+        self._damaged_sweeps = 0
+        self._resweep_timer: asyncio.TimerHandle | None = None
         self.client.on_discard.append(self._on_noise)
 
     # -- public --------------------------------------------------------------------
@@ -279,6 +294,25 @@ class SmsService:
             loop = asyncio.get_running_loop()
             self._noise_timer = loop.call_later(timing.NOISE_SWEEP_DELAY, self._noise_sweep)
 
+    def _sweep_again(self) -> None:
+        """A sweep met damaged entries: sweep again, at once the first time, then
+        with backoff - a record the module always lists damaged must not make
+        the service sweep back to back forever (no busy polling)."""
+        self._damaged_sweeps += 1
+        if self._damaged_sweeps <= 1:
+            self.request_sweep()
+            return
+        if self._resweep_timer is not None:
+            return
+        n = min(self._damaged_sweeps - 2, 16)
+        delay = min(timing.RETRY_MAX, timing.RETRY_INITIAL * timing.RETRY_FACTOR**n)
+        loop = asyncio.get_running_loop()
+        self._resweep_timer = loop.call_later(delay, self._resweep_due)
+
+    def _resweep_due(self) -> None:
+        self._resweep_timer = None
+        self.request_sweep()
+
     def _noise_sweep(self) -> None:
         self._noise_timer = None
         self.request_sweep()
@@ -287,6 +321,9 @@ class SmsService:
         if self._noise_timer is not None:
             self._noise_timer.cancel()
             self._noise_timer = None
+        if self._resweep_timer is not None:
+            self._resweep_timer.cancel()
+            self._resweep_timer = None
         with contextlib.suppress(ValueError):
             self.client.on_discard.remove(self._on_noise)
         self._sub.close()
@@ -330,10 +367,22 @@ class SmsService:
             except CmsError as exc:
                 if not exc.transient or attempt >= policy.attempts:
                     raise
-                log.info("send failed (%s), retry %d", exc, attempt)
-            except ModemDisconnected:
-                if self.client.closed or attempt >= policy.attempts:
+                if exc.data_sent and exc.code in OUTCOME_UNKNOWN_CMS:
+                    # the PDU went out and the module cannot say what became of it
                     raise
+                log.info("send failed (%s), retry %d", exc, attempt)
+            except CommandTimeout as exc:
+                # No prompt in time: nothing was written after it (ESC sent), so a
+                # retry is safe. Once the PDU is out, a timeout is an unknown outcome.
+                if exc.data_sent or attempt >= policy.attempts:
+                    raise
+                log.info("no prompt for the send (%s), retry %d", exc, attempt)
+            except (ModemDisconnected, ModemRebooted) as exc:
+                # Safe to retry only while the PDU was not written: once it was,
+                # the module may have sent it and a resend is a second Command.
+                if self.client.closed or exc.data_sent or attempt >= policy.attempts:
+                    raise
+                log.info("send interrupted before the PDU (%s), retry %d", exc, attempt)
             except CommandFailed as exc:
                 # plain ERROR right after a reboot (prompt refused): retry a few times
                 if attempt >= policy.attempts:
@@ -457,10 +506,10 @@ class SmsService:
             else:
                 raise
         listed = list(listing.entries)
+        damaged = bool(listing.skipped)
         if listing.skipped:
             # a noisy line damaged some entries: handle the good ones, look again after
             log.warning("sweep skipped %d damaged entries; sweeping again", len(listing.skipped))
-            self.request_sweep()
         mem = self._mem()
         present = {Location(mem, s.index) for s in listed if s.index is not None}
         if not listing.skipped:  # a complete listing: what is absent is really gone
@@ -483,10 +532,17 @@ class SmsService:
             if self._held.get(loc) == stored.pdu:
                 continue
             try:
-                await self._handle_stored(loc, stored)
+                # a listing pairs each PDU with an index from its own header line: a
+                # noisy digit there would make us delete another message's index, so
+                # the index is read back (+CMGR) and must hold the same PDU
+                await self._handle_stored(loc, stored, verify=True)
             except ProtocolError as exc:
                 log.warning("index %d not handled (%s); sweeping again", stored.index, exc)
-                self.request_sweep()
+                damaged = True
+        if damaged:
+            self._sweep_again()
+        else:
+            self._damaged_sweeps = 0
         # a full store may have refused deliveries: look again once space is free
         with contextlib.suppress(ModemError):
             status = await self.session.storage_status()
@@ -513,8 +569,10 @@ class SmsService:
             return  # already gone (handled by a sweep)
         await self._handle_stored(loc, stored)
 
-    async def _handle_stored(self, loc: Location, stored: StoredPdu) -> None:
-        if self.verify_reads:
+    async def _handle_stored(
+        self, loc: Location, stored: StoredPdu, *, verify: bool = False
+    ) -> None:
+        if self.verify_reads or verify:
             again = await self.client.execute(C.cmgr(loc.index))
             if again is None or again.pdu != stored.pdu:
                 raise ProtocolError(f"two reads of index {loc.index} disagree", stored.pdu)
@@ -551,7 +609,20 @@ class SmsService:
         if group is None:
             group = self._groups[key] = _Group(first_seen=self._clock())
         if concat.seq in group.parts:
-            if group.parts[concat.seq][1] != loc:
+            known, known_loc = group.parts[concat.seq]
+            if known_loc != loc:
+                if _body(known.tp_ud) != _body(msg.tp_ud):
+                    # Not a repeat: another message with the same (wrapped) reference.
+                    # Leave it on the module, unheld: deleting it with this group would
+                    # lose it unread; a later read or sweep picks it up again.
+                    log.warning(
+                        "index %d: part %d of ref %d differs from the one held; kept",
+                        loc.index,
+                        concat.seq,
+                        concat.ref,
+                    )
+                    group.collided = True
+                    return
                 group.extra.append(loc)
         else:
             group.parts[concat.seq] = (msg, loc)
@@ -568,6 +639,8 @@ class SmsService:
             for held in locs:
                 self._held.pop(held, None)
             await self._deliver(item4, locs)
+            if group.collided:
+                self.request_sweep()  # pick up the other message's part left behind
 
     def _drop_held(self, loc: Location) -> None:
         self._held.pop(loc, None)

@@ -494,3 +494,53 @@ async def test_idle_client_sends_nothing():
         t2.cancel()
     session.close()
     await client.close()
+
+
+async def test_failed_resync_is_retried_before_the_next_command(fast_timing):
+    # the module stayed mute through the whole resync: the line is still not known
+    # to be in sync, so the command after that must resync first too (a late OK of
+    # a probe would otherwise answer it)
+    client, pipe = pipe_client()
+    await client.connect()
+    with pytest.raises(CommandTimeout):
+        await client.execute(quick())
+    with pytest.raises(CommandTimeout):
+        await client.execute(quick())  # resync fails: every AT times out
+    no_leftovers(client)
+    mark = len(pipe.written)
+    answers = [b"\r\nOK\r\n", b"\r\n+CSQ: 3,0\r\nOK\r\n"]
+
+    def on_write(data):
+        if data.endswith(b"\r") and answers:
+            asyncio.get_running_loop().call_soon(pipe.feed, answers.pop(0))
+
+    pipe.on_write = on_write
+    assert (await client.execute(C.csq())).rssi == 3
+    assert bytes(pipe.written[mark:]) == b"AT\rAT+CSQ\r"
+    await client.close()
+
+
+async def test_damaged_cpin_answer_is_asked_again_not_a_config_error(fast_timing, monkeypatch):
+    # noise turned "+CPIN: READY" into something unknown: device input, not a
+    # misconfiguration - the session asks again instead of raising UsageError
+    import dataclasses
+
+    real = C.cpin_query
+    damaged = [True]
+
+    def parse_once_damaged(response):
+        if damaged:
+            damaged.pop()
+            return C.PinState.OTHER
+        return C.parse_cpin(response)
+
+    monkeypatch.setattr(
+        C, "cpin_query", lambda: dataclasses.replace(real(), parser=parse_once_damaged)
+    )
+    client, _ = sim_client()
+    await client.connect()
+    session = Session(client)
+    await session.initialize()
+    assert session.pin_state is C.PinState.READY and not damaged
+    session.close()
+    await client.close()

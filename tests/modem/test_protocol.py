@@ -290,3 +290,17 @@ def test_any_chunking_gives_the_same_events(data):
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     echo = "0011" if name == "pdu echo" else None
     assert _run(req, chunks, echo) == _run(req, [stream], echo)
+
+
+def test_urc_between_cmgr_header_and_pdu_line_keeps_the_pdu():
+    pdu_line = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07"
+    p = AtProtocol()
+    p.start(Request("AT+CMGR=1", ("+CMGR",), pdu_lines=True))
+    stream = b'\r\n+CMGR: 0,,23\r\n+CMTI: "SM",4\r\n' + pdu_line.encode() + b"\r\n\r\nOK\r\n"
+    events = p.feed(stream)
+    assert events[:3] == [
+        Intermediate("+CMGR: 0,,23"),
+        Urc('+CMTI: "SM",4'),
+        Intermediate(pdu_line),
+    ]
+    assert isinstance(events[3], FinalResult) and events[3].success

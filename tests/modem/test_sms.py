@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from modem.errors import CmsError, CmsErrorCode
+from modem.errors import CmsError, CmsErrorCode, CommandTimeout, ModemError, ModemRebooted
 from modem.session import SessionConfig
 from modem.sms import ReceivedMessage, StatusReportReceived, Undecodable
 
@@ -235,3 +235,198 @@ async def test_configured_service_centre_is_set():
         assert h.session.smsc == "+15559999999"
         r = await h.service.send("2936", "via configured SC")
         assert len(r.mrs) == 1
+
+
+def _after_pdu_written(h, action):
+    """Run ``action`` right after the client writes a +CMGS PDU (Ctrl-Z)."""
+    orig = h.client._write
+
+    def write(data: bytes) -> None:
+        orig(data)
+        if data.endswith(b"\x1a"):
+            h.client._write = orig
+            action()
+
+    h.client._write = write
+
+
+@pytest.mark.parametrize("fault", ["disconnect", "reboot"])
+async def test_send_not_resent_when_port_vanishes_after_pdu(fast_timing, fault):
+    # the PDU is out; the answer is lost with the port (or a reboot): outcome
+    # unknown, resending would make a second Command at Twilio
+    async with running(service_kwargs={"send_retry": None}) as h:
+        h.service.send_retry = type(h.service.send_retry)(attempts=4, initial=0.01)
+        if fault == "disconnect":
+            _after_pdu_written(h, lambda: h.sim.fault("disconnect", 50))
+        else:
+            _after_pdu_written(h, lambda: h.client.fail_pending(ModemRebooted("RDY")))
+        with pytest.raises(ModemError):
+            await h.service.send("2936", "once only")
+        await asyncio.sleep(0.3)
+        assert len(h.sim.mo_log) <= 1
+        assert h.service.stats["send_retries"] == 0
+
+
+async def test_send_retried_when_module_reboots_before_prompt(fast_timing):
+    # nothing was sent yet: a retry after the re-init is safe
+    async with running(service_kwargs={"send_retry": None}) as h:
+        h.service.send_retry = type(h.service.send_retry)(attempts=4, initial=0.01)
+        orig = h.client._write
+
+        def write(data: bytes) -> None:
+            if data.startswith(b"AT+CMGS"):
+                h.client._write = orig
+                orig(data)
+                h.client.fail_pending(ModemRebooted("RDY"))
+                return
+            orig(data)
+
+        h.client._write = write
+        r = await h.service.send("2936", "after reboot")
+        assert len(r.mrs) == 1 and len(h.sim.mo_log) == 1
+
+
+@pytest.mark.parametrize("code", [332, 500])
+async def test_send_outcome_unknown_cms_after_pdu_not_resent(code):
+    # +CMS ERROR: 332 (network timeout) after the PDU: the SC may have it; a resend
+    # could be a second Command. 42 (congestion, an RP cause) is still retried above.
+    async with running(service_kwargs={"send_retry": None}) as h:
+        h.service.send_retry = type(h.service.send_retry)(attempts=4, initial=0.01)
+        h.sim.fault("cms-error", code)
+        with pytest.raises(CmsError) as ei:
+            await h.service.send("2936", "maybe delivered")
+        assert ei.value.code == code and ei.value.data_sent
+        assert h.service.stats["send_retries"] == 0
+
+
+async def test_delete_not_repeated_after_reboot_mid_cmgd(fast_timing):
+    # The module executed +CMGD and restarted before answering; at boot the network
+    # delivers a new SMS into the freed index. Repeating the +CMGD would delete it unread.
+    async with running() as h:
+        orig = h.client._write
+        freed: list[int] = []
+
+        def write(data: bytes) -> None:
+            orig(data)
+            if data.startswith(b"AT+CMGD=") and not freed:
+                freed.append(int(data[8:].strip()))
+                h.client.fail_pending(ModemRebooted("RDY"))
+                asyncio.get_running_loop().call_later(0.005, lambda: h.sim.deliver("new one"))
+
+        h.client._write = write
+        h.sim.deliver("first")
+        await h.wait_for(lambda: "new one" in h.texts(), 3)
+        assert "first" in h.texts() and not h.deleted_before_ack
+        await h.settle()
+
+
+async def test_permanently_damaged_listing_does_not_spin():
+    # a record the module always lists damaged: re-sweeps back off instead of
+    # running +CMGL back to back forever (no busy polling)
+    from modem import commands as C
+
+    async with running() as h:
+        real = h.client.execute
+
+        async def execute(cmd):
+            value = await real(cmd)
+            if isinstance(value, C.Listing):
+                value = C.Listing(value.entries, ("+CMGL: 9,1,,99 (damaged)",))
+            return value
+
+        h.client.execute = execute
+        h.sim.deliver("still handled")
+        await h.wait_for(lambda: "still handled" in h.texts(), 3)
+        before = h.service.stats["sweeps"]
+        h.service.request_sweep()
+        await asyncio.sleep(0.4)
+        assert h.service.stats["sweeps"] - before <= 3
+
+
+async def test_concat_ref_collision_part_not_deleted_unread():
+    # Two long messages from one sender with the same 8-bit concatenation reference
+    # (it wraps): a part with a sequence number already held but a different body
+    # is not a duplicate; it must not be deleted along with the other message.
+    from datetime import UTC, datetime
+
+    from modem.sim import codec
+
+    t = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    a = codec.build_delivers("2936", "A" * 200, scts=t, encoding=None, ref=7, smsc=None)
+    b = codec.build_delivers("2936", "B" * 200, scts=t, encoding=None, ref=7, smsc=None)
+    assert len(a) == len(b) == 2
+    async with running() as h:
+        h.sim.deliver(pdu=a[0].hex())
+        await asyncio.sleep(0.1)
+        h.sim.deliver(pdu=b[0].hex())
+        await asyncio.sleep(0.1)
+        h.sim.deliver(pdu=a[1].hex())
+        await h.wait_for(lambda: "A" * 200 in h.texts(), 3)
+        await asyncio.sleep(0.1)
+        assert b[0].hex().upper() in [p.upper() for p in h.on_sim()]
+        assert not h.deleted_before_ack
+
+
+async def test_send_retried_after_prompt_timeout_not_after_pdu(fast_timing, monkeypatch):
+    import dataclasses
+
+    from modem import commands as C
+
+    real_cmgs = C.cmgs
+    monkeypatch.setattr(
+        C, "cmgs", lambda *a: dataclasses.replace(real_cmgs(*a), prompt_timeout=0.2, timeout=0.3)
+    )
+    async with running(service_kwargs={"send_retry": None}) as h:
+        h.service.send_retry = type(h.service.send_retry)(attempts=4, initial=0.01)
+        orig = h.client._write
+        swallowed: list[bytes] = []
+
+        def write(data: bytes) -> None:
+            if data.startswith(b"AT+CMGS") and not swallowed:
+                swallowed.append(data)  # lost on the line: no prompt will come
+                return
+            orig(data)
+
+        h.client._write = write
+        r = await h.service.send("2936", "after a lost command line")
+        assert len(r.mrs) == 1 and len(h.sim.mo_log) == 1 and swallowed
+        # the PDU went out, then the answer was lost: never resent
+        h.client._write = orig
+        _after_pdu_written(h, lambda: h.sim.fault("drop", 1.0))
+        with pytest.raises(CommandTimeout) as ei:
+            await h.service.send("2936", "answer lost")
+        assert ei.value.data_sent
+        h.sim.fault("clear")
+        await asyncio.sleep(0.1)
+        assert len(h.sim.mo_log) <= 2
+
+
+async def test_listing_with_damaged_index_never_deletes_another_message(monkeypatch):
+    # noise changed the index digit in a +CMGL header: the PDU of "one" appears
+    # under the index of "two". Deleting that index after "one" is accepted would
+    # lose "two" unread; the sweep reads the index back first.
+    import dataclasses
+
+    from modem import commands as C
+
+    real = C.cmgl_lenient
+    tampered: list[bool] = []
+
+    def tamper(response):
+        listing = C.parse_cmgl_lenient(response)
+        entries = sorted(listing.entries, key=lambda e: e.index)
+        if tampered or len(entries) < 2:
+            return listing
+        tampered.append(True)
+        one, two = entries[0], entries[1]
+        return C.Listing((dataclasses.replace(one, index=two.index),), ())
+
+    monkeypatch.setattr(C, "cmgl_lenient", lambda *a: dataclasses.replace(real(*a), parser=tamper))
+
+    def before(sim):
+        sim.deliver("one")
+        sim.deliver("two")
+
+    async with running(before=before) as h:
+        await h.wait_for(lambda: {"one", "two"} <= set(h.texts()), 3)
+        assert tampered and not h.deleted_before_ack
