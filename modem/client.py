@@ -207,17 +207,36 @@ class Subscription:
 
 
 class _LineProtocol(asyncio.Protocol):
+    """The client's end of one connection.
+
+    Callbacks reach the client only while this is the client's current
+    connection: after a reconnect, a late ``data_received`` or
+    ``connection_lost`` from the old transport is ignored (it must neither
+    feed old bytes into the new session nor tear the new connection down).
+    """
+
     def __init__(self, client: AtClient) -> None:
         self.client = client
 
+    @property
+    def current(self) -> bool:
+        return self.client._line_protocol is self
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.client._on_connected(transport)
+        if self.current:
+            self.client._on_connected(transport)
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.client._on_data(data)
+        if self.current:
+            self.client._on_data(data)
+        else:
+            log.debug("ignored %d bytes from a previous connection", len(data))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.client._on_lost(self, exc)
+        if self.current:
+            self.client._on_lost(self, exc)
 
 
 @dataclass
@@ -307,7 +326,12 @@ class AtClient:
         if self._transport is not None:
             return
         self.proto.reset()
-        transport, _ = await self._connector(lambda: _LineProtocol(self))
+
+        def factory() -> _LineProtocol:
+            self._line_protocol = _LineProtocol(self)
+            return self._line_protocol
+
+        transport, _ = await self._connector(factory)
         if self._transport is None:  # connection_made not called by an odd transport
             self._on_connected(transport)
         self._needs_resync = False

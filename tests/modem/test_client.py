@@ -303,6 +303,29 @@ async def test_sim_disconnect_and_back():
     await client.close()
 
 
+async def test_late_callbacks_from_a_previous_connection_are_ignored():
+    # After a reconnect, the old transport's late data or connection_lost must
+    # neither feed old bytes into the new session nor tear the new link down.
+    client, modem = sim_client()
+    await client.connect()
+    old = client._line_protocol
+    modem.fault("disconnect", 50)
+    await asyncio.wait_for(client.wait_lost(), 1)
+    await client.reconnect(initial=0.02)
+    await client.sync()
+    assert client._line_protocol is not old
+    disconnects = client.stats["disconnects"]
+    bytes_in = client.stats["bytes_in"]
+    old.data_received(b"\r\n+CME ERROR: 10\r\n")  # would fail the next command
+    old.connection_lost(ConnectionResetError("old port"))
+    assert client.connected
+    assert client.stats["disconnects"] == disconnects
+    assert client.stats["bytes_in"] == bytes_in
+    await client.execute(quick())
+    no_leftovers(client)
+    await client.close()
+
+
 async def test_sim_url_connector():
     client = AtClient.from_url("sim://bg96")
     await client.connect()
