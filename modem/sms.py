@@ -232,6 +232,7 @@ class SmsService:
         self.periodic_sweep = periodic_sweep
         self.send_retry = send_retry or C.RetryPolicy(attempts=5, initial=1.0, maximum=30.0)
         self._clock = clock
+        self._last_sweep = clock()
         #: Read every message twice and hand it over only when both reads agree:
         #: guards against a noisy line turning hex digits into other hex digits
         #: (a PDU of the right length that decodes to the wrong text). One more
@@ -472,13 +473,24 @@ class SmsService:
                 await asyncio.sleep(timing.RETRY_INITIAL)
 
     async def _next_cue(self) -> Location | None:
-        """Wait for a cue, a sweep request or the periodic sweep; no polling."""
+        """Wait for a cue, a sweep request or the periodic sweep; no polling.
+
+        The periodic sweep is due ``periodic_sweep`` seconds after the last
+        sweep, however many cues came in between: under steady traffic a
+        message whose ``+CMTI`` was lost is still found.
+        """
+        due: float | None = None
+        if self.periodic_sweep > 0:
+            due = self.periodic_sweep - (self._clock() - self._last_sweep)
+            if due <= 0:
+                self.request_sweep()
+                return Location("", -1)
         if not self._cues.empty():
             return self._cues.get_nowait()
         get = asyncio.ensure_future(self._cues.get())
         sweep = asyncio.ensure_future(self._sweep_wanted.wait())
         try:
-            timeout = self.periodic_sweep if self.periodic_sweep > 0 else None
+            timeout = due
             if self._groups:
                 timeout = min(timeout or self.reassembly_max_age, self.reassembly_max_age)
             await asyncio.wait((get, sweep), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -498,6 +510,7 @@ class SmsService:
     async def sweep(self) -> int:
         """List every stored message (+CMGL=4) and handle each; returns how many."""
         self.stats["sweeps"] += 1
+        self._last_sweep = self._clock()
         try:
             listing = await self.client.execute(C.cmgl_lenient(C.MessageStat.ALL))
         except CmsError as exc:

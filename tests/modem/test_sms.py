@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from modem import commands as C
 from modem.errors import CmsError, CmsErrorCode, CommandTimeout, ModemError, ModemRebooted
 from modem.session import SessionConfig
 from modem.sms import ReceivedMessage, StatusReportReceived, Undecodable
@@ -430,3 +431,26 @@ async def test_listing_with_damaged_index_never_deletes_another_message(monkeypa
     async with running(before=before) as h:
         await h.wait_for(lambda: {"one", "two"} <= set(h.texts()), 3)
         assert tampered and not h.deleted_before_ack
+
+
+async def test_periodic_sweep_is_not_starved_by_steady_traffic():
+    # The safety sweep is due PERIODIC seconds after the last sweep, however
+    # many +CMTI cues come in between: a message stored without a notice (a
+    # lost +CMTI) is found while traffic never pauses. Virtual clock.
+    now = [0.0]
+    async with running(service_kwargs={"periodic_sweep": 100.0, "clock": lambda: now[0]}) as h:
+        # a message stored with no +CMTI (routing off for a moment)
+        await h.client.execute(C.raw("AT+CNMI=2,0,0,0,0"))
+        h.sim.deliver("stored silently")
+        await h.client.execute(C.raw("AT+CNMI=2,1,0,1,0"))
+        sweeps = h.service.stats["sweeps"]
+
+        def texts() -> set[str | None]:
+            return {getattr(x, "text", None) for x in h.got}
+
+        for i in range(6):  # steady traffic: a cue every 30 virtual seconds
+            now[0] += 30.0
+            h.sim.deliver(f"steady {i}")
+            await h.wait_for(lambda i=i: f"steady {i}" in texts(), 5)
+        await h.wait_for(lambda: "stored silently" in texts(), 5)
+        assert h.service.stats["sweeps"] > sweeps
