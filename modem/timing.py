@@ -71,8 +71,8 @@ HUNG_AFTER_TIMEOUTS = 3
 #: parts a few hours at most; we keep a day).
 REASSEMBLY_MAX_AGE = 24 * 3600.0
 
-#: Sweep storage this often even without a cue (a +CMTI may have been lost
-#: on a noisy line). 0 disables the periodic sweep.
+#: Sweep storage at least this often after the last sweep, cues or not (a +CMTI
+#: may have been lost on a noisy line). 0 disables the periodic sweep.
 PERIODIC_SWEEP = 300.0
 
 #: After the line dropped a noise line (it may have been a damaged +CMTI),
