@@ -39,18 +39,7 @@ DEFAULT_ALPHABET = (
 assert len(DEFAULT_ALPHABET) == 128  # static table check, not input
 
 #: TS 23.038 §6.2.1.1: the default extension table, septet after ESC -> character.
-DEFAULT_EXTENSION = {
-    0x0A: "\x0c",  # form feed (page break)
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
+DEFAULT_EXTENSION = national.DEFAULT_EXTENSION
 
 
 class _Tables:

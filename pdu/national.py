@@ -35,9 +35,10 @@ _DEFAULT = (
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 
-#: The default extension table entries (TS 23.038 §6.2.1.1), which annex A
-#: repeats at the same positions in every Latin-script single shift table.
-_COMMON_EXTENSION = {
+#: TS 23.038 §6.2.1.1: the default extension table, septet after ESC ->
+#: character. Annex A repeats these entries at the same positions in every
+#: Latin-script single shift table. (:mod:`pdu.alphabet` exports it.)
+DEFAULT_EXTENSION = {
     0x0A: "\x0c",  # page break (form feed)
     0x14: "^",
     0x28: "{",
@@ -113,7 +114,7 @@ _LOCKING: dict[int, str] = {1: _TURKISH_LOCKING, 3: _PORTUGUESE_LOCKING}
 
 #: A.2.1 Turkish National Language Single Shift Table.
 _TURKISH_SINGLE = {
-    **_COMMON_EXTENSION,
+    **DEFAULT_EXTENSION,
     0x47: "Ğ",
     0x49: "İ",  # U+0130
     0x53: "Ş",
@@ -125,7 +126,7 @@ _TURKISH_SINGLE = {
 
 #: A.2.2 Spanish National Language Single Shift Table.
 _SPANISH_SINGLE = {
-    **_COMMON_EXTENSION,
+    **DEFAULT_EXTENSION,
     0x09: "ç",
     0x41: "Á",
     0x49: "Í",
@@ -139,7 +140,7 @@ _SPANISH_SINGLE = {
 
 #: A.2.3 Portuguese National Language Single Shift Table.
 _PORTUGUESE_SINGLE = {
-    **_COMMON_EXTENSION,
+    **DEFAULT_EXTENSION,
     0x05: "ê",
     0x09: "ç",
     0x0B: "Ô",

@@ -411,8 +411,7 @@ def submit_parts(
     """SMS-SUBMITs for ``content``: one when it fits, else concatenated parts
     with reference ``ref``; TP-MR of part ``i`` (from 0) is ``(mr + i) % 256``."""
     if not (locking or single) and ports is None:
-        if not 0 <= ref <= (0xFFFF if ref16 else 0xFF):
-            _check_ref(ref, ref16)
+        _check_ref(ref, ref16)
         if not isinstance(recipient, Address):
             recipient = _parse_address(recipient)
         fast = _fast_single(content, encoding)

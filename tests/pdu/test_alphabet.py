@@ -205,7 +205,15 @@ def test_table_sizes():
 
 def test_national_default_copy_matches_alphabet():
     assert national._DEFAULT == DEFAULT_ALPHABET
-    assert national._COMMON_EXTENSION == DEFAULT_EXTENSION
+
+
+def test_single_shift_tables_repeat_the_default_extension_entries():
+    # TS 23.038 annex A: each Latin-script single shift table keeps the default
+    # extension table's characters at the same codes (page break, ^ { } \ [ ~ ] | €).
+    assert len(DEFAULT_EXTENSION) == 10
+    for lang in SINGLE_LANGUAGES:
+        table = alphabet.single_shift_table(lang)
+        assert {k: table[k] for k in DEFAULT_EXTENSION} == DEFAULT_EXTENSION, lang
 
 
 def test_single_shift_tables_never_define_reserved_codes():
