@@ -32,10 +32,7 @@ from .errors import PduError
 ESC = 0x1B
 
 #: TS 23.038 §6.2.1, Figure/Table 6.2.1: the default alphabet, septet -> character.
-DEFAULT_ALPHABET = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
+DEFAULT_ALPHABET = national.DEFAULT_ALPHABET
 assert len(DEFAULT_ALPHABET) == 128  # static table check, not input
 
 #: TS 23.038 §6.2.1.1: the default extension table, septet after ESC -> character.

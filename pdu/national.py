@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from .errors import PduError
 
-#: TS 23.038 §6.2.1: the default alphabet (the same string as
-#: ``pdu.alphabet.DEFAULT_ALPHABET``; repeated so this module imports nothing).
-_DEFAULT = (
+#: TS 23.038 §6.2.1: the default alphabet, septet -> character; the base the
+#: locking shift tables are built on. (:mod:`pdu.alphabet` exports it.)
+DEFAULT_ALPHABET = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
@@ -53,7 +53,7 @@ DEFAULT_EXTENSION = {
 
 
 def _overlay(changes: dict[int, str]) -> str:
-    table = list(_DEFAULT)
+    table = list(DEFAULT_ALPHABET)
     for code, ch in changes.items():
         table[code] = ch
     return "".join(table)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from pdu import alphabet, national
 from pdu.alphabet import (
-    DEFAULT_ALPHABET,
     DEFAULT_EXTENSION,
     ESC,
     decode_gsm7,
@@ -201,10 +200,6 @@ def test_table_sizes():
         assert len(table) == 128
         assert table[ESC] == "\x1b"
         assert len(set(table)) == 128  # no character twice
-
-
-def test_national_default_copy_matches_alphabet():
-    assert national._DEFAULT == DEFAULT_ALPHABET
 
 
 def test_single_shift_tables_repeat_the_default_extension_entries():
