@@ -352,7 +352,7 @@ async def test_concat_ref_collision_part_not_deleted_unread():
 
     from modem.sim import codec
 
-    t = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    t = datetime.now(UTC).replace(microsecond=0)  # held parts age from their TP-SCTS
     a = codec.build_delivers("2936", "A" * 200, scts=t, encoding=None, ref=7, smsc=None)
     b = codec.build_delivers("2936", "B" * 200, scts=t, encoding=None, ref=7, smsc=None)
     assert len(a) == len(b) == 2
