@@ -444,6 +444,7 @@ class SmsService:
         self._module_clock: tuple[int, datetime, float] | None = None
         self._next_release: float | None = None  # service clock when a held group is due
         self._storage_full_seen = False
+        self._pressure_check = False
         self.stats = {
             "received": 0,
             "acked": 0,
@@ -790,6 +791,9 @@ class SmsService:
                     self._sweep_wanted.clear()
                     await self.sweep()
                     continue
+                if self._pressure_check:
+                    await self._check_storage(None)
+                    continue
                 await self._release_due()
                 cue = await self._next_cue()
                 if cue is not None:
@@ -844,7 +848,12 @@ class SmsService:
             await asyncio.gather(get, wake, return_exceptions=True)
 
     def _wanted(self) -> bool:
-        return bool(self._direct) or self._routing_check_wanted or self._sweep_wanted.is_set()
+        return (
+            bool(self._direct)
+            or self._routing_check_wanted
+            or self._pressure_check
+            or self._sweep_wanted.is_set()
+        )
 
     # -- receive: stored -------------------------------------------------------------
 
@@ -1094,6 +1103,8 @@ class SmsService:
             item = ReceivedMessage(message_identity(parts), parts, tuple(locs))
             return await self._deliver(item, locs, timeout=timeout)
         self._next_release = self._clock()  # recompute the hold deadline
+        if loc is not None:
+            self._pressure_check = True  # one more slot held: is storage nearly full?
         if loc is None:
             # a direct part is not on the SIM: the network forgets it once
             # acknowledged, so the consumer gets it now, alone and marked
@@ -1182,9 +1193,10 @@ class SmsService:
         item = ReceivedMessage(message_identity(parts), parts, tuple(locs), complete=False)
         return await self._deliver(item, locs)
 
-    async def _check_storage(self, listed: int) -> None:
-        """After a sweep: free held slots when storage is (nearly) full; warn when
-        it stays full."""
+    async def _check_storage(self, listed: int | None) -> None:
+        """After a sweep (``listed`` entries) or when a part is held: free held
+        slots when storage is (nearly) full; warn when it stays full."""
+        self._pressure_check = False
         free: int | None = None
         try:
             await self.session.ready.wait()
@@ -1192,8 +1204,10 @@ class SmsService:
             free = status.total[-1] - status.used[-1] if status.total else None
         except (CommandFailed, ProtocolError):
             st = self.session.storage
-            if st is not None and st.total:
+            if st is not None and st.total and listed is not None:
                 free = st.total[0] - listed
+            elif st is not None and st.total:
+                free = st.total[0] - len(self._held)
         if free is None and self._storage_full_seen:
             free = 0
         self._storage_full_seen = False
