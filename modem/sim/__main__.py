@@ -47,6 +47,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--control", metavar="ADDR", help="control socket: unix path or 127.0.0.1:PORT")
     p.add_argument("--pin", default=None, help="SIM PIN the module asks for")
+    p.add_argument("--puk", default="12345678", help="SIM PUK (unblocks after 3 wrong PINs)")
+    p.add_argument("--no-sim", action="store_true", help="no SIM inserted (+CME ERROR: 10)")
+    p.add_argument(
+        "--sim-busy", type=float, default=0.0, metavar="S",
+        help="seconds the SIM stays busy (+CME ERROR: 14) after each boot",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--cnma-timeout", type=float, default=None, help="seconds the network waits for +CNMA"
@@ -84,7 +90,10 @@ async def _serve(ns: argparse.Namespace) -> int:
     timing = SimTiming()
     if ns.cnma_timeout is not None:
         timing.cnma_timeout = ns.cnma_timeout
-    modem = SimModem(ns.profile, pin=ns.pin, seed=ns.seed, timing=timing)
+    modem = SimModem(
+        ns.profile, pin=ns.pin, puk=ns.puk, sim_inserted=not ns.no_sim,
+        sim_busy_time=ns.sim_busy, seed=ns.seed, timing=timing,
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -71,6 +71,10 @@ _PIN_FREE = frozenset({
     "+CEREG", "+COPS", "+CSCS", "+CMGF", "+QCCID", "+CCID", "+ICCID", "+CICCID",
 })
 
+#: SIM retry counters after a correct entry (ETSI TS 102 221 §9.4, TS 31.102).
+PIN_ATTEMPTS = 3
+PUK_ATTEMPTS = 10
+
 #: Longest text a prompt collects (hex PDU of the largest SUBMIT is 2*(12+164)).
 _PROMPT_MAX = 1024
 
@@ -167,16 +171,35 @@ class SimModem:
 
     def __init__(
         self,
-        profile: str = "generic",
+        profile: str | Profile = "generic",
         *,
         pin: str | None = None,
+        puk: str = "12345678",
+        sim_inserted: bool = True,
+        sim_busy_time: float = 0.0,
         seed: int = 0,
         timing: SimTiming | None = None,
     ) -> None:
-        if profile not in PROFILES:
+        if isinstance(profile, Profile):
+            self.profile: Profile = profile
+        elif profile in PROFILES:
+            self.profile = PROFILES[profile]
+        else:
             raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        self.profile: Profile = PROFILES[profile]
+        if sim_busy_time < 0:
+            raise ValueError(f"sim_busy_time must be >= 0 seconds, not {sim_busy_time!r}")
+        #: The SIM's PIN (None: PIN check disabled); a PUK unblock replaces it.
         self.pin = pin
+        #: The SIM's PUK (TS 31.102 / ETSI TS 102 221 unblock key).
+        self.puk = puk
+        #: Retry counters kept on the SIM (ETSI TS 102 221 §9.4): they survive reboots.
+        self.pin_attempts_left = PIN_ATTEMPTS
+        self.puk_attempts_left = PUK_ATTEMPTS
+        #: False: no SIM in the holder (+CPIN? answers +CME ERROR: 10).
+        self.sim_inserted = sim_inserted
+        #: Seconds the SIM stays busy (+CME ERROR: 14) after each boot.
+        self.sim_busy_time = sim_busy_time
+        self._sim_busy = False
         self.timing = timing or SimTiming()
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed + 1)
@@ -212,7 +235,10 @@ class SimModem:
         self._reset_volatile()
         self._pin_ok = pin is None
         self._state = "cmd"
-        self._registered = self._pin_ok
+        self._registered = self._pin_ok and sim_inserted and sim_busy_time == 0
+        if sim_busy_time > 0 and sim_inserted:
+            self._sim_busy = True
+            self._later(sim_busy_time, self._sim_init_done)
         self._last_line = ""
         #: A command line (or prompt text) is being answered: URCs wait for its end.
         self._answering = False
@@ -362,7 +388,7 @@ class SimModem:
         return 2 if self._may_register() else 0
 
     def _may_register(self) -> bool:
-        return self.cfun == 1 and self._pin_ok and self.cops_mode != 2
+        return self.cfun == 1 and self.sim_state == "ready" and self.cops_mode != 2
 
     def _update_registration(self) -> None:
         want = self._net_available and self._may_register()
@@ -398,6 +424,7 @@ class SimModem:
         self._state = "boot"
         self._registered = False
         self._pin_ok = self.pin is None
+        self._sim_busy = False
         self._later(self.timing.boot_delay, self._boot_done)
 
     def _boot_done(self) -> None:
@@ -406,10 +433,54 @@ class SimModem:
         self._state = "cmd"
         for line in self.profile.startup_urcs:
             self._urc(line.encode())
-        if self._pin_ok:
-            self._sim_ready()
+        if self.sim_inserted and self.sim_busy_time > 0:
+            # Quectel/SIMCom: SIM commands answer +CME ERROR: 14 while the SIM
+            # initialises after power-up.
+            self._sim_busy = True
+            self._later(self.sim_busy_time, self._sim_init_done)
         else:
+            self._sim_init_done()
+
+    def _sim_init_done(self) -> None:
+        """The SIM finished initialising: report its state (+CPIN URC)."""
+        self._sim_busy = False
+        if self._state in ("boot", "hung") or not self.sim_inserted:
+            return
+        state = self.sim_state
+        if state == "ready":
+            self._sim_ready()
+        elif state == "pin":
             self._urc(b"+CPIN: SIM PIN")
+        elif state == "puk":
+            self._urc(b"+CPIN: SIM PUK")
+
+    @property
+    def sim_state(self) -> str:
+        """The SIM as TS 27.007 §8.3 sees it: "absent", "busy", "blocked" (PUK
+        retries exhausted), "puk" (PIN retries exhausted), "pin" or "ready"."""
+        if not self.sim_inserted:
+            return "absent"
+        if self._sim_busy:
+            return "busy"
+        if self.puk_attempts_left == 0:
+            return "blocked"
+        if self.pin_attempts_left == 0:
+            return "puk"
+        return "ready" if self._pin_ok else "pin"
+
+    def _sim_error(self, name: str) -> _ErrorResult | None:
+        """Why a SIM-dependent command cannot run now (TS 27.007 §9.2.1 for
+        +CME ERROR, TS 27.005 §3.2.5 for the +CMS ERROR of SMS commands)."""
+        cme, cms = {
+            "absent": (CmeErrorCode.SIM_NOT_INSERTED, CmsErrorCode.SIM_NOT_INSERTED),
+            "busy": (CmeErrorCode.SIM_BUSY, CmsErrorCode.SIM_BUSY),
+            "blocked": (CmeErrorCode.SIM_FAILURE, CmsErrorCode.SIM_FAILURE),
+            "puk": (CmeErrorCode.SIM_PUK_REQUIRED, CmsErrorCode.SIM_PUK_REQUIRED),
+            "pin": (CmeErrorCode.SIM_PIN_REQUIRED, CmsErrorCode.SIM_PIN_REQUIRED),
+        }.get(self.sim_state, (None, None))
+        if cme is None or cms is None:
+            return None
+        return _Cms(cms) if name in _SMS_COMMANDS else _Cme(cme)
 
     def _sim_ready(self) -> None:
         for line in self.profile.sim_ready_urcs:
@@ -566,10 +637,10 @@ class SimModem:
         handler = _HANDLERS.get(name)
         if handler is None:
             raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
-        if not self._pin_ok and name not in _PIN_FREE:
-            if name in _SMS_COMMANDS:
-                raise _Cms(CmsErrorCode.SIM_PIN_REQUIRED)
-            raise _Cme(CmeErrorCode.SIM_PIN_REQUIRED)
+        if name not in _PIN_FREE:
+            err = self._sim_error(name)
+            if err is not None:
+                raise err
         try:
             handler(self, cmd)
         except (ValueError, CommandLineError) as exc:
@@ -724,22 +795,58 @@ class SimModem:
             return
         if cmd.form != EXEC:
             raise self._bad_param(cmd.name)
-        # EF_ICCID is readable without the PIN (TS 31.102 §4.1.1): no PIN check.
+        # EF_ICCID is readable without the PIN (TS 31.102 §4.1.1): no PIN check,
+        # but it needs a SIM that is present and initialised.
+        if self.sim_state in ("absent", "busy"):
+            err = self._sim_error(cmd.name)
+            assert err is not None
+            raise err
         self._info(self.profile.iccid_commands[cmd.name] + self.profile.iccid)
 
     def _cmd_cpin(self, cmd: Command) -> None:
+        """TS 27.007 §8.3 with the SIM's retry counters (ETSI TS 102 221 §9.4):
+        3 wrong PINs block the PIN (PUK needed), 10 wrong PUKs the SIM for good."""
+        state = self.sim_state
+        if cmd.form == TEST:
+            return
+        if state in ("absent", "busy", "blocked"):
+            err = self._sim_error(cmd.name)
+            assert err is not None
+            raise err
         if cmd.form == READ:
-            self._info("+CPIN: READY" if self._pin_ok else "+CPIN: SIM PIN")
+            self._info({"ready": "+CPIN: READY", "pin": "+CPIN: SIM PIN"}.get(
+                state, "+CPIN: SIM PUK"))
         elif cmd.form == SET:
             args = self._need_args(cmd, 1, 2)
-            if self._pin_ok:
+            if state == "ready":
                 raise _Cme(CmeErrorCode.OPERATION_NOT_ALLOWED)
+            if state == "puk":
+                self._enter_puk(args)
+                return
             if args[0] != self.pin:
+                self.pin_attempts_left -= 1
                 raise _Cme(CmeErrorCode.INCORRECT_PASSWORD)
+            self.pin_attempts_left = PIN_ATTEMPTS
             self._pin_ok = True
             self._after_commit = self._sim_ready
-        elif cmd.form == EXEC:
+        else:
             raise ValueError("+CPIN needs a PIN")
+
+    def _enter_puk(self, args: list[str | None]) -> None:
+        """``+CPIN="<puk>","<newpin>"``: unblock with the PUK, set a new PIN."""
+        if len(args) < 2 or args[1] is None:
+            raise _Cme(CmeErrorCode.SIM_PUK_REQUIRED)
+        new_pin = args[1]
+        if not (new_pin.isdigit() and 4 <= len(new_pin) <= 8):
+            raise _Cme(CmeErrorCode.INCORRECT_PARAMETERS)  # PIN: 4-8 digits
+        if args[0] != self.puk:
+            self.puk_attempts_left -= 1
+            raise _Cme(CmeErrorCode.INCORRECT_PASSWORD)
+        self.puk_attempts_left = PUK_ATTEMPTS
+        self.pin_attempts_left = PIN_ATTEMPTS
+        self.pin = new_pin
+        self._pin_ok = True
+        self._after_commit = self._sim_ready
 
     def _setting(self, cmd: Command, attr: str, hi: int) -> None:
         """A one-number setting 0..hi (+CMEE, +CMGF, +CSDH): read, test, set;
