@@ -186,6 +186,8 @@ class SimModem:
             self.profile = PROFILES[profile]
         else:
             raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        if any(m not in ("SM", "ME", "MT") for m in self.profile.cpms_default):
+            raise ValueError(f"cpms_default names SM, ME or MT: {self.profile.cpms_default!r}")
         if sim_busy_time < 0:
             raise ValueError(f"sim_busy_time must be >= 0 seconds, not {sim_busy_time!r}")
         #: The SIM's PIN (None: PIN check disabled); a PUK unblock replaces it.
@@ -207,8 +209,8 @@ class SimModem:
         self._reconnect_listeners: list[Callable[[], None]] = []
         self.connectable = True
         p = self.profile
-        sm = Storage("SM", p.sm_capacity, p.index_base)
-        me = Storage("ME", p.me_capacity, p.index_base)
+        sm = Storage("SM", p.sm_capacity, p.index_base, cyclic=p.indexes_never_reused)
+        me = Storage("ME", p.me_capacity, p.index_base, cyclic=p.indexes_never_reused)
         self._stores: dict[str, Storage] = {"SM": sm, "ME": me, "MT": UnionStorage(sm, me)}
         self.mo_log: list[MoRecord] = []
         #: Status reports the network sent while <ds> was 0 (not routed to the TE).
@@ -327,7 +329,7 @@ class SimModem:
     def _fmt_error(self, err: _ErrorResult) -> bytes:
         if self.quiet:
             return b""
-        if isinstance(err, _Plain) or self.cmee == 0:
+        if isinstance(err, _Plain) or self.cmee == 0 or not self.profile.cmee_supported:
             return self._fmt_final("ERROR", 4)
         if isinstance(err, _Cme):
             prefix = "+CME ERROR: "
@@ -347,7 +349,7 @@ class SimModem:
     def _reset_settings(self) -> None:
         """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2)."""
         p = self.profile
-        self.echo, self.verbose, self.quiet = True, True, False
+        self.echo, self.verbose, self.quiet = not p.echo_fixed_off, True, False
         self.s3, self.s4, self.s5 = 13, 10, 8
         self.cmee = p.cmee_default
         self.cmgf, self.cscs, self.csdh = 0, "GSM", 0
@@ -359,7 +361,7 @@ class SimModem:
         """Power-up state: every setting, and nothing typed, buffered or pending."""
         self._reset_settings()
         self.csms = 0
-        self.cpms = ["SM", "SM", "SM"]
+        self.cpms = list(self.profile.cpms_default)
         self.cfun = 1
         self.cops_mode = 0
         self._line = bytearray()
@@ -562,6 +564,10 @@ class SimModem:
         self._after_commit = None
         self._answering = True
         next_state = "cmd"
+        if self.profile.bare_at_error and not body.strip():
+            self._resp.append(self._fmt_final("ERROR", 4))
+            self._commit()
+            return
         try:
             cmds = parse_line(body)
         except CommandLineError:
@@ -719,7 +725,8 @@ class SimModem:
 
     # ------------------------------------------------------- V.250 basic set
     def _cmd_e(self, cmd: Command) -> None:
-        self.echo = self._basic_flag(cmd)
+        echo = self._basic_flag(cmd)
+        self.echo = echo and not self.profile.echo_fixed_off
 
     def _cmd_v(self, cmd: Command) -> None:
         self.verbose = self._basic_flag(cmd)
@@ -862,6 +869,8 @@ class SimModem:
             setattr(self, attr, 0)
 
     def _cmd_cmee(self, cmd: Command) -> None:
+        if not self.profile.cmee_supported:
+            raise _Plain()
         self._setting(cmd, "cmee", 2)
 
     # --------------------------------------------------------------- network
@@ -977,6 +986,8 @@ class SimModem:
 
     def _cmd_cpms(self, cmd: Command) -> None:
         if cmd.form == READ:
+            if self.profile.cpms_query_refused:
+                raise _Plain()
             parts = []
             for mem in self.cpms:
                 st = self._stores[mem]
@@ -1081,6 +1092,11 @@ class SimModem:
         self._check_index(store, index)
         m = store.get(index)
         if m is None:
+            if self.profile.stray_ok_after_error:
+                # Plain ERROR, then a stray OK line: the line's own final result
+                # code follows as the "second" answer.
+                self._resp.append(self._fmt_final("ERROR", 4))
+                return
             if self.profile.cmgr_empty_error is not None:
                 raise _Cms(self.profile.cmgr_empty_error)
             return
@@ -1174,6 +1190,8 @@ class SimModem:
         if cmd.form != SET:
             raise ValueError("set only")
         args = self._need_args(cmd, 1, 2)
+        if len(args) > 1 and self.profile.cmgd_flag_refused:
+            raise _Plain()
         flag = self._int(args[1], 0, 4, 0) if len(args) > 1 else 0
         if flag == 0:
             index = self._int(args[0], 0, 100000)
