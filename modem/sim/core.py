@@ -50,7 +50,7 @@ from .storage import (
     UnionStorage,
 )
 
-__all__ = ["MoRecord", "NetworkMessage", "SimModem", "SimPort", "SimTiming"]
+__all__ = ["MoRecord", "MtAck", "NetworkMessage", "SimModem", "SimPort", "SimTiming"]
 
 CTRL_Z = 0x1A
 ESC = 0x1B
@@ -159,6 +159,19 @@ class _Prompt:
 
 
 @dataclass
+class MtAck:
+    """What the network heard back for one +CMT/+CDS (TS 27.005 §3.4.4)."""
+
+    #: "ack" (RP-ACK: +CNMA, +CNMA=0/1), "nack" (RP-ERROR: +CNMA=2) or
+    #: "timeout" (no +CNMA within ``cnma_timeout``: RP-ERROR, routing reset).
+    result: str
+    #: The delivered PDU (SMSC field first).
+    pdu: bytes
+    #: The SMS-DELIVER-REPORT TPDU given after +CNMA=<n>,<length>, if any.
+    report: bytes | None = None
+
+
+@dataclass
 class NetworkMessage:
     """An MT TPDU on its way from the network (held while refused or unacknowledged)."""
 
@@ -217,6 +230,8 @@ class SimModem:
         self.unrouted_status_reports: list[bytes] = []
         #: MT messages held network-side (refused, unacknowledged, unregistered).
         self.pending_mt: list[NetworkMessage] = []
+        #: Every acknowledgement of a direct delivery, in order (what the network saw).
+        self.mt_acks: list[MtAck] = []
         self.smsc = p.smsc
         self._mr = 0
         self._concat_ref = seed % 256
@@ -1283,11 +1298,17 @@ class SimModem:
         try:
             if pr.overflow:
                 raise self._bad_param(pr.command)
-            pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
-            if pr.command == "+CMGS":
+            if pr.command == "+CNMA":
+                report = self._prompt_report(pr)
+                if not self._acks:  # timed out while the prompt was open
+                    raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
+                self._acknowledge(pr.stat, report)
+            elif pr.command == "+CMGS":
+                pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
                 mr = self._network_send(pdu)
                 self._info(f"+CMGS: {mr}")
             else:
+                pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
                 store = self._mem(1)
                 length = _codec.tpdu_length(pdu)
                 idx = store.add(pr.stat, pdu, length, _codec.kind_of(pdu))
@@ -1381,27 +1402,54 @@ class SimModem:
         self._info(f"+CMSS: {mr}")
 
     def _cmd_cnma(self, cmd: Command) -> None:
+        """TS 27.005 §3.4.4. Text mode: ``+CNMA`` only. PDU mode: ``+CNMA=<n>``
+        with <n> 0/1 RP-ACK, 2 RP-ERROR (the network keeps the message and
+        delivers it again); ``+CNMA=<n>,<length>`` then takes the
+        SMS-DELIVER-REPORT TPDU at the prompt (no SMSC field)."""
         if cmd.form == TEST:
             if self.cmgf == 0:
                 self._info("+CNMA: (0-2)")
             return
         if cmd.form == READ:
             raise ValueError("no read form")
-        n = 0
+        n = length = 0
         if cmd.form == SET:
+            if self.cmgf:
+                raise ValueError("<n> is PDU mode only")
             args = self._need_args(cmd, 1, 2)
             n = self._int(args[0], 0, 2, 0)
-            if len(args) > 1 and self._int(args[1], 0, 0, 0) != 0:
-                raise ValueError("ack PDU not supported")
+            if len(args) > 1:
+                length = self._int(args[1], 0, 175, 0)
         if self.csms != 1 or not self._acks:
             raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
+        if length:
+            self._prompt = _Prompt("+CNMA", True, length=length, stat=n)
+            self._resp.append(self.profile.prompt)
+            return
+        self._acknowledge(n, None)
+
+    def _acknowledge(self, n: int, report: bytes | None) -> None:
+        """RP-ACK (n 0/1) or RP-ERROR (n 2) for the oldest unacknowledged +CMT/+CDS."""
         pend, handle = self._acks.pop(0)
         if handle is not None:
             handle.cancel()
             self._timers.discard(handle)
+        self.mt_acks.append(MtAck("nack" if n == 2 else "ack", pend.pdu, report))
         if n == 2:
+            # RP-ERROR: the network keeps the message and delivers it again.
             self.pending_mt.append(pend)
         self._schedule_retry()  # the network may send what it held meanwhile
+
+    def _prompt_report(self, pr: _Prompt) -> bytes:
+        """The SMS-DELIVER-REPORT TPDU of +CNMA=<n>,<length> (TS 23.040 §9.2.2.1a)."""
+        text = bytes(pr.buf).decode("latin-1").strip().replace(" ", "")
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
+        if len(data) != pr.length or data[0] & 0x03 != 0:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
+        return data
 
     # ------------------------------------------------------------- text mode
     def _te_to_str(self, s: str) -> str:
@@ -1559,6 +1607,7 @@ class SimModem:
         if entry not in self._acks:
             return
         self._acks.remove(entry)
+        self.mt_acks.append(MtAck("timeout", entry[0].pdu))
         # TS 27.005 §3.4.1: RP-ERROR to the network; <mt> and <ds> set to 0.
         self.cnmi[1] = 0
         self.cnmi[3] = 0
