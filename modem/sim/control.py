@@ -15,6 +15,7 @@ deliver            text | hex (8-bit data) | pdu, sender, encoding,
 sent               -> list of MO messages (codec JSON keys plus "mr")
 clear_mo           -> null
 storage            name ("SM"/"ME"/"MT") -> [{index, stat, length, pdu}]
+store_raw          record (printed as is), length, stat, mem, notify -> index
 set_registered     registered (bool), roaming (bool) -> null
 set_signal         rssi, ber -> null
 fault              name, args (list) -> null
@@ -80,6 +81,15 @@ def handle(modem: SimModem, req: dict[str, Any]) -> Any:
             {"index": i, "stat": m.stat, "length": m.length, "pdu": m.pdu_hex}
             for i, m in store.items()
         ]
+    if op == "store_raw":
+        length = req.get("length")
+        return modem.store_raw(
+            str(req["record"]),
+            length=None if length is None else int(length),
+            stat=int(req.get("stat", 0)),
+            mem=str(req.get("mem", "SM")),
+            notify=bool(req.get("notify", False)),
+        )
     if op == "set_registered":
         modem.set_registered(bool(req.get("registered", True)), roaming=bool(req.get("roaming")))
         return None

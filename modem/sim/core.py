@@ -244,6 +244,8 @@ class SimModem:
         self._delay = 0.0
         self._cms_errors: list[int] = []
         self._reboot_on_next_line = False
+        #: Damage for the next PDU lines printed (damage-next-pdu), oldest first.
+        self._pdu_damage: list[str] = []
         # Timers.
         self._timers: set[asyncio.TimerHandle] = set()
         self._busy_handle: asyncio.TimerHandle | None = None
@@ -1125,7 +1127,7 @@ class SimModem:
             head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
                 f"+CMGR: {m.stat},,{m.length}"
             )
-            return [head.encode(), m.pdu_hex.encode()]
+            return [head.encode(), self._pdu_line(m.pdu_hex).encode("latin-1")]
         text_head, body = self._text_view(m, index if listing else None)
         return [text_head.encode()] + ([body] if body is not None else [])
 
@@ -1568,7 +1570,7 @@ class SimModem:
         length = _codec.tpdu_length(p.pdu)
         if self.cmgf == 0:
             line = (f"{urc}: ,{length}" if urc == "+CMT" else f"{urc}: {length}").encode()
-            chunk = line + self._crlf() + p.pdu.hex().upper().encode()
+            chunk = line + self._crlf() + self._pdu_line(p.pdu.hex().upper()).encode("latin-1")
         else:
             chunk = self._direct_text(p, urc)
         if not self._urc(chunk, sms=True):
@@ -1592,6 +1594,13 @@ class SimModem:
                 handle = loop.call_later(self.timing.cnma_timeout, expire)
             entry = (p, handle)
             self._acks.append(entry)
+
+    def _pdu_line(self, text: str) -> str:
+        """The PDU line about to be printed, damaged if a damage-next-pdu fault
+        is pending (the header's <length> is left as it was)."""
+        if not self._pdu_damage:
+            return text
+        return damage_pdu_line(text, self._pdu_damage.pop(0))
 
     def _direct_text(self, p: NetworkMessage, urc: str) -> bytes:
         try:
@@ -1677,6 +1686,47 @@ class SimModem:
         """The storage ``name`` ("SM", "ME" or "MT")."""
         return self._stores[name.upper()]
 
+    def store_raw(
+        self,
+        record: str | bytes,
+        *,
+        length: int | None = None,
+        stat: int = REC_UNREAD,
+        mem: str = "SM",
+        notify: bool = False,
+    ) -> int:
+        """Put a (possibly damaged) record into storage ``mem``; its index.
+
+        ``record`` as bytes is printed by +CMGR/+CMGL as its hex; as str it is
+        printed exactly as given (non-hex text, odd length, empty). ``length``
+        is the header's <length> (default: the TPDU length the octets imply,
+        right or not), so framing that disagrees with it, an empty PDU, over
+        255 octets or random bytes are kept and shown the same way every
+        time. ``notify`` sends +CMTI when +CNMI routes indications.
+        ValueError when the storage is full or an argument is out of range.
+        """
+        if stat not in STAT_TEXT or stat == ALL:
+            raise ValueError(f"store_raw: stat is 0-3, not {stat!r}")
+        store = self.storage(mem)
+        if isinstance(record, bytes):
+            raw, text = record, None
+        else:
+            text = record
+            try:
+                raw = bytes.fromhex(record)
+            except ValueError:
+                raw = b""
+        if length is None:
+            length = len(raw) - 1 - raw[0] if raw and raw[0] < len(raw) else len(raw)
+        if length < 0:
+            raise ValueError(f"store_raw: length must be >= 0, not {length}")
+        idx = store.add(stat, raw, length, "deliver", raw_text=text)
+        if idx is None:
+            raise ValueError(f"store_raw: storage {store.name} is full")
+        if notify and self.cnmi[1] in (1, 2, 3):
+            self._urc(f'+CMTI: "{store.name}",{idx}'.encode(), sms=True)
+        return idx
+
     def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
         """The network is reachable (or lost); +CREG/+CGREG/+CEREG report changes."""
         self._roaming = roaming
@@ -1718,6 +1768,14 @@ class SimModem:
                 raise ValueError("cms-error CODE [COUNT]")
             count = int(a[1]) if len(a) > 1 else 1
             self._cms_errors = [int(a[0])] * count
+        elif n == "damage-next-pdu":
+            if not a or a[0] not in DAMAGE_MODES:
+                raise ValueError(f"damage-next-pdu MODE [COUNT]: MODE is one of {DAMAGE_MODES}")
+            count = int(a[1]) if len(a) > 1 else 1
+            self._pdu_damage += [a[0]] * count
+        elif n == "urc":
+            for line in a:
+                self._urc(line.encode("latin-1", "replace"))
         elif n == "storage-full":
             self._fill_storage(a[0].upper() if a else self.cpms[2])
         elif n == "disconnect":
@@ -1729,6 +1787,7 @@ class SimModem:
         elif n == "clear":
             self._drop_rate = self._corrupt_rate = self._delay = 0.0
             self._cms_errors = []
+            self._pdu_damage = []
         else:
             raise ValueError(f"unknown fault {name!r}")
 
@@ -1756,6 +1815,34 @@ class SimModem:
                 cb()
 
         self._later(down, back)
+
+
+#: Modes of the damage-next-pdu fault.
+DAMAGE_MODES = ("drop-octet", "flip", "truncate", "nonhex")
+
+
+def damage_pdu_line(text: str, mode: str) -> str:
+    """``text`` (a hex PDU line) damaged by ``mode``, deterministically:
+    drop-octet removes the middle octet, flip inverts every bit of it,
+    truncate keeps the first half of the octets, nonhex puts "ZZ" in place of
+    the middle octet. A line of no whole octet is returned unchanged."""
+    octets = len(text) // 2
+    if octets == 0:
+        return text
+    mid = 2 * (octets // 2)
+    if mode == "drop-octet":
+        return text[:mid] + text[mid + 2 :]
+    if mode == "flip":
+        try:
+            flipped = f"{int(text[mid : mid + 2], 16) ^ 0xFF:02X}"
+        except ValueError:
+            flipped = text[mid : mid + 2]
+        return text[:mid] + flipped + text[mid + 2 :]
+    if mode == "truncate":
+        return text[: 2 * (octets // 2)]
+    if mode == "nonhex":
+        return text[:mid] + "ZZ" + text[mid + 2 :]
+    raise ValueError(f"unknown damage mode {mode!r}; known: {', '.join(DAMAGE_MODES)}")
 
 
 def _rate(a: list[str]) -> float:
