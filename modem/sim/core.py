@@ -29,7 +29,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from modem.errors import CmeErrorCode, CmsErrorCode
@@ -68,7 +68,7 @@ _SMS_MESSAGE_COMMANDS = frozenset({
 _PIN_FREE = frozenset({
     "E", "V", "Q", "Z", "I", "H", "X", "&F", "&W", "&V", "&D", "&C", "+CPIN", "+CMEE", "+CGMI",
     "+CGMM", "+CGMR", "+CGSN", "+GMI", "+GMM", "+GMR", "+GSN", "+CFUN", "+CSQ", "+CREG", "+CGREG",
-    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+QCCID", "+CCID", "+ICCID", "+CICCID",
+    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+CCLK", "+QCCID", "+CCID", "+ICCID", "+CICCID",
 })
 
 #: SIM retry counters after a correct entry (ETSI TS 102 221 §9.4, TS 31.102).
@@ -244,6 +244,13 @@ class SimModem:
         self._delay = 0.0
         self._cms_errors: list[int] = []
         self._reboot_on_next_line = False
+        # The simulator's clock (network and module): real UTC + offset, or fixed.
+        self._clock_offset = timedelta(0)
+        self._clock_fixed: datetime | None = None
+        #: The module's +CCLK time zone, in quarter hours (TS 27.007 §8.15).
+        self.clock_tz_quarters = 0
+        #: What +CCLK=<time> set: the module's clock minus the simulator's.
+        self._cclk_skew = timedelta(0)
         #: Damage for the next PDU lines printed (damage-next-pdu), oldest first.
         self._pdu_damage: list[str] = []
         # Timers.
@@ -890,6 +897,23 @@ class SimModem:
             raise _Plain()
         self._setting(cmd, "cmee", 2)
 
+    def _cmd_cclk(self, cmd: Command) -> None:
+        """TS 27.007 §8.15: ``+CCLK: "yy/MM/dd,hh:mm:ss±zz"`` (zz quarter hours)."""
+        if cmd.form == READ:
+            self._info(f'+CCLK: "{_codec.scts_text(self.module_clock())}"')
+        elif cmd.form == TEST:
+            return
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            if a is None or not cmd.quoted(0):
+                raise ValueError("time is a string")
+            when = _parse_cclk(a)
+            zone = when.utcoffset() or timedelta(0)
+            self.clock_tz_quarters = int(zone // timedelta(minutes=15))
+            self._cclk_skew = when - self.now()
+        else:
+            raise ValueError("no exec form")
+
     # --------------------------------------------------------------- network
     def _cmd_csq(self, cmd: Command) -> None:
         if cmd.form == TEST:
@@ -1501,7 +1525,43 @@ class SimModem:
 
     # --------------------------------------------------------- network side
     def _now(self) -> datetime:
-        return datetime.now(UTC).replace(microsecond=0)
+        return self.now()
+
+    def now(self) -> datetime:
+        """The simulator's clock (UTC, whole seconds): the network's SCTS and
+        the base of the module's +CCLK. Real time unless :meth:`set_clock`."""
+        if self._clock_fixed is not None:
+            return self._clock_fixed
+        return (datetime.now(UTC) + self._clock_offset).replace(microsecond=0)
+
+    def set_clock(
+        self,
+        fixed: datetime | None = None,
+        *,
+        offset: timedelta | None = None,
+        tz_quarters: int | None = None,
+    ) -> None:
+        """Set the simulator's clock: ``fixed`` (timezone-aware) stops it at that
+        time, ``offset`` runs it ahead (or behind) real time, neither: real
+        time. ``tz_quarters`` (-48..48) is the zone +CCLK? reports. Clears what
+        ``AT+CCLK=`` set."""
+        if fixed is not None and offset is not None:
+            raise ValueError("set_clock: give fixed or offset, not both")
+        if fixed is not None and fixed.utcoffset() is None:
+            raise ValueError("set_clock: fixed must be timezone-aware")
+        if tz_quarters is not None:
+            if not -48 <= tz_quarters <= 48:
+                raise ValueError(f"set_clock: tz_quarters is -48..48, not {tz_quarters}")
+            self.clock_tz_quarters = tz_quarters
+        self._clock_fixed = None if fixed is None else fixed.astimezone(UTC).replace(microsecond=0)
+        self._clock_offset = offset or timedelta(0)
+        self._cclk_skew = timedelta(0)
+
+    def module_clock(self) -> datetime:
+        """What +CCLK? shows: the simulator's clock (plus what +CCLK= set) in the
+        module's time zone."""
+        tz = timezone(timedelta(minutes=15 * self.clock_tz_quarters))
+        return (self.now() + self._cclk_skew).astimezone(tz)
 
     def _network_ok(self) -> bool:
         return self._registered and self._state != "boot"
@@ -1635,6 +1695,7 @@ class SimModem:
         sid: str | None = None,
         duplicate: bool = False,
         message_class: int | None = None,
+        scts: datetime | None = None,
     ) -> list[int]:
         """The network delivers an SMS (maybe several parts) to the module.
 
@@ -1643,7 +1704,9 @@ class SimModem:
         ``include_sid`` ("start"/"end") joins a Twilio Command SID ("DC" + 32
         hex, "HC" + 32 hex when ``sender`` is "000"; or ``sid``) to the text
         with one space. ``message_class`` (0-3) sets a TP-DCS message class
-        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. Returns the
+        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. ``scts``
+        (timezone-aware) is the parts' TP-SCTS instead of :meth:`now`, so a
+        test can deliver old parts. Returns the
         storage indexes used ([] for direct delivery or when the network
         holds the message).
         """
@@ -1665,9 +1728,11 @@ class SimModem:
                     content = f"{content} {sid}"
                 else:
                     raise ValueError("include_sid is 'start' or 'end'")
+            if scts is not None and scts.utcoffset() is None:
+                raise ValueError("scts must be timezone-aware")
             self._concat_ref = (self._concat_ref + 1) % 256
             tpdus = _codec.build_delivers(
-                sender, content, scts=self._now(), encoding=encoding,
+                sender, content, scts=self._now() if scts is None else scts, encoding=encoding,
                 ref=self._concat_ref, smsc=self.smsc, message_class=message_class,
             )
         if duplicate:
@@ -1845,6 +1910,16 @@ def damage_pdu_line(text: str, mode: str) -> str:
     raise ValueError(f"unknown damage mode {mode!r}; known: {', '.join(DAMAGE_MODES)}")
 
 
+def _parse_cclk(text: str) -> datetime:
+    """ "yy/MM/dd,hh:mm:ss±zz" (TS 27.007 §8.15) -> an aware datetime; ValueError."""
+    body, sign, zz = text[:-3], text[-3:-2], text[-2:]
+    if sign not in "+-" or not sign or not zz.isdigit() or int(zz) > 48:
+        raise ValueError("time zone")
+    local = datetime.strptime(body, "%y/%m/%d,%H:%M:%S")
+    quarters = int(zz) * (1 if sign == "+" else -1)
+    return local.replace(tzinfo=timezone(timedelta(minutes=15 * quarters)))
+
+
 def _rate(a: list[str]) -> float:
     r = float(a[0]) if a else 0.0
     if not 0.0 <= r <= 1.0:
@@ -1876,6 +1951,7 @@ _HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {
     "+CPIN": SimModem._cmd_cpin,
     "+CMEE": SimModem._cmd_cmee,
     "+CSQ": SimModem._cmd_csq,
+    "+CCLK": SimModem._cmd_cclk,
     "+CREG": SimModem._cmd_creg,
     "+CGREG": SimModem._cmd_cgreg,
     "+CEREG": SimModem._cmd_cereg,
