@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from .control import ControlServer, control_request, parse_address
-from .core import SimModem, SimTiming
+from .core import SimModem, SimTiming, check_fault, fault_help
 from .endpoints import PtyEndpoint, TcpEndpoint
 from .profiles import PROFILES
 
@@ -61,7 +61,11 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def _client_parser(command: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m modem.sim {command}")
+    p = argparse.ArgumentParser(
+        prog=f"python -m modem.sim {command}",
+        epilog=fault_help() if command == "fault" else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--control", metavar="ADDR", required=True)
     if command == "deliver":
         p.add_argument("--from", dest="sender", default="2936")
@@ -79,8 +83,8 @@ def _client_parser(command: str) -> argparse.ArgumentParser:
     elif command == "sent":
         p.add_argument("--json", action="store_true", help="one JSON object a line")
     elif command == "fault":
-        p.add_argument("name")
-        p.add_argument("args", nargs="*")
+        p.add_argument("name", help="the fault (see the list below)")
+        p.add_argument("args", nargs="*", help="its arguments")
     elif command == "storage":
         p.add_argument("name", nargs="?", default="SM")
     return p
@@ -182,7 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in _CLIENT_COMMANDS:
         command = args[0]
-        ns = _client_parser(command).parse_args(args[1:])
+        parser = _client_parser(command)
+        ns = parser.parse_args(args[1:])
+        if command == "fault":
+            try:
+                check_fault(ns.name, ns.args)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         try:
             return asyncio.run(_client(command, ns))
         except (OSError, RuntimeError, ValueError, TimeoutError) as exc:

@@ -50,7 +50,21 @@ from .storage import (
     UnionStorage,
 )
 
-__all__ = ["MoRecord", "MtAck", "NetworkMessage", "SimModem", "SimPort", "SimTiming"]
+__all__ = [
+    "DAMAGE_MODES",
+    "FAULTS",
+    "FaultArg",
+    "FaultSpec",
+    "MoRecord",
+    "MtAck",
+    "NetworkMessage",
+    "SimModem",
+    "SimPort",
+    "SimTiming",
+    "check_fault",
+    "damage_pdu_line",
+    "fault_help",
+]
 
 CTRL_Z = 0x1A
 ESC = 0x1B
@@ -1802,10 +1816,12 @@ class SimModem:
         self.rssi, self.ber = rssi, ber
 
     def fault(self, name: str, *args: str | int | float) -> None:
-        """Inject a fault (see docs/simulator.md for the list)."""
-        a = [str(x) for x in args]
-        n = name.lower()
-        if n in ("reboot", "reset"):
+        """Inject a fault (:data:`FAULTS` lists them; docs/simulator.md).
+
+        ValueError naming the fault and the argument when ``name`` is unknown
+        or an argument is missing, extra, negative or not a number."""
+        n, a = check_fault(name, [str(x) for x in args])
+        if n == "reboot":
             if not a:
                 self._reboot()
             elif a[0] == "next":
@@ -1829,13 +1845,9 @@ class SimModem:
                 self._busy_handle = None
             self._state = "hung"
         elif n == "cms-error":
-            if not a:
-                raise ValueError("cms-error CODE [COUNT]")
             count = int(a[1]) if len(a) > 1 else 1
             self._cms_errors = [int(a[0])] * count
         elif n == "damage-next-pdu":
-            if not a or a[0] not in DAMAGE_MODES:
-                raise ValueError(f"damage-next-pdu MODE [COUNT]: MODE is one of {DAMAGE_MODES}")
             count = int(a[1]) if len(a) > 1 else 1
             self._pdu_damage += [a[0]] * count
         elif n == "urc":
@@ -1849,12 +1861,11 @@ class SimModem:
             self.set_registered(False)
         elif n == "register":
             self.set_registered(True, roaming=bool(a and a[0] == "roaming"))
-        elif n == "clear":
+        else:
+            assert n == "clear", n
             self._drop_rate = self._corrupt_rate = self._delay = 0.0
             self._cms_errors = []
             self._pdu_damage = []
-        else:
-            raise ValueError(f"unknown fault {name!r}")
 
     def _fill_storage(self, mem: str) -> None:
         store = self._stores[mem]
@@ -1880,6 +1891,59 @@ class SimModem:
                 cb()
 
         self._later(down, back)
+
+
+@dataclass(frozen=True)
+class FaultArg:
+    """One argument of a fault: ``kind`` says what it accepts."""
+
+    name: str
+    #: "count" (integer >= 0), "ms" (number >= 0), "rate" (0..1), "code"
+    #: (integer 0-511), "choice" (one of ``choices``), "text" (anything).
+    kind: str
+    optional: bool = True
+    choices: tuple[str, ...] = ()
+    #: The last argument may repeat (one or more).
+    repeat: bool = False
+
+    def usage(self) -> str:
+        text = self.name + ("..." if self.repeat else "")
+        return f"[{text}]" if self.optional else text
+
+    def check(self, fault: str, value: str) -> None:
+        """ValueError naming ``fault`` and the argument when ``value`` is not accepted."""
+        where = f"fault {fault}: {self.name}"
+        if self.kind == "choice":
+            if value not in self.choices and value.upper() not in self.choices:
+                raise ValueError(f"{where} is one of {', '.join(self.choices)}, not {value!r}")
+        elif self.kind in ("count", "code"):
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError(f"{where} must be a whole number >= 0, not {value!r}")
+            if self.kind == "code" and int(value) > 511:
+                raise ValueError(f"{where} is 0-511, not {value}")
+        elif self.kind in ("ms", "rate"):
+            try:
+                v = float(value)
+            except ValueError:
+                raise ValueError(f"{where} must be a number, not {value!r}") from None
+            if not v >= 0 or v == float("inf"):  # NaN fails too
+                raise ValueError(f"{where} must be >= 0, not {value!r}")
+            if self.kind == "rate" and v > 1:
+                raise ValueError(f"{where} is a probability 0..1, not {value!r}")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault, its arguments and what it does (one table for the code, the
+    validation and ``python -m modem.sim fault --help``)."""
+
+    name: str
+    args: tuple[FaultArg, ...]
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    def usage(self) -> str:
+        return " ".join(["|".join((self.name, *self.aliases)), *(x.usage() for x in self.args)])
 
 
 #: Modes of the damage-next-pdu fault.
@@ -1910,6 +1974,71 @@ def damage_pdu_line(text: str, mode: str) -> str:
     raise ValueError(f"unknown damage mode {mode!r}; known: {', '.join(DAMAGE_MODES)}")
 
 
+_MS = FaultArg("MS", "ms")
+FAULTS: dict[str, FaultSpec] = {f.name: f for f in (
+    FaultSpec("reboot", (FaultArg("MS|next", "ms"),),
+              "reset now, after MS, or instead of answering the next command line",
+              aliases=("reset",)),
+    FaultSpec("garbage", (FaultArg("N", "count"),), "N (default 16) random bytes to the DTE now"),
+    FaultSpec("drop", (FaultArg("RATE", "rate", optional=False),),
+              "drop each output byte with probability RATE (0 stops)"),
+    FaultSpec("corrupt", (FaultArg("RATE", "rate", optional=False),),
+              "change each output byte with probability RATE (0 stops)"),
+    FaultSpec("delay", (FaultArg("MS", "ms", optional=False),), "every answer comes MS later"),
+    FaultSpec("hang", (), "no answer, no echo, no URC until reboot"),
+    FaultSpec("cms-error", (FaultArg("CODE", "code", optional=False), FaultArg("COUNT", "count")),
+              "the next COUNT (default 1) sends answer +CMS ERROR: CODE"),
+    FaultSpec("storage-full", (FaultArg("MEM", "choice", choices=("SM", "ME", "MT")),),
+              "fill MEM (default <mem3>) with read filler messages"),
+    FaultSpec("disconnect", (_MS,), "the port goes away for MS (default 200) ms"),
+    FaultSpec("unregister", (), "coverage lost"),
+    FaultSpec("register", (FaultArg("roaming", "choice", choices=("roaming",)),),
+              "coverage back (roaming: +CREG 5)"),
+    FaultSpec("damage-next-pdu", (FaultArg("MODE", "choice", optional=False,
+                                           choices=DAMAGE_MODES),
+                                  FaultArg("COUNT", "count")),
+              "damage the next COUNT (default 1) PDU lines printed; <length> stays"),
+    FaultSpec("urc", (FaultArg("LINE", "text", optional=False, repeat=True),),
+              "send each LINE as an unsolicited line"),
+    FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
+)}
+_FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
+
+
+def check_fault(name: str, args: list[str]) -> tuple[str, list[str]]:
+    """(canonical name, args) of a valid fault; ValueError naming the fault and
+    the argument otherwise (unknown, missing, extra, negative, not a number)."""
+    canonical = _FAULT_NAMES.get(name.lower())
+    if canonical is None:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(_FAULT_NAMES))}")
+    spec = FAULTS[canonical]
+    required = sum(1 for x in spec.args if not x.optional)
+    if len(args) < required:
+        missing = spec.args[len(args)]
+        raise ValueError(f"fault {canonical}: {missing.name} missing (usage: {spec.usage()})")
+    if len(args) > len(spec.args) and not (spec.args and spec.args[-1].repeat):
+        raise ValueError(f"fault {canonical}: too many arguments (usage: {spec.usage()})")
+    for i, value in enumerate(args):
+        arg = spec.args[min(i, len(spec.args) - 1)]
+        if canonical == "reboot" and value == "next":
+            continue
+        arg.check(canonical, value)
+    return canonical, args
+
+
+def fault_help() -> str:
+    """The fault table as text (``python -m modem.sim fault --help``)."""
+    rows = []
+    for f in FAULTS.values():
+        choices = [f"{a.name}: {', '.join(a.choices)}" for a in f.args if a.kind == "choice"]
+        rows.append((f.usage(), f.help + "".join(f" ({c})" for c in choices)))
+    width = max(len(u) for u, _ in rows)
+    return (
+        "faults (MS: milliseconds >= 0, RATE: 0..1, N/COUNT: whole numbers >= 0):\n"
+        + "\n".join(f"  {u.ljust(width)}  {h}" for u, h in rows)
+    )
+
+
 def _parse_cclk(text: str) -> datetime:
     """ "yy/MM/dd,hh:mm:ss±zz" (TS 27.007 §8.15) -> an aware datetime; ValueError."""
     body, sign, zz = text[:-3], text[-3:-2], text[-2:]
@@ -1921,10 +2050,7 @@ def _parse_cclk(text: str) -> datetime:
 
 
 def _rate(a: list[str]) -> float:
-    r = float(a[0]) if a else 0.0
-    if not 0.0 <= r <= 1.0:
-        raise ValueError("rate is 0..1")
-    return r
+    return float(a[0]) if a else 0.0
 
 
 _HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {

@@ -156,7 +156,7 @@ def test_cli_session(cli_sim):
     assert run_cli("fault", "--control", ctl, "unregister").returncode == 0
     assert '"registered": false' in run_cli("status", "--control", ctl).stdout
     bad = run_cli("fault", "--control", ctl, "meteor")
-    assert bad.returncode == 1 and "unknown fault" in bad.stderr
+    assert bad.returncode == 2 and "unknown fault" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cli_needs_an_endpoint():
