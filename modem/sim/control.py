@@ -22,7 +22,8 @@ set_clock          fixed (ISO 8601 with a zone) | offset (seconds), tz_quarters
                    -> the clock now (ISO 8601)
 fault              name, args (list) -> null
 retry              -> indexes stored by the network's retry
-status             -> {profile, state, registered, pending_mt, sent}
+status             -> {profile, state, registered, pending_mt, sent, sim,
+                   pin_attempts_left, puk_attempts_left}
 =================  ===========================================================
 """
 
@@ -125,6 +126,9 @@ def handle(modem: SimModem, req: dict[str, Any]) -> Any:
             "registered": modem.registered,
             "pending_mt": len(modem.pending_mt),
             "sent": len(modem.mo_log),
+            "sim": modem.sim_state,
+            "pin_attempts_left": modem.pin_attempts_left,
+            "puk_attempts_left": modem.puk_attempts_left,
         }
     raise ValueError(f"unknown op {op!r}")
 

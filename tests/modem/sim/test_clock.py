@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pdu
+from modem.sim.codec import scts_text
 from modem.sim.control import handle
+from modem.sim.core import _parse_cclk
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -75,3 +80,18 @@ def test_control_ops_set_clock_and_deliver_scts(sim):
     )
     handle(sim, {"op": "deliver", "text": "old", "scts": "2020-01-01T00:00:00+00:00"})
     assert pdu.decode(sim.storage().get(1).pdu.hex()).tp_scts == datetime(2020, 1, 1, tzinfo=UTC)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2068, 12, 31),
+                    timezones=st.sampled_from([timezone(timedelta(minutes=15 * q))
+                                               for q in range(-48, 49)])))
+def test_cclk_time_round_trips(t):
+    t = t.replace(microsecond=0)
+    assert _parse_cclk(scts_text(t)) == t
+    assert _parse_cclk(scts_text(t)).utcoffset() == t.utcoffset()
+
+
+@given(st.text(max_size=40))
+def test_cclk_parser_gives_a_time_or_value_error(text):
+    with contextlib.suppress(ValueError):
+        assert _parse_cclk(text).utcoffset() is not None

@@ -57,6 +57,9 @@ async def test_control_operations(sim, ctl, dte):
     await control_request(addr, {"op": "fault", "name": "register", "args": []})
     status = await control_request(addr, {"op": "status"})
     assert status["registered"] and status["profile"] == "generic"
+    assert (status["sim"], status["pin_attempts_left"], status["puk_attempts_left"]) == (
+        "ready", 3, 10
+    )
     with pytest.raises(RuntimeError, match="unknown fault"):
         await control_request(addr, {"op": "fault", "name": "nope"})
     with pytest.raises(RuntimeError, match="unknown op"):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modem.sim.control import ControlServer, control_request
 from modem.sim.core import FAULTS, check_fault, fault_help
@@ -90,3 +92,13 @@ def test_cli_bad_fault_argument_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2
     assert r.stderr == "error: fault delay: MS must be >= 0, not '-5'\n"
     assert r.stdout == ""
+
+
+@given(st.sampled_from(sorted(FAULTS)), st.lists(st.text(max_size=8), max_size=4))
+def test_check_fault_accepts_or_raises_value_error(name, args):
+    try:
+        canonical, checked = check_fault(name, args)
+    except ValueError as exc:
+        assert str(exc).startswith(f"fault {name}:")
+    else:
+        assert canonical == name and checked == args
