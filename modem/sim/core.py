@@ -276,13 +276,14 @@ class SimModem:
         self._pin_ok = pin is None
         self._state = "cmd"
         self._registered = self._pin_ok and sim_inserted and sim_busy_time == 0
-        if sim_busy_time > 0 and sim_inserted:
-            self._sim_busy = True
-            self._later(sim_busy_time, self._sim_init_done)
         self._last_line = ""
         #: A command line (or prompt text) is being answered: URCs wait for its end.
         self._answering = False
         self._after_commit: Callable[[], None] | None = None
+        #: Counts boots, so that a SIM-initialisation timer of an earlier boot is ignored.
+        self._boot_gen = 0
+        if sim_busy_time > 0 and sim_inserted:
+            self._start_sim_init()
 
     # ------------------------------------------------------------------ ports
     def attach(self, port: SimPort) -> None:
@@ -465,6 +466,7 @@ class SimModem:
         self._registered = False
         self._pin_ok = self.pin is None
         self._sim_busy = False
+        self._boot_gen += 1
         self._later(self.timing.boot_delay, self._boot_done)
 
     def _boot_done(self) -> None:
@@ -474,15 +476,21 @@ class SimModem:
         for line in self.profile.startup_urcs:
             self._urc(line.encode())
         if self.sim_inserted and self.sim_busy_time > 0:
-            # Quectel/SIMCom: SIM commands answer +CME ERROR: 14 while the SIM
-            # initialises after power-up.
-            self._sim_busy = True
-            self._later(self.sim_busy_time, self._sim_init_done)
+            self._start_sim_init()
         else:
-            self._sim_init_done()
+            self._sim_init_done(self._boot_gen)
 
-    def _sim_init_done(self) -> None:
+    def _start_sim_init(self) -> None:
+        """Quectel/SIMCom: SIM commands answer +CME ERROR: 14 while the SIM
+        initialises after power-up (``sim_busy_time`` seconds)."""
+        self._sim_busy = True
+        gen = self._boot_gen
+        self._later(self.sim_busy_time, lambda: self._sim_init_done(gen))
+
+    def _sim_init_done(self, gen: int) -> None:
         """The SIM finished initialising: report its state (+CPIN URC)."""
+        if gen != self._boot_gen:
+            return  # a timer of an earlier boot
         self._sim_busy = False
         if self._state in ("boot", "hung") or not self.sim_inserted:
             return

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from modem.sim import SimModem
@@ -149,3 +151,28 @@ async def test_sim_busy_after_each_boot(make_sim, connect):
 def test_negative_busy_time_is_refused():
     with pytest.raises(ValueError, match="sim_busy_time"):
         SimModem(sim_busy_time=-1, timing=fast_timing())
+
+
+def test_busy_sim_without_a_loop_is_ready_at_once():
+    sim = SimModem(sim_busy_time=1.0, timing=fast_timing())
+    assert sim.sim_state == "ready" and sim.registered
+
+
+async def test_reboot_restarts_the_busy_time(make_sim, connect):
+    """A SIM-initialisation timer of an earlier boot does not end the busy
+    time of the next one (loop timers never fire early: a lower bound only)."""
+    loop = asyncio.get_running_loop()
+    sim = make_sim(sim_busy_time=0.2, timing=fast_timing(boot_delay=0.0))
+    d = connect(sim)
+    await d.cmd("ATE0")
+    rebooted = asyncio.Event()
+    sim._later(0.1, rebooted.set)  # half way through the first busy time
+    await rebooted.wait()
+    sim.fault("reboot")
+    t_reboot = loop.time()
+    await d.wait_for(b"RDY\r\n")
+    d.buf.clear()
+    out = await d.wait_for(b"SMS Ready\r\n", timeout=3)
+    assert loop.time() - t_reboot >= 0.2  # the first boot's timer (due at 0.1) was ignored
+    assert out.count(b"+CPIN: READY") == 1
+    assert sim.sim_state == "ready"
