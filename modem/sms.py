@@ -62,7 +62,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -465,6 +465,10 @@ class SmsService:
         }
         session.on_ready.append(self.request_sweep)
         self._noise_timer: asyncio.TimerHandle | None = None
+        #: lines the line discipline dropped as noise: how many, and the last one
+        #: (a record's PDU line that is not hex ends up there, bounded)
+        self._noise_seq = 0
+        self._noise_data = ""
         #: consecutive rounds that met damaged entries or a consumer error, and
         #: the backed-off re-sweep
         self._failed_rounds = 0
@@ -652,6 +656,8 @@ class SmsService:
 
     def _on_noise(self, event: Discarded) -> None:
         """A line was dropped as noise: it may have been a +CMTI. Sweep soon (debounced)."""
+        self._noise_seq += 1
+        self._noise_data = event.data
         if self._noise_timer is None:
             loop = asyncio.get_running_loop()
             self._noise_timer = loop.call_later(timing.NOISE_SWEEP_DELAY, self._noise_sweep)
@@ -928,6 +934,15 @@ class SmsService:
         st = self.session.storage
         return st.mem[0] if st is not None and st.mem and st.mem[0] else "SM"
 
+    async def _read_record(self, loc: Location) -> StoredPdu | None:
+        """``+CMGR`` leniently; a PDU line the line discipline dropped as noise
+        during the read (not hex) is put back as the record's raw content."""
+        seq = self._noise_seq
+        record = await self._exec(C.cmgr(loc.index, lenient=True))
+        if record is not None and record.damage and not record.pdu and self._noise_seq == seq + 1:
+            record = replace(record, pdu=self._noise_data, damage="PDU line is not hex")
+        return record
+
     async def _read_index(self, cue: _Cue) -> None:
         loc = cue.loc
         if cue.mark <= max(self._handled.get(loc, 0), self._listed_mark):
@@ -940,7 +955,7 @@ class SmsService:
         await self.session.ready.wait()
         mark, gen = self._cue_count, self.session.generation
         try:
-            stored = await self._exec(C.cmgr(loc.index, lenient=True))
+            stored = await self._read_record(loc)
         except CmsError as exc:
             if exc.code == CmsErrorCode.INVALID_MEMORY_INDEX:
                 self._handled[loc] = mark
@@ -964,12 +979,22 @@ class SmsService:
             # listing can tell a record with an empty PDU from no record
             self.request_sweep()
             return
-        if self.verify_reads or verify or stored.damage:
+        if stored.damage:
+            # a damaged record is reported only when two reads of it agree (the
+            # listing's entry is not one of them: a non-hex line is lost there)
+            first = await self._read_record(loc) if listed else stored
+            again = await self._read_record(loc)
+            if first is None or again is None:
+                return  # gone meanwhile
+            if (again.pdu, again.damage, again.length) != (first.pdu, first.damage, first.length):
+                raise ProtocolError(f"two reads of index {loc.index} disagree", first.pdu[:80])
+            stored = again
+        elif self.verify_reads or verify:
             again = await self._exec(C.cmgr(loc.index, lenient=True))
             if again is None:
                 return  # gone meanwhile
-            first = (stored.pdu, stored.damage, stored.length)
-            if (again.pdu, again.damage, again.length) != first:
+            first_read = (stored.pdu, stored.damage, stored.length)
+            if (again.pdu, again.damage, again.length) != first_read:
                 raise ProtocolError(f"two reads of index {loc.index} disagree", stored.pdu[:80])
         if stored.damage and not stored.pdu:
             # Nothing of the PDU line came: two reads "agree" on nothing even when

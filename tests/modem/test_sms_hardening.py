@@ -16,7 +16,7 @@ import pdu
 from modem import commands as C
 from modem import timing
 from modem.client import AtClient
-from modem.errors import CmsError
+from modem.errors import CmsError, CommandFailed
 from modem.session import Session, SessionConfig
 from modem.sim import SimModem, SimTiming, codec, create_sim_connection
 from modem.sms import (
@@ -62,25 +62,6 @@ def swallow_writes(h: Harness, prefix: bytes, count: int) -> list[bytes]:
     return lost
 
 
-def damage_next_cmt(sim: SimModem) -> list[bytes]:
-    """The next +CMT loses one octet of its PDU line on the way (keeping <length>)."""
-    damaged: list[bytes] = []
-    orig = sim._write
-
-    def write(data: bytes) -> None:
-        at = data.find(b"+CMT:")
-        if at >= 0 and not damaged:
-            head_end = data.index(b"\r\n", at) + 2
-            line_end = data.find(b"\r\n", head_end)
-            line_end = len(data) if line_end < 0 else line_end
-            data = data[: line_end - 2] + data[line_end:]  # two hex digits lost
-            damaged.append(data)
-        orig(data)
-
-    sim._write = write  # type: ignore[method-assign]
-    return damaged
-
-
 def texts(h: Harness) -> list[str | None]:
     return [i.text for i in h.got if isinstance(i, ReceivedMessage)]
 
@@ -100,20 +81,46 @@ def now_utc() -> datetime:
 # -- defect 2: one classification; a damaged direct delivery is not acknowledged ------
 
 
-async def test_damaged_direct_delivery_negatively_acked_and_delivered_again():
+@pytest.mark.parametrize("mode", ["drop-octet", "truncate", "nonhex"])
+async def test_damaged_direct_delivery_negatively_acked_and_delivered_again(mode):
     async with running(config=DIRECT) as h:
         writes = record_writes(h)
-        damaged = damage_next_cmt(h.sim)
+        h.sim.fault("damage-next-pdu", mode)
         h.sim.deliver("direct, damaged once")
         await h.wait_for(lambda: "direct, damaged once" in texts(h))
-        assert damaged, "the fault did not hit a +CMT"
         # the damaged copy never reached the consumer, the intact redelivery did
         assert not [i for i in h.got if isinstance(i, Undecodable)]
         assert texts(h) == ["direct, damaged once"]
         # TS 27.005 §3.4.4: RP-ERROR for the damaged one, RP-ACK for the good one
+        await h.wait_for(lambda: len(h.sim.mt_acks) == 2)
         acks = [w for w in writes if w.startswith(b"AT+CNMA") and w != b"AT+CNMA=?\r"]
         assert acks == [b"AT+CNMA=2\r", b"AT+CNMA\r"]
-        assert h.service.stats["nacked"] == 1
+        assert [a.result for a in h.sim.mt_acks] == ["nack", "ack"]  # what the network saw
+
+
+async def test_damaged_direct_delivery_left_unacknowledged_without_negative_ack(quick_acks):
+    # a module whose +CNMA=? does not offer <n> 2: nothing is acknowledged, the
+    # module's RP timer runs out, the network delivers again and routing is restored
+    sim_timing = SimTiming(cnma_timeout=0.3)
+    async with running(config=DIRECT, sim_kwargs={"timing": sim_timing}) as h:
+        writes = record_writes(h)
+        real = h.client.execute
+
+        async def execute(cmd):
+            if cmd.text == "AT+CNMA=?":
+                raise CommandFailed("ERROR", cmd.text)
+            return await real(cmd)
+
+        h.client.execute = execute
+        h.sim.fault("damage-next-pdu", "drop-octet")
+        h.sim.deliver("direct, damaged once")
+        await h.wait_for(lambda: "direct, damaged once" in texts(h), 5)
+        assert not [i for i in h.got if isinstance(i, Undecodable)]
+        assert not [w for w in writes if w.startswith(b"AT+CNMA")]
+        # RP-ERROR by the module's timer; the network's second try came while the
+        # routing was reset (stored, found by the sweep after the restore)
+        assert h.sim.mt_acks[0].result == "timeout"
+        await h.wait_for(lambda: h.sim.cnmi[1] == 2, 5)
 
 
 async def test_direct_part_handed_over_alone_then_whole():
@@ -461,32 +468,34 @@ async def test_parts_the_application_has_are_deleted_not_held():
 # -- defect 12: damaged stored records reported once, then deleted -----------------------
 
 
-@pytest.mark.parametrize("kind", ["short", "long", "over255", "empty"])
+@pytest.mark.parametrize("kind", ["short", "long", "over255", "empty", "random-text"])
 async def test_damaged_record_reported_and_deleted(fast_timing, kind):
     (good,) = codec.build_delivers(
         "2936", "intact", scts=now_utc(), encoding=None, ref=0, smsc="+1555"
     )
-    raw, length = {
-        "short": (good[:-1], len(good) - 4),  # the line lost an octet, <length> did not
-        "long": (good, len(good) - 4 - 3),
-        "over255": (good, 300),
-        "empty": (b"", 25),
+    record, length, raw = {
+        # framing that disagrees with <length>: the line lost / gained octets
+        "short": (good[:-1], len(good) - 4, good[:-1].hex().upper()),
+        "long": (good, len(good) - 4 - 3, good.hex().upper()),
+        "over255": (good, 300, good.hex().upper()),
+        "empty": (b"", 25, ""),
+        "random-text": ("garbage, not a PDU at all", 20, "garbage, not a PDU at all"),
     }[kind]
 
     def before(sim: SimModem) -> None:
-        sim.storage("SM").add(1, raw, length, "deliver")
+        sim.store_raw(record, length=length)
 
     async with running(before=before) as h:
         await h.wait_for(lambda: len(h.got) == 1, 10)
         await h.settle()
         (item,) = h.got
-        assert isinstance(item, Undecodable)
-        assert item.raw.upper() == raw.hex().upper()
+        assert isinstance(item, Undecodable) and item.raw == raw and item.error
         assert not h.deleted_before_ack
         sweeps = h.service.stats["sweeps"]
         h.sim.deliver("next")
         await h.wait_for(lambda: "next" in texts(h), 5)
-        assert h.service.stats["sweeps"] == sweeps  # no more re-sweeps
+        assert h.service.stats["sweeps"] == sweeps  # reported once: no more re-sweeps
+        assert [i for i in h.got if isinstance(i, Undecodable)] == [item]
 
 
 # -- defect 13: phantom direct deliveries ---------------------------------------------------
@@ -500,8 +509,8 @@ async def test_direct_delivery_not_configured_is_ignored():
         await start_up_done(h)
         got = len(h.got)
         sweeps = h.service.stats["sweeps"]
-        h.client._on_data(b"\r\n+CMT: ,24\r\nnot a pdu at all\r\n")
-        h.client._on_data(b"\r\n+CMT: ,%d\r\n%s\r\n" % (len(good) - 4, good.hex().upper().encode()))
+        h.sim.fault("urc", "+CMT: ,24", "not a pdu at all")
+        h.sim.fault("urc", f"+CMT: ,{len(good) - 4}", good.hex().upper())
         await h.wait_for(lambda: h.service.stats["sweeps"] > sweeps)
         await h.settle()
         assert len(h.got) == got
@@ -511,7 +520,7 @@ async def test_direct_delivery_not_configured_is_ignored():
 async def test_non_hex_direct_pdu_line_is_not_a_message():
     async with running(config=DIRECT) as h:
         writes = record_writes(h)
-        h.client._on_data(b"\r\n+CMT: ,24\r\nGARBLED LINE 0x1F\r\n")
+        h.sim.fault("urc", "+CMT: ,24", "GARBLED LINE 0x1F")
         h.sim.deliver("real one")
         await h.wait_for(lambda: "real one" in texts(h), 5)
         assert not [i for i in h.got if isinstance(i, Undecodable)]
