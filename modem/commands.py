@@ -979,7 +979,8 @@ _CCLK = re.compile(r"(\d{2})/(\d{2})/(\d{2}),(\d{2}):(\d{2}):(\d{2})(?:([+-])(\d
 def parse_cclk(response: Response) -> datetime:
     """``+CCLK: "yy/MM/dd,hh:mm:ss±zz"`` (TS 27.007 §8.15; zz in quarter hours).
 
-    Returns an aware datetime; ProtocolError for a malformed clock.
+    Returns an aware datetime (years 70-99 are 1970-1999); ProtocolError for a
+    malformed clock.
     """
     text = _one(response, "+CCLK").strip().strip('"')
     m = _CCLK.match(text)
@@ -990,8 +991,11 @@ def parse_cclk(response: Response) -> datetime:
     if quarters > 56:
         raise ProtocolError("+CCLK time zone out of range", text)
     offset = timedelta(minutes=15 * quarters) * (-1 if m.group(7) == "-" else 1)
+    # two-digit year: 70-99 are 1970-1999 (an unset clock shows 80/01/06, the GPS
+    # epoch, on many modules: read as 1980 it is plainly not set)
+    year = 1900 + yy if yy >= 70 else 2000 + yy
     try:
-        return datetime(2000 + yy, mo, dd, hh, mi, ss, tzinfo=timezone(offset))
+        return datetime(year, mo, dd, hh, mi, ss, tzinfo=timezone(offset))
     except ValueError as exc:
         raise ProtocolError(f"+CCLK: {exc}", text) from None
 

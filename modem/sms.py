@@ -877,6 +877,7 @@ class SmsService:
         await self.session.ready.wait()
         mark = self._cue_count
         gen = self.session.generation
+        trusted = True  # the listing shows everything there is
         try:
             listing = await self._exec(C.cmgl_lenient(C.MessageStat.ALL))
         except CmsError as exc:
@@ -884,6 +885,15 @@ class SmsService:
                 listing = C.Listing((), ())  # some modules answer an empty store so
             else:
                 raise
+        except CommandFailed as exc:
+            if type(exc) is not CommandFailed:
+                raise  # +CME ERROR: a real refusal
+            # A plain ERROR is how a module without +CMEE answers an empty list
+            # (and any other failure): nothing to handle, nothing to forget, and
+            # no re-sweep (that would repeat the same ERROR back to back).
+            log.info("+CMGL answered %s: taken as an empty store", exc.result)
+            listing = C.Listing((), ())
+            trusted = False
         listed = list(listing.entries)
         damaged_records = [d for d in listing.damaged if d.index is not None]
         unplaced = len(listing.skipped) - len(damaged_records)
@@ -891,7 +901,7 @@ class SmsService:
             log.warning("sweep met %d damaged entries", len(listing.skipped))
         mem = self._mem()
         present = {Location(mem, s.index) for s in listed + damaged_records if s.index is not None}
-        if unplaced <= 0:  # every index listed is known: what is absent is really gone
+        if trusted and unplaced <= 0:  # every index listed is known: absent is really gone
             self._listed_mark = mark
             for loc in [loc for loc in self._held if loc not in present]:
                 self._drop_held(loc)

@@ -645,3 +645,106 @@ def test_sms_timing_defaults_read_when_used(monkeypatch):
     assert service.reassembly_max_age == 42.0
     assert service.periodic_sweep == 7.0
     assert service.send_retry.initial == 2 * 0.123
+
+
+# -- defect 10 with the module's clock ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "released"), [(timedelta(hours=2), True), (timedelta(minutes=5), False)]
+)
+async def test_hold_age_counted_on_the_module_clock(age, released):
+    # the module (and the network) live in 2031; the host clock says otherwise.
+    # Ageing by the host clock would hold the 2 h old part for 5 years.
+    module_now = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+
+    def before(sim: SimModem) -> None:
+        sim.set_clock(fixed=module_now)
+        (part,) = first_parts(1, scts=module_now - age)
+        sim.deliver(pdu=part)
+
+    async with running(before=before) as h:
+        h.sim.deliver("probe", scts=module_now)
+        await h.wait_for(lambda: "probe" in texts(h), 5)
+        if released:
+            await h.wait_for(lambda: len(h.got) == 2, 5)
+            (item,) = [i for i in h.got if isinstance(i, ReceivedMessage) and not i.complete]
+            assert len(item.parts) == 1
+            await h.settle()
+        else:
+            await h.wait_for(lambda: len(h.on_sim()) == 1, 5)
+            assert texts(h) == ["probe"]
+
+
+# -- the minimal profile's SMS quirks ----------------------------------------------------------
+
+
+def minimal_sms_quirks():
+    """``minimal`` with its SMS quirks (plain ERROR for an empty +CMGL, a stray OK
+    after ERROR, delete flag refused, +CPMS? refused, indexes never reused, no
+    echo) and the session-level ones (bare AT ERROR, no +CMEE) off."""
+    import dataclasses
+
+    from modem.sim import PROFILES
+
+    return dataclasses.replace(PROFILES["minimal"], bare_at_error=False, cmee_supported=True)
+
+
+async def test_minimal_profile_sms_quirks_receive_and_delete():
+    text = "".join(chr(65 + i % 26) for i in range(300))
+    profile = minimal_sms_quirks()
+    async with running(profile, before=lambda sim: sim.deliver("stored while down")) as h:
+        h.sim.deliver("live one")
+        h.sim.deliver(text)
+        await h.wait_for(lambda: len(h.got) == 3, 10)
+        await h.settle()
+        assert texts(h) == ["stored while down", "live one", text]
+        assert not h.deleted_before_ack
+        r = await h.service.send("2936", "reply")
+        assert len(r.mrs) == 1
+
+
+async def test_plain_error_for_an_empty_listing_does_not_spin(fast_timing):
+    # "+CMGL" on an empty store answers a plain ERROR (no +CMEE): taken as empty,
+    # not retried back to back
+    async with running(minimal_sms_quirks(), service_kwargs={"periodic_sweep": 0}) as h:
+        await start_up_done(h)
+        await h.client.execute(C.simple("AT+CMEE=0"))  # errors as a plain ERROR from now on
+        before = h.service.stats["sweeps"]
+        h.service.request_sweep()
+        await asyncio.sleep(0.3)  # room for back-to-back sweeps, were there any
+        assert h.service.stats["sweeps"] - before == 1
+
+
+# -- defect 5 with a module whose storage defaults to ME after a reboot -------------------------
+
+
+async def test_delete_after_reboot_never_hits_the_boot_default_storage(fast_timing):
+    import dataclasses
+
+    from modem.sim import PROFILES
+
+    profile = dataclasses.replace(PROFILES["generic"], cpms_default=("ME", "ME", "ME"))
+
+    def before(sim: SimModem) -> None:
+        # an unread SMS in ME at the index the SM message will take
+        (raw,) = codec.build_delivers(
+            "+15550001234", "unread in ME", scts=now_utc(), encoding=None, ref=0, smsc=None
+        )
+        sim.store_raw(raw, mem="ME")
+
+    async with running(profile, before=before) as h:
+        base = h.service.consumer
+
+        async def rebooting(item: Inbound) -> None:
+            await base(item)
+            h.sim.fault("reboot")
+            while h.session.ready.is_set():
+                await asyncio.sleep(0.005)
+
+        h.service.consumer = rebooting
+        h.sim.deliver("accepted during a reboot")
+        await h.wait_for(lambda: "accepted during a reboot" in texts(h), 5)
+        await h.wait_for(lambda: h.service.stats["deleted"] >= 1, 10)
+        assert [m.pdu_hex for m in h.sim.storage("ME").messages()]  # still there
+        assert not h.sim.storage("SM").messages()
