@@ -434,6 +434,7 @@ class SmsService:
         self._acks_due = 0
         self._no_ack_due = asyncio.Event()
         self._no_ack_due.set()
+        self._ack_gate_until = 0.0  # loop time after which sends no longer wait for acks
         self._ack_failures = 0
         self._routing_check_wanted = False
         self._routing_timer: asyncio.TimerHandle | None = None
@@ -539,6 +540,7 @@ class SmsService:
             self.close()
 
     def close(self) -> None:
+        self._no_ack_due.set()  # nothing will be acknowledged any more: no send waits
         for timer in (self._noise_timer, self._resweep_timer, self._routing_timer):
             if timer is not None:
                 timer.cancel()
@@ -613,6 +615,17 @@ class SmsService:
             return False
         return _same_address(recipient, str(report.tp_ra))
 
+    async def _acks_written(self) -> None:
+        """A +CMGS can hold the line for SEND_TIMEOUT (120 s); the +CNMA of a
+        direct delivery must be written within CNMA_DEADLINE (TS 27.005 §3.4.4):
+        no send starts while one is due, and none waits past the last deadline."""
+        left = self._ack_gate_until - asyncio.get_running_loop().time()
+        if self._no_ack_due.is_set() or left <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                await self._no_ack_due.wait()
+
     async def _send_one(self, hex_pdu: str, tpdu_len: int, registration_timeout: float) -> int:
         policy = self.send_retry
         attempt = 0
@@ -620,9 +633,7 @@ class SmsService:
             attempt += 1
             await self.session.ready.wait()
             await self.session.wait_registered(registration_timeout)
-            # A +CMGS can hold the line for SEND_TIMEOUT (120 s); the +CNMA of a
-            # direct delivery must be written within ~15 s: no send starts meanwhile.
-            await self._no_ack_due.wait()
+            await self._acks_written()
             try:
                 return await self.client.execute(C.cmgs(hex_pdu, tpdu_len))
             except CmsError as exc:
@@ -777,6 +788,7 @@ class SmsService:
         if self._needs_ack():
             self._acks_due += 1
             self._no_ack_due.clear()
+            self._ack_gate_until = max(self._ack_gate_until, now + timing.CNMA_DEADLINE)
         self._wake.set()
 
     def _needs_ack(self) -> bool:
@@ -1254,10 +1266,12 @@ class SmsService:
             if not await self._release(oldest, f"storage nearly full, {free} slots free"):
                 break
             free += slots
-        if free <= 0:
+        if free < timing.HOLD_FREE_SLOTS and not self._groups:
             log.warning(
-                "SMS storage still full after a sweep (nothing held): the module keeps "
-                "refusing new messages until something else frees a slot"
+                "SMS storage still full (%d slots free) with nothing held for reassembly: "
+                "what fills it is not ours to delete (drafts, another application); new "
+                "messages are refused once no slot is left",
+                max(free, 0),
             )
 
     # -- hand-over and delete ----------------------------------------------------------
@@ -1354,6 +1368,12 @@ class SmsService:
         try:
             if d.damage:
                 self.stats["direct_damaged"] += 1
+                if not needs_ack:
+                    # +CSMS=0: the module acknowledged it already and the network
+                    # will not deliver it again: report what there is
+                    log.error("damaged %s (%s) with +CSMS=0: reported", d.name, d.damage)
+                    await self._accept(d.raw, d.damage, None)
+                    return
                 if self._last_damaged_direct == (d.raw, d.damage):
                     # delivered twice the same way: not line noise, report it
                     self._last_damaged_direct = None

@@ -748,3 +748,23 @@ async def test_delete_after_reboot_never_hits_the_boot_default_storage(fast_timi
         await h.wait_for(lambda: h.service.stats["deleted"] >= 1, 10)
         assert [m.pdu_hex for m in h.sim.storage("ME").messages()]  # still there
         assert not h.sim.storage("SM").messages()
+
+
+async def test_storage_that_stays_full_is_reported(caplog):
+    # the SIM is full of drafts (not received messages: left alone) and one held
+    # part: the part is handed over to free a slot, and the service warns that
+    # storage is still full of what it may not delete
+    (part,) = first_parts(1, scts=now_utc())
+
+    def before(sim: SimModem) -> None:
+        store = sim.storage("SM")
+        for _ in range(store.capacity - 1):
+            sim.store_raw(bytes.fromhex("0001000100"), length=4, stat=C.MessageStat.STO_UNSENT)
+        sim.deliver(pdu=part)
+
+    async with running(before=before) as h:
+        await h.wait_for(lambda: len(h.got) == 1, 5)
+        (item,) = h.got
+        assert isinstance(item, ReceivedMessage) and not item.complete
+        await h.wait_for(lambda: "still full" in caplog.text, 5)
+        assert len(h.on_sim()) == h.sim.storage("SM").capacity - 1
