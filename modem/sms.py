@@ -332,6 +332,7 @@ class _Direct:
     damage: str
     arrived: float  # loop time
     deadline: float  # loop time: the +CNMA must be written before
+    generation: int  # session generation it arrived in
 
 
 @dataclass
@@ -784,7 +785,8 @@ class SmsService:
             damage = C.pdu_line_damage(urc.pdu, length)
         raw = urc.pdu if damage else urc.pdu.upper()
         now = loop.time()
-        self._direct.append(_Direct(urc.name, raw, damage, now, now + timing.CNMA_DEADLINE))
+        deadline = now + timing.CNMA_DEADLINE
+        self._direct.append(_Direct(urc.name, raw, damage, now, deadline, self.session.generation))
         if self._needs_ack():
             self._acks_due += 1
             self._no_ack_due.clear()
@@ -1402,6 +1404,11 @@ class SmsService:
 
     async def _acknowledge(self, d: _Direct, *, positive: bool) -> None:
         loop = asyncio.get_running_loop()
+        if d.generation != self.session.generation:
+            # the module restarted since: it waits for no +CNMA any more, and the
+            # re-init set the routing again; not an acknowledgement failure
+            log.info("%s from before a re-init: not acknowledged", d.name)
+            return
         try:
             if loop.time() >= d.deadline:
                 raise TimeoutError  # too late: the module has given up on it
