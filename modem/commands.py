@@ -294,16 +294,16 @@ _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 def _pdu_line(line: str, length: int | None = None) -> str:
     """Check a PDU line; with ``length`` (the header's TPDU length) check its size.
 
-    TS 27.005 §3.1: <length> counts TPDU octets, the line also carries the SMSC
-    address field (its first octet gives the field's length). A line of the
-    wrong size lost or gained bytes on the way: reject it, never decode it.
+    The strict form of :func:`pdu_line_damage` (one rule for both): a damaged
+    line raises ProtocolError, never decoded.
     """
-    if not _HEX.fullmatch(line):
-        raise ProtocolError("PDU line is not even-length hex", line)
-    if length is not None:
-        smsc_octets = int(line[:2], 16)
-        if len(line) != 2 * (1 + smsc_octets + length):
-            raise ProtocolError(f"PDU line does not hold SMSC + {length} TPDU octets", line)
+    if length is None:
+        if not _HEX.fullmatch(line):
+            raise ProtocolError("PDU line is not even-length hex", line[:80])
+        return line.upper()
+    damage = pdu_line_damage(line, length)
+    if damage:
+        raise ProtocolError(damage, line[:80])
     return line.upper()
 
 
