@@ -86,7 +86,11 @@ def test_bench_number_answered_at_short_code_unless_configured():
     assert (f.bench, f.reply_to) == (True, "2936")
     direct = FramingConfig(bench_numbers=frozenset({"447700900123"}), answer_bench_directly=True)
     f = frame("+447700900123", "ping", direct)
-    assert (f.bench, f.reply_to, f.product) == (True, "+447700900123", Product.PROGRAMMABLE_WIRELESS)
+    assert (f.bench, f.reply_to, f.product) == (
+        True,
+        "+447700900123",
+        Product.PROGRAMMABLE_WIRELESS,
+    )
 
 
 def test_include_sid_start_and_end_taken_off():
