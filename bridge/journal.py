@@ -298,16 +298,18 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
         window_size: int = 64,
+        timeout: float = 5.0,
     ) -> Journal:
         """Open (or create) the journal at ``path``; see the module doc for corruption.
 
         Raises :class:`SchemaTooNew` for a newer file, :class:`JournalError`
-        when the file cannot be opened at all (a permission, a lock).
+        when the file cannot be opened at all (a permission, a lock held
+        longer than ``timeout`` seconds by another process).
         """
         p = Path(path)
         moved: Path | None = None
         try:
-            db = cls._connect_checked(p)
+            db = cls._connect_checked(p, timeout)
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorname", "") not in _CORRUPT_CODES and not isinstance(
                 exc, _Corrupt
@@ -321,7 +323,7 @@ class Journal:
                 moved,
             )
             try:
-                db = cls._connect_checked(p)
+                db = cls._connect_checked(p, timeout)
             except sqlite3.DatabaseError as exc2:
                 raise JournalError(f"journal {p}: {exc2}") from None
         j = cls(db, p, clock)
@@ -330,8 +332,8 @@ class Journal:
         return j
 
     @staticmethod
-    def _connect_checked(p: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
+    def _connect_checked(p: Path, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(p, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
             if empty:
