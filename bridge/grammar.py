@@ -318,18 +318,21 @@ class Command:
 
 
 def split_footer(text: str, markers: Sequence[str] = ()) -> tuple[str, str]:
-    """(command line, footer): the first line, cut before the first footer marker."""
+    """(command line, footer): the first line, cut before the first footer marker.
+
+    Markers match case-insensitively in the text itself (a regular expression,
+    so the cut never shifts when case folding changes a string's length).
+    """
     cut = len(text)
     for i, ch in enumerate(text):
         if ch in "\r\n":
             cut = i
             break
-    low = text[:cut].casefold()
     for m in markers:
         if m:
-            at = low.find(m.casefold())
-            if at != -1:
-                cut = min(cut, at)
+            found = re.search(re.escape(m), text[:cut], re.IGNORECASE)
+            if found is not None:
+                cut = found.start()
     return text[:cut], text[cut:]
 
 

@@ -137,6 +137,7 @@ def test_empty_and_unknown():
         ("status  -- FreeMsg: ad", "status  ", "-- FreeMsg: ad"),
         ("status SENT FROM x", "status ", "SENT FROM x"),
         ("ping  status", "ping  status", ""),  # two spaces are not a footer
+        ("ßping SENT from", "ßping ", "SENT from"),  # casefold would shift the cut
     ],
 )
 def test_footer_rule(sms, command, footer):
