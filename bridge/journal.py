@@ -116,6 +116,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SENT: frozenset(),
 }
 
+_EXECUTING = frozenset({State.EXECUTING})
+_RECEIVED_OR_EXECUTING = frozenset({State.RECEIVED, State.EXECUTING})
+_RAN = frozenset({State.DONE, State.FAILED})
+_SEND_OUTCOMES = frozenset({State.SENDING, State.SEND_FAILED})
+
 #: States an entry may be pruned in (nothing left to do for it).
 SETTLED = frozenset({State.REJECTED, State.SENT, State.SEND_FAILED, State.DONE, State.FAILED})
 
@@ -498,10 +503,21 @@ class Journal:
             raise UnknownEntry(f"no journal entry {entry_id}")
         return State(row[0])
 
-    def _move(self, entry_id: int, to: State, detail: str | None, **columns: object) -> float:
-        """Inside a transaction: check and record ``entry_id -> to``."""
+    def _move(
+        self,
+        entry_id: int,
+        to: State,
+        detail: str | None,
+        sources: frozenset[State] | None = None,
+        **columns: object,
+    ) -> float:
+        """Inside a transaction: check and record ``entry_id -> to``.
+
+        ``sources`` narrows the states the calling operation starts from (the
+        reply is queued from done or failed, not from send_failed).
+        """
         current = self._state(entry_id)
-        if to not in TRANSITIONS[current]:
+        if to not in TRANSITIONS[current] or (sources is not None and current not in sources):
             raise IllegalTransition(entry_id, current, to)
         now = self._clock()
         sets = "".join(f", {c} = ?" for c in columns)
@@ -673,7 +689,8 @@ class Journal:
         failed for a Command refused before running (a usage error)."""
         to = State.DONE if ok else State.FAILED
         with self._tx(full=False):
-            self._move(entry_id, to, reason, reason=reason)
+            sources = _EXECUTING if ok else _RECEIVED_OR_EXECUTING
+            self._move(entry_id, to, reason, sources, reason=reason)
 
     def queue_reply(
         self, entry_id: int, *, to: str, reply: str | bytes, ref: str | None = None
@@ -691,6 +708,7 @@ class Journal:
                 entry_id,
                 State.REPLY_QUEUED,
                 None,
+                _RAN,
                 reply_to=to,
                 reply_text=text,
                 reply_data=data,
@@ -748,7 +766,7 @@ class Journal:
     def requeue(self, entry_id: int, reason: str) -> None:
         """sending | send_failed -> reply_queued (try the send again later)."""
         with self._tx(full=True):
-            self._move(entry_id, State.REPLY_QUEUED, reason)
+            self._move(entry_id, State.REPLY_QUEUED, reason, _SEND_OUTCOMES)
 
     # --- queries ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -12,6 +13,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge import journal as jmod
 from bridge.auth import ReplayWindow
@@ -512,3 +515,66 @@ def test_kill_between_statements_leaves_nothing_half_written(tmp_path):
             assert w.seen(33) is (authenticated or w.highest >= 33)
             if authenticated:
                 assert w.highest == 33
+
+
+# --- the state machine under arbitrary sequences ------------------------------
+
+_OPS = {
+    "reject": (lambda j, e: j.reject(e, "r"), {State.RECEIVED: State.REJECTED}),
+    "start": (
+        lambda j, e: j.start(e, idempotent=True),
+        {State.RECEIVED: State.EXECUTING},
+    ),
+    "fail": (
+        lambda j, e: j.finish(e, ok=False, reason="x"),
+        {State.RECEIVED: State.FAILED, State.EXECUTING: State.FAILED},
+    ),
+    "done": (lambda j, e: j.finish(e, ok=True), {State.EXECUTING: State.DONE}),
+    "queue": (
+        lambda j, e: j.queue_reply(e, to="2936", reply="r"),
+        {State.DONE: State.REPLY_QUEUED, State.FAILED: State.REPLY_QUEUED},
+    ),
+    "sending": (
+        lambda j, e: j.mark_sending(e),
+        {State.REPLY_QUEUED: State.SENDING, State.SENDING: State.SENDING},
+    ),
+    "sent": (lambda j, e: j.mark_sent(e, 1), {State.SENDING: State.SENT}),
+    "send_failed": (
+        lambda j, e: j.mark_send_failed(e, "x"),
+        {State.SENDING: State.SEND_FAILED},
+    ),
+    "requeue": (
+        lambda j, e: j.requeue(e, "x"),
+        {State.SENDING: State.REPLY_QUEUED, State.SEND_FAILED: State.REPLY_QUEUED},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_journal(tmp_path_factory):
+    with Journal.open(tmp_path_factory.mktemp("sm") / "j.db") as j:
+        yield j
+
+
+_serial = iter(range(10**9))
+
+
+@given(st.lists(st.sampled_from(sorted(_OPS)), max_size=12))
+def test_only_allowed_transitions_happen(shared_journal, ops):
+    j = shared_journal
+    eid = receive(j, f"sm{next(_serial)}").entry_id
+    state = State.RECEIVED
+    path = [state]
+    for name in ops:
+        fn, moves = _OPS[name]
+        if state in moves:
+            fn(j, eid)
+            state = moves[state]
+            path.append(state)
+        else:
+            with pytest.raises(IllegalTransition):
+                fn(j, eid)
+        assert j.get(eid).state is state
+    recorded = [t.state for t in j.get(eid).transitions]
+    assert recorded == path
+    assert all(b in jmod.TRANSITIONS[a] for a, b in itertools.pairwise(recorded))
