@@ -34,8 +34,11 @@ MAC input: ``HMAC-SHA256(key, M)`` with M, octet by octet::
     rest  body                text: bridge.grammar.canonical(body) in UTF-8;
                               binary: the payload, octet 0 included
 
-Replay protection (as SIM OTA security, TS 31.115 §5 / TS 31.111 counters):
-the highest counter accepted and a bitmap of the ``size`` counters below it
+Replay protection: a counter as in SIM OTA security (3GPP TS 31.115 §5.1,
+ETSI TS 102 225 §5.1.1: a 5-octet counter CNTR that must rise), kept as a
+sliding window in the manner of the IPsec anti-replay window (RFC 4303
+§3.4.3), so that Commands SMS delivers out of order are not lost: the
+highest counter accepted and a bitmap of the ``size`` counters below it
 (:class:`ReplayWindow`). A counter above the highest is accepted and the
 window slides; one inside the window is accepted once; one at or below
 ``highest - size`` is refused as too old. The window is a value: the journal

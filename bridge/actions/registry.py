@@ -15,12 +15,17 @@ function (``fn.bridge_action``) and returns the function unchanged: importing
 a plugin module changes no global state. A :class:`Registry` collects actions
 (:meth:`Registry.add`, :meth:`Registry.add_module`); the dispatcher calls
 ``await fn(ctx, **command.args)`` (the context is the dispatcher's, defined
-there). Third-party packages will expose their modules through an entry-point
-group the later CLI loads.
+there). Third-party packages expose their actions through the entry-point
+group :data:`ENTRY_POINT_GROUP` (a module, or one decorated function, per
+entry point), loaded by :meth:`Registry.add_entry_points`::
+
+    [project.entry-points."sms_bridge.actions"]
+    relays = "my_package.relay_actions"
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +39,8 @@ F = TypeVar("F", bound=ActionFn)
 
 #: Attribute the decorator sets on the function.
 ATTRIBUTE = "bridge_action"
+#: Entry-point group third-party packages add actions through.
+ENTRY_POINT_GROUP = "sms_bridge.actions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,28 @@ class Registry:
             if isinstance(getattr(getattr(module, n), ATTRIBUTE, None), Action)
         ]
         return [self.add(f) for f in found]
+
+    def add_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[Action]:
+        """Register the actions every installed package offers in ``group``.
+
+        An entry point names a module (all its decorated functions) or one
+        decorated function. One that fails to load raises
+        :class:`RegistryError` naming it and its package.
+        """
+        added: list[Action] = []
+        for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
+            where = f"entry point {ep.name!r} ({ep.value})"
+            if ep.dist is not None:
+                where += f" of {ep.dist.name}"
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise RegistryError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            try:
+                added += self.add_module(obj) if isinstance(obj, ModuleType) else [self.add(obj)]
+            except RegistryError as exc:
+                raise RegistryError(f"{where}: {exc}") from None
+        return added
 
     @property
     def specs(self) -> Mapping[str, VerbSpec]:

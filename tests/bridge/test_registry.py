@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -94,3 +95,57 @@ def test_add_module_collects_decorated_functions():
     reg = Registry()
     assert [a.spec.verb for a in reg.add_module(mod)] == ["gpio set", "ping"]
     assert len(reg) == 2
+
+
+def _install_plugin(tmp_path, monkeypatch, entry_points, module_text):
+    """A real installed distribution on sys.path: dist-info and a module."""
+    dist = tmp_path / "bench_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sms_bridge.actions]\n" + entry_points)
+    (tmp_path / "bench_plugin_actions.py").write_text(module_text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "bench_plugin_actions", raising=False)
+
+
+_PLUGIN = """
+from bridge.actions.registry import action
+from bridge.grammar import Level
+
+@action("relay", level=Level.SIGNED)
+async def relay(ctx):
+    return "clicked"
+
+@action("lamp", level=Level.OPEN, idempotent=True)
+async def lamp(ctx):
+    return "on"
+"""
+
+
+async def test_entry_points_add_actions_from_installed_packages(tmp_path, monkeypatch):
+    _install_plugin(tmp_path, monkeypatch, "all = bench_plugin_actions\n", _PLUGIN)
+    reg = Registry()
+    added = reg.add_entry_points()
+    assert [a.spec.verb for a in added] == ["lamp", "relay"]
+    assert await reg.get("relay").fn(None) == "clicked"
+
+
+def test_entry_point_naming_one_function_and_conflicts(tmp_path, monkeypatch):
+    _install_plugin(
+        tmp_path,
+        monkeypatch,
+        "all = bench_plugin_actions\none = bench_plugin_actions:lamp\n",
+        _PLUGIN,
+    )
+    with pytest.raises(RegistryError, match=r"entry point 'one'.*'lamp' is registered twice"):
+        Registry().add_entry_points()
+
+
+def test_broken_entry_point_named(tmp_path, monkeypatch):
+    _install_plugin(
+        tmp_path, monkeypatch, "bad = bench_plugin_actions\n", "import nowhere_at_all\n"
+    )
+    with pytest.raises(RegistryError) as e:
+        Registry().add_entry_points()
+    assert "entry point 'bad' (bench_plugin_actions) of bench-plugin" in str(e.value)
+    assert "ModuleNotFoundError" in str(e.value)
