@@ -197,9 +197,11 @@ def product_of(sender: str, config: FramingConfig) -> tuple[Product, bool]:
     """(product, bench) for a sender; :class:`UnknownSender` when it is neither."""
     s = normalise_address(sender)
     setting = config.product
-    if setting is not ProductSetting.PROGRAMMABLE_WIRELESS and s == config.super_sim_address:
+    super_sim = normalise_address(config.super_sim_address)
+    if setting is not ProductSetting.PROGRAMMABLE_WIRELESS and s == super_sim:
         return Product.SUPER_SIM, False
-    if setting is not ProductSetting.SUPER_SIM and s in config.wireless_senders:
+    wireless = {normalise_address(w) for w in config.wireless_senders}
+    if setting is not ProductSetting.SUPER_SIM and s in wireless:
         return Product.PROGRAMMABLE_WIRELESS, False
     if s in {normalise_address(b) for b in config.bench_numbers}:
         if setting is ProductSetting.SUPER_SIM:

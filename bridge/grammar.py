@@ -255,6 +255,24 @@ class TextArg:
 ArgSpec = IntArg | FloatArg | BoolArg | ChoiceArg | NameArg | TextArg
 
 
+def _check_default(verb: str, a: ArgSpec) -> None:
+    """A declared default must be a value its own argument accepts."""
+    d = a.default
+    ok: bool
+    if isinstance(a, BoolArg):
+        ok = isinstance(d, bool)
+    elif isinstance(a, IntArg):
+        ok = isinstance(d, int) and not isinstance(d, bool) and a.min <= d <= a.max
+    elif isinstance(a, FloatArg):
+        ok = isinstance(d, int | float) and not isinstance(d, bool) and a.min <= d <= a.max
+    elif isinstance(a, ChoiceArg):
+        ok = d in a.choices
+    else:
+        ok = isinstance(d, str)
+    if not ok:
+        raise ValueError(f"verb {verb!r}: default {d!r} of {a.name!r} is not a valid value")
+
+
 @dataclass(frozen=True, slots=True)
 class VerbSpec:
     """What the dispatcher and the parser know of one verb.
@@ -286,6 +304,8 @@ class VerbSpec:
             if a.default is MISSING and seen_optional:
                 raise ValueError(f"verb {self.verb!r}: required {a.name!r} after an optional one")
             seen_optional = seen_optional or a.default is not MISSING
+            if a.default is not MISSING:
+                _check_default(self.verb, a)
         if self.binary_id is not None and not 1 <= self.binary_id <= 255:
             raise ValueError(f"verb {self.verb!r}: binary_id must be 1-255")
         if not self.timeout > 0:

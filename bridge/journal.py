@@ -648,14 +648,18 @@ class Journal:
 
         One FULL transaction holds the ``ctr:`` dedupe key, the entry's
         counter and the new window; the side file's mark is raised first.
-        False (nothing stored) when the counter is already journaled.
+        False (nothing stored) when another entry holds the counter; True,
+        with nothing changed, when this entry already does (it was
+        authenticated before a restart: recovery must not check its counter
+        against the window again, ``Entry.counter`` is set).
         """
         key = f"ctr:{counter}"
         if window.highest > self._marks.command_counter:
             self._write_marks(Marks(window.highest, self._marks.reply_counter))
         with self._tx(full=True):
-            if self._duplicate_of([key]) is not None:
-                return False
+            holder = self._duplicate_of([key])
+            if holder is not None:
+                return holder == entry_id
             self._state(entry_id)
             self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (key, entry_id))
             self._db.execute("UPDATE entry SET counter = ? WHERE id = ?", (counter, entry_id))

@@ -43,6 +43,12 @@ def test_international_form_of_the_short_code_is_the_short_code():
     assert frame("+2936", "ping", PW).product is Product.PROGRAMMABLE_WIRELESS
 
 
+def test_configured_senders_compared_without_plus():
+    cfg = FramingConfig(wireless_senders=frozenset({"+12025550100"}))
+    assert frame("12025550100", "ping", cfg).product is Product.PROGRAMMABLE_WIRELESS
+    assert frame("+12025550100", "ping", cfg).reply_to == "2936"
+
+
 def test_configurable_sender_set():
     cfg = FramingConfig(wireless_senders=frozenset({"2936", "12345"}))
     assert frame("12345", "ping", cfg).reply_to == "2936"

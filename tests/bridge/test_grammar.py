@@ -159,6 +159,12 @@ def test_verb_spec_declaration_errors():
         VerbSpec("x", binary_id=256)
     with pytest.raises(ValueError, match="timeout"):
         VerbSpec("x", timeout=0)
+    with pytest.raises(ValueError, match="default 0 of 'ms'"):
+        VerbSpec("x", (IntArg("ms", 1, 10, default=0),))
+    with pytest.raises(ValueError, match="default 'x'"):
+        VerbSpec("x", (ChoiceArg("c", ("a", "b"), default="x"),))
+    with pytest.raises(ValueError, match="default 1"):
+        VerbSpec("x", (BoolArg("b", default=1),))
 
 
 # --- binary ----------------------------------------------------------------

@@ -170,6 +170,9 @@ def test_dedupe_by_sid_identity_and_counter(j):
     assert j.authenticate(other.entry_id, 9, w)
     fourth = receive(j, 4)
     assert not j.authenticate(fourth.entry_id, 9, w)
+    # the same entry again (recovery after a restart): accepted, nothing changes
+    assert j.authenticate(other.entry_id, 9, w.check(10))
+    assert j.replay_window() == w
     assert j.get(other.entry_id).counter == 9 and j.get(fourth.entry_id).counter is None
     assert j.replay_window() == w
     assert sum(j.counts().values()) == 3
