@@ -171,6 +171,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             entry_id INTEGER NOT NULL REFERENCES entry(id) ON DELETE CASCADE,
             state TEXT NOT NULL, at REAL NOT NULL, detail TEXT)""",
         "CREATE INDEX transition_entry ON transition(entry_id)",
+        "CREATE INDEX transition_state_at ON transition(state, at)",
         """CREATE TABLE dedupe (
             key TEXT PRIMARY KEY,
             entry_id INTEGER NOT NULL REFERENCES entry(id) ON DELETE CASCADE) WITHOUT ROWID""",
@@ -809,6 +810,21 @@ class Journal:
         if state is None:
             return self._entries("1 ORDER BY id DESC LIMIT ?", (limit,))
         return self._entries("state = ? ORDER BY id DESC LIMIT ?", (state.value, limit))
+
+    def replies_since(self, since: float, *, sender: str | None = None) -> int:
+        """Replies and reports queued at or after ``since`` (Unix seconds), all
+        or those answering ``sender``: what the reply budgets count (a reply
+        queued again after a failed send counts once). Kept in the journal so
+        a restart does not reset a budget."""
+        q = (
+            "SELECT count(DISTINCT t.entry_id) FROM transition t JOIN entry e ON e.id = t.entry_id"
+            " WHERE t.state = 'reply_queued' AND t.at >= ?"
+        )
+        params: list[object] = [since]
+        if sender is not None:
+            q += " AND e.sender = ?"
+            params.append(sender)
+        return int(self._db.execute(q, params).fetchone()[0])
 
     def counts(self) -> dict[State, int]:
         """Entries per state (every state, zero included)."""

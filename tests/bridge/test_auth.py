@@ -343,3 +343,18 @@ def test_key_file_missing_or_not_regular(tmp_path):
     os.symlink(tmp_path / "absent", tmp_path / "link")
     with pytest.raises(KeyFileError):
         auth.load_keyring(tmp_path / "link")
+
+
+@given(
+    st.integers(0, 15),
+    st.integers(1, 2**36 - 1),
+    st.booleans(),
+    st.binary(min_size=32, max_size=32),
+)
+def test_trailer_round_trips(key_version, counter, timestamp, mac):
+    text_t = auth.Trailer(key_version, counter, timestamp, auth._text_tag(mac))
+    body, got = auth.split_text("ping" + auth.encode_text_trailer(text_t))
+    assert (body, got) == ("ping", text_t)
+    bin_t = auth.Trailer(key_version, counter, timestamp, mac[: auth.TAG_OCTETS_BINARY])
+    payload, got_b = auth.split_binary(b"\xa1" + auth.encode_binary_trailer(bin_t))
+    assert (payload, got_b) == (b"\xa1", bin_t)

@@ -208,3 +208,24 @@ def test_sid_round_trip(body, prefix, digits, where):
     if where is SidPosition.END and framing.split_sid(text, frozenset({SidPosition.START}))[1]:
         return  # the body itself starts with a SID and a space: the start one wins
     assert (got_body, got_sid, got_where) == (body, sid, where)
+
+
+@given(st.text(alphabet="ab{€ ", max_size=200))
+def test_gsm7_bound_exact(text):
+    septets = alphabet.gsm7_length(text)
+    try:
+        frame("2936", text, PW)
+    except BodyTooLong:
+        assert septets > 160
+    else:
+        assert septets <= 160
+
+
+@given(st.binary(max_size=200))
+def test_octet_bound_exact(data):
+    try:
+        frame("2936", data, PW)
+    except BodyTooLong:
+        assert len(data) > 140
+    else:
+        assert len(data) <= 140

@@ -581,3 +581,24 @@ def test_only_allowed_transitions_happen(shared_journal, ops):
     recorded = [t.state for t in j.get(eid).transitions]
     assert recorded == path
     assert all(b in jmod.TRANSITIONS[a] for a, b in itertools.pairwise(recorded))
+
+
+def test_replies_since_counts_what_the_budgets_need(j, clock):
+    def answered(n, sender):
+        eid = receive(j, n, sender=sender).entry_id
+        j.start(eid, idempotent=True)
+        j.finish(eid, ok=True)
+        j.queue_reply(eid, to="2936", reply="x")
+        return eid
+
+    t0 = clock.now
+    answered(1, "2936")
+    clock.tick(3600)
+    eid = answered(2, "+447700900123")
+    j.mark_sending(eid)
+    j.requeue(eid, "transient")  # queued again: still one reply
+    j.enqueue_report(modem="m0", to="2936", message="boot")
+    assert j.replies_since(t0) == 3
+    assert j.replies_since(t0 + 1) == 2
+    assert j.replies_since(t0, sender="2936") == 1
+    assert j.replies_since(t0, sender="+447700900123") == 1
