@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import os
@@ -69,6 +70,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .auth import ReplayWindow
 
@@ -282,8 +284,30 @@ _COLUMNS = (
 )
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _declared(fn: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
+    """SQLite and file-system failures (disk full, I/O error, a closed journal)
+    leave a public method as :class:`JournalError` naming the file."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+
+    return wrapper
+
+
 class Journal:
-    """The durable state machine (module doc). Open with :meth:`open`."""
+    """The durable state machine (module doc). Open with :meth:`open`.
+
+    Every public method raises :class:`JournalError` (or a subclass) and
+    nothing else for a failure of the file, the disk or the state machine.
+    """
 
     def __init__(self, db: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
         self._db = db
@@ -473,7 +497,8 @@ class Journal:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -557,6 +582,7 @@ class Journal:
 
     # --- inbound ---------------------------------------------------------------
 
+    @_declared
     def receive(
         self,
         *,
@@ -607,6 +633,7 @@ class Journal:
                 "INSERT OR IGNORE INTO part(part_id, entry_id) VALUES (?, ?)", (pid, entry_id)
             )
 
+    @_declared
     def receive_undecodable(
         self, *, modem: str, identity: str, raw_pdu: str, error: str
     ) -> Receipt:
@@ -629,6 +656,7 @@ class Journal:
             self._move(entry_id, State.REJECTED, "undecodable", reason="undecodable")
         return Receipt(entry_id, False)
 
+    @_declared
     def has_part(self, part_id: str) -> bool:
         """True when the message this SMS part belongs to is journaled (the SMS
         service's ``known`` hook: such a part is deleted from the SIM, not held)."""
@@ -637,6 +665,7 @@ class Journal:
 
     # --- authentication ---------------------------------------------------------
 
+    @_declared
     def replay_window(self) -> ReplayWindow:
         """The replay window as last persisted."""
         w = self._kv_window()
@@ -644,6 +673,7 @@ class Journal:
             raise JournalError("journal has no replay window")
         return w
 
+    @_declared
     def authenticate(self, entry_id: int, counter: int, window: ReplayWindow) -> bool:
         """Record a checked signature's counter and the window after it, atomically.
 
@@ -667,6 +697,7 @@ class Journal:
             self._put("replay_window", window.to_text())
         return True
 
+    @_declared
     def next_reply_counter(self) -> int:
         """The next counter for a signed reply or report, persisted (never reused)."""
         n = max(int(self._kv("reply_counter") or 0), self._marks.reply_counter) + 1
@@ -677,11 +708,13 @@ class Journal:
 
     # --- the state machine ---------------------------------------------------------
 
+    @_declared
     def reject(self, entry_id: int, reason: str) -> None:
         """received -> rejected (no reply: failed authentication, sender, budget)."""
         with self._tx(full=False):
             self._move(entry_id, State.REJECTED, reason, reason=reason)
 
+    @_declared
     def start(self, entry_id: int, *, idempotent: bool, summary: str | None = None) -> None:
         """received -> executing, durable (FULL) before the action runs."""
         with self._tx(full=True):
@@ -689,6 +722,7 @@ class Journal:
                 entry_id, State.EXECUTING, summary, idempotent=int(idempotent), summary=summary
             )
 
+    @_declared
     def finish(self, entry_id: int, *, ok: bool, reason: str | None = None) -> None:
         """executing -> done | failed (a failure's ``reason`` kept); received ->
         failed for a Command refused before running (a usage error)."""
@@ -697,6 +731,7 @@ class Journal:
             sources = _EXECUTING if ok else _RECEIVED_OR_EXECUTING
             self._move(entry_id, to, reason, sources, reason=reason)
 
+    @_declared
     def queue_reply(
         self, entry_id: int, *, to: str, reply: str | bytes, ref: str | None = None
     ) -> str:
@@ -721,6 +756,7 @@ class Journal:
             )
         return ref
 
+    @_declared
     def enqueue_report(
         self, *, modem: str, to: str, message: str | bytes, summary: str | None = None
     ) -> int:
@@ -743,6 +779,7 @@ class Journal:
             )
         return entry_id
 
+    @_declared
     def mark_sending(self, entry_id: int) -> int:
         """reply_queued -> sending before ``AT+CMGS`` (FULL); sending -> sending
         when resending after a restart, counted. Returns the resend count."""
@@ -758,16 +795,19 @@ class Journal:
             row = self._db.execute("SELECT resends FROM entry WHERE id = ?", (entry_id,))
             return int(row.fetchone()[0])
 
+    @_declared
     def mark_sent(self, entry_id: int, tp_mr: int) -> None:
         """sending -> sent with the TP-MR of ``+CMGS`` (FULL)."""
         with self._tx(full=True):
             self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
 
+    @_declared
     def mark_send_failed(self, entry_id: int, reason: str) -> None:
         """sending -> send_failed (the module or network refused it for good)."""
         with self._tx(full=True):
             self._move(entry_id, State.SEND_FAILED, reason, reason=reason)
 
+    @_declared
     def requeue(self, entry_id: int, reason: str) -> None:
         """sending | send_failed -> reply_queued (try the send again later)."""
         with self._tx(full=True):
@@ -779,6 +819,7 @@ class Journal:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM entry WHERE {where}", params)
         return tuple(_entry(r) for r in rows.fetchall())
 
+    @_declared
     def recovery(self) -> Recovery:
         """What a restart must do, oldest first (module doc)."""
 
@@ -793,6 +834,7 @@ class Journal:
             resend=q("state = 'sending'"),
         )
 
+    @_declared
     def get(self, entry_id: int) -> Entry:
         """One entry with its transitions; :class:`UnknownEntry` if absent."""
         found = self._entries("id = ?", (entry_id,))
@@ -805,12 +847,14 @@ class Journal:
         trans = tuple(Transition(State(s), float(a), d) for s, a, d in rows)
         return dataclasses.replace(found[0], transitions=trans)
 
+    @_declared
     def list_entries(self, *, limit: int = 50, state: State | None = None) -> tuple[Entry, ...]:
         """The newest entries first, optionally in one state."""
         if state is None:
             return self._entries("1 ORDER BY id DESC LIMIT ?", (limit,))
         return self._entries("state = ? ORDER BY id DESC LIMIT ?", (state.value, limit))
 
+    @_declared
     def replies_since(self, since: float, *, sender: str | None = None) -> int:
         """Replies and reports queued at or after ``since`` (Unix seconds), all
         or those answering ``sender``: what the reply budgets count (a reply
@@ -826,6 +870,7 @@ class Journal:
             params.append(sender)
         return int(self._db.execute(q, params).fetchone()[0])
 
+    @_declared
     def counts(self) -> dict[State, int]:
         """Entries per state (every state, zero included)."""
         out = dict.fromkeys(State, 0)
@@ -833,6 +878,7 @@ class Journal:
             out[State(s)] = int(n)
         return out
 
+    @_declared
     def prune(self, *, now: float | None = None, keep: float = RETENTION_SECONDS) -> int:
         """Delete settled entries not touched for ``keep`` seconds; returns how many.
 

@@ -602,3 +602,31 @@ def test_replies_since_counts_what_the_budgets_need(j, clock):
     assert j.replies_since(t0 + 1) == 2
     assert j.replies_since(t0, sender="2936") == 1
     assert j.replies_since(t0, sender="+447700900123") == 1
+
+
+def test_disk_full_is_a_journal_error_and_nothing_half_written(j, path):
+    receive(j, 1)
+    pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+    j._db.execute(f"PRAGMA max_page_count={pages + 2}")  # the disk fills up
+    stored = [1]
+    with pytest.raises(JournalError, match=f"journal {path}: database or disk is full"):
+        for n in range(2, 200):
+            receive(j, n, body="x" * 2000)
+            stored.append(n)
+    j._db.execute("PRAGMA max_page_count=1073741823")
+    entries = j.list_entries(limit=500)
+    assert sorted(e.identity for e in entries) == sorted(f"id{n}" for n in stored)
+    failed = stored[-1] + 1
+    assert not j.has_part(f"p{failed}a") and not j.has_part(f"p{failed}b")
+    for e in entries:  # every stored entry whole: its parts and its first transition
+        n = e.identity[2:]
+        assert j.has_part(f"p{n}a") and j.has_part(f"p{n}b")
+        assert len(j.get(e.id).transitions) == 1
+    assert not receive(j, failed).duplicate  # the failed one can be journaled later
+
+
+def test_closed_journal_is_a_journal_error(path, clock):
+    j = Journal.open(path, clock=clock)
+    j.close()
+    with pytest.raises(JournalError, match="closed"):
+        j.has_part("x")
