@@ -9,9 +9,8 @@ from types import ModuleType, TracebackType
 
 from .config import HalConfig
 from .errors import ScriptError, ScriptErrorKind, SensorError
-from .gpio import GpioBase
 from .gpio_linux import LinuxGpio  # imports gpiod lazily, only with lines to request
-from .interfaces import CommandRunner, Power, Scripts, Sensors, System
+from .interfaces import CommandRunner, Gpio, Power, Scripts, Sensors, System
 from .power import LinuxPower, run_command
 from .scripts import ScriptRunner
 from .sensors import LinuxSensors, Opener
@@ -31,7 +30,7 @@ class Hal:
     """
 
     config: HalConfig
-    gpio: GpioBase
+    gpio: Gpio
     sensors: Sensors
     system: System
     power: Power

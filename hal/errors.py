@@ -61,7 +61,6 @@ class Fault(enum.Enum):
     MALFORMED = "malformed"  # content is not what the kernel writes
     RANGE = "range"  # a value outside what the device can measure
     TIMEOUT = "timeout"  # the read did not finish in time
-    BUSY = "busy"  # an earlier read of the same sensor is still running
     IO = "io"  # any other operating system error
 
 

@@ -286,23 +286,23 @@ class _V1Adapter:
         return _V1Handle(g, chip, line)
 
 
-def adapter_for(module: ModuleType) -> Adapter:
+def adapter_for(module: ModuleType, line: str = "*") -> Adapter:
     """The adapter for whichever ``gpiod`` API ``module`` offers."""
     if hasattr(module, "request_lines") and hasattr(module, "LineSettings"):
         return _V2Adapter(module)
     if hasattr(module, "LINE_REQ_DIR_OUT") and hasattr(module, "Chip"):
         return _V1Adapter(module)
     raise GpioError(
-        "*", f"the gpiod module at {getattr(module, '__file__', '?')} is neither API v1 nor v2"
+        line, f"the gpiod module at {getattr(module, '__file__', '?')} is neither API v1 nor v2"
     )
 
 
-def _import_gpiod() -> ModuleType:
+def _import_gpiod(line: str) -> ModuleType:
     try:
         return importlib.import_module("gpiod")
     except ImportError:
         raise GpioError(
-            "*",
+            line,
             "Python gpiod is not installed: pip install 'sms-command-bridge[gpio]' "
             "or apt install python3-libgpiod",
         ) from None
@@ -328,13 +328,16 @@ class LinuxGpio(GpioBase):
         self.api = ""
         if not lines:
             return
-        adapter = adapter_for(module if module is not None else _import_gpiod())
+        for cfg in lines.values():  # configuration first: a wrong chip is named by its key
+            path = chip_path(root, cfg.chip)
+            if not os.path.exists(path):
+                raise ConfigError(f"{cfg.key}.chip", f"no such GPIO chip: {path}")
+        first = next(iter(lines))
+        adapter = adapter_for(module if module is not None else _import_gpiod(first), first)
         self.api = adapter.api
         try:
             for cfg in lines.values():
                 path = chip_path(root, cfg.chip)
-                if not os.path.exists(path):
-                    raise ConfigError(f"{cfg.key}.chip", f"no such GPIO chip: {path}")
                 self._handles[cfg.name] = adapter.request(path, cfg, consumer)
                 self._paths[cfg.name] = path
                 if cfg.direction == "input":

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 __all__ = [
     "CommandResult",
@@ -81,8 +81,11 @@ class Gpio(Protocol):
         """Drive the output active for ``ms`` milliseconds, then inactive."""
         ...
 
-    async def restore(self, states: Mapping[str, int]) -> None:
-        """Re-apply desired output states (kept by the caller) at start-up."""
+    async def restore(self, states: Mapping[str, int]) -> list[str]:
+        """Re-apply desired output states (kept by the caller) at start-up.
+
+        Returns the names skipped because they are no longer configured outputs.
+        """
         ...
 
     def edges(self) -> EdgeSubscription: ...
@@ -196,9 +199,7 @@ class SystemSnapshot:
                 return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
             return v
 
-        out = conv(self)
-        assert isinstance(out, dict)
-        return out
+        return cast(dict[str, Any], conv(self))
 
 
 @runtime_checkable

@@ -39,8 +39,11 @@ __all__ = ["SimControl", "SimGpio", "SimPower", "SimSensors", "SimSystem"]
 
 
 class SimGpio(GpioBase):
-    def __init__(self, lines: Mapping[str, LineConfig], inputs: Mapping[str, int] = {}) -> None:
+    def __init__(
+        self, lines: Mapping[str, LineConfig], inputs: Mapping[str, int] | None = None
+    ) -> None:
         super().__init__(lines)
+        inputs = inputs or {}
         self._level = {
             c.name: (c.initial if c.direction == "output" else inputs.get(c.name, 0))
             for c in lines.values()
@@ -87,8 +90,9 @@ class SimGpio(GpioBase):
 
 class SimSensors:
     def __init__(
-        self, sensors: Mapping[str, SensorConfig], values: Mapping[str, Decimal] = {}
+        self, sensors: Mapping[str, SensorConfig], values: Mapping[str, Decimal] | None = None
     ) -> None:
+        values = values or {}
         self._cfg = dict(sensors)
         self._values: dict[str, Decimal | SensorError] = {
             name: values.get(name, Decimal("21.5") if c.unit == "°C" else Decimal(0))
