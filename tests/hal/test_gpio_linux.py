@@ -132,6 +132,7 @@ def test_v2_settings_translation(tmp_path, chip):
                 "direction": "input",
                 "bias": "pull-up",
                 "debounce_ms": 20,
+                "active_low": True,
             },
             "down": {"chip": "gpiochip0", "line": 2, "direction": "input", "bias": "pull-down"},
             "off": {"chip": "gpiochip0", "line": 1, "direction": "input", "bias": "disabled"},
@@ -145,7 +146,8 @@ def test_v2_settings_translation(tmp_path, chip):
     assert relay.output_value.name == "ACTIVE" and relay.bias.name == "AS_IS"
     assert door.direction.name == "INPUT" and door.edge_detection.name == "BOTH"
     assert door.bias.name == "PULL_UP" and door.debounce_period == timedelta(milliseconds=20)
-    assert door.active_low is False
+    assert door.active_low is True
+    assert down.active_low is False
     assert down.bias.name == "PULL_DOWN" and off.bias.name == "DISABLED"
     assert world.values[(chip, 7)] == 1  # requested with its initial value
     asyncio.run(g.close())
