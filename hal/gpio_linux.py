@@ -36,6 +36,7 @@ import errno
 import importlib
 import logging
 import os
+import select
 from collections.abc import Mapping
 from datetime import timedelta
 from types import ModuleType
@@ -391,6 +392,12 @@ class LinuxGpio(GpioBase):
         self._loop = asyncio.get_running_loop()
         for name, h in self._handles.items():
             if self._cfg[name].direction == "input":
+                # Edges queued in the kernel before anyone listened are history, not news:
+                # drop them and start from the level the line has now.
+                with contextlib.suppress(OSError):
+                    while select.select([h.fileno()], [], [], 0)[0]:
+                        h.read_events()
+                    self._last[name] = h.get()
                 self._loop.add_reader(h.fileno(), self._on_events, name)
 
     def _on_events(self, name: str) -> None:

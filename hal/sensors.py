@@ -174,6 +174,14 @@ def read_text(path: str, opener: Opener | None = None) -> str:
         raise ParseError(Fault.MALFORMED, "not ASCII text") from None
 
 
+def _hwmon_attr(device: Path, attr: str) -> str:
+    """``hwmonN/attr``, or ``hwmonN/device/attr`` where older drivers put it."""
+    p = device / attr
+    if not p.exists() and (device / "device" / attr).exists():
+        return str(device / "device" / attr)
+    return str(p)
+
+
 class LinuxSensors:
     """Sensors read from a real directory tree (``root`` is ``/`` on a device).
 
@@ -225,7 +233,7 @@ class LinuxSensors:
             return self._path(cfg.path)
         base = Path(self._path("sys/class/hwmon"))
         if re.fullmatch(r"hwmon\d+", cfg.device):
-            return str(base / cfg.device / cfg.input)
+            return _hwmon_attr(base / cfg.device, cfg.input)
         try:
             dirs = sorted(base.iterdir())
         except OSError as exc:
@@ -233,7 +241,7 @@ class LinuxSensors:
         found = []
         for d in dirs:
             try:
-                label = read_text(str(d / "name"), self._opener).strip()
+                label = read_text(_hwmon_attr(d, "name"), self._opener).strip()
             except (OSError, ParseError):
                 continue
             if label == cfg.device:
@@ -245,7 +253,7 @@ class LinuxSensors:
                 Fault.MALFORMED,
                 f"{len(found)} hwmon devices are named {cfg.device!r}; name one as hwmonN",
             )
-        return str(found[0] / cfg.input)
+        return _hwmon_attr(found[0], cfg.input)
 
     def read_sync(self, name: str) -> Reading:
         """The blocking read (a worker thread runs it; see :meth:`read`)."""

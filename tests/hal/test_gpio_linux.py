@@ -351,3 +351,20 @@ async def test_against_gpio_sim(tmp_path):
             (bank / f"line{off}").rmdir()
         bank.rmdir()
         dev.rmdir()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_edges_queued_before_subscribing_are_not_reported(tmp_path, chip, api):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path, {"door": {"chip": "gpiochip0", "line": 3, "direction": "input"}}, api, world
+    )
+    world.edge(chip, 3, 1, ts=10)
+    world.edge(chip, 3, 0, ts=20)
+    world.edge(chip, 3, 1, ts=30)  # the line is high when the subscriber arrives
+    async with g.edges() as edges:
+        world.edge(chip, 3, 0, ts=40)
+        ev = await anext(edges)
+        assert (ev.value, ev.timestamp_ns) == (0, 40)
+        assert edges._queue.empty()
+    await g.close()

@@ -355,3 +355,11 @@ async def test_unknown_sensor_name(tmp_path):
     with pytest.raises(SensorError) as e:
         await s.read("nope")
     assert e.value.fault is Fault.MISSING
+
+
+async def test_hwmon_attributes_under_device_on_older_drivers(tmp_path):
+    t = Tree(tmp_path)
+    t.write("sys/class/hwmon/hwmon0/device/name", "lm75\n")
+    t.write("sys/class/hwmon/hwmon0/device/temp1_input", "23500\n")
+    s = sensors(tmp_path, {"board": {"type": "hwmon", "device": "lm75", "input": "temp1_input"}})
+    assert (await s.read("board")).value == Decimal("23.500")
