@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -363,3 +364,40 @@ async def test_hwmon_attributes_under_device_on_older_drivers(tmp_path):
     t.write("sys/class/hwmon/hwmon0/device/temp1_input", "23500\n")
     s = sensors(tmp_path, {"board": {"type": "hwmon", "device": "lm75", "input": "temp1_input"}})
     assert (await s.read("board")).value == Decimal("23.500")
+
+
+_SENSOR_TABLE = {
+    "zone": {"type": "thermal", "zone": 0},
+    "mon": {"type": "hwmon", "device": "hwmon0", "input": "in1_input"},
+    "w1": {"type": "ds18b20", "device": "28-000000000001"},
+    "w1t": {"type": "ds18b20", "device": "28-000000000002", "attribute": "temperature"},
+    "raw": {"type": "file", "path": "/data/raw", "unit": "V", "scale": "0.5"},
+}
+_FILES = {
+    "zone": "sys/class/thermal/thermal_zone0/temp",
+    "mon": "sys/class/hwmon/hwmon0/in1_input",
+    "w1": "sys/bus/w1/devices/28-000000000001/w1_slave",
+    "w1t": "sys/bus/w1/devices/28-000000000002/temperature",
+    "raw": "data/raw",
+}
+
+
+@given(
+    st.sampled_from(sorted(_FILES)), st.binary(max_size=300) | st.text(max_size=80).map(str.encode)
+)
+def test_any_file_content_gives_a_reading_or_a_sensor_error(which, content):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        p = Path(root) / _FILES[which]
+        p.parent.mkdir(parents=True)
+        p.write_bytes(content)
+        cfg = parse({"sensors": _SENSOR_TABLE})
+        s = LinuxSensors(cfg.sensors, root)
+        try:
+            r = s.read_sync(which)
+        except SensorError as e:
+            assert e.sensor == which and isinstance(e.fault, Fault)
+        else:
+            assert isinstance(r.value, Decimal) and r.value.is_finite()
+            assert r.unit == cfg.sensors[which].unit
