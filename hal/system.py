@@ -22,6 +22,7 @@ inject the lookup.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import ipaddress
 import os
@@ -166,6 +167,7 @@ class LinuxSystem:
         self._root = root
         self._ipv4 = ipv4
         self._timeout_s = timeout_s
+        self._inflight: asyncio.Future[SystemSnapshot] | None = None
 
     def _p(self, path: str) -> str:
         return os.path.join(self._root, path.lstrip("/"))
@@ -174,10 +176,40 @@ class LinuxSystem:
         return read_text(self._p(path))
 
     async def snapshot(self, program: ProgramInfo | None = None) -> SystemSnapshot:
-        """One report; ``program`` is the caller's own version and uptime."""
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(None, self.snapshot_sync, program)
-        return await asyncio.wait_for(fut, self._timeout_s)
+        """One report; ``program`` is the caller's own version and uptime.
+
+        The files are read in a worker thread. If that thread does not answer
+        within ``timeout_s`` (a hung network mount in ``statvfs``), the report
+        says so in ``errors`` with every value ``None``; a later call waits for
+        the same thread rather than starting another.
+        """
+        if self._inflight is None:
+            fut = asyncio.get_running_loop().run_in_executor(None, self.snapshot_sync, None)
+            self._inflight = fut
+            fut.add_done_callback(self._done)
+        try:
+            snap = await asyncio.wait_for(asyncio.shield(self._inflight), self._timeout_s)
+        except TimeoutError:
+            return SystemSnapshot(
+                hostname=None,
+                os=None,
+                uptime_s=None,
+                load=None,
+                mem_total_bytes=None,
+                mem_available_bytes=None,
+                cpu_temp_c=None,
+                disks=(),
+                interfaces=(),
+                program=program,
+                errors=(f"no answer within {self._timeout_s:g} s (a hung mount?)",),
+            )
+        return dataclasses.replace(snap, program=program)
+
+    def _done(self, fut: asyncio.Future[SystemSnapshot]) -> None:
+        if self._inflight is fut:
+            self._inflight = None
+        if not fut.cancelled():
+            fut.exception()
 
     def snapshot_sync(self, program: ProgramInfo | None = None) -> SystemSnapshot:
         errors: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -180,3 +181,31 @@ def test_ioctl_ipv4_on_the_real_loopback():
     assert ioctl_ipv4("lo") == ["127.0.0.1/8"]
     assert ioctl_ipv4("no-such-if0") == []
     assert ioctl_ipv4("x" * 40) == []
+
+
+async def test_a_hung_snapshot_is_reported_then_joined(tmp_path, monkeypatch):
+    import threading
+
+    Tree(tmp_path).proc()
+    release = threading.Event()
+    real = os.statvfs
+    calls = []
+
+    def hung_statvfs(path):
+        calls.append(path)
+        release.wait()  # an NFS mount that does not answer
+        return real(path)
+
+    monkeypatch.setattr("hal.system.os.statvfs", hung_statvfs)
+    sysinfo = LinuxSystem(parse({}).system, str(tmp_path), ipv4=lambda n: [], timeout_s=0.05)
+    prog = ProgramInfo("b", "1", Decimal(1))
+    s = await sysinfo.snapshot(prog)
+    assert s.errors == ("no answer within 0.05 s (a hung mount?)",)
+    assert s.hostname is None and s.program == prog
+    sysinfo._timeout_s = 60.0
+    later = asyncio.create_task(sysinfo.snapshot(prog))
+    await asyncio.sleep(0)
+    release.set()
+    s = await later
+    assert s.hostname == "gateway-7" and s.program == prog
+    assert len(calls) == 1  # the second call joined the thread that was stuck
