@@ -184,3 +184,29 @@ def test_info_lists_idempotence(tmp_path):
         ("a", True, ()),
         ("b", False, ("x",)),
     ]
+
+
+async def test_cancelled_while_the_spawn_returns_still_kills_the_group(tmp_path, monkeypatch):
+    # The program runs (and forks) before create_subprocess_exec returns to us;
+    # a cancellation in that window must not leave the group behind.
+    fifo = tmp_path / "child.pid"
+    os.mkfifo(fifo)
+    p = program(tmp_path, "s", f"sleep 300 &\necho $! > {fifo}\nwait\n")
+    r = runner(s={"command": [p], "timeout_s": 60, "kill_grace_s": 0.2})
+    real = asyncio.create_subprocess_exec
+    gate = asyncio.Event()
+
+    async def slow_return(*a, **k):
+        proc = await real(*a, **k)
+        await gate.wait()  # the event loop has not handed the process back yet
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", slow_return)
+    task = asyncio.create_task(r.run("s"))
+    child = int(await asyncio.to_thread(fifo.read_text))
+    task.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gone(child)
