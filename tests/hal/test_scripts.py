@@ -107,9 +107,10 @@ async def test_not_executable_and_missing_and_unknown(tmp_path):
 
 
 async def test_timeout_kills_the_program_and_its_children(tmp_path):
+    # timeout_s leaves the script ample time to fork and write its pid on a loaded machine
     pidfile = tmp_path / "child.pid"
     p = program(tmp_path, "s", f"sleep 300 &\necho $! > {pidfile}\necho started\nwait\n")
-    r = runner(s={"command": [p], "timeout_s": 0.5, "kill_grace_s": 0.5})
+    r = runner(s={"command": [p], "timeout_s": 2.0, "kill_grace_s": 0.5})
     with pytest.raises(ScriptError) as e:
         await r.run("s")
     assert e.value.kind is ScriptErrorKind.TIMEOUT
@@ -126,7 +127,7 @@ async def test_a_program_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
         f"trap '' TERM\n(trap '' TERM; sleep 300) &\necho $$ $! > {pidfile}\n"
         "while :; do sleep 1; done\n",
     )
-    r = runner(s={"command": [p], "timeout_s": 0.3, "kill_grace_s": 0.2})
+    r = runner(s={"command": [p], "timeout_s": 2.0, "kill_grace_s": 0.2})
     with pytest.raises(ScriptError) as e:
         await r.run("s")
     assert e.value.kind is ScriptErrorKind.TIMEOUT
