@@ -31,9 +31,12 @@ from .config import DEFAULT_PATH, ScriptConfig
 from .errors import ScriptError, ScriptErrorKind
 from .interfaces import ScriptInfo, ScriptResult
 
-__all__ = ["ScriptRunner"]
+__all__ = ["REAP_BOUND_S", "ScriptRunner"]
 
 _CHUNK = 65536
+#: After SIGKILL to the group, how long to wait for the pipes to close. Only a
+#: program that left its group (setsid) can keep them open past this.
+REAP_BOUND_S = 5.0
 
 
 class _Capture:
@@ -178,7 +181,7 @@ class ScriptRunner:
         # Every member of the group is gone now, so the pipes close and work ends
         # (a program that left its group with setsid is out of reach: bound the wait).
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(work), 5.0)
+            await asyncio.wait_for(asyncio.shield(work), REAP_BOUND_S)
         if not work.done():
             work.cancel()
             with contextlib.suppress(BaseException):
