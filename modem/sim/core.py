@@ -37,6 +37,7 @@ from modem.errors import CmeErrorCode, CmsErrorCode
 from . import codec as _codec
 from .cmdline import EXEC, READ, SET, TEST, Command, CommandLineError, parse_line
 from .profiles import PROFILES, Profile
+from .registry import HANDLERS, ICCID, SREG, command_key, handler
 from .storage import (
     ALL,
     REC_READ,
@@ -68,22 +69,6 @@ __all__ = [
 
 CTRL_Z = 0x1A
 ESC = 0x1B
-
-#: Commands of TS 27.005: their errors are +CMS ERROR.
-_SMS_COMMANDS = frozenset({
-    "+CSMS", "+CPMS", "+CMGF", "+CSCA", "+CSMP", "+CSDH", "+CNMI", "+CNMA", "+CMGS", "+CMGW",
-    "+CMSS", "+CMGR", "+CMGL", "+CMGD",
-})
-#: 27.005 commands that carry message data: parameter errors are 304/305.
-_SMS_MESSAGE_COMMANDS = frozenset({
-    "+CNMA", "+CMGS", "+CMGW", "+CMSS", "+CMGR", "+CMGL", "+CMGD",
-})
-#: Commands that work before the SIM PIN is given.
-_PIN_FREE = frozenset({
-    "E", "V", "Q", "Z", "I", "H", "X", "&F", "&W", "&V", "&D", "&C", "+CPIN", "+CMEE", "+CGMI",
-    "+CGMM", "+CGMR", "+CGSN", "+GMI", "+GMM", "+GMR", "+GSN", "+CFUN", "+CSQ", "+CREG", "+CGREG",
-    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+CCLK", "+QCCID", "+CCID", "+ICCID", "+CICCID",
-})
 
 #: SIM retry counters after a correct entry (ETSI TS 102 221 §9.4, TS 31.102).
 PIN_ATTEMPTS = 3
@@ -528,7 +513,8 @@ class SimModem:
         }.get(self.sim_state, (None, None))
         if cme is None or cms is None:
             return None
-        return _Cms(cms) if name in _SMS_COMMANDS else _Cme(cme)
+        spec = HANDLERS.get(name)
+        return _Cms(cms) if spec is not None and spec.sms else _Cme(cme)
 
     def _sim_ready(self) -> None:
         for line in self.profile.sim_ready_urcs:
@@ -679,35 +665,33 @@ class SimModem:
             self.receive(data)
 
     def _dispatch(self, cmd: Command) -> None:
+        """Run one command through its registered handler (:mod:`.registry`):
+        unknown +CME ERROR 4, the SIM check unless it is PIN-free, a handler's
+        ValueError as the command's parameter error."""
         name = cmd.name
-        if name.startswith("S") and name[1:].isdigit():
-            self._cmd_sreg(cmd)
-            return
-        if name in self.profile.iccid_commands:
-            self._cmd_iccid(cmd)
-            return
-        handler = _HANDLERS.get(name)
-        if handler is None:
+        spec = HANDLERS.get(command_key(name, self.profile.iccid_commands))
+        if spec is None:
             raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
-        if name not in _PIN_FREE:
+        if not spec.pin_free:
             err = self._sim_error(name)
             if err is not None:
                 raise err
         try:
-            handler(self, cmd)
+            spec.fn(self, cmd)
         except (ValueError, CommandLineError) as exc:
             if isinstance(exc, _codec.PduError):
                 raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
             raise self._bad_param(name) from None
 
     def _bad_param(self, name: str) -> _ErrorResult:
-        if name in _SMS_MESSAGE_COMMANDS:
+        spec = HANDLERS.get(name)
+        if spec is not None and spec.message:
             return _Cms(
                 CmsErrorCode.INVALID_TEXT_MODE_PARAMETER
                 if self.cmgf
                 else CmsErrorCode.INVALID_PDU_MODE_PARAMETER
             )
-        if name in _SMS_COMMANDS:
+        if spec is not None and spec.sms:
             return _Cms(CmsErrorCode.OPERATION_NOT_SUPPORTED)
         if len(name) <= 2:
             return _Plain()
@@ -770,13 +754,16 @@ class SimModem:
         return args
 
     # ------------------------------------------------------- V.250 basic set
+    @handler("E", pin_free=True)
     def _cmd_e(self, cmd: Command) -> None:
         echo = self._basic_flag(cmd)
         self.echo = echo and not self.profile.echo_fixed_off
 
+    @handler("V", pin_free=True)
     def _cmd_v(self, cmd: Command) -> None:
         self.verbose = self._basic_flag(cmd)
 
+    @handler("Q", pin_free=True)
     def _cmd_q(self, cmd: Command) -> None:
         self.quiet = self._basic_flag(cmd)
 
@@ -789,24 +776,29 @@ class SimModem:
             raise ValueError("0 or 1")
         return v == 1
 
+    @handler("Z", pin_free=True)
     def _cmd_z(self, cmd: Command) -> None:
         if cmd.raw not in ("", "0"):
             raise ValueError("ATZ takes 0")
         self._reset_settings()
 
+    @handler("&F", pin_free=True)
     def _cmd_and_f(self, cmd: Command) -> None:
         if cmd.raw not in ("", "0"):
             raise ValueError("AT&F takes 0")
         self._reset_settings()
 
+    @handler("H", "X", "&W", "&D", "&C", pin_free=True)
     def _cmd_ok(self, cmd: Command) -> None:
         """Accepted and ignored (ATH, ATX, AT&W, AT&D, AT&C)."""
 
+    @handler("I", pin_free=True)
     def _cmd_i(self, cmd: Command) -> None:
         p = self.profile
         lines = [p.manufacturer, p.model, f"Revision: {p.revision}"]
         self._info_lines([line.encode() for line in lines])
 
+    @handler(SREG, pin_free=True)
     def _cmd_sreg(self, cmd: Command) -> None:
         reg = int(cmd.name[1:])
         regs = {3: "s3", 4: "s4", 5: "s5"}
@@ -828,21 +820,27 @@ class SimModem:
             raise ValueError("exec only")
         self._info(value)
 
+    @handler("+CGMI", "+GMI", pin_free=True)
     def _cmd_cgmi(self, cmd: Command) -> None:
         self._ident(cmd, self.profile.manufacturer)
 
+    @handler("+CGMM", "+GMM", pin_free=True)
     def _cmd_cgmm(self, cmd: Command) -> None:
         self._ident(cmd, self.profile.model)
 
+    @handler("+CGMR", "+GMR", pin_free=True)
     def _cmd_cgmr(self, cmd: Command) -> None:
         self._ident(cmd, self.profile.revision)
 
+    @handler("+CGSN", "+GSN", pin_free=True)
     def _cmd_cgsn(self, cmd: Command) -> None:
         self._ident(cmd, self.profile.imei)
 
+    @handler("+CIMI")
     def _cmd_cimi(self, cmd: Command) -> None:
         self._ident(cmd, self.profile.imsi)
 
+    @handler(ICCID, pin_free=True)
     def _cmd_iccid(self, cmd: Command) -> None:
         if cmd.form == TEST:
             return
@@ -856,6 +854,7 @@ class SimModem:
             raise err
         self._info(self.profile.iccid_commands[cmd.name] + self.profile.iccid)
 
+    @handler("+CPIN", pin_free=True)
     def _cmd_cpin(self, cmd: Command) -> None:
         """TS 27.007 §8.3 with the SIM's retry counters (ETSI TS 102 221 §9.4):
         3 wrong PINs block the PIN (PUK needed), 10 wrong PUKs the SIM for good."""
@@ -914,11 +913,13 @@ class SimModem:
         else:
             setattr(self, attr, 0)
 
+    @handler("+CMEE", pin_free=True)
     def _cmd_cmee(self, cmd: Command) -> None:
         if not self.profile.cmee_supported:
             raise _Plain()
         self._setting(cmd, "cmee", 2)
 
+    @handler("+CCLK", pin_free=True)
     def _cmd_cclk(self, cmd: Command) -> None:
         """TS 27.007 §8.15: ``+CCLK: "yy/MM/dd,hh:mm:ss±zz"`` (zz quarter hours)."""
         if cmd.form == READ:
@@ -937,6 +938,7 @@ class SimModem:
             raise ValueError("no exec form")
 
     # --------------------------------------------------------------- network
+    @handler("+CSQ", pin_free=True)
     def _cmd_csq(self, cmd: Command) -> None:
         if cmd.form == TEST:
             self._info("+CSQ: (0-31,99),(0-7,99)")
@@ -962,15 +964,19 @@ class SimModem:
         else:
             setattr(self, attr, 0)
 
+    @handler("+CREG", pin_free=True)
     def _cmd_creg(self, cmd: Command) -> None:
         self._reg_cmd(cmd, "creg_n")
 
+    @handler("+CGREG", pin_free=True)
     def _cmd_cgreg(self, cmd: Command) -> None:
         self._reg_cmd(cmd, "cgreg_n")
 
+    @handler("+CEREG", pin_free=True)
     def _cmd_cereg(self, cmd: Command) -> None:
         self._reg_cmd(cmd, "cereg_n")
 
+    @handler("+COPS", pin_free=True)
     def _cmd_cops(self, cmd: Command) -> None:
         p = self.profile
         if cmd.form == READ:
@@ -992,6 +998,7 @@ class SimModem:
         else:
             raise ValueError("no exec form")
 
+    @handler("+CFUN", pin_free=True)
     def _cmd_cfun(self, cmd: Command) -> None:
         if cmd.form == READ:
             self._info(f"+CFUN: {self.cfun}")
@@ -1013,6 +1020,7 @@ class SimModem:
         else:
             raise ValueError("no exec form")
 
+    @handler("+CSCS", pin_free=True)
     def _cmd_cscs(self, cmd: Command) -> None:
         if cmd.form == READ:
             self._info(f'+CSCS: "{self.cscs}"')
@@ -1028,6 +1036,7 @@ class SimModem:
             raise ValueError("no exec form")
 
     # ----------------------------------------------------- SMS configuration
+    @handler("+CSMS", sms=True)
     def _cmd_csms(self, cmd: Command) -> None:
         if cmd.form == READ:
             self._info(f"+CSMS: {self.csms},1,1,1")
@@ -1047,6 +1056,7 @@ class SimModem:
             parts.append(f"{st.used},{st.capacity}")
         return ",".join(parts)
 
+    @handler("+CPMS", sms=True)
     def _cmd_cpms(self, cmd: Command) -> None:
         if cmd.form == READ:
             if self.profile.cpms_query_refused:
@@ -1075,9 +1085,11 @@ class SimModem:
         else:
             raise ValueError("no exec form")
 
+    @handler("+CMGF", pin_free=True, sms=True)
     def _cmd_cmgf(self, cmd: Command) -> None:
         self._setting(cmd, "cmgf", 1)
 
+    @handler("+CSCA", sms=True)
     def _cmd_csca(self, cmd: Command) -> None:
         if cmd.form == READ:
             self._info(f'+CSCA: "{self.smsc}",{self._tosca()}')
@@ -1094,6 +1106,7 @@ class SimModem:
         else:
             raise ValueError("no exec form")
 
+    @handler("+CSMP", sms=True)
     def _cmd_csmp(self, cmd: Command) -> None:
         if cmd.form == READ:
             fo, vp, pid, dcs = self.csmp
@@ -1110,9 +1123,11 @@ class SimModem:
         else:
             raise ValueError("no exec form")
 
+    @handler("+CSDH", sms=True)
     def _cmd_csdh(self, cmd: Command) -> None:
         self._setting(cmd, "csdh", 1)
 
+    @handler("+CNMI", sms=True)
     def _cmd_cnmi(self, cmd: Command) -> None:
         if cmd.form == READ:
             self._info("+CNMI: " + ",".join(str(v) for v in self.cnmi))
@@ -1144,6 +1159,7 @@ class SimModem:
         if not store.valid_index(index):
             raise _Cms(CmsErrorCode.INVALID_MEMORY_INDEX)
 
+    @handler("+CMGR", message=True)
     def _cmd_cmgr(self, cmd: Command) -> None:
         if cmd.form == TEST:
             return
@@ -1211,6 +1227,7 @@ class SimModem:
     def _tosca(self) -> int:
         return 145 if self.smsc.startswith("+") else 129
 
+    @handler("+CMGL", message=True)
     def _cmd_cmgl(self, cmd: Command) -> None:
         if cmd.form == TEST:
             if self.cmgf:
@@ -1244,6 +1261,7 @@ class SimModem:
         if lines:
             self._info_lines(lines)
 
+    @handler("+CMGD", message=True)
     def _cmd_cmgd(self, cmd: Command) -> None:
         store = self._mem(0)
         if cmd.form == TEST:
@@ -1275,9 +1293,11 @@ class SimModem:
         self._schedule_retry()
 
     # -------------------------------------------------------------- sending
+    @handler("+CMGS", message=True)
     def _cmd_cmgs(self, cmd: Command) -> None:
         self._open_prompt(cmd, "+CMGS")
 
+    @handler("+CMGW", message=True)
     def _cmd_cmgw(self, cmd: Command) -> None:
         self._open_prompt(cmd, "+CMGW")
 
@@ -1430,6 +1450,7 @@ class SimModem:
         pdu = _codec.build_status_report(submit, mr, self._now(), smsc=self.smsc)
         self._mt_arrive(NetworkMessage(pdu, "status-report"))
 
+    @handler("+CMSS", message=True)
     def _cmd_cmss(self, cmd: Command) -> None:
         if cmd.form == TEST:
             return
@@ -1449,6 +1470,7 @@ class SimModem:
         m.stat = STO_SENT
         self._info(f"+CMSS: {mr}")
 
+    @handler("+CNMA", message=True)
     def _cmd_cnma(self, cmd: Command) -> None:
         """TS 27.005 §3.4.4. Text mode: ``+CNMA`` only. PDU mode: ``+CNMA=<n>``
         with <n> 0/1 RP-ACK, 2 RP-ERROR (the network keeps the message and
@@ -2060,50 +2082,3 @@ def _parse_cclk(text: str) -> datetime:
 def _rate(a: list[str]) -> float:
     return float(a[0]) if a else 0.0
 
-
-_HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {
-    "E": SimModem._cmd_e,
-    "V": SimModem._cmd_v,
-    "Q": SimModem._cmd_q,
-    "Z": SimModem._cmd_z,
-    "&F": SimModem._cmd_and_f,
-    "I": SimModem._cmd_i,
-    "H": SimModem._cmd_ok,
-    "X": SimModem._cmd_ok,
-    "&W": SimModem._cmd_ok,
-    "&D": SimModem._cmd_ok,
-    "&C": SimModem._cmd_ok,
-    "+CGMI": SimModem._cmd_cgmi,
-    "+GMI": SimModem._cmd_cgmi,
-    "+CGMM": SimModem._cmd_cgmm,
-    "+GMM": SimModem._cmd_cgmm,
-    "+CGMR": SimModem._cmd_cgmr,
-    "+GMR": SimModem._cmd_cgmr,
-    "+CGSN": SimModem._cmd_cgsn,
-    "+GSN": SimModem._cmd_cgsn,
-    "+CIMI": SimModem._cmd_cimi,
-    "+CPIN": SimModem._cmd_cpin,
-    "+CMEE": SimModem._cmd_cmee,
-    "+CSQ": SimModem._cmd_csq,
-    "+CCLK": SimModem._cmd_cclk,
-    "+CREG": SimModem._cmd_creg,
-    "+CGREG": SimModem._cmd_cgreg,
-    "+CEREG": SimModem._cmd_cereg,
-    "+COPS": SimModem._cmd_cops,
-    "+CFUN": SimModem._cmd_cfun,
-    "+CSCS": SimModem._cmd_cscs,
-    "+CSMS": SimModem._cmd_csms,
-    "+CPMS": SimModem._cmd_cpms,
-    "+CMGF": SimModem._cmd_cmgf,
-    "+CSCA": SimModem._cmd_csca,
-    "+CSMP": SimModem._cmd_csmp,
-    "+CSDH": SimModem._cmd_csdh,
-    "+CNMI": SimModem._cmd_cnmi,
-    "+CNMA": SimModem._cmd_cnma,
-    "+CMGS": SimModem._cmd_cmgs,
-    "+CMGW": SimModem._cmd_cmgw,
-    "+CMSS": SimModem._cmd_cmss,
-    "+CMGR": SimModem._cmd_cmgr,
-    "+CMGL": SimModem._cmd_cmgl,
-    "+CMGD": SimModem._cmd_cmgd,
-}
