@@ -30,12 +30,24 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from modem.errors import CmeErrorCode, CmsErrorCode
 
 from . import codec as _codec
+from .base import SimPort, SimTiming
 from .cmdline import EXEC, READ, SET, TEST, Command, CommandLineError, parse_line
+from .faults import (
+    DAMAGE_MODES,
+    FAULTS,
+    FaultArg,
+    FaultInjection,
+    Faults,
+    FaultSpec,
+    check_fault,
+    damage_pdu_line,
+    fault_help,
+)
 from .profiles import PROFILES, Profile
 from .registry import HANDLERS, ICCID, SREG, command_key, handler
 from .storage import (
@@ -76,34 +88,6 @@ PUK_ATTEMPTS = 10
 
 #: Longest text a prompt collects (hex PDU of the largest SUBMIT is 2*(12+164)).
 _PROMPT_MAX = 1024
-
-
-class SimPort(Protocol):
-    """Where the module's output goes (an endpoint or the in-process transport)."""
-
-    def sim_output(self, data: bytes) -> None:
-        """Bytes from the module to the DTE."""
-
-    def sim_hangup(self) -> None:
-        """The port was closed by the module side (disconnect fault)."""
-
-
-@dataclass
-class SimTiming:
-    """Every delay of the simulator, in seconds (short defaults suit tests)."""
-
-    #: Power-on / reset until the start-up lines and the module answers.
-    boot_delay: float = 0.05
-    #: TS 27.005 §3.4.1: the network's wait for +CNMA (TS 24.011 TR2M, ~12-20 s).
-    cnma_timeout: float = 15.0
-    #: MO message accepted -> SMS-STATUS-REPORT arrives.
-    status_report_delay: float = 0.02
-    #: A refused / unacknowledged MT message -> the network tries again.
-    network_retry_delay: float = 0.1
-    #: Default down time of the "disconnect" fault before the port comes back.
-    reconnect_delay: float = 0.2
-    #: Registration after boot / "register".
-    registration_delay: float = 0.0
 
 
 @dataclass
@@ -178,7 +162,7 @@ class NetworkMessage:
     kind: str
 
 
-class SimModem:
+class SimModem(FaultInjection):
     """A simulated cellular module (see the module docstring)."""
 
     def __init__(
@@ -216,7 +200,7 @@ class SimModem:
         self._sim_busy = False
         self.timing = timing or SimTiming()
         self._rng = random.Random(seed)
-        self._fault_rng = random.Random(seed + 1)
+        self.faults = Faults(seed)
         self._ports: list[SimPort] = []
         self._reconnect_listeners: list[Callable[[], None]] = []
         self.connectable = True
@@ -237,12 +221,6 @@ class SimModem:
         self._net_available = True
         self._roaming = False
         self.rssi, self.ber = 20, 99
-        # Faults.
-        self._drop_rate = 0.0
-        self._corrupt_rate = 0.0
-        self._delay = 0.0
-        self._cms_errors: list[int] = []
-        self._reboot_on_next_line = False
         # The simulator's clock (network and module): real UTC + offset, or fixed.
         self._clock_offset = timedelta(0)
         self._clock_fixed: datetime | None = None
@@ -250,8 +228,6 @@ class SimModem:
         self.clock_tz_quarters = 0
         #: What +CCLK=<time> set: the module's clock minus the simulator's.
         self._cclk_skew = timedelta(0)
-        #: Damage for the next PDU lines printed (damage-next-pdu), oldest first.
-        self._pdu_damage: list[str] = []
         # Timers.
         self._timers: set[asyncio.TimerHandle] = set()
         self._busy_handle: asyncio.TimerHandle | None = None
@@ -301,37 +277,13 @@ class SimModem:
                 h2.cancel()
         self._acks.clear()
 
-    # ----------------------------------------------------------------- timers
-    def _later(self, delay: float, fn: Callable[[], None]) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            fn()  # no loop (plain synchronous use): happen now
-            return
-        handle: asyncio.TimerHandle
-
-        def run() -> None:
-            self._timers.discard(handle)
-            fn()
-
-        handle = loop.call_later(max(0.0, delay), run)
-        self._timers.add(handle)
-
     # ----------------------------------------------------------------- output
     def _write(self, data: bytes) -> None:
         if not data or self._state == "hung":
             return
-        if self._drop_rate or self._corrupt_rate:
-            out = bytearray()
-            for byte in data:
-                if self._drop_rate and self._fault_rng.random() < self._drop_rate:
-                    continue
-                if self._corrupt_rate and self._fault_rng.random() < self._corrupt_rate:
-                    byte ^= self._fault_rng.randrange(1, 256)  # noqa: PLW2901
-                out.append(byte)
-            data = bytes(out)
-            if not data:
-                return
+        data = self.faults.filter_output(data)
+        if not data:
+            return
         for port in list(self._ports):
             port.sim_output(data)
 
@@ -445,7 +397,7 @@ class SimModem:
                 h.cancel()
             self.pending_mt.append(pend)
         self._acks.clear()
-        self._reboot_on_next_line = False
+        self.faults.reboot_on_next_line = False
         self._reset_volatile()
         self._state = "boot"
         self._registered = False
@@ -589,7 +541,7 @@ class SimModem:
 
     # --------------------------------------------------------------- execution
     def _run_line(self, body: str) -> None:
-        if self._reboot_on_next_line:  # the "reboot next" fault: reset instead of answering
+        if self.faults.reboot_on_next_line:  # the "reboot next" fault: reset instead of answering
             self._reboot()
             return
         self._resp = []
@@ -629,7 +581,7 @@ class SimModem:
         self._after_commit = None
         self._answering = False
         loop: asyncio.AbstractEventLoop | None = None
-        if self._delay > 0:
+        if self.faults.delay > 0:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -647,7 +599,7 @@ class SimModem:
                     after()
                 self._resume()
 
-            self._busy_handle = loop.call_later(self._delay, done)
+            self._busy_handle = loop.call_later(self.faults.delay, done)
             return
         self._state = next_state
         self._write(out)
@@ -1432,8 +1384,9 @@ class SimModem:
             raise _Cms(CmsErrorCode.NO_NETWORK_SERVICE)
         if pdu[0] == 0 and not self.smsc:
             raise _Cms(CmsErrorCode.SMSC_ADDRESS_UNKNOWN)
-        if self._cms_errors:
-            raise _Cms(self._cms_errors.pop(0))
+        code = self.faults.take_cms_error()
+        if code is not None:
+            raise _Cms(code)
         msg = _codec.decode_with_mr(pdu, self._mr)
         if not msg.tp_da.number:
             # Stored by +CMGW without <da>: the SC refuses it (RP cause 1,
@@ -1699,13 +1652,6 @@ class SimModem:
             entry = (p, handle)
             self._acks.append(entry)
 
-    def _pdu_line(self, text: str) -> str:
-        """The PDU line about to be printed, damaged if a damage-next-pdu fault
-        is pending (the header's <length> is left as it was)."""
-        if not self._pdu_damage:
-            return text
-        return damage_pdu_line(text, self._pdu_damage.pop(0))
-
     def _direct_text(self, p: NetworkMessage, urc: str) -> bytes:
         try:
             d = _codec.describe(p.pdu)
@@ -1845,228 +1791,10 @@ class SimModem:
     def set_signal(self, rssi: int, ber: int = 99) -> None:
         self.rssi, self.ber = rssi, ber
 
-    def fault(self, name: str, *args: str | int | float) -> None:
-        """Inject a fault (:data:`FAULTS` lists them; docs/simulator.md).
-
-        ValueError naming the fault and the argument when ``name`` is unknown
-        or an argument is missing, extra, negative or not a number."""
-        n, a = check_fault(name, [str(x) for x in args])
-        if n == "reboot":
-            if not a:
-                self._reboot()
-            elif a[0] == "next":
-                self._reboot_on_next_line = True
-            else:
-                self._later(float(a[0]) / 1000.0, self._reboot)
-        elif n == "garbage":
-            count = int(a[0]) if a else 16
-            state, self._state = self._state, "cmd"
-            self._write(bytes(self._fault_rng.randrange(256) for _ in range(count)))
-            self._state = state
-        elif n == "drop":
-            self._drop_rate = _rate(a)
-        elif n == "corrupt":
-            self._corrupt_rate = _rate(a)
-        elif n == "delay":
-            self._delay = float(a[0]) / 1000.0 if a else 0.0
-        elif n == "hang":
-            if self._busy_handle is not None:
-                self._busy_handle.cancel()
-                self._busy_handle = None
-            self._state = "hung"
-        elif n == "cms-error":
-            count = int(a[1]) if len(a) > 1 else 1
-            self._cms_errors = [int(a[0])] * count
-        elif n == "damage-next-pdu":
-            count = int(a[1]) if len(a) > 1 else 1
-            self._pdu_damage += [a[0]] * count
-        elif n == "urc":
-            for line in a:
-                self._urc(line.encode("latin-1", "replace"))
-        elif n == "storage-full":
-            self._fill_storage(a[0].upper() if a else self.cpms[2])
-        elif n == "disconnect":
-            self._disconnect(float(a[0]) / 1000.0 if a else self.timing.reconnect_delay)
-        elif n == "unregister":
-            self.set_registered(False)
-        elif n == "register":
-            self.set_registered(True, roaming=bool(a and a[0] == "roaming"))
-        else:
-            assert n == "clear", n
-            self._drop_rate = self._corrupt_rate = self._delay = 0.0
-            self._cms_errors = []
-            self._pdu_damage = []
-
-    def _fill_storage(self, mem: str) -> None:
-        store = self._stores[mem]
-        n = 0
-        while not store.full:
-            n += 1
-            (raw,) = _codec.build_delivers(
-                "+15550001111", f"filler {n}", scts=self._now(), encoding=None, ref=0,
-                smsc=self.smsc,
-            )
-            if store.add(REC_READ, raw, _codec.tpdu_length(raw), "deliver") is None:
-                break
-
-    def _disconnect(self, down: float) -> None:
-        self.connectable = False
-        for port in list(self._ports):
-            port.sim_hangup()
-        self._ports.clear()
-
-        def back() -> None:
-            self.connectable = True
-            for cb in list(self._reconnect_listeners):
-                cb()
-
-        self._later(down, back)
-
-
-@dataclass(frozen=True)
-class FaultArg:
-    """One argument of a fault: ``kind`` says what it accepts."""
-
-    name: str
-    #: "count" (integer >= 0), "ms" (number >= 0), "rate" (0..1), "code"
-    #: (integer 0-511), "choice" (one of ``choices``), "text" (anything).
-    kind: str
-    optional: bool = True
-    choices: tuple[str, ...] = ()
-    #: The last argument may repeat (one or more).
-    repeat: bool = False
-
-    def usage(self) -> str:
-        text = self.name + ("..." if self.repeat else "")
-        return f"[{text}]" if self.optional else text
-
-    def check(self, fault: str, value: str) -> None:
-        """ValueError naming ``fault`` and the argument when ``value`` is not accepted."""
-        where = f"fault {fault}: {self.name}"
-        if self.kind == "choice":
-            if value not in self.choices and value.upper() not in self.choices:
-                raise ValueError(f"{where} is one of {', '.join(self.choices)}, not {value!r}")
-        elif self.kind in ("count", "code"):
-            if not (value.isascii() and value.isdigit()):
-                raise ValueError(f"{where} must be a whole number >= 0, not {value!r}")
-            if self.kind == "code" and int(value) > 511:
-                raise ValueError(f"{where} is 0-511, not {value}")
-        elif self.kind in ("ms", "rate"):
-            try:
-                v = float(value)
-            except ValueError:
-                raise ValueError(f"{where} must be a number, not {value!r}") from None
-            if not v >= 0 or v == float("inf"):  # NaN fails too
-                raise ValueError(f"{where} must be >= 0, not {value!r}")
-            if self.kind == "rate" and v > 1:
-                raise ValueError(f"{where} is a probability 0..1, not {value!r}")
-
-
-@dataclass(frozen=True)
-class FaultSpec:
-    """A fault, its arguments and what it does (one table for the code, the
-    validation and ``python -m modem.sim fault --help``)."""
-
-    name: str
-    args: tuple[FaultArg, ...]
-    help: str
-    aliases: tuple[str, ...] = ()
-
-    def usage(self) -> str:
-        return " ".join(["|".join((self.name, *self.aliases)), *(x.usage() for x in self.args)])
-
-
-#: Modes of the damage-next-pdu fault.
-DAMAGE_MODES = ("drop-octet", "flip", "truncate", "nonhex")
-
-
-def damage_pdu_line(text: str, mode: str) -> str:
-    """``text`` (a hex PDU line) damaged by ``mode``, deterministically:
-    drop-octet removes the middle octet, flip inverts every bit of it,
-    truncate keeps the first half of the octets, nonhex puts "ZZ" in place of
-    the middle octet. A line of no whole octet is returned unchanged."""
-    octets = len(text) // 2
-    if octets == 0:
-        return text
-    mid = 2 * (octets // 2)
-    if mode == "drop-octet":
-        return text[:mid] + text[mid + 2 :]
-    if mode == "flip":
-        try:
-            flipped = f"{int(text[mid : mid + 2], 16) ^ 0xFF:02X}"
-        except ValueError:
-            flipped = text[mid : mid + 2]
-        return text[:mid] + flipped + text[mid + 2 :]
-    if mode == "truncate":
-        return text[: 2 * (octets // 2)]
-    if mode == "nonhex":
-        return text[:mid] + "ZZ" + text[mid + 2 :]
-    raise ValueError(f"unknown damage mode {mode!r}; known: {', '.join(DAMAGE_MODES)}")
-
-
-_MS = FaultArg("MS", "ms")
-FAULTS: dict[str, FaultSpec] = {f.name: f for f in (
-    FaultSpec("reboot", (FaultArg("MS|next", "ms"),),
-              "reset now, after MS, or instead of answering the next command line",
-              aliases=("reset",)),
-    FaultSpec("garbage", (FaultArg("N", "count"),), "N (default 16) random bytes to the DTE now"),
-    FaultSpec("drop", (FaultArg("RATE", "rate", optional=False),),
-              "drop each output byte with probability RATE (0 stops)"),
-    FaultSpec("corrupt", (FaultArg("RATE", "rate", optional=False),),
-              "change each output byte with probability RATE (0 stops)"),
-    FaultSpec("delay", (FaultArg("MS", "ms", optional=False),), "every answer comes MS later"),
-    FaultSpec("hang", (), "no answer, no echo, no URC until reboot"),
-    FaultSpec("cms-error", (FaultArg("CODE", "code", optional=False), FaultArg("COUNT", "count")),
-              "the next COUNT (default 1) sends answer +CMS ERROR: CODE"),
-    FaultSpec("storage-full", (FaultArg("MEM", "choice", choices=("SM", "ME", "MT")),),
-              "fill MEM (default <mem3>) with read filler messages"),
-    FaultSpec("disconnect", (_MS,), "the port goes away for MS (default 200) ms"),
-    FaultSpec("unregister", (), "coverage lost"),
-    FaultSpec("register", (FaultArg("roaming", "choice", choices=("roaming",)),),
-              "coverage back (roaming: +CREG 5)"),
-    FaultSpec("damage-next-pdu", (FaultArg("MODE", "choice", optional=False,
-                                           choices=DAMAGE_MODES),
-                                  FaultArg("COUNT", "count")),
-              "damage the next COUNT (default 1) PDU lines printed; <length> stays"),
-    FaultSpec("urc", (FaultArg("LINE", "text", optional=False, repeat=True),),
-              "send each LINE as an unsolicited line"),
-    FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
-)}
-_FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
-
-
-def check_fault(name: str, args: list[str]) -> tuple[str, list[str]]:
-    """(canonical name, args) of a valid fault; ValueError naming the fault and
-    the argument otherwise (unknown, missing, extra, negative, not a number)."""
-    canonical = _FAULT_NAMES.get(name.lower())
-    if canonical is None:
-        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(_FAULT_NAMES))}")
-    spec = FAULTS[canonical]
-    required = sum(1 for x in spec.args if not x.optional)
-    if len(args) < required:
-        missing = spec.args[len(args)]
-        raise ValueError(f"fault {canonical}: {missing.name} missing (usage: {spec.usage()})")
-    if len(args) > len(spec.args) and not (spec.args and spec.args[-1].repeat):
-        raise ValueError(f"fault {canonical}: too many arguments (usage: {spec.usage()})")
-    for i, value in enumerate(args):
-        arg = spec.args[min(i, len(spec.args) - 1)]
-        if canonical == "reboot" and value == "next":
-            continue
-        arg.check(canonical, value)
-    return canonical, args
-
-
-def fault_help() -> str:
-    """The fault table as text (``python -m modem.sim fault --help``)."""
-    rows = []
-    for f in FAULTS.values():
-        choices = [f"{a.name}: {', '.join(a.choices)}" for a in f.args if a.kind == "choice"]
-        rows.append((f.usage(), f.help + "".join(f" ({c})" for c in choices)))
-    width = max(len(u) for u, _ in rows)
-    return (
-        "faults (MS: milliseconds >= 0, RATE: 0..1, N/COUNT: whole numbers >= 0):\n"
-        + "\n".join(f"  {u.ljust(width)}  {h}" for u, h in rows)
-    )
+    @property
+    def _delay(self) -> float:
+        """The answer delay of the "delay" fault (kept for tests that read it)."""
+        return self.faults.delay
 
 
 def _parse_cclk(text: str) -> datetime:
@@ -2077,8 +1805,3 @@ def _parse_cclk(text: str) -> datetime:
     local = datetime.strptime(body, "%y/%m/%d,%H:%M:%S")
     quarters = int(zz) * (1 if sign == "+" else -1)
     return local.replace(tzinfo=timezone(timedelta(minutes=15 * quarters)))
-
-
-def _rate(a: list[str]) -> float:
-    return float(a[0]) if a else 0.0
-

@@ -1,0 +1,112 @@
+"""What the parts of the simulated module share: its state and the calls between parts.
+
+:class:`~modem.sim.core.SimModem` is assembled from one part per spec area
+(the line discipline, V.250, TS 27.007, TS 27.005, text mode, the network
+side, faults), each a mixin over :class:`ModemBase`. The state that is
+clearly separable lives in components that own it (:class:`~.card.SimCard`,
+:class:`~.network.Network`, :class:`~.faults.Faults`); the settings of the
+TA that several parts read (+CMGF, +CNMI, S3/S4, ...) are attributes
+declared here. A part calls into another only through the methods declared
+below, each implemented by exactly one part (the MRO puts the parts before
+this class, so a stub here is never reached).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .faults import Faults
+    from .profiles import Profile
+    from .storage import Storage
+
+
+@dataclass
+class SimTiming:
+    """Every delay of the simulator, in seconds (short defaults suit tests)."""
+
+    #: Power-on / reset until the start-up lines and the module answers.
+    boot_delay: float = 0.05
+    #: TS 27.005 §3.4.1: the network's wait for +CNMA (TS 24.011 TR2M, ~12-20 s).
+    cnma_timeout: float = 15.0
+    #: MO message accepted -> SMS-STATUS-REPORT arrives.
+    status_report_delay: float = 0.02
+    #: A refused / unacknowledged MT message -> the network tries again.
+    network_retry_delay: float = 0.1
+    #: Default down time of the "disconnect" fault before the port comes back.
+    reconnect_delay: float = 0.2
+    #: Registration after boot / "register".
+    registration_delay: float = 0.0
+
+
+class SimPort(Protocol):
+    """Where the module's output goes (an endpoint or the in-process transport)."""
+
+    def sim_output(self, data: bytes) -> None:
+        """Bytes from the module to the DTE."""
+
+    def sim_hangup(self) -> None:
+        """The port was closed by the module side (disconnect fault)."""
+
+
+class ModemBase:
+    """State and cross-part calls of the simulated module (see the module docstring)."""
+
+    profile: Profile
+    timing: SimTiming
+    _rng: random.Random
+    _timers: set[asyncio.TimerHandle]
+    _stores: dict[str, Storage]
+    faults: Faults
+    _ports: list[SimPort]
+    #: "cmd", "prompt", "busy", "boot" or "hung".
+    _state: str
+    _busy_handle: asyncio.TimerHandle | None
+    connectable: bool
+    _reconnect_listeners: list[Callable[[], None]]
+    # TS 27.005 settings that several parts read.
+    cpms: list[str]
+    smsc: str
+
+    # -------------------------------------------------------------- timers
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        """``fn()`` after ``delay`` seconds on the running loop (at once without one)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            fn()  # no loop (plain synchronous use): happen now
+            return
+        handle: asyncio.TimerHandle
+
+        def run() -> None:
+            self._timers.discard(handle)
+            fn()
+
+        handle = loop.call_later(max(0.0, delay), run)
+        self._timers.add(handle)
+
+    # ---------------------------------------------------- calls between parts
+    def _write(self, data: bytes) -> None:
+        """Bytes to every attached port (line discipline)."""
+        raise NotImplementedError
+
+    def _urc(self, line: bytes, *, sms: bool = False) -> bool:
+        """An unsolicited line, now or when the link is free (line discipline)."""
+        raise NotImplementedError
+
+    def _reboot(self) -> None:
+        """Reset and boot again (the module, core)."""
+        raise NotImplementedError
+
+    def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
+        """Coverage lost or back (network side)."""
+        raise NotImplementedError
+
+    def _now(self) -> datetime:
+        """The simulator's clock (network side)."""
+        raise NotImplementedError
