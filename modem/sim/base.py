@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .faults import Faults
     from .profiles import Profile
     from .storage import Storage
+    from .v250 import _ErrorResult
 
 
 @dataclass
@@ -69,7 +70,19 @@ class ModemBase:
     _busy_handle: asyncio.TimerHandle | None
     connectable: bool
     _reconnect_listeners: list[Callable[[], None]]
+    #: The answer being built for the current command line (V.250 §5.7).
+    _resp: list[bytes]
+    # V.250 settings (§6.2: E, V, Q; S3, S4, S5).
+    echo: bool
+    verbose: bool
+    quiet: bool
+    s3: int
+    s4: int
+    s5: int
+    #: +CMEE (TS 27.007 §9.1): 0 ERROR, 1 numeric, 2 verbose.
+    cmee: int
     # TS 27.005 settings that several parts read.
+    cmgf: int
     cpms: list[str]
     smsc: str
 
@@ -105,6 +118,14 @@ class ModemBase:
 
     def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
         """Coverage lost or back (network side)."""
+        raise NotImplementedError
+
+    def _sim_error(self, name: str) -> _ErrorResult | None:
+        """Why a SIM-dependent command cannot run now (TS 27.007 / the SIM)."""
+        raise NotImplementedError
+
+    def _reset_settings(self) -> None:
+        """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2; the module)."""
         raise NotImplementedError
 
     def _now(self) -> datetime:

@@ -49,7 +49,7 @@ from .faults import (
     fault_help,
 )
 from .profiles import PROFILES, Profile
-from .registry import HANDLERS, ICCID, SREG, command_key, handler
+from .registry import HANDLERS, ICCID, handler
 from .storage import (
     ALL,
     REC_READ,
@@ -62,6 +62,7 @@ from .storage import (
     StoredMessage,
     UnionStorage,
 )
+from .v250 import V250, _Cme, _Cms, _ErrorResult, _Plain
 
 __all__ = [
     "DAMAGE_MODES",
@@ -109,26 +110,6 @@ class MoRecord:
         return d
 
 
-class _ErrorResult(Exception):
-    pass
-
-
-class _Cme(_ErrorResult):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class _Cms(_ErrorResult):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class _Plain(_ErrorResult):
-    """Plain ERROR whatever +CMEE says (V.250 syntax errors)."""
-
-
 @dataclass
 class _Prompt:
     command: str  # "+CMGS" / "+CMGW"
@@ -162,7 +143,7 @@ class NetworkMessage:
     kind: str
 
 
-class SimModem(FaultInjection):
+class SimModem(V250, FaultInjection):
     """A simulated cellular module (see the module docstring)."""
 
     def __init__(
@@ -286,40 +267,6 @@ class SimModem(FaultInjection):
             return
         for port in list(self._ports):
             port.sim_output(data)
-
-    def _crlf(self) -> bytes:
-        return bytes([self.s3, self.s4])
-
-    def _fmt_info(self, line: bytes) -> bytes:
-        if self.verbose:
-            return self._crlf() + line + self._crlf()
-        return line + self._crlf()
-
-    def _fmt_final(self, text: str, number: int) -> bytes:
-        if self.quiet:
-            return b""
-        if self.verbose:
-            return self._crlf() + text.encode() + self._crlf()
-        return str(number).encode() + bytes([self.s3])
-
-    def _fmt_error(self, err: _ErrorResult) -> bytes:
-        if self.quiet:
-            return b""
-        if isinstance(err, _Plain) or self.cmee == 0 or not self.profile.cmee_supported:
-            return self._fmt_final("ERROR", 4)
-        if isinstance(err, _Cme):
-            prefix = "+CME ERROR: "
-            member: Any = CmeErrorCode.from_number(err.code)
-        else:
-            assert isinstance(err, _Cms)
-            prefix = "+CMS ERROR: "
-            member = CmsErrorCode.from_number(err.code)
-        code_num = err.code
-        if self.cmee == 2 and isinstance(member, CmeErrorCode | CmsErrorCode):
-            text = prefix + str(member.text)
-        else:
-            text = prefix + str(code_num)
-        return self._fmt_info(text.encode())
 
     # -------------------------------------------------------- power and state
     def _reset_settings(self) -> None:
@@ -616,48 +563,6 @@ class SimModem(FaultInjection):
             self._echo_decided = len(data)
             self.receive(data)
 
-    def _dispatch(self, cmd: Command) -> None:
-        """Run one command through its registered handler (:mod:`.registry`):
-        unknown +CME ERROR 4, the SIM check unless it is PIN-free, a handler's
-        ValueError as the command's parameter error."""
-        name = cmd.name
-        spec = HANDLERS.get(command_key(name, self.profile.iccid_commands))
-        if spec is None:
-            raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
-        if not spec.pin_free:
-            err = self._sim_error(name)
-            if err is not None:
-                raise err
-        try:
-            spec.fn(self, cmd)
-        except (ValueError, CommandLineError) as exc:
-            if isinstance(exc, _codec.PduError):
-                raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
-            raise self._bad_param(name) from None
-
-    def _bad_param(self, name: str) -> _ErrorResult:
-        spec = HANDLERS.get(name)
-        if spec is not None and spec.message:
-            return _Cms(
-                CmsErrorCode.INVALID_TEXT_MODE_PARAMETER
-                if self.cmgf
-                else CmsErrorCode.INVALID_PDU_MODE_PARAMETER
-            )
-        if spec is not None and spec.sms:
-            return _Cms(CmsErrorCode.OPERATION_NOT_SUPPORTED)
-        if len(name) <= 2:
-            return _Plain()
-        return _Cme(CmeErrorCode.INCORRECT_PARAMETERS)
-
-    def _info(self, line: str | bytes) -> None:
-        self._resp.append(self._fmt_info(line.encode() if isinstance(line, str) else line))
-
-    def _info_lines(self, lines: list[bytes]) -> None:
-        """One information response of several lines (V.250 §5.7.1): one header
-        and trailer, the lines apart by S3 S4 (no empty line between them, as in
-        TS 27.005 +CMGL: "<data>[<CR><LF>+CMGL: ...")."""
-        self._resp.append(self._fmt_info(self._crlf().join(lines)))
-
     # ------------------------------------------------------------------- URCs
     def _urc(self, line: bytes, *, sms: bool = False) -> bool:
         """Send an unsolicited line now, or hold it until the DTE link is free.
@@ -683,86 +588,6 @@ class SimModem(FaultInjection):
             out = b"".join(self._urc_queue)
             self._urc_queue.clear()
             self._write(out)
-
-    # ------------------------------------------------------------ arg helpers
-    @staticmethod
-    def _int(arg: str | None, lo: int, hi: int, default: int | None = None) -> int:
-        if arg is None:
-            if default is None:
-                raise ValueError("missing argument")
-            return default
-        if not arg.isdigit():
-            raise ValueError(f"not a number: {arg!r}")
-        v = int(arg)
-        if not lo <= v <= hi:
-            raise ValueError(f"{v} out of range {lo}-{hi}")
-        return v
-
-    @staticmethod
-    def _need_args(cmd: Command, lo: int, hi: int) -> list[str | None]:
-        args = cmd.args()
-        if not lo <= len(args) <= hi:
-            raise ValueError("wrong number of arguments")
-        return args
-
-    # ------------------------------------------------------- V.250 basic set
-    @handler("E", pin_free=True)
-    def _cmd_e(self, cmd: Command) -> None:
-        echo = self._basic_flag(cmd)
-        self.echo = echo and not self.profile.echo_fixed_off
-
-    @handler("V", pin_free=True)
-    def _cmd_v(self, cmd: Command) -> None:
-        self.verbose = self._basic_flag(cmd)
-
-    @handler("Q", pin_free=True)
-    def _cmd_q(self, cmd: Command) -> None:
-        self.quiet = self._basic_flag(cmd)
-
-    @staticmethod
-    def _basic_flag(cmd: Command) -> bool:
-        if cmd.form == READ:
-            raise ValueError("no read form")
-        v = int(cmd.raw) if cmd.raw else 0
-        if v not in (0, 1):
-            raise ValueError("0 or 1")
-        return v == 1
-
-    @handler("Z", pin_free=True)
-    def _cmd_z(self, cmd: Command) -> None:
-        if cmd.raw not in ("", "0"):
-            raise ValueError("ATZ takes 0")
-        self._reset_settings()
-
-    @handler("&F", pin_free=True)
-    def _cmd_and_f(self, cmd: Command) -> None:
-        if cmd.raw not in ("", "0"):
-            raise ValueError("AT&F takes 0")
-        self._reset_settings()
-
-    @handler("H", "X", "&W", "&D", "&C", pin_free=True)
-    def _cmd_ok(self, cmd: Command) -> None:
-        """Accepted and ignored (ATH, ATX, AT&W, AT&D, AT&C)."""
-
-    @handler("I", pin_free=True)
-    def _cmd_i(self, cmd: Command) -> None:
-        p = self.profile
-        lines = [p.manufacturer, p.model, f"Revision: {p.revision}"]
-        self._info_lines([line.encode() for line in lines])
-
-    @handler(SREG, pin_free=True)
-    def _cmd_sreg(self, cmd: Command) -> None:
-        reg = int(cmd.name[1:])
-        regs = {3: "s3", 4: "s4", 5: "s5"}
-        if cmd.form == READ:
-            val = getattr(self, regs[reg]) if reg in regs else 0
-            self._info(f"{val:03d}")
-        elif cmd.form == SET:
-            v = self._int(cmd.raw or None, 0, 127 if reg in regs else 255)
-            if reg in regs:
-                setattr(self, regs[reg], v)
-        elif cmd.form == TEST:
-            self._info("(0-127)")
 
     # -------------------------------------------------------------- identity
     def _ident(self, cmd: Command, value: str) -> None:
@@ -851,19 +676,6 @@ class SimModem(FaultInjection):
         self.pin = new_pin
         self._pin_ok = True
         self._after_commit = self._sim_ready
-
-    def _setting(self, cmd: Command, attr: str, hi: int) -> None:
-        """A one-number setting 0..hi (+CMEE, +CMGF, +CSDH): read, test, set;
-        the set form without a value and the exec form mean 0."""
-        if cmd.form == READ:
-            self._info(f"{cmd.name}: {getattr(self, attr)}")
-        elif cmd.form == TEST:
-            self._info(f"{cmd.name}: (0,1)" if hi == 1 else f"{cmd.name}: (0-{hi})")
-        elif cmd.form == SET:
-            (a,) = self._need_args(cmd, 1, 1)
-            setattr(self, attr, self._int(a, 0, hi, 0))
-        else:
-            setattr(self, attr, 0)
 
     @handler("+CMEE", pin_free=True)
     def _cmd_cmee(self, cmd: Command) -> None:
