@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .faults import Faults
+    from .line import _Prompt
     from .profiles import Profile
     from .storage import Storage
     from .v250 import _ErrorResult
@@ -82,6 +83,8 @@ class ModemBase:
     #: +CMEE (TS 27.007 §9.1): 0 ERROR, 1 numeric, 2 verbose.
     cmee: int
     # TS 27.005 settings that several parts read.
+    #: +CNMI <mode>,<mt>,<bm>,<ds>,<bfr> (§3.4.1).
+    cnmi: list[int]
     cmgf: int
     cpms: list[str]
     smsc: str
@@ -110,6 +113,10 @@ class ModemBase:
 
     def _urc(self, line: bytes, *, sms: bool = False) -> bool:
         """An unsolicited line, now or when the link is free (line discipline)."""
+        raise NotImplementedError
+
+    def _run_prompt(self, pr: _Prompt) -> None:
+        """Answer the text given at the prompt (TS 27.005)."""
         raise NotImplementedError
 
     def _reboot(self) -> None:
