@@ -17,10 +17,11 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from .card import SimCard
     from .faults import Faults
     from .line import _Prompt
     from .profiles import Profile
@@ -73,6 +74,26 @@ class ModemBase:
     _reconnect_listeners: list[Callable[[], None]]
     #: The answer being built for the current command line (V.250 §5.7).
     _resp: list[bytes]
+    #: What runs right after the answer is sent (a reboot, the SIM's start-up URCs).
+    _after_commit: Callable[[], None] | None
+    #: Counts boots, so that a timer of an earlier boot is ignored.
+    _boot_gen: int
+    #: The module is registered (TS 27.007 §7.2 <stat> 1 or 5).
+    _registered: bool
+    card: SimCard
+    # TS 27.007 settings.
+    cfun: int
+    cops_mode: int
+    creg_n: int
+    cgreg_n: int
+    cereg_n: int
+    cscs: str
+    #: The module's +CCLK time zone, in quarter hours (TS 27.007 §8.15).
+    clock_tz_quarters: int
+    #: What +CCLK=<time> set: the module's clock minus the simulator's.
+    _cclk_skew: timedelta
+    rssi: int
+    ber: int
     # V.250 settings (§6.2: E, V, Q; S3, S4, S5).
     echo: bool
     verbose: bool
@@ -133,6 +154,22 @@ class ModemBase:
 
     def _reset_settings(self) -> None:
         """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2; the module)."""
+        raise NotImplementedError
+
+    def now(self) -> datetime:
+        """The simulator's clock (network side)."""
+        raise NotImplementedError
+
+    def _update_registration(self) -> None:
+        """Register or deregister as coverage, SIM and settings allow (network side)."""
+        raise NotImplementedError
+
+    def _reg_stat(self) -> int:
+        """The <stat> of +CREG (TS 27.007 §7.2; network side)."""
+        raise NotImplementedError
+
+    def _loc_suffix(self) -> str:
+        """The <lac>,<ci>,<AcT> of +CREG n=2 (network side)."""
         raise NotImplementedError
 
     def _now(self) -> datetime:

@@ -70,7 +70,6 @@ class LineDiscipline(V250):
     _urc_queue: list[bytes]
     _ta_buffer: list[bytes]
     _answering: bool
-    _after_commit: Callable[[], None] | None
     _last_line: str
 
     def attach(self, port: SimPort) -> None:
