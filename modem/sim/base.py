@@ -14,7 +14,6 @@ this class, so a stub here is never reached).
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from .card import SimCard
     from .faults import Faults
     from .line import _Prompt
+    from .network import Network
     from .profiles import Profile
     from .storage import Storage
     from .v250 import _ErrorResult
@@ -62,7 +62,6 @@ class ModemBase:
 
     profile: Profile
     timing: SimTiming
-    _rng: random.Random
     _timers: set[asyncio.TimerHandle]
     _stores: dict[str, Storage]
     faults: Faults
@@ -81,6 +80,7 @@ class ModemBase:
     #: The module is registered (TS 27.007 §7.2 <stat> 1 or 5).
     _registered: bool
     card: SimCard
+    network: Network
     # TS 27.007 settings.
     cfun: int
     cops_mode: int
@@ -92,8 +92,6 @@ class ModemBase:
     clock_tz_quarters: int
     #: What +CCLK=<time> set: the module's clock minus the simulator's.
     _cclk_skew: timedelta
-    rssi: int
-    ber: int
     # V.250 settings (§6.2: E, V, Q; S3, S4, S5).
     echo: bool
     verbose: bool
@@ -138,6 +136,14 @@ class ModemBase:
 
     def _run_prompt(self, pr: _Prompt) -> None:
         """Answer the text given at the prompt (TS 27.005)."""
+        raise NotImplementedError
+
+    def _mem(self, i: int) -> Storage:
+        """The storage of +CPMS <mem1..3> (``i`` 0-2; TS 27.005)."""
+        raise NotImplementedError
+
+    def _pdu_line(self, text: str) -> str:
+        """A PDU line about to be printed, damaged if a fault asks (faults)."""
         raise NotImplementedError
 
     def _reboot(self) -> None:

@@ -26,11 +26,8 @@ Semantics worth knowing (TS 27.005 unless noted):
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from modem.errors import CmsErrorCode
 
@@ -50,6 +47,7 @@ from .faults import (
     fault_help,
 )
 from .line import CTRL_Z, ESC, LineDiscipline, _Prompt  # noqa: F401  (also from here)
+from .network import MoRecord, MtAck, Network, NetworkMessage, NetworkSide
 from .profiles import PROFILES, Profile
 from .registry import handler
 from .storage import (
@@ -64,7 +62,6 @@ from .storage import (
     StoredMessage,
     UnionStorage,
 )
-from .textmode import TextMode
 from .ts27007 import (
     Ts27007Commands,
     _parse_cclk,  # noqa: F401  (imported from modem.sim.core)
@@ -88,47 +85,7 @@ __all__ = [
 ]
 
 
-@dataclass
-class MoRecord:
-    """A message the module sent to the network (+CMGS / +CMSS)."""
-
-    #: The PDU as the DTE gave it (SMSC field first), upper-case hex.
-    pdu: str
-    #: The decoded SMS-SUBMIT with TP-MR set to the module's reference.
-    message: Any
-    #: The TP-MR the module answered (+CMGS: <mr>).
-    mr: int
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def to_json(self) -> dict[str, Any]:
-        """The codec's JSON form of the message plus "mr"."""
-        d = dict(_codec.to_json(self.message))
-        d["mr"] = self.mr
-        return d
-
-
-@dataclass
-class MtAck:
-    """What the network heard back for one +CMT/+CDS (TS 27.005 §3.4.4)."""
-
-    #: "ack" (RP-ACK: +CNMA, +CNMA=0/1), "nack" (RP-ERROR: +CNMA=2) or
-    #: "timeout" (no +CNMA within ``cnma_timeout``: RP-ERROR, routing reset).
-    result: str
-    #: The delivered PDU (SMSC field first).
-    pdu: bytes
-    #: The SMS-DELIVER-REPORT TPDU given after +CNMA=<n>,<length>, if any.
-    report: bytes | None = None
-
-
-@dataclass
-class NetworkMessage:
-    """An MT TPDU on its way from the network (held while refused or unacknowledged)."""
-
-    pdu: bytes
-    kind: str
-
-
-class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
+class SimModem(LineDiscipline, NetworkSide, Ts27007Commands, FaultInjection):
     """A simulated cellular module (see the module docstring)."""
 
     def __init__(
@@ -153,7 +110,6 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         #: The SIM card (its PIN, PUK and retry counters survive reboots).
         self.card = SimCard(pin, puk, inserted=sim_inserted, busy_time=sim_busy_time)
         self.timing = timing or SimTiming()
-        self._rng = random.Random(seed)
         self.faults = Faults(seed)
         self._ports: list[SimPort] = []
         self._reconnect_listeners: list[Callable[[], None]] = []
@@ -162,22 +118,9 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         sm = Storage("SM", p.sm_capacity, p.index_base, cyclic=p.indexes_never_reused)
         me = Storage("ME", p.me_capacity, p.index_base, cyclic=p.indexes_never_reused)
         self._stores: dict[str, Storage] = {"SM": sm, "ME": me, "MT": UnionStorage(sm, me)}
-        self.mo_log: list[MoRecord] = []
-        #: Status reports the network sent while <ds> was 0 (not routed to the TE).
-        self.unrouted_status_reports: list[bytes] = []
-        #: MT messages held network-side (refused, unacknowledged, unregistered).
-        self.pending_mt: list[NetworkMessage] = []
-        #: Every acknowledgement of a direct delivery, in order (what the network saw).
-        self.mt_acks: list[MtAck] = []
         self.smsc = p.smsc
-        self._mr = 0
-        self._concat_ref = seed % 256
-        self._net_available = True
-        self._roaming = False
-        self.rssi, self.ber = 20, 99
-        # The simulator's clock (network and module): real UTC + offset, or fixed.
-        self._clock_offset = timedelta(0)
-        self._clock_fixed: datetime | None = None
+        #: The network behind the module (what it holds, logs and acknowledges).
+        self.network = Network(seed)
         #: The module's +CCLK time zone, in quarter hours (TS 27.007 §8.15).
         self.clock_tz_quarters = 0
         #: What +CCLK=<time> set: the module's clock minus the simulator's.
@@ -185,8 +128,6 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         # Timers.
         self._timers: set[asyncio.TimerHandle] = set()
         self._busy_handle: asyncio.TimerHandle | None = None
-        self._acks: list[tuple[NetworkMessage, asyncio.TimerHandle | None]] = []
-        self._retrying = False
         self._reset_volatile()
         self._state = "cmd"
         self._registered = self.card.pin_ok and sim_inserted and sim_busy_time == 0
@@ -208,10 +149,10 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         if self._busy_handle is not None:
             self._busy_handle.cancel()
             self._busy_handle = None
-        for _, h2 in self._acks:
+        for _, h2 in self.network.acks:
             if h2 is not None:
                 h2.cancel()
-        self._acks.clear()
+        self.network.acks.clear()
 
     # ------------------------------------------------------- settings, SIM
     def _reset_settings(self) -> None:
@@ -241,49 +182,16 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         self._ta_buffer: list[bytes] = []
         self._resp: list[bytes] = []
 
-    @property
-    def registered(self) -> bool:
-        return self._registered
-
-    def _reg_stat(self) -> int:
-        if self._registered:
-            return 5 if self._roaming else 1
-        # Lost coverage: the module keeps searching (2); radio off, no SIM or
-        # deregistered by +COPS=2: not searching (0) (TS 27.007 §7.2).
-        return 2 if self._may_register() else 0
-
-    def _may_register(self) -> bool:
-        return self.cfun == 1 and self.sim_state == "ready" and self.cops_mode != 2
-
-    def _update_registration(self) -> None:
-        want = self._net_available and self._may_register()
-        if want == self._registered:
-            return
-        self._registered = want
-        stat = self._reg_stat()
-        for n, name in ((self.creg_n, "+CREG"), (self.cgreg_n, "+CGREG"), (self.cereg_n, "+CEREG")):
-            if n == 1:
-                self._urc(f"{name}: {stat}".encode())
-            elif n == 2:
-                self._urc(f"{name}: {stat}{self._loc_suffix()}".encode())
-        if want:
-            self._schedule_retry()
-
-    def _loc_suffix(self) -> str:
-        if not self._registered:
-            return ""
-        return f',"1A2B","01A2B3C4",{self.profile.act}'
-
     def _reboot(self) -> None:
         """Reset: drop the pending command, reset volatile settings, boot again."""
         if self._busy_handle is not None:
             self._busy_handle.cancel()
             self._busy_handle = None
-        for pend, h in self._acks:
+        for pend, h in self.network.acks:
             if h is not None:
                 h.cancel()
-            self.pending_mt.append(pend)
-        self._acks.clear()
+            self.network.pending_mt.append(pend)
+        self.network.acks.clear()
         self.faults.reboot_on_next_line = False
         self._reset_volatile()
         self._state = "boot"
@@ -577,7 +485,7 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
                 raise self._bad_param(pr.command)
             if pr.command == "+CNMA":
                 report = self._prompt_report(pr)
-                if not self._acks:  # timed out while the prompt was open
+                if not self.network.acks:  # timed out while the prompt was open
                     raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
                 self._acknowledge(pr.stat, report)
             elif pr.command == "+CMGS":
@@ -614,30 +522,6 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         if pr.command == "+CMGS" and kind != "submit":
             raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
         return data
-
-    def _network_send(self, pdu: bytes) -> int:
-        if not self._registered:
-            raise _Cms(CmsErrorCode.NO_NETWORK_SERVICE)
-        if pdu[0] == 0 and not self.smsc:
-            raise _Cms(CmsErrorCode.SMSC_ADDRESS_UNKNOWN)
-        code = self.faults.take_cms_error()
-        if code is not None:
-            raise _Cms(code)
-        msg = _codec.decode_with_mr(pdu, self._mr)
-        if not msg.tp_da.number:
-            # Stored by +CMGW without <da>: the SC refuses it (RP cause 1,
-            # "unassigned number", TS 24.011 §8.2.5.4 / TS 27.005 §3.2.5).
-            raise _Cms(1)
-        mr = self._mr
-        self._mr = (self._mr + 1) % 256
-        self.mo_log.append(MoRecord(pdu.hex().upper(), msg, mr))
-        if _codec.wants_status_report(msg):
-            self._later(self.timing.status_report_delay, lambda: self._status_report(msg, mr))
-        return mr
-
-    def _status_report(self, submit: Any, mr: int) -> None:
-        pdu = _codec.build_status_report(submit, mr, self._now(), smsc=self.smsc)
-        self._mt_arrive(NetworkMessage(pdu, "status-report"))
 
     @handler("+CMSS", message=True)
     def _cmd_cmss(self, cmd: Command) -> None:
@@ -679,25 +563,13 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
             n = self._int(args[0], 0, 2, 0)
             if len(args) > 1:
                 length = self._int(args[1], 0, 175, 0)
-        if self.csms != 1 or not self._acks:
+        if self.csms != 1 or not self.network.acks:
             raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
         if length:
             self._prompt = _Prompt("+CNMA", True, length=length, stat=n)
             self._resp.append(self.profile.prompt)
             return
         self._acknowledge(n, None)
-
-    def _acknowledge(self, n: int, report: bytes | None) -> None:
-        """RP-ACK (n 0/1) or RP-ERROR (n 2) for the oldest unacknowledged +CMT/+CDS."""
-        pend, handle = self._acks.pop(0)
-        if handle is not None:
-            handle.cancel()
-            self._timers.discard(handle)
-        self.mt_acks.append(MtAck("nack" if n == 2 else "ack", pend.pdu, report))
-        if n == 2:
-            # RP-ERROR: the network keeps the message and delivers it again.
-            self.pending_mt.append(pend)
-        self._schedule_retry()  # the network may send what it held meanwhile
 
     def _prompt_report(self, pr: _Prompt) -> bytes:
         """The SMS-DELIVER-REPORT TPDU of +CNMA=<n>,<length> (TS 23.040 §9.2.2.1a)."""
@@ -710,207 +582,7 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
             raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
         return data
 
-    # --------------------------------------------------------- network side
-    def _now(self) -> datetime:
-        return self.now()
-
-    def now(self) -> datetime:
-        """The simulator's clock (UTC, whole seconds): the network's SCTS and
-        the base of the module's +CCLK. Real time unless :meth:`set_clock`."""
-        if self._clock_fixed is not None:
-            return self._clock_fixed
-        return (datetime.now(UTC) + self._clock_offset).replace(microsecond=0)
-
-    def set_clock(
-        self,
-        fixed: datetime | None = None,
-        *,
-        offset: timedelta | None = None,
-        tz_quarters: int | None = None,
-    ) -> None:
-        """Set the simulator's clock: ``fixed`` (timezone-aware) stops it at that
-        time, ``offset`` runs it ahead (or behind) real time, neither: real
-        time. ``tz_quarters`` (-48..48) is the zone +CCLK? reports. Clears what
-        ``AT+CCLK=`` set."""
-        if fixed is not None and offset is not None:
-            raise ValueError("set_clock: give fixed or offset, not both")
-        if fixed is not None and fixed.utcoffset() is None:
-            raise ValueError("set_clock: fixed must be timezone-aware")
-        if tz_quarters is not None:
-            if not -48 <= tz_quarters <= 48:
-                raise ValueError(f"set_clock: tz_quarters is -48..48, not {tz_quarters}")
-            self.clock_tz_quarters = tz_quarters
-        self._clock_fixed = None if fixed is None else fixed.astimezone(UTC).replace(microsecond=0)
-        self._clock_offset = offset or timedelta(0)
-        self._cclk_skew = timedelta(0)
-
-    def _network_ok(self) -> bool:
-        return self._registered and self._state != "boot"
-
-    def _schedule_retry(self) -> None:
-        if self.pending_mt:
-            self._later(self.timing.network_retry_delay, self._retry_now)
-
-    def _retry_now(self) -> None:
-        self.retry_pending()
-
-    def retry_pending(self) -> list[int]:
-        """The network tries again to deliver the messages it holds."""
-        if self._retrying:  # a retry scheduled from inside one (no loop: at once)
-            return []
-        self._retrying = True
-        try:
-            pend, self.pending_mt = self.pending_mt, []
-            out: list[int] = []
-            for p in pend:
-                idx = self._mt_arrive(p)
-                if idx is not None:
-                    out.append(idx)
-            return out
-        finally:
-            self._retrying = False
-
-    def _mt_arrive(self, p: NetworkMessage) -> int | None:
-        """One TPDU from the network: route it per +CNMI; the storage index or None."""
-        if not self._network_ok():
-            self.pending_mt.append(p)
-            return None
-        mt, ds = self.cnmi[1], self.cnmi[3]
-        if p.kind == "status-report":
-            if ds == 0:
-                self.unrouted_status_reports.append(p.pdu)
-                return None
-            if ds == 1:
-                self._direct(p, "+CDS")
-                return None
-            return self._store_mt(p, "+CDSI")
-        cls = _codec.message_class(p.pdu)
-        if (mt == 2 and cls != 2) or (mt == 3 and cls == 3):
-            self._direct(p, "+CMT")
-            return None
-        return self._store_mt(p, "+CMTI" if mt in (1, 2, 3) else None)
-
-    def _store_mt(self, p: NetworkMessage, urc: str | None) -> int | None:
-        store = self._mem(2)
-        idx = store.add(REC_UNREAD, p.pdu, _codec.tpdu_length(p.pdu), p.kind)
-        if idx is None:
-            # Refused: RP-ERROR "memory capacity exceeded"; the network keeps it.
-            self.pending_mt.append(p)
-            return None
-        if urc is not None:
-            self._urc(f'{urc}: "{store.name}",{idx}'.encode(), sms=True)
-        return idx
-
-    def _direct(self, p: NetworkMessage, urc: str) -> None:
-        """Route ``p`` to the TE as +CMT/+CDS (TS 27.005 §3.4.1)."""
-        if self.csms == 1 and self._acks:
-            # "TA shall not send another +CMT or +CDS result code to TE before
-            # previous one is acknowledged": the network holds it meanwhile.
-            self.pending_mt.append(p)
-            return
-        length = _codec.tpdu_length(p.pdu)
-        if self.cmgf == 0:
-            line = (f"{urc}: ,{length}" if urc == "+CMT" else f"{urc}: {length}").encode()
-            chunk = line + self._crlf() + self._pdu_line(p.pdu.hex().upper()).encode("latin-1")
-        else:
-            chunk = self._direct_text(p, urc)
-        if not self._urc(chunk, sms=True):
-            # <mode> 1, link reserved: the TA rejects the message (RP-ERROR);
-            # the network delivers it again later.
-            self.pending_mt.append(p)
-            self._schedule_retry()
-            return
-        if self.csms == 1:
-            handle: asyncio.TimerHandle | None = None
-            entry: tuple[NetworkMessage, asyncio.TimerHandle | None]
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is not None:
-
-                def expire() -> None:
-                    self._cnma_expired(entry)
-
-                handle = loop.call_later(self.timing.cnma_timeout, expire)
-            entry = (p, handle)
-            self._acks.append(entry)
-
-    def _cnma_expired(self, entry: tuple[NetworkMessage, asyncio.TimerHandle | None]) -> None:
-        if entry not in self._acks:
-            return
-        self._acks.remove(entry)
-        self.mt_acks.append(MtAck("timeout", entry[0].pdu))
-        # TS 27.005 §3.4.1: RP-ERROR to the network; <mt> and <ds> set to 0.
-        self.cnmi[1] = 0
-        self.cnmi[3] = 0
-        self.pending_mt.insert(0, entry[0])  # before what the network held behind it
-        self._schedule_retry()
-
     # ------------------------------------------------------ control: public
-    def deliver(
-        self,
-        text_or_bytes: str | bytes | None = None,
-        *,
-        sender: str = "2936",
-        encoding: str | None = None,
-        pdu: str | None = None,
-        include_sid: str | None = None,
-        sid: str | None = None,
-        duplicate: bool = False,
-        message_class: int | None = None,
-        scts: datetime | None = None,
-    ) -> list[int]:
-        """The network delivers an SMS (maybe several parts) to the module.
-
-        ``pdu`` is a complete SMS-DELIVER (or SMS-STATUS-REPORT) as hex, SMSC
-        field first; it is passed on as it is, even when it does not decode.
-        ``include_sid`` ("start"/"end") joins a Twilio Command SID ("DC" + 32
-        hex, "HC" + 32 hex when ``sender`` is "000"; or ``sid``) to the text
-        with one space. ``message_class`` (0-3) sets a TP-DCS message class
-        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. ``scts``
-        (timezone-aware) is the parts' TP-SCTS instead of :meth:`now`, so a
-        test can deliver old parts. Returns the
-        storage indexes used ([] for direct delivery or when the network
-        holds the message).
-        """
-        if pdu is not None:
-            raw = bytes.fromhex(pdu.replace(" ", ""))
-            tpdus = [raw]
-        else:
-            content = text_or_bytes if text_or_bytes is not None else ""
-            if include_sid is not None:
-                if not isinstance(content, str):
-                    raise ValueError("include_sid needs a text message")
-                if sid is None:
-                    sid = ("HC" if sender == "000" else "DC") + self._rng.getrandbits(128).to_bytes(
-                        16, "big"
-                    ).hex()
-                if include_sid == "start":
-                    content = f"{sid} {content}"
-                elif include_sid == "end":
-                    content = f"{content} {sid}"
-                else:
-                    raise ValueError("include_sid is 'start' or 'end'")
-            if scts is not None and scts.utcoffset() is None:
-                raise ValueError("scts must be timezone-aware")
-            self._concat_ref = (self._concat_ref + 1) % 256
-            tpdus = _codec.build_delivers(
-                sender, content, scts=self._now() if scts is None else scts, encoding=encoding,
-                ref=self._concat_ref, smsc=self.smsc, message_class=message_class,
-            )
-        if duplicate:
-            tpdus = tpdus + tpdus
-        out: list[int] = []
-        for raw in tpdus:
-            idx = self._mt_arrive(NetworkMessage(raw, _codec.kind_of(raw)))
-            if idx is not None:
-                out.append(idx)
-        return out
-
-    def clear_mo(self) -> None:
-        self.mo_log.clear()
-
     def storage(self, name: str = "SM") -> Storage:
         """The storage ``name`` ("SM", "ME" or "MT")."""
         return self._stores[name.upper()]
@@ -955,15 +627,6 @@ class SimModem(LineDiscipline, TextMode, Ts27007Commands, FaultInjection):
         if notify and self.cnmi[1] in (1, 2, 3):
             self._urc(f'+CMTI: "{store.name}",{idx}'.encode(), sms=True)
         return idx
-
-    def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
-        """The network is reachable (or lost); +CREG/+CGREG/+CEREG report changes."""
-        self._roaming = roaming
-        self._net_available = registered
-        self._update_registration()
-
-    def set_signal(self, rssi: int, ber: int = 99) -> None:
-        self.rssi, self.ber = rssi, ber
 
     @property
     def _delay(self) -> float:

@@ -26,7 +26,7 @@ from .storage import STAT_TEXT, StoredMessage
 from .v250 import V250, _Cms
 
 if TYPE_CHECKING:
-    from .core import NetworkMessage
+    from .network import NetworkMessage
 
 __all__ = ["TextMode"]
 

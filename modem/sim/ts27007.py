@@ -194,7 +194,7 @@ class Ts27007Commands(V250):
             self._info("+CSQ: (0-31,99),(0-7,99)")
         elif cmd.form == EXEC:
             if self._registered:
-                self._info(f"+CSQ: {self.rssi},{self.ber}")
+                self._info(f"+CSQ: {self.network.rssi},{self.network.ber}")
             else:
                 self._info("+CSQ: 99,99")
         else:
