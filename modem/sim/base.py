@@ -73,6 +73,8 @@ class ModemBase:
     _reconnect_listeners: list[Callable[[], None]]
     #: The answer being built for the current command line (V.250 §5.7).
     _resp: list[bytes]
+    #: The prompt is open for this command's text (TS 27.005 §3.5.1).
+    _prompt: _Prompt | None
     #: What runs right after the answer is sent (a reboot, the SIM's start-up URCs).
     _after_commit: Callable[[], None] | None
     #: Counts boots, so that a timer of an earlier boot is ignored.
@@ -144,6 +146,26 @@ class ModemBase:
 
     def _pdu_line(self, text: str) -> str:
         """A PDU line about to be printed, damaged if a fault asks (faults)."""
+        raise NotImplementedError
+
+    def _network_send(self, pdu: bytes) -> int:
+        """The network takes an SMS-SUBMIT; its TP-MR (network side)."""
+        raise NotImplementedError
+
+    def _acknowledge(self, n: int, report: bytes | None) -> None:
+        """+CNMA <n> for the oldest unacknowledged +CMT/+CDS (network side)."""
+        raise NotImplementedError
+
+    def _schedule_retry(self) -> None:
+        """The network tries again soon to deliver what it holds (network side)."""
+        raise NotImplementedError
+
+    def _commit(self, next_state: str = "cmd") -> None:
+        """Send the answer built in ``_resp`` and go to ``next_state`` (line discipline)."""
+        raise NotImplementedError
+
+    def _release_ta_buffer(self, *, flush: bool) -> None:
+        """+CNMI left <mode> 0: flush or clear the TA buffer (line discipline)."""
         raise NotImplementedError
 
     def _reboot(self) -> None:

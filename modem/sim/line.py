@@ -64,7 +64,6 @@ class LineDiscipline(V250):
     # The state of the link (set at power-up by the module, SimModem._reset_volatile).
     _line: bytearray
     _line_overflow: bool
-    _prompt: _Prompt | None
     _pending_in: bytearray
     _echo_decided: int
     _urc_queue: list[bytes]
@@ -257,6 +256,15 @@ class LineDiscipline(V250):
             return True
         self._write(chunk)
         return True
+
+    def _release_ta_buffer(self, *, flush: bool) -> None:
+        """+CNMI left <mode> 0 (TS 27.005 §3.4.1): the indications buffered in
+        the TA go to the TE after the answer (<bfr> 0, ``flush``) or are
+        cleared (<bfr> 1)."""
+        if self._ta_buffer:
+            if flush:
+                self._urc_queue.extend(self._ta_buffer)
+            self._ta_buffer.clear()
 
     def _flush_urcs(self) -> None:
         if self._urc_queue and self._state == "cmd" and not self._line and not self._answering:
