@@ -5,22 +5,28 @@ the module sends goes to the attached ports (:class:`SimPort`), which are the
 in-process transport, the pty and the TCP endpoints. Timers (answer delays,
 the +CNMA timeout, boot, reconnect) use the running asyncio loop.
 
-Semantics worth knowing (TS 27.005 unless noted):
+:class:`SimModem` is assembled here from one part per thing it models, each
+in its own module (docs/simulator.md, "Architecture"):
 
-* Echo (V.250 E1, on after power-up) sends each received byte straight back,
-  before the line is complete, in command state and at the ``> `` prompt.
-* Unsolicited result codes are held while a command line is being typed, a
-  command is being answered or the prompt is open, and sent right after the
-  final result code (+CNMI <mode> 2 behaviour; <mode> 0 keeps SMS indications
-  in the TA buffer until <mode> 1-3 with <bfr> 0 flushes them).
-* Full storage: an arriving SMS is refused to the network (RP-ERROR, memory
-  capacity exceeded) and stays network-side in :attr:`SimModem.pending_mt`;
-  the network retries when storage frees (the module's "memory available"
-  notification, TS 23.040 §10.3) or when registration comes back.
-* Direct delivery (+CMT/+CDS) with +CSMS=1 needs +CNMA within
-  :attr:`SimTiming.cnma_timeout`; otherwise the module answers RP-ERROR to the
-  network, sets +CNMI <mt> and <ds> to 0 (§3.4.1) and the network retries
-  the message later (it is then stored: the client sees it again).
+* :mod:`.line`: the line discipline (V.250 §5: bytes, echo, the command-line
+  state machine, the ``> `` prompt bytes, URCs held while a line is answered,
+  answer pacing);
+* :mod:`.v250`: V.250 basic commands, S-parameters, result codes and errors
+  per +CMEE, and the dispatcher over :mod:`.registry`, where every handler
+  registers itself with ``@handler``;
+* :mod:`.ts27007`: TS 27.007 commands (identity, +CPIN with the
+  :class:`~.card.SimCard`, +CSQ, registration queries, +COPS, +CFUN, +CCLK,
+  +CMEE);
+* :mod:`.ts27005`: TS 27.005 commands (settings, storage, sending, +CNMA);
+* :mod:`.textmode`: text mode (+CSCS, text views of messages, text sends);
+* :mod:`.network`: the network side (:class:`~.network.Network`: MT arrival,
+  storage or direct routing, acks and retries, the MO log, status reports,
+  registration, the clock);
+* :mod:`.faults`: faults (:data:`FAULTS`, the :class:`~.faults.Faults` in
+  force, :meth:`~.faults.FaultInjection.fault`).
+
+This module holds what spans them: construction, power-up, reboot, ATZ/&F
+and switching off. Every name that was importable from here still is.
 """
 
 from __future__ import annotations
@@ -45,10 +51,7 @@ from .faults import (
 from .line import CTRL_Z, ESC, LineDiscipline, _Prompt  # noqa: F401  (also from here)
 from .network import MoRecord, MtAck, Network, NetworkMessage, NetworkSide
 from .profiles import PROFILES, Profile
-from .storage import (
-    Storage,
-    UnionStorage,
-)
+from .storage import Storage, UnionStorage
 from .ts27005 import Ts27005Commands
 from .ts27007 import (
     Ts27007Commands,
@@ -73,7 +76,12 @@ __all__ = [
 
 
 class SimModem(LineDiscipline, Ts27005Commands, Ts27007Commands, NetworkSide, FaultInjection):
-    """A simulated cellular module (see the module docstring)."""
+    """A simulated cellular module (see the module docstring).
+
+    The parts are mixins over :class:`~.base.ModemBase`; the state that is
+    clearly separable lives in components: :attr:`card` (the SIM),
+    :attr:`network` (the network side), :attr:`faults` (faults in force).
+    """
 
     def __init__(
         self,
@@ -162,12 +170,12 @@ class SimModem(LineDiscipline, Ts27005Commands, Ts27007Commands, NetworkSide, Fa
         self.cops_mode = 0
         self._line = bytearray()
         self._line_overflow = False
-        self._prompt: _Prompt | None = None
+        self._prompt = None
         self._pending_in = bytearray()
         self._echo_decided = 0
-        self._urc_queue: list[bytes] = []
-        self._ta_buffer: list[bytes] = []
-        self._resp: list[bytes] = []
+        self._urc_queue = []
+        self._ta_buffer = []
+        self._resp = []
 
     def _reboot(self) -> None:
         """Reset: drop the pending command, reset volatile settings, boot again."""

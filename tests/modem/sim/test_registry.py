@@ -89,3 +89,30 @@ def test_bad_s_parameter_value_answers_error(line):
     sim = SimModem("generic")
     assert _answer(sim, line) == line + b"\r\nERROR\r\n"
     assert _answer(sim, b"ATS3?\r") == b"ATS3?\r\r\n013\r\n\r\nOK\r\n"
+
+
+def test_each_call_between_parts_is_implemented_by_exactly_one_part():
+    # ModemBase declares the calls between parts as stubs; the MRO puts the
+    # parts first, so a stub must never be what SimModem runs.
+    from modem.sim.base import ModemBase
+
+    stubs = [n for n, v in vars(ModemBase).items() if callable(v) and n != "_later"]
+    assert "_urc" in stubs and "_network_send" in stubs
+    for name in stubs:
+        owners = [c.__name__ for c in SimModem.__mro__[:-2] if name in vars(c)]
+        assert len(owners) == 1, (name, owners)
+        assert getattr(SimModem, name) is not getattr(ModemBase, name), name
+
+
+def test_names_stay_importable_from_modem_sim_core():
+    import modem.sim
+    from modem.sim import core, faults, network
+
+    for name in ("SimModem", "SimPort", "SimTiming", "MoRecord", "NetworkMessage", "MtAck",
+                 "FAULTS", "FaultSpec", "FaultArg", "check_fault", "fault_help",
+                 "damage_pdu_line", "DAMAGE_MODES", "PIN_ATTEMPTS", "PUK_ATTEMPTS", "CTRL_Z",
+                 "ESC", "_parse_cclk"):
+        assert hasattr(core, name), name
+    assert core.FAULTS is faults.FAULTS and core.MoRecord is network.MoRecord
+    for name in modem.sim.__all__:
+        assert hasattr(modem.sim, name), name
