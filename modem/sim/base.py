@@ -6,9 +6,10 @@ side, faults), each a mixin over :class:`ModemBase`. The state that is
 clearly separable lives in components that own it (:class:`~.card.SimCard`,
 :class:`~.network.Network`, :class:`~.faults.Faults`); the settings of the
 TA that several parts read (+CMGF, +CNMI, S3/S4, ...) are attributes
-declared here. A part calls into another only through the methods declared
-below, each implemented by exactly one part (the MRO puts the parts before
-this class, so a stub here is never reached).
+declared here. A part calls the parts it builds on (:class:`~.v250.V250`,
+:class:`~.textmode.TextMode`) directly and any other only through the
+stubs declared below, each implemented by exactly one part (the MRO puts
+the parts before this class, so a stub here is never reached).
 """
 
 from __future__ import annotations
@@ -127,79 +128,85 @@ class ModemBase:
         handle = loop.call_later(max(0.0, delay), run)
         self._timers.add(handle)
 
-    # ---------------------------------------------------- calls between parts
-    def _write(self, data: bytes) -> None:
-        """Bytes to every attached port (line discipline)."""
-        raise NotImplementedError
-
-    def _urc(self, line: bytes, *, sms: bool = False) -> bool:
-        """An unsolicited line, now or when the link is free (line discipline)."""
-        raise NotImplementedError
-
-    def _run_prompt(self, pr: _Prompt) -> None:
-        """Answer the text given at the prompt (TS 27.005)."""
-        raise NotImplementedError
-
-    def _mem(self, i: int) -> Storage:
-        """The storage of +CPMS <mem1..3> (``i`` 0-2; TS 27.005)."""
-        raise NotImplementedError
-
-    def _pdu_line(self, text: str) -> str:
-        """A PDU line about to be printed, damaged if a fault asks (faults)."""
-        raise NotImplementedError
-
-    def _network_send(self, pdu: bytes) -> int:
-        """The network takes an SMS-SUBMIT; its TP-MR (network side)."""
-        raise NotImplementedError
-
-    def _acknowledge(self, n: int, report: bytes | None) -> None:
-        """+CNMA <n> for the oldest unacknowledged +CMT/+CDS (network side)."""
-        raise NotImplementedError
-
-    def _schedule_retry(self) -> None:
-        """The network tries again soon to deliver what it holds (network side)."""
-        raise NotImplementedError
-
-    def _commit(self, next_state: str = "cmd") -> None:
-        """Send the answer built in ``_resp`` and go to ``next_state`` (line discipline)."""
-        raise NotImplementedError
-
-    def _release_ta_buffer(self, *, flush: bool) -> None:
-        """+CNMI left <mode> 0: flush or clear the TA buffer (line discipline)."""
-        raise NotImplementedError
-
+    # ------------------------------------------ calls between parts (stubs)
+    # Implemented by the module (core.py).
     def _reboot(self) -> None:
-        """Reset and boot again (the module, core)."""
-        raise NotImplementedError
-
-    def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
-        """Coverage lost or back (network side)."""
-        raise NotImplementedError
-
-    def _sim_error(self, name: str) -> _ErrorResult | None:
-        """Why a SIM-dependent command cannot run now (TS 27.007 / the SIM)."""
+        """Reset and boot again."""
         raise NotImplementedError
 
     def _reset_settings(self) -> None:
-        """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2; the module)."""
+        """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2)."""
         raise NotImplementedError
 
+    # Implemented by the line discipline (line.py).
+    def _write(self, data: bytes) -> None:
+        """Bytes to every attached port."""
+        raise NotImplementedError
+
+    def _urc(self, line: bytes, *, sms: bool = False) -> bool:
+        """An unsolicited line, now or when the link is free."""
+        raise NotImplementedError
+
+    def _commit(self, next_state: str = "cmd") -> None:
+        """Send the answer built in ``_resp`` and go to ``next_state``."""
+        raise NotImplementedError
+
+    def _release_ta_buffer(self, *, flush: bool) -> None:
+        """+CNMI left <mode> 0: flush or clear the TA buffer."""
+        raise NotImplementedError
+
+    # Implemented by TS 27.007 (ts27007.py).
+    def _sim_error(self, name: str) -> _ErrorResult | None:
+        """Why a SIM-dependent command cannot run now (TS 27.007 §8.3, §9.2.1)."""
+        raise NotImplementedError
+
+    # Implemented by TS 27.005 (ts27005.py).
+    def _run_prompt(self, pr: _Prompt) -> None:
+        """Answer the text given at the prompt."""
+        raise NotImplementedError
+
+    def _mem(self, i: int) -> Storage:
+        """The storage of +CPMS <mem1..3> (``i`` 0-2; TS 27.005 §3.2.2)."""
+        raise NotImplementedError
+
+    # Implemented by the network side (network.py).
     def now(self) -> datetime:
-        """The simulator's clock (network side)."""
-        raise NotImplementedError
-
-    def _update_registration(self) -> None:
-        """Register or deregister as coverage, SIM and settings allow (network side)."""
-        raise NotImplementedError
-
-    def _reg_stat(self) -> int:
-        """The <stat> of +CREG (TS 27.007 §7.2; network side)."""
-        raise NotImplementedError
-
-    def _loc_suffix(self) -> str:
-        """The <lac>,<ci>,<AcT> of +CREG n=2 (network side)."""
+        """The simulator's clock (UTC, whole seconds)."""
         raise NotImplementedError
 
     def _now(self) -> datetime:
-        """The simulator's clock (network side)."""
+        """The simulator's clock (UTC, whole seconds)."""
+        raise NotImplementedError
+
+    def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
+        """Coverage lost or back."""
+        raise NotImplementedError
+
+    def _update_registration(self) -> None:
+        """Register or deregister as coverage, SIM and settings allow."""
+        raise NotImplementedError
+
+    def _reg_stat(self) -> int:
+        """The <stat> of +CREG (TS 27.007 §7.2)."""
+        raise NotImplementedError
+
+    def _loc_suffix(self) -> str:
+        """The <lac>,<ci>,<AcT> of +CREG n=2."""
+        raise NotImplementedError
+
+    def _network_send(self, pdu: bytes) -> int:
+        """The network takes an SMS-SUBMIT; its TP-MR."""
+        raise NotImplementedError
+
+    def _acknowledge(self, n: int, report: bytes | None) -> None:
+        """+CNMA <n> for the oldest unacknowledged +CMT/+CDS."""
+        raise NotImplementedError
+
+    def _schedule_retry(self) -> None:
+        """The network tries again soon to deliver what it holds."""
+        raise NotImplementedError
+
+    # Implemented by faults (faults.py).
+    def _pdu_line(self, text: str) -> str:
+        """A PDU line about to be printed, damaged if a fault asks."""
         raise NotImplementedError

@@ -13,7 +13,7 @@ say what the dispatcher needs to know about a command:
   parameter errors are 304 (PDU mode) or 305 (text mode).
 
 Two keys stand for a family of names (:func:`command_key`): ``S<n>`` for the
-S-parameters (V.250 §6.2, ``ATS3?``, ``ATS7=60``) and ``<ICCID>`` for the
+S-parameters (V.250 §5.3.2, ``ATS3?``, ``ATS7=60``) and ``<ICCID>`` for the
 profile's ICCID spellings (``Profile.iccid_commands``: ``+CCID``, ``+QCCID``,
 ``+CICCID``). docs/simulator.md lists every key; a test compares the two.
 """
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 __all__ = ["HANDLERS", "ICCID", "SREG", "CommandSpec", "command_key", "handler"]
 
-#: The key of the S-parameter family (V.250 §6.2): ``S`` followed by digits.
+#: The key of the S-parameter family (V.250 §5.3.2): ``S`` followed by digits.
 SREG = "S<n>"
 #: The key of the profile's ICCID commands (``Profile.iccid_commands``).
 ICCID = "<ICCID>"

@@ -4,8 +4,8 @@ With +CMGF=1 messages are shown and taken as text instead of PDUs:
 
 * the TE character set (TS 27.007 §5.5 +CSCS): GSM, IRA (7-bit ASCII),
   UCS2 (hex of UCS-2 code units), 8859-1, HEX (hex of GSM 7-bit codes);
-* the text views of stored and delivered messages (TS 27.005 §3.4.2 +CMGR,
-  §3.4.3 +CMGL, §3.4.1 +CMT/+CDS): the header fields, more of them with
+* the text views of stored and delivered messages (TS 27.005 §3.4.3 +CMGR,
+  §3.4.2 +CMGL, §3.4.1 +CMT/+CDS): the header fields, more of them with
   +CSDH=1 (§3.3.3), and <data> (§3.1): GSM 7-bit text in the +CSCS set;
   8-bit, UCS2 and any message with a user data header as hex of its TP-UD;
 * the SMS-SUBMIT built from the text typed at the +CMGS/+CMGW prompt with

@@ -1,8 +1,9 @@
 """V.250 for the simulated module: basic commands, S-parameters, result codes.
 
-ITU-T V.250 as the module answers it: the basic commands E, V, Q, Z, &F, I
-(§6.2.4-§6.2.9, §6.1.1-§6.1.3) and those accepted and ignored (H, X, &W,
-&D, &C), the S-parameters (§6.2: S3, S4, S5 kept, others read 0), and the
+ITU-T V.250 as the module answers it: the basic commands E (§6.2.4), Q
+(§6.2.5), V (§6.2.6), Z (§6.1.1), &F (§6.1.2), I (§6.1.3), those accepted
+and ignored (H §6.3.6, X §6.2.7, &C §6.2.8, &D §6.2.9, and &W), the
+S-parameters (§5.3.2: S3, S4, S5 of §6.2.1-§6.2.3 kept, others read 0), and the
 shape of every answer: information responses and final result codes in
 verbose (``<CR><LF>OK<CR><LF>``) or numeric form (V0, ``0<CR>``), none with
 Q1 (§5.7, §6.2.5-§6.2.6). Errors are ``ERROR`` or, per +CMEE (TS 27.007
