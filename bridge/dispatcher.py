@@ -39,7 +39,8 @@ Undecodable PDUs are journaled raw (:meth:`Dispatcher.admit_undecodable`)
 and never answered. Restart recovery (:meth:`Dispatcher.recover`, called by
 :meth:`Dispatcher.start`): received and not run -> run; executing and
 idempotent -> run again; executing and not idempotent -> answered
-``interrupted`` without running; queued replies are the outbox's.
+``interrupted`` without running; ran (done, failed) but no reply queued ->
+answered ``done`` / ``failed``; queued replies are the outbox's.
 
 One dispatcher per journal: the replay window is read and written by this
 task only. Logs: one line per event; no key, signature or Command body at
@@ -87,6 +88,11 @@ BINARY_TEXT_MAX = 120
 PRIORITY_ERROR = 8
 #: Priority added to each Command's first field (so ``a; b`` keeps both heads).
 PRIORITY_HEAD = 20
+
+#: Reasons that are never answered (a rerun that no longer passes its checks).
+_UNANSWERED = ("auth:", "level:", "over-budget:", "unknown-sender", "malformed-entry")
+#: How many done/failed entries recovery looks at for a reply never queued.
+RECOVERY_SCAN = 10_000
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -262,6 +268,8 @@ class Dispatcher:
         rec = await self._worker.call(Journal.recovery)
         for e in rec.interrupted:
             await self._answer_interrupted(e)
+        for e in await self._ran_unanswered():
+            await self._answer_lost(e)
         for e in sorted((*rec.run, *rec.rerun), key=lambda x: x.id):
             if e.state is State.EXECUTING:
                 self.counters.inc("rerun")
@@ -582,6 +590,37 @@ class Dispatcher:
         effects = [d.effect for d in done if d.effect is not None]
         self._outbox.submit(e.id, e.modem, effects)
         log.info("entry %d: reply queued to %s", e.id, framed.reply_to)
+
+    async def _ran_unanswered(self) -> list[Entry]:
+        """Commands that ran (done, failed) but whose reply was never queued: a
+        stop between ``finish`` and ``queue_reply``."""
+        out: list[Entry] = []
+        for st in (State.DONE, State.FAILED):
+            found = await self._worker.call(Journal.list_entries, limit=RECOVERY_SCAN, state=st)
+            out += [
+                e
+                for e in found
+                if e.kind is Kind.COMMAND
+                and e.reply is None
+                and not (e.reason or "").startswith(_UNANSWERED)
+            ]
+        return sorted(out, key=lambda e: e.id)
+
+    async def _answer_lost(self, e: Entry) -> None:
+        """The Command ran; its reply was lost with the process: say how it ended."""
+        self.counters.inc("replies_lost")
+        log.warning("entry %d: ran before the last stop, its reply was lost; answered", e.id)
+        try:
+            framed = self._frame(e)
+        except _Reject:
+            return
+        if e.state is State.DONE:
+            done = _Done((Field("done", PRIORITY_ERROR),), STATUS_OK)
+        elif e.reason == "interrupted":
+            done = _Done((Field("interrupted", PRIORITY_ERROR),), STATUS_INTERRUPTED)
+        else:
+            done = _Done((Field("failed", PRIORITY_ERROR),), STATUS_FAILED)
+        await self._queue_reply(e, framed, [done])
 
     async def _answer_interrupted(self, e: Entry) -> None:
         """An entry found executing and not idempotent: never run again, answered."""
