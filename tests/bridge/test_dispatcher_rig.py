@@ -63,7 +63,7 @@ class FakeSender:
         self.calls = 0
         self.fail_next = 0
         self.raise_after_next = 0
-        self.hang = False
+        self.hang_next = 0
         self.on_send: list[Any] = []
         self._mr = itertools.count(1)
 
@@ -71,7 +71,8 @@ class FakeSender:
         self.calls += 1
         for hook in self.on_send:
             hook(to, content)
-        if self.hang:
+        if self.hang_next:
+            self.hang_next -= 1
             await asyncio.Event().wait()
         if self.fail_next:
             self.fail_next -= 1
@@ -159,6 +160,8 @@ class Rig:
         keys: auth.Keyring | None | str = "default",
         registry: Registry | None = None,
         clock: Any = None,
+        send_timeout: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self.tmp = tmp
         self.path = tmp / "journal.db"
@@ -166,6 +169,8 @@ class Rig:
         self.keys = auth.Keyring({1: KEY}, 1) if keys == "default" else keys
         self.registry = registry or builtins()
         self.clock = clock
+        self.send_timeout = send_timeout
+        self.max_attempts = max_attempts
         self.sender = FakeSender()
         self.modem = FakeModem()
         self.hal = hal.build(hal.parse(self.cfg.hal, where="hal"))
@@ -178,7 +183,11 @@ class Rig:
         self.journal = Journal.open(self.path, **kw)
         self.worker = JournalWorker(self.journal)
         self.outbox = Outbox(
-            self.worker, {MODEM: self.sender}, retry_delays=(0.0,), send_timeout=None
+            self.worker,
+            {MODEM: self.sender},
+            retry_delays=(0.0,),
+            send_timeout=self.send_timeout,
+            max_attempts=self.max_attempts,
         )
         self.dispatcher = Dispatcher(
             self.worker,
