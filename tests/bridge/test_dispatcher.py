@@ -138,7 +138,9 @@ async def test_super_sim_answered_on_000(tmp_path: Path) -> None:
 
 async def test_several_commands_run_in_order_one_reply(tmp_path: Path) -> None:
     async with Rig(tmp_path) as rig:
-        e = await rig.sms(signed("gpio set relay1 on; gpio get relay1 ;ping;; gpio set relay1 off", 1))
+        e = await rig.sms(
+            signed("gpio set relay1 on; gpio get relay1 ;ping;; gpio set relay1 off", 1)
+        )
         assert e.state is State.SENT
         assert rig.last_reply_body() == "relay1=on; relay1=on; pong; relay1=off"
         assert rig.sim.gpio.writes == [("relay1", 1), ("relay1", 0)]
@@ -158,7 +160,10 @@ async def test_usage_errors_answered_with_the_usage(tmp_path: Path) -> None:
         assert e.state is State.SENT and e.reason == "usage"
         assert rig.last_reply_body() == "usage: gpio get <line>"
         await rig.sms("ping; gpio get nosuch; frobnicate now")
-        assert rig.last_reply_body() == "pong; usage: gpio get <line>; unknown command frobnicate; send help"
+        assert (
+            rig.last_reply_body()
+            == "pong; usage: gpio get <line>; unknown command frobnicate; send help"
+        )
         assert rig.counters["usage_errors"] == 1
 
 
@@ -190,7 +195,9 @@ def _faulty_registry() -> Registry:
     return reg
 
 
-async def test_action_raising_or_timing_out_gives_an_error_reply_and_goes_on(tmp_path: Path) -> None:
+async def test_action_raising_or_timing_out_gives_an_error_reply_and_goes_on(
+    tmp_path: Path,
+) -> None:
     async with Rig(tmp_path, registry=_faulty_registry()) as rig:
         e = await rig.sms("boom; slow; weird; ping")
         assert e.state is State.SENT and e.reason == "command-failed"
@@ -269,7 +276,7 @@ async def test_binary_command_binary_reply(tmp_path: Path) -> None:
         )
         e = await rig.sms(signed_binary(payload, 7))
         assert e.state is State.SENT
-        to, content, binary = rig.sender.sent[-1]
+        _to, content, binary = rig.sender.sent[-1]
         assert binary is True and isinstance(content, bytes)
         v = auth.verify_reply(content, keys={1: KEY}, device_id=DEVICE)
         body = v.body

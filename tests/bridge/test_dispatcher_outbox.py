@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import hal
-
 from bridge import auth
 from bridge.journal import Journal, State
 

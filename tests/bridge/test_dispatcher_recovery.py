@@ -112,8 +112,7 @@ async def test_ran_but_reply_never_queued_is_answered(tmp_path: Path) -> None:
         assert (await rig.worker.call(Journal.get, ok)).state is State.SENT
         assert (await rig.worker.call(Journal.get, bad)).state is State.SENT
         bodies = sorted(
-            str(auth.verify_reply(c, keys={1: KEY}, device_id=DEVICE).body)
-            for c in rig.replies()
+            str(auth.verify_reply(c, keys={1: KEY}, device_id=DEVICE).body) for c in rig.replies()
         )
         assert bodies == ["done", "failed"]
         assert rig.counters["replies_lost"] == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import sqlite3
 import stat
 from collections.abc import Mapping
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import hal
-
 from bridge import auth, config
 from bridge.actions import builtins
 from bridge.actions.context import ModemFigures, ModemIdentity
@@ -87,7 +85,7 @@ class FakeSender:
 def hal_table(tmp: Path) -> dict[str, Any]:
     scripts = tmp / "scripts"
     scripts.mkdir(exist_ok=True)
-    for name, idem in (("again", True), ("once", False)):
+    for name in ("again", "once"):
         p = scripts / name
         p.write_text(
             "#!/bin/sh\n"
@@ -157,7 +155,7 @@ class Rig:
         tmp: Path,
         *,
         cfg: config.Config | None = None,
-        keys: auth.Keyring | None | str = "default",
+        keys: auth.Keyring | str | None = "default",
         registry: Registry | None = None,
         clock: Any = None,
         send_timeout: float | None = None,
@@ -260,7 +258,3 @@ def entry_state(path: Path, entry_id: int) -> str:
         return str(row[0])
     finally:
         db.close()
-
-
-def is_executable(path: str) -> bool:
-    return os.access(path, os.X_OK)
