@@ -31,9 +31,12 @@ from .config import DEFAULT_PATH, ScriptConfig
 from .errors import ScriptError, ScriptErrorKind
 from .interfaces import ScriptInfo, ScriptResult
 
-__all__ = ["ScriptRunner"]
+__all__ = ["REAP_BOUND_S", "ScriptRunner"]
 
 _CHUNK = 65536
+#: After SIGKILL to the group, how long to wait for the pipes to close. Only a
+#: program that left its group (setsid) can keep them open past this.
+REAP_BOUND_S = 5.0
 
 
 class _Capture:
@@ -105,8 +108,11 @@ class ScriptRunner:
         self.check(name, args)
         cfg = self._config(name)
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **dict(cfg.env)}
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        # The spawn is shielded: the program runs (and may start children) before
+        # create_subprocess_exec returns, so a caller cancelled in that window must
+        # still see the whole group killed, not just the leader (what asyncio does).
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *cfg.command,
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -116,10 +122,20 @@ class ScriptRunner:
                 env=env,
                 cwd=cfg.cwd,
             )
+        )
+        try:
+            proc = await asyncio.shield(spawn)
         except OSError as exc:
             raise ScriptError(
                 name, ScriptErrorKind.SPAWN_FAILED, f"{cfg.command[0]}: {exc.strerror or exc}"
             ) from None
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                started = await spawn
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(started.pid, signal.SIGKILL)
+                await started.wait()
+            raise
         assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
         out, err = _Capture(cfg.output_limit), _Capture(cfg.output_limit)
         work = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), proc.wait())
@@ -165,7 +181,7 @@ class ScriptRunner:
         # Every member of the group is gone now, so the pipes close and work ends
         # (a program that left its group with setsid is out of reach: bound the wait).
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(work), 5.0)
+            await asyncio.wait_for(asyncio.shield(work), REAP_BOUND_S)
         if not work.done():
             work.cancel()
             with contextlib.suppress(BaseException):

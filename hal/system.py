@@ -41,6 +41,7 @@ from .interfaces import DiskUsage, Interface, OsInfo, ProgramInfo, SystemSnapsho
 from .sensors import parse_int_attribute, read_text
 
 __all__ = [
+    "SNAPSHOT_TIMEOUT_S",
     "LinuxSystem",
     "ioctl_ipv4",
     "parse_if_inet6",
@@ -60,6 +61,10 @@ _INET6_LINE = re.compile(
 _OS_LINE = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)")
 
 _T = TypeVar("_T")
+
+#: How long a status report may take. Reading /proc is instant; statvfs on a
+#: hung network mount is not, and the report must not hang a Command's reply.
+SNAPSHOT_TIMEOUT_S = 5.0
 
 #: (interface name) -> ["192.0.2.5/24"]; the default asks the kernel by ioctl.
 Ipv4Lookup = Callable[[str], Sequence[str]]
@@ -161,7 +166,7 @@ class LinuxSystem:
         root: str = "/",
         *,
         ipv4: Ipv4Lookup = ioctl_ipv4,
-        timeout_s: float = 5.0,
+        timeout_s: float = SNAPSHOT_TIMEOUT_S,
     ) -> None:
         self._cfg = config
         self._root = root

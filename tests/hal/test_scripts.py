@@ -107,9 +107,10 @@ async def test_not_executable_and_missing_and_unknown(tmp_path):
 
 
 async def test_timeout_kills_the_program_and_its_children(tmp_path):
+    # timeout_s leaves the script ample time to fork and write its pid on a loaded machine
     pidfile = tmp_path / "child.pid"
     p = program(tmp_path, "s", f"sleep 300 &\necho $! > {pidfile}\necho started\nwait\n")
-    r = runner(s={"command": [p], "timeout_s": 0.5, "kill_grace_s": 0.5})
+    r = runner(s={"command": [p], "timeout_s": 2.0, "kill_grace_s": 0.5})
     with pytest.raises(ScriptError) as e:
         await r.run("s")
     assert e.value.kind is ScriptErrorKind.TIMEOUT
@@ -126,7 +127,7 @@ async def test_a_program_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
         f"trap '' TERM\n(trap '' TERM; sleep 300) &\necho $$ $! > {pidfile}\n"
         "while :; do sleep 1; done\n",
     )
-    r = runner(s={"command": [p], "timeout_s": 0.3, "kill_grace_s": 0.2})
+    r = runner(s={"command": [p], "timeout_s": 2.0, "kill_grace_s": 0.2})
     with pytest.raises(ScriptError) as e:
         await r.run("s")
     assert e.value.kind is ScriptErrorKind.TIMEOUT
@@ -184,3 +185,29 @@ def test_info_lists_idempotence(tmp_path):
         ("a", True, ()),
         ("b", False, ("x",)),
     ]
+
+
+async def test_cancelled_while_the_spawn_returns_still_kills_the_group(tmp_path, monkeypatch):
+    # The program runs (and forks) before create_subprocess_exec returns to us;
+    # a cancellation in that window must not leave the group behind.
+    fifo = tmp_path / "child.pid"
+    os.mkfifo(fifo)
+    p = program(tmp_path, "s", f"sleep 300 &\necho $! > {fifo}\nwait\n")
+    r = runner(s={"command": [p], "timeout_s": 60, "kill_grace_s": 0.2})
+    real = asyncio.create_subprocess_exec
+    gate = asyncio.Event()
+
+    async def slow_return(*a, **k):
+        proc = await real(*a, **k)
+        await gate.wait()  # the event loop has not handed the process back yet
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", slow_return)
+    task = asyncio.create_task(r.run("s"))
+    child = int(await asyncio.to_thread(fifo.read_text))
+    task.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gone(child)
