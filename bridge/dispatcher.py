@@ -94,6 +94,11 @@ _UNANSWERED = ("auth:", "level:", "over-budget:", "unknown-sender", "malformed-e
 #: How many done/failed entries recovery looks at for a reply never queued.
 RECOVERY_SCAN = 10_000
 
+#: How long stop() lets the Command in flight finish before cancelling it
+#: (systemd's default stop timeout is 90 s; a cancelled action is left
+#: ``executing`` for recovery: run again if idempotent, else "interrupted").
+STOP_GRACE = 10.0
+
 HOUR = 3600.0
 DAY = 86400.0
 
@@ -163,8 +168,10 @@ class Dispatcher:
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
         version: str = "",
+        stop_grace: float | None = None,
     ) -> None:
         self._worker = worker
+        self._stop_grace = stop_grace
         self.registry = registry
         self._specs = registry.specs
         self.config = config
@@ -183,6 +190,11 @@ class Dispatcher:
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._queued: set[int] = set()
+
+    @property
+    def stop_grace(self) -> float:
+        """Seconds :meth:`stop` lets the entry in flight finish (read when used)."""
+        return STOP_GRACE if self._stop_grace is None else self._stop_grace
 
     # --- admission (the service's consumer) -------------------------------------
 
@@ -284,9 +296,9 @@ class Dispatcher:
         self._task = asyncio.create_task(self.run(), name="dispatcher")
 
     async def stop(self) -> None:
-        """Stop the task. The entry in flight is finished first (its actions are
-        bounded by their timeouts) so its state is journaled; entries still
-        queued stay ``received`` in the journal and run at the next start."""
+        """Stop the task. The entry in flight may finish within :attr:`stop_grace`
+        seconds, else it is cancelled and left ``executing`` for recovery;
+        entries still queued stay ``received`` and run at the next start."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -313,12 +325,27 @@ class Dispatcher:
             try:
                 await asyncio.shield(current)
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await current
+                await self._finish_in_flight(entry_id, current)
                 raise
             finally:
                 self._queued.discard(entry_id)
                 self._queue.task_done()
+
+    async def _finish_in_flight(self, entry_id: int, current: asyncio.Future[None]) -> None:
+        """On stop: let the entry in flight finish within the grace, else cancel it
+        (its journal state, ``executing`` at worst, is what recovery reads)."""
+        try:
+            async with asyncio.timeout(self.stop_grace):
+                await asyncio.shield(current)
+        except TimeoutError:
+            current.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await current
+            log.warning(
+                "entry %d: stopped mid-action; recovery decides at the next start", entry_id
+            )
+        except Exception:  # process() never raises; nothing to add
+            pass
 
     # --- one entry ----------------------------------------------------------------
 

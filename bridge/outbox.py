@@ -47,6 +47,8 @@ SEND_TIMEOUT = 120.0
 MAX_ATTEMPTS = 3
 #: Seconds to wait before the second, third... send of a reply.
 RETRY_DELAYS = (5.0, 30.0, 120.0)
+#: How long stop() lets a send in flight finish before cancelling it.
+STOP_GRACE = 10.0
 
 
 class ReplySender(Protocol):
@@ -70,6 +72,7 @@ class Outbox:
         send_timeout: float | None = None,
         max_attempts: int | None = None,
         retry_delays: Sequence[float] | None = None,
+        stop_grace: float | None = None,
     ) -> None:
         self._worker = worker
         self._senders = dict(senders)
@@ -77,6 +80,7 @@ class Outbox:
         self._send_timeout = send_timeout
         self._max_attempts = max_attempts
         self._retry_delays = retry_delays
+        self._stop_grace = stop_grace
         self._queues: dict[str, asyncio.Queue[int]] = {m: asyncio.Queue() for m in self._senders}
         self._pending: set[int] = set()
         self._effects: dict[int, list[Effect]] = {}
@@ -89,6 +93,10 @@ class Outbox:
     @property
     def send_timeout(self) -> float:
         return SEND_TIMEOUT if self._send_timeout is None else self._send_timeout
+
+    @property
+    def stop_grace(self) -> float:
+        return STOP_GRACE if self._stop_grace is None else self._stop_grace
 
     @property
     def max_attempts(self) -> int:
@@ -144,9 +152,10 @@ class Outbox:
             self._tasks[modem] = asyncio.create_task(self._run(modem, q), name=f"outbox-{modem}")
 
     async def stop(self) -> None:
-        """Stop every module's task; a send in flight is finished first (bounded
-        by the send timeout) so its outcome is journaled. Replies still queued
-        stay ``reply_queued`` in the journal for the next start."""
+        """Stop every module's task; a send in flight may finish within
+        :attr:`stop_grace` seconds so its outcome is journaled, else it is
+        cancelled and left ``sending`` (resent at the next start, counted).
+        Replies still queued stay ``reply_queued`` for the next start."""
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for t in tasks:
@@ -169,8 +178,15 @@ class Outbox:
             try:
                 await asyncio.shield(current)
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await current  # the send in flight ends and is journaled
+                try:  # the send in flight may end and be journaled within the grace
+                    async with asyncio.timeout(self.stop_grace):
+                        await asyncio.shield(current)
+                except TimeoutError:
+                    current.cancel()  # left ``sending``: resent at the next start, counted
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await current
+                except Exception:
+                    pass
                 raise
 
     def _done(self, entry_id: int) -> None:

@@ -432,3 +432,32 @@ async def test_stop_finishes_the_entry_in_flight(tmp_path: Path) -> None:
     finally:
         await rig.outbox.stop()
         await rig.worker.close()
+
+
+async def test_stop_cancels_an_action_past_the_grace_and_recovery_answers_it(
+    tmp_path: Path,
+) -> None:
+    started = asyncio.Event()
+
+    @action("hang", level=Level.OPEN, idempotent=False, timeout=3600.0)
+    async def hang(ctx: ActionContext) -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    reg = builtins()
+    reg.add(hang)
+    rig = Rig(tmp_path, registry=reg, stop_grace=0.01)
+    await rig.__aenter__()
+    from bridge.inbound import Incoming
+
+    r = await rig.dispatcher.admit(
+        Incoming("2936", "hang", Alphabet.GSM7, "h", (), True), modem="modem0"
+    )
+    await started.wait()
+    await rig.__aexit__(None, None, None)
+    async with Rig(tmp_path, registry=reg) as again:
+        await again.settle()
+        e = await again.worker.call(Journal.get, r.entry_id)
+        assert e.state is State.SENT and e.reason == "interrupted"
+        assert again.last_reply_body() == "interrupted"

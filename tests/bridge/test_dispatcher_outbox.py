@@ -3,6 +3,7 @@ hangs, or raises after the PDU left; deferred effects after mark_sent."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import hal
@@ -121,3 +122,25 @@ async def test_stop_leaves_queued_replies_for_the_next_start(tmp_path: Path) -> 
         await again.settle()
         e = await again.worker.call(Journal.get, r.entry_id)
         assert e.state is State.SENT and e.resends == 0
+
+
+async def test_stop_cancels_a_hanging_send_past_the_grace_then_resends(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, stop_grace=0.01)
+    await rig.__aenter__()
+    rig.sender.hang_next = 1
+    entered = asyncio.Event()
+    rig.sender.on_send.append(lambda to, c: entered.set())
+    from bridge.inbound import Incoming
+    from pdu.dcs import Alphabet
+
+    r = await rig.dispatcher.admit(
+        Incoming("2936", "ping", Alphabet.GSM7, "q", (), True), modem="modem0"
+    )
+    await entered.wait()  # the send is in flight, and hangs
+    await rig.__aexit__(None, None, None)
+    assert entry_state(rig.path, r.entry_id) == "sending"
+    async with Rig(tmp_path) as again:
+        await again.settle()
+        e = await again.worker.call(Journal.get, r.entry_id)
+        assert e.state is State.SENT and e.resends == 1
+        assert again.counters["resends"] == 1

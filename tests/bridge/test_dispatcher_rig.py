@@ -160,6 +160,7 @@ class Rig:
         clock: Any = None,
         send_timeout: float | None = None,
         max_attempts: int | None = None,
+        stop_grace: float | None = None,
     ) -> None:
         self.tmp = tmp
         self.path = tmp / "journal.db"
@@ -169,6 +170,7 @@ class Rig:
         self.clock = clock
         self.send_timeout = send_timeout
         self.max_attempts = max_attempts
+        self.stop_grace = stop_grace
         self.sender = FakeSender()
         self.modem = FakeModem()
         self.hal = hal.build(hal.parse(self.cfg.hal, where="hal"))
@@ -186,6 +188,7 @@ class Rig:
             retry_delays=(0.0,),
             send_timeout=self.send_timeout,
             max_attempts=self.max_attempts,
+            stop_grace=self.stop_grace,
         )
         self.dispatcher = Dispatcher(
             self.worker,
@@ -199,6 +202,7 @@ class Rig:
             modems={MODEM: self.modem},
             counters=self.outbox.counters,
             version="0.1.0",
+            stop_grace=self.stop_grace,
             **kw,
         )
         await self.outbox.start()
