@@ -465,7 +465,8 @@ class Dispatcher:
                 keys=self.keys,
                 device_id=self.device_id,
                 window=window,
-                now=self._clock() if sec.max_age else None,
+                # expiry was checked when the counter was recorded; not again
+                now=self._clock() if sec.max_age and e.counter is None else None,
                 max_age=sec.max_age or None,
                 max_skew=sec.max_skew,
             )

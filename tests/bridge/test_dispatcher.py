@@ -461,3 +461,47 @@ async def test_stop_cancels_an_action_past_the_grace_and_recovery_answers_it(
         e = await again.worker.call(Journal.get, r.entry_id)
         assert e.state is State.SENT and e.reason == "interrupted"
         assert again.last_reply_body() == "interrupted"
+
+
+async def test_expiry_with_a_trusted_clock(tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    cfg = make_config(tmp_path, security={"max_age": 300})
+
+    def ts_signed(text: str, at: float) -> str:
+        return auth.sign_command(
+            text,
+            key=KEY,
+            key_version=1,
+            device_id=DEVICE,
+            counter=auth.timestamp_counter(at),
+            timestamp=True,
+        )
+
+    async with Rig(tmp_path, cfg=cfg, clock=lambda: now) as rig:
+        assert (await rig.sms(ts_signed("ping", now - 10))).state is State.SENT
+        old = await rig.sms(ts_signed("ping", now - 1000))
+        assert old.reason == "auth:expired"
+        plain = await rig.sms(signed("ping", 1))
+        assert plain.reason == "auth:no-timestamp"
+        assert len(rig.sender.sent) == 1
+
+
+async def test_recorded_counter_not_expired_again_after_a_restart(tmp_path: Path) -> None:
+    t0 = 1_800_000_000.0
+    cfg = make_config(tmp_path, security={"max_age": 300})
+    body = auth.sign_command(
+        "ping",
+        key=KEY,
+        key_version=1,
+        device_id=DEVICE,
+        counter=auth.timestamp_counter(t0),
+        timestamp=True,
+    )
+    with Journal.open(tmp_path / "journal.db") as j:
+        eid = j.receive(modem="modem0", sender="2936", body=body, identity="x").entry_id
+        c = auth.timestamp_counter(t0)
+        assert j.authenticate(eid, c, j.replay_window().check(c))
+    async with Rig(tmp_path, cfg=cfg, clock=lambda: t0 + 3600) as rig:  # an hour later
+        await rig.settle()
+        e = await rig.worker.call(Journal.get, eid)
+        assert e.state is State.SENT and rig.last_reply_body() == "pong"
