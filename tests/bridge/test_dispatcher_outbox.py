@@ -63,23 +63,30 @@ async def test_reboot_power_request_runs_only_after_the_reply_is_marked_sent(
     tmp_path: Path,
 ) -> None:
     async with Rig(tmp_path) as rig:
-        seen: list[tuple[str, list[str]]] = []
-        rig.sender.on_send.append(lambda to, c: seen.append(("send", list(rig.sim.power.executed))))
-        executed = rig.sim.power.executed
-        states: list[str] = []
+        power = rig.sim.power
+        seen: list[tuple[list[str], list[str]]] = []
+        rig.sender.on_send.append(
+            lambda to, c: seen.append((list(power.requests), list(power.executed)))
+        )
+        states: dict[str, list[str]] = {"requests": [], "executed": []}
 
         class Watch(list[hal.interfaces.PowerAction]):
+            def __init__(self, name: str) -> None:
+                super().__init__()
+                self.name = name
+
             def append(self, item: hal.interfaces.PowerAction) -> None:
-                states.append(entry_state(rig.path, 1))
+                states[self.name].append(entry_state(rig.path, 1))  # on disk, now
                 super().append(item)
 
-        rig.sim.power.executed = Watch(executed)
+        power.requests = Watch("requests")
+        power.executed = Watch("executed")
         e = await rig.sms(signed("reboot", 1))
         assert e.id == 1 and e.state is State.SENT
         assert rig.last_reply_body() == "rebooting"
-        assert seen == [("send", [])]  # nothing ran while the reply was going out
-        assert states == ["sent"]  # the power request ran once the journal said sent
-        assert rig.sim.power.executed == ["reboot"]
+        assert seen == [([], [])]  # nothing requested while the reply was going out
+        assert states == {"requests": ["sent"], "executed": ["sent"]}
+        assert power.requests == ["reboot"] and power.executed == ["reboot"]
         assert rig.counters["effects_run"] == 1
 
 
@@ -88,7 +95,16 @@ async def test_reboot_not_run_when_its_reply_cannot_be_sent(tmp_path: Path) -> N
         rig.sender.fail_next = 99
         e = await rig.sms(signed("reboot", 1))
         assert e.state is State.SEND_FAILED
+        assert rig.sim.power.requests == [] and rig.sim.power.executed == []
+
+
+async def test_reboot_refused_by_the_system_after_the_reply_is_counted(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        rig.sim.power.refuse_with = hal.PowerError("reboot", "systemctl: Access denied")
+        e = await rig.sms(signed("reboot", 1))
+        assert e.state is State.SENT and rig.last_reply_body() == "rebooting"
         assert rig.sim.power.requests == ["reboot"] and rig.sim.power.executed == []
+        assert rig.counters["effects_failed"] == 1
 
 
 async def test_refused_power_request_is_an_error_reply(tmp_path: Path) -> None:
@@ -100,8 +116,10 @@ async def test_refused_power_request_is_an_error_reply(tmp_path: Path) -> None:
     async with Rig(tmp_path, cfg=cfg) as rig:
         e = await rig.sms(signed("reboot", 1))
         assert e.state is State.SENT and e.reason == "command-failed"
-        assert rig.last_reply_body().startswith("reboot: error reboot: not allowed")
-        assert rig.sim.power.executed == []
+        assert rig.last_reply_body() == (
+            "reboot: error reboot: not allowed by configuration (power.allow_reboot = false)"
+        )
+        assert rig.sim.power.requests == [] and rig.sim.power.executed == []
 
 
 async def test_stop_leaves_queued_replies_for_the_next_start(tmp_path: Path) -> None:
