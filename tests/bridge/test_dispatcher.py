@@ -505,3 +505,22 @@ async def test_recorded_counter_not_expired_again_after_a_restart(tmp_path: Path
         await rig.settle()
         e = await rig.worker.call(Journal.get, eid)
         assert e.state is State.SENT and rig.last_reply_body() == "pong"
+
+
+async def test_logs_one_line_per_event_without_body_key_or_signature(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    async with Rig(tmp_path) as rig:
+        good = signed("gpio set relay1 on", 1)
+        bad = signed("gpio set relay1 off", 2).replace("off", "of")
+        await rig.sms(good)
+        await rig.sms(bad)
+        await rig.sms("sensor water")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    trailer = good.split()[-1]
+    for secret in (trailer, trailer[8:], bad.split()[-1], "relay1 on", "relay1 of", KEY.hex()):
+        assert secret not in text
+    assert "rejected (auth:bad-tag), not answered" in text
+    assert "entry 1: gpio set done" in text
