@@ -265,6 +265,11 @@ class Dispatcher:
             log.warning("entry %d: undecodable PDU on %s: %s", receipt.entry_id, modem, error)
         return receipt
 
+    async def known(self, part_id: str) -> bool:
+        """The SMS service's ``known`` hook: True when the message this SMS part
+        belongs to is journaled (the part is then deleted from the SIM, not held)."""
+        return await self._worker.call(Journal.has_part, part_id)
+
     def submit(self, entry_id: int) -> None:
         """Queue a journaled entry for the dispatcher's task (once)."""
         if entry_id in self._queued:

@@ -524,3 +524,10 @@ async def test_logs_one_line_per_event_without_body_key_or_signature(
         assert secret not in text
     assert "rejected (auth:bad-tag), not answered" in text
     assert "entry 1: gpio set done" in text
+
+
+async def test_known_hook_answers_from_the_journal(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        await rig.sms("ping", identity="m1")
+        assert await rig.dispatcher.known("m1/1") is True
+        assert await rig.dispatcher.known("m2/1") is False
