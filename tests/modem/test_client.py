@@ -355,7 +355,7 @@ async def test_sim_cancel_before_prompt_leaves_line_in_sync():
 
 
 async def test_session_enters_configured_pin():
-    from modem.errors import UsageError
+    from modem.errors import SimProblem, SimProblemKind
     from modem.session import SessionConfig
 
     modem = SimModem("bg96", pin="1234")
@@ -365,8 +365,9 @@ async def test_session_enters_configured_pin():
 
     client = AtClient(connector)
     await client.connect()
-    with pytest.raises(UsageError):  # no PIN configured: say so, never guess
+    with pytest.raises(SimProblem) as ei:  # no PIN configured: say so, never guess
         await Session(client).initialize()
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED
     session = Session(client, SessionConfig(pin="1234"))
     await session.initialize()
     assert session.pin_state is not None and session.pin_state.value == "READY"
@@ -437,7 +438,7 @@ async def test_resync_waits_out_a_late_answer():
 
     def on_write(data):
         writes.append(data)
-        if data == b"AT\r" and len(writes) == 1:
+        if data == b"AT\r" and writes.count(b"AT\r") == 1:
             # the aborted command's late OK, then the probe's own OK a moment later
             loop.call_soon(pipe.feed, b"\r\nOK\r\n")
             loop.call_later(0.02, pipe.feed, b"\r\nOK\r\n")
@@ -448,7 +449,7 @@ async def test_resync_waits_out_a_late_answer():
 
     pipe.on_write = on_write
     assert (await client.execute(C.csq())).rssi == 9
-    assert writes == [b"AT\r", b"AT\r", b"AT+CSQ\r"]
+    assert writes == [b"\x1b", b"AT\r", b"AT\r", b"AT+CSQ\r"]  # ESC first, then probes
     await client.close()
 
 
@@ -474,8 +475,8 @@ async def test_pause_between_commands_and_trace_log(caplog):
     await client.close()
 
 
-async def test_supervisor_reports_missing_pin_instead_of_looping():
-    from modem.errors import UsageError
+async def test_supervisor_reports_missing_pin_and_stays_up(caplog):
+    from modem.errors import Fault, SimProblem, SimProblemKind
 
     modem = SimModem("generic", pin="1234")
 
@@ -485,9 +486,18 @@ async def test_supervisor_reports_missing_pin_instead_of_looping():
     client = AtClient(connector)
     await client.connect()
     session = Session(client)
-    with pytest.raises(ExceptionGroup) as ei:
-        await asyncio.wait_for(session.run(), 5)
-    assert ei.group_contains(UsageError)
+    task = asyncio.create_task(session.run())
+    with pytest.raises(SimProblem) as ei:
+        await asyncio.wait_for(session.wait_ready(), 5)
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED and ei.value.fault is Fault.OPERATOR
+    assert session.sim_problem is ei.value and not task.done()  # the process stays up
+    # the module still answers queries while the SIM waits for a person
+    assert (await client.execute(C.identity("AT+CGMM"))) == modem.profile.model
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "PIN" in errors[0].getMessage()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     session.close()
     await client.close()
 
@@ -539,7 +549,7 @@ async def test_failed_resync_is_retried_before_the_next_command(fast_timing):
 
     pipe.on_write = on_write
     assert (await client.execute(C.csq())).rssi == 3
-    assert bytes(pipe.written[mark:]) == b"AT\rAT+CSQ\r"
+    assert bytes(pipe.written[mark:]) == b"\x1bAT\rAT+CSQ\r"
     await client.close()
 
 
