@@ -286,7 +286,9 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         except BrokenPipeError:
             broken = True
             done.set()
-            raise  # not accepted: the message stays on the module
+            # never accepted: the message stays on the module. Not raised (that is
+            # a consumer failure, retried); the stack's shutdown cancels this wait
+            await asyncio.Event().wait()
         seen += 1
         if args.count and seen >= args.count:
             done.set()

@@ -304,6 +304,11 @@ class Session:
                     raise self.sim_problem
                 await self._changed.wait()
 
+    async def wait_changed(self) -> None:
+        """Return at the next change of readiness or SIM problem (a problem
+        reported again after a re-initialisation counts too)."""
+        await self._changed.wait()
+
     def configure(self, config: SessionConfig) -> None:
         """Use ``config`` from the next (re-)initialisation on, which starts now.
 
@@ -314,8 +319,10 @@ class Session:
         if config.pin != self.config.pin:
             self._rejected_pin = None
         self.config = config
+        self.sim_problem = None  # to be seen again with this configuration
         self.ready.clear()
         self._reinit_wanted.set()
+        self._notify()
 
     # -- initialisation --------------------------------------------------------------
 
@@ -713,7 +720,7 @@ class Session:
                 timing.ESCALATION_MAX,
                 timing.ESCALATION_INITIAL * 2 ** min(self._dead_escalations - 1, 32),
             )
-            log.warning("module still dead: next escalation in %.1f s", self.escalation_pause)
+            log.warning("module still dead: next escalation in %g s", self.escalation_pause)
             await asyncio.sleep(self.escalation_pause)
         self._dead_escalations += 1
         self.stats["escalations"] += 1

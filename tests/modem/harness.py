@@ -27,6 +27,8 @@ class Harness:
     fail_next: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     stack: ModemStack | None = None
+    #: every byte the client wrote to the module
+    wire: Wire | None = None
 
     def texts(self) -> list[str | None]:
         return [i.text for i in self.got if isinstance(i, ReceivedMessage)]
@@ -51,6 +53,47 @@ class Harness:
         await self.wait_for(lambda: not self.on_sim() and not self.sim.pending_mt, 10)
 
 
+class Wire:
+    """What a client wrote to the simulated module; waitable (no polling)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._wrote = asyncio.Event()
+
+    def record(self, data: bytes) -> None:
+        self.data += data
+        self._wrote.set()
+
+    def count(self, text: bytes) -> int:
+        return bytes(self.data).count(text)
+
+    def since(self, mark: int) -> bytes:
+        return bytes(self.data[mark:])
+
+    async def wait_for(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                self._wrote.clear()
+                await self._wrote.wait()
+
+
+def recording_connector(sim: SimModem, wire: Wire, **conn: Any):
+    """A connector to ``sim`` whose transport tells ``wire`` every write."""
+
+    async def connector(factory):
+        transport, protocol = await create_sim_connection(factory, sim, **conn)
+        write = transport.write
+
+        def recorded(data):
+            wire.record(bytes(data))
+            write(data)
+
+        transport.write = recorded
+        return transport, protocol
+
+    return connector
+
+
 @contextlib.asynccontextmanager
 async def running(
     profile: str = "generic",
@@ -70,11 +113,8 @@ async def running(
     sim = SimModem(profile, **(sim_kwargs or {}))
     if before is not None:
         before(sim)
-
-    async def connector(factory):
-        return await create_sim_connection(factory, sim, **(conn or {}))
-
-    client = AtClient(connector)
+    wire = Wire()
+    client = AtClient(recording_connector(sim, wire, **(conn or {})))
     h: Harness
 
     async def consumer(item: Inbound) -> None:
@@ -90,7 +130,7 @@ async def running(
         h.arrived.set()
 
     stack = ModemStack(client, session=config, consumer=consumer, sms=service_kwargs)
-    h = Harness(client, sim, stack.session, stack.sms, stack=stack)
+    h = Harness(client, sim, stack.session, stack.sms, stack=stack, wire=wire)
     async with stack:
         async with asyncio.timeout(10):
             # the session's own event, not stack.wait_ready(): a test may act in

@@ -125,16 +125,18 @@ async def test_timeout_then_resync_before_next_command():
 async def test_cancel_at_prompt_sends_esc():
     client, pipe = pipe_client()
     await client.connect()
-    pipe.on_write = lambda d: asyncio.get_running_loop().call_soon(pipe.feed, b"\r\n> ")
-    task = asyncio.create_task(
-        client.execute(C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 24))
-    )
-    await asyncio.sleep(0.01)
-    # prompt seen, PDU written; now a stuck prompt: cancel before the answer
-    assert b"\x1a" in pipe.written
+    pdu_hex = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
+    task = asyncio.create_task(client.execute(C.cmgs(pdu_hex, 24)))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert pipe.written == b"AT+CMGS=24\r"
+    # the module shows the prompt; our task is cancelled before it writes the PDU
+    pipe.feed(b"\r\n> ")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # TS 27.005 §3.5.1: ESC quits the prompt without sending; no PDU, no Ctrl-Z
+    assert pipe.written == b"AT+CMGS=24\r\x1b"
     no_leftovers(client)
     await client.close()
 
@@ -142,16 +144,43 @@ async def test_cancel_at_prompt_sends_esc():
 async def test_cancel_while_waiting_for_prompt_writes_esc():
     client, pipe = pipe_client()
     await client.connect()
-    # module shows the prompt, but our task is cancelled before it can write the PDU
     task = asyncio.create_task(client.execute(C.cmgs("00", 1)))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    pipe.feed(b"\r\n> ")
+    assert pipe.written == b"AT+CMGS=1\r"
+    task.cancel()  # no prompt yet: it may still come, and would swallow the next line
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pipe.written == b"AT+CMGS=1\r\x1b"
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_cancel_after_the_pdu_went_out_sends_no_esc_then_resyncs():
+    client, pipe = pipe_client()
+    await client.connect()
+    pipe.on_write = lambda d: asyncio.get_running_loop().call_soon(pipe.feed, b"\r\n> ")
+    task = asyncio.create_task(
+        client.execute(C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 24))
+    )
+    await asyncio.sleep(0.01)
+    assert pipe.written.endswith(b"\x1a")  # prompt seen, PDU written
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pipe.written.endswith(b"\x1b")
+    # the PDU is out: an ESC cannot take it back; the line is resynced instead
+    assert pipe.written.endswith(b"\x1a") and b"\x1b" not in pipe.written
     no_leftovers(client)
+    mark = len(pipe.written)
+    answers = [b"\r\nOK\r\n", b"\r\n+CSQ: 3,0\r\nOK\r\n"]
+
+    def on_write(data):
+        if data.endswith(b"\r") and answers:
+            asyncio.get_running_loop().call_soon(pipe.feed, answers.pop(0))
+
+    pipe.on_write = on_write
+    assert (await client.execute(C.csq())).rssi == 3
+    assert bytes(pipe.written[mark:]) == b"\x1bAT\rAT+CSQ\r"
     await client.close()
 
 
@@ -379,10 +408,17 @@ async def test_session_enters_configured_pin():
 async def test_sim_url_with_pin():
     from modem.session import SessionConfig
 
+    from modem.errors import SimProblem, SimProblemKind
+
     client = AtClient.from_url("sim://generic?pin=4321")
     await client.connect()
+    assert client.sim_modem.pin == "4321"
+    with pytest.raises(SimProblem) as ei:  # the SIM really asks for it
+        await Session(client).initialize()
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED
     session = Session(client, SessionConfig(pin="4321"))
     await session.initialize()
+    assert session.pin_state is C.PinState.READY and session.identity.imsi
     session.close()
     await client.close()
 
