@@ -406,9 +406,8 @@ async def test_session_enters_configured_pin():
 
 
 async def test_sim_url_with_pin():
-    from modem.session import SessionConfig
-
     from modem.errors import SimProblem, SimProblemKind
+    from modem.session import SessionConfig
 
     client = AtClient.from_url("sim://generic?pin=4321")
     await client.connect()
