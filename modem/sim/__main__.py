@@ -42,12 +42,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on 127.0.0.1:PORT")
     p.add_argument("--profile", default="generic", choices=sorted(PROFILES))
     p.add_argument(
-        "--baud",
-        type=int,
-        nargs="?",
-        const=115200,
-        default=None,
-        metavar="N",
+        "--baud", type=int, nargs="?", const=115200, default=None, metavar="N",
         help="pace output like a serial line at N baud (115200 if N is left out)",
     )
     p.add_argument("--control", metavar="ADDR", help="control socket: unix path or 127.0.0.1:PORT")
@@ -72,9 +67,8 @@ def _client_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--include-sid", choices=("start", "end"))
         p.add_argument("--sid", default=None)
         p.add_argument("--duplicate", action="store_true", help="the network delivers it twice")
-        p.add_argument(
-            "--class", dest="message_class", type=int, choices=range(4), help="TP-DCS message class"
-        )
+        p.add_argument("--class", dest="message_class", type=int, choices=range(4),
+                       help="TP-DCS message class")
         p.add_argument("text", nargs="?", default=None)
     elif command == "sent":
         p.add_argument("--json", action="store_true", help="one JSON object a line")

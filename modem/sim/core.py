@@ -56,75 +56,20 @@ CTRL_Z = 0x1A
 ESC = 0x1B
 
 #: Commands of TS 27.005: their errors are +CMS ERROR.
-_SMS_COMMANDS = frozenset(
-    {
-        "+CSMS",
-        "+CPMS",
-        "+CMGF",
-        "+CSCA",
-        "+CSMP",
-        "+CSDH",
-        "+CNMI",
-        "+CNMA",
-        "+CMGS",
-        "+CMGW",
-        "+CMSS",
-        "+CMGR",
-        "+CMGL",
-        "+CMGD",
-    }
-)
+_SMS_COMMANDS = frozenset({
+    "+CSMS", "+CPMS", "+CMGF", "+CSCA", "+CSMP", "+CSDH", "+CNMI", "+CNMA", "+CMGS", "+CMGW",
+    "+CMSS", "+CMGR", "+CMGL", "+CMGD",
+})
 #: 27.005 commands that carry message data: parameter errors are 304/305.
-_SMS_MESSAGE_COMMANDS = frozenset(
-    {
-        "+CNMA",
-        "+CMGS",
-        "+CMGW",
-        "+CMSS",
-        "+CMGR",
-        "+CMGL",
-        "+CMGD",
-    }
-)
+_SMS_MESSAGE_COMMANDS = frozenset({
+    "+CNMA", "+CMGS", "+CMGW", "+CMSS", "+CMGR", "+CMGL", "+CMGD",
+})
 #: Commands that work before the SIM PIN is given.
-_PIN_FREE = frozenset(
-    {
-        "E",
-        "V",
-        "Q",
-        "Z",
-        "I",
-        "H",
-        "X",
-        "&F",
-        "&W",
-        "&V",
-        "&D",
-        "&C",
-        "+CPIN",
-        "+CMEE",
-        "+CGMI",
-        "+CGMM",
-        "+CGMR",
-        "+CGSN",
-        "+GMI",
-        "+GMM",
-        "+GMR",
-        "+GSN",
-        "+CFUN",
-        "+CSQ",
-        "+CREG",
-        "+CGREG",
-        "+CEREG",
-        "+COPS",
-        "+CSCS",
-        "+CMGF",
-        "+QCCID",
-        "+CCID",
-        "+ICCID",
-        "+CICCID",
-    }
-)
+_PIN_FREE = frozenset({
+    "E", "V", "Q", "Z", "I", "H", "X", "&F", "&W", "&V", "&D", "&C", "+CPIN", "+CMEE", "+CGMI",
+    "+CGMM", "+CGMR", "+CGSN", "+GMI", "+GMM", "+GMR", "+GSN", "+CFUN", "+CSQ", "+CREG", "+CGREG",
+    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+QCCID", "+CCID", "+ICCID", "+CICCID",
+})
 
 #: Longest text a prompt collects (hex PDU of the largest SUBMIT is 2*(12+164)).
 _PROMPT_MAX = 1024
@@ -402,7 +347,7 @@ class SimModem:
 
     @property
     def state(self) -> str:
-        """ "cmd", "prompt", "busy", "boot" or "hung"."""
+        """"cmd", "prompt", "busy", "boot" or "hung"."""
         return self._state
 
     @property
@@ -1039,10 +984,8 @@ class SimModem:
     def _message_lines(self, m: StoredMessage, index: int, *, listing: bool) -> list[bytes]:
         """Header (and data line) of a stored message for +CMGR / +CMGL."""
         if self.cmgf == 0:
-            head = (
-                f"+CMGL: {index},{m.stat},,{m.length}"
-                if listing
-                else (f"+CMGR: {m.stat},,{m.length}")
+            head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
+                f"+CMGR: {m.stat},,{m.length}"
             )
             return [head.encode(), m.pdu_hex.encode()]
         text_head, body = self._text_view(m, index if listing else None)
@@ -1264,7 +1207,9 @@ class SimModem:
             except ValueError:
                 raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
         try:
-            return _codec.build_submit(pr.da, content, fo=fo, vp=vp, pid=pid, dcs=dcs, smsc=None)
+            return _codec.build_submit(
+                pr.da, content, fo=fo, vp=vp, pid=pid, dcs=dcs, smsc=None
+            )
         except _codec.PduError:
             raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
 
@@ -1539,13 +1484,8 @@ class SimModem:
                     raise ValueError("include_sid is 'start' or 'end'")
             self._concat_ref = (self._concat_ref + 1) % 256
             tpdus = _codec.build_delivers(
-                sender,
-                content,
-                scts=self._now(),
-                encoding=encoding,
-                ref=self._concat_ref,
-                smsc=self.smsc,
-                message_class=message_class,
+                sender, content, scts=self._now(), encoding=encoding,
+                ref=self._concat_ref, smsc=self.smsc, message_class=message_class,
             )
         if duplicate:
             tpdus = tpdus + tpdus
@@ -1624,11 +1564,7 @@ class SimModem:
         while not store.full:
             n += 1
             (raw,) = _codec.build_delivers(
-                "+15550001111",
-                f"filler {n}",
-                scts=self._now(),
-                encoding=None,
-                ref=0,
+                "+15550001111", f"filler {n}", scts=self._now(), encoding=None, ref=0,
                 smsc=self.smsc,
             )
             if store.add(REC_READ, raw, _codec.tpdu_length(raw), "deliver") is None:

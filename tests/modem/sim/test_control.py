@@ -97,19 +97,8 @@ def cli_sim(tmp_path):
     link = str(tmp_path / "ttySIM0")
     ctl = str(tmp_path / "ctl.sock")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modem.sim",
-            "--pty",
-            link,
-            "--tcp",
-            "127.0.0.1:0",
-            "--profile",
-            "bg96",
-            "--control",
-            ctl,
-        ],
+        [sys.executable, "-m", "modem.sim", "--pty", link, "--tcp", "127.0.0.1:0",
+         "--profile", "bg96", "--control", ctl],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
