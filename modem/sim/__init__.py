@@ -6,13 +6,14 @@ TCP; :mod:`modem.sim.control` is the JSON-lines control interface; ``python -m
 modem.sim`` the command line. See docs/simulator.md.
 """
 
-from .core import MoRecord, NetworkMessage, SimModem, SimPort, SimTiming
+from .core import MoRecord, MtAck, NetworkMessage, SimModem, SimPort, SimTiming
 from .profiles import PROFILES, Profile
 from .transport import SimConnection, SimTransport, create_sim_connection
 
 __all__ = [
     "PROFILES",
     "MoRecord",
+    "MtAck",
     "NetworkMessage",
     "Profile",
     "SimConnection",

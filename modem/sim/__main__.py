@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from .control import ControlServer, control_request, parse_address
-from .core import SimModem, SimTiming
+from .core import SimModem, SimTiming, check_fault, fault_help
 from .endpoints import PtyEndpoint, TcpEndpoint
 from .profiles import PROFILES
 
@@ -47,6 +47,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--control", metavar="ADDR", help="control socket: unix path or 127.0.0.1:PORT")
     p.add_argument("--pin", default=None, help="SIM PIN the module asks for")
+    p.add_argument("--puk", default="12345678", help="SIM PUK (unblocks after 3 wrong PINs)")
+    p.add_argument("--no-sim", action="store_true", help="no SIM inserted (+CME ERROR: 10)")
+    p.add_argument(
+        "--sim-busy", type=float, default=0.0, metavar="S",
+        help="seconds the SIM stays busy (+CME ERROR: 14) after each boot",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--cnma-timeout", type=float, default=None, help="seconds the network waits for +CNMA"
@@ -55,7 +61,11 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def _client_parser(command: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m modem.sim {command}")
+    p = argparse.ArgumentParser(
+        prog=f"python -m modem.sim {command}",
+        epilog=fault_help() if command == "fault" else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--control", metavar="ADDR", required=True)
     if command == "deliver":
         p.add_argument("--from", dest="sender", default="2936")
@@ -73,8 +83,8 @@ def _client_parser(command: str) -> argparse.ArgumentParser:
     elif command == "sent":
         p.add_argument("--json", action="store_true", help="one JSON object a line")
     elif command == "fault":
-        p.add_argument("name")
-        p.add_argument("args", nargs="*")
+        p.add_argument("name", help="the fault (see the list below)")
+        p.add_argument("args", nargs="*", help="its arguments")
     elif command == "storage":
         p.add_argument("name", nargs="?", default="SM")
     return p
@@ -84,7 +94,10 @@ async def _serve(ns: argparse.Namespace) -> int:
     timing = SimTiming()
     if ns.cnma_timeout is not None:
         timing.cnma_timeout = ns.cnma_timeout
-    modem = SimModem(ns.profile, pin=ns.pin, seed=ns.seed, timing=timing)
+    modem = SimModem(
+        ns.profile, pin=ns.pin, puk=ns.puk, sim_inserted=not ns.no_sim,
+        sim_busy_time=ns.sim_busy, seed=ns.seed, timing=timing,
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -173,7 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in _CLIENT_COMMANDS:
         command = args[0]
-        ns = _client_parser(command).parse_args(args[1:])
+        parser = _client_parser(command)
+        ns = parser.parse_args(args[1:])
+        if command == "fault":
+            try:
+                check_fault(ns.name, ns.args)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         try:
             return asyncio.run(_client(command, ns))
         except (OSError, RuntimeError, ValueError, TimeoutError) as exc:

@@ -10,16 +10,20 @@ names an ``op`` and its arguments; the answer is ``{"ok": true, "result":
 op                 arguments -> result
 =================  ===========================================================
 deliver            text | hex (8-bit data) | pdu, sender, encoding,
-                   include_sid, sid, duplicate, message_class
-                   -> list of storage indexes
+                   include_sid, sid, duplicate, message_class, scts (ISO 8601
+                   with a zone) -> list of storage indexes
 sent               -> list of MO messages (codec JSON keys plus "mr")
 clear_mo           -> null
 storage            name ("SM"/"ME"/"MT") -> [{index, stat, length, pdu}]
+store_raw          record (printed as is), length, stat, mem, notify -> index
 set_registered     registered (bool), roaming (bool) -> null
 set_signal         rssi, ber -> null
+set_clock          fixed (ISO 8601 with a zone) | offset (seconds), tz_quarters
+                   -> the clock now (ISO 8601)
 fault              name, args (list) -> null
 retry              -> indexes stored by the network's retry
-status             -> {profile, state, registered, pending_mt, sent}
+status             -> {profile, state, registered, pending_mt, sent, sim,
+                   pin_attempts_left, puk_attempts_left}
 =================  ===========================================================
 """
 
@@ -29,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+from datetime import datetime, timedelta
 from typing import Any
 
 from .core import SimModem
@@ -68,6 +73,7 @@ def handle(modem: SimModem, req: dict[str, Any]) -> Any:
             sid=req.get("sid"),
             duplicate=bool(req.get("duplicate", False)),
             message_class=req.get("message_class"),
+            scts=None if req.get("scts") is None else datetime.fromisoformat(str(req["scts"])),
         )
     if op == "sent":
         return [r.to_json() for r in modem.mo_log]
@@ -80,9 +86,28 @@ def handle(modem: SimModem, req: dict[str, Any]) -> Any:
             {"index": i, "stat": m.stat, "length": m.length, "pdu": m.pdu_hex}
             for i, m in store.items()
         ]
+    if op == "store_raw":
+        length = req.get("length")
+        return modem.store_raw(
+            str(req["record"]),
+            length=None if length is None else int(length),
+            stat=int(req.get("stat", 0)),
+            mem=str(req.get("mem", "SM")),
+            notify=bool(req.get("notify", False)),
+        )
     if op == "set_registered":
         modem.set_registered(bool(req.get("registered", True)), roaming=bool(req.get("roaming")))
         return None
+    if op == "set_clock":
+        fixed = req.get("fixed")
+        offset = req.get("offset")
+        tzq = req.get("tz_quarters")
+        modem.set_clock(
+            None if fixed is None else datetime.fromisoformat(str(fixed)),
+            offset=None if offset is None else timedelta(seconds=float(offset)),
+            tz_quarters=None if tzq is None else int(tzq),
+        )
+        return modem.now().isoformat()
     if op == "set_signal":
         modem.set_signal(int(req["rssi"]), int(req.get("ber", 99)))
         return None
@@ -101,6 +126,9 @@ def handle(modem: SimModem, req: dict[str, Any]) -> Any:
             "registered": modem.registered,
             "pending_mt": len(modem.pending_mt),
             "sent": len(modem.mo_log),
+            "sim": modem.sim_state,
+            "pin_attempts_left": modem.pin_attempts_left,
+            "puk_attempts_left": modem.puk_attempts_left,
         }
     raise ValueError(f"unknown op {op!r}")
 

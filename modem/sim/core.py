@@ -29,7 +29,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from modem.errors import CmeErrorCode, CmsErrorCode
@@ -50,7 +50,21 @@ from .storage import (
     UnionStorage,
 )
 
-__all__ = ["MoRecord", "NetworkMessage", "SimModem", "SimPort", "SimTiming"]
+__all__ = [
+    "DAMAGE_MODES",
+    "FAULTS",
+    "FaultArg",
+    "FaultSpec",
+    "MoRecord",
+    "MtAck",
+    "NetworkMessage",
+    "SimModem",
+    "SimPort",
+    "SimTiming",
+    "check_fault",
+    "damage_pdu_line",
+    "fault_help",
+]
 
 CTRL_Z = 0x1A
 ESC = 0x1B
@@ -68,8 +82,12 @@ _SMS_MESSAGE_COMMANDS = frozenset({
 _PIN_FREE = frozenset({
     "E", "V", "Q", "Z", "I", "H", "X", "&F", "&W", "&V", "&D", "&C", "+CPIN", "+CMEE", "+CGMI",
     "+CGMM", "+CGMR", "+CGSN", "+GMI", "+GMM", "+GMR", "+GSN", "+CFUN", "+CSQ", "+CREG", "+CGREG",
-    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+QCCID", "+CCID", "+ICCID", "+CICCID",
+    "+CEREG", "+COPS", "+CSCS", "+CMGF", "+CCLK", "+QCCID", "+CCID", "+ICCID", "+CICCID",
 })
+
+#: SIM retry counters after a correct entry (ETSI TS 102 221 §9.4, TS 31.102).
+PIN_ATTEMPTS = 3
+PUK_ATTEMPTS = 10
 
 #: Longest text a prompt collects (hex PDU of the largest SUBMIT is 2*(12+164)).
 _PROMPT_MAX = 1024
@@ -155,6 +173,19 @@ class _Prompt:
 
 
 @dataclass
+class MtAck:
+    """What the network heard back for one +CMT/+CDS (TS 27.005 §3.4.4)."""
+
+    #: "ack" (RP-ACK: +CNMA, +CNMA=0/1), "nack" (RP-ERROR: +CNMA=2) or
+    #: "timeout" (no +CNMA within ``cnma_timeout``: RP-ERROR, routing reset).
+    result: str
+    #: The delivered PDU (SMSC field first).
+    pdu: bytes
+    #: The SMS-DELIVER-REPORT TPDU given after +CNMA=<n>,<length>, if any.
+    report: bytes | None = None
+
+
+@dataclass
 class NetworkMessage:
     """An MT TPDU on its way from the network (held while refused or unacknowledged)."""
 
@@ -167,16 +198,37 @@ class SimModem:
 
     def __init__(
         self,
-        profile: str = "generic",
+        profile: str | Profile = "generic",
         *,
         pin: str | None = None,
+        puk: str = "12345678",
+        sim_inserted: bool = True,
+        sim_busy_time: float = 0.0,
         seed: int = 0,
         timing: SimTiming | None = None,
     ) -> None:
-        if profile not in PROFILES:
+        if isinstance(profile, Profile):
+            self.profile: Profile = profile
+        elif profile in PROFILES:
+            self.profile = PROFILES[profile]
+        else:
             raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        self.profile: Profile = PROFILES[profile]
+        if any(m not in ("SM", "ME", "MT") for m in self.profile.cpms_default):
+            raise ValueError(f"cpms_default names SM, ME or MT: {self.profile.cpms_default!r}")
+        if sim_busy_time < 0:
+            raise ValueError(f"sim_busy_time must be >= 0 seconds, not {sim_busy_time!r}")
+        #: The SIM's PIN (None: PIN check disabled); a PUK unblock replaces it.
         self.pin = pin
+        #: The SIM's PUK (TS 31.102 / ETSI TS 102 221 unblock key).
+        self.puk = puk
+        #: Retry counters kept on the SIM (ETSI TS 102 221 §9.4): they survive reboots.
+        self.pin_attempts_left = PIN_ATTEMPTS
+        self.puk_attempts_left = PUK_ATTEMPTS
+        #: False: no SIM in the holder (+CPIN? answers +CME ERROR: 10).
+        self.sim_inserted = sim_inserted
+        #: Seconds the SIM stays busy (+CME ERROR: 14) after each boot.
+        self.sim_busy_time = sim_busy_time
+        self._sim_busy = False
         self.timing = timing or SimTiming()
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed + 1)
@@ -184,14 +236,16 @@ class SimModem:
         self._reconnect_listeners: list[Callable[[], None]] = []
         self.connectable = True
         p = self.profile
-        sm = Storage("SM", p.sm_capacity, p.index_base)
-        me = Storage("ME", p.me_capacity, p.index_base)
+        sm = Storage("SM", p.sm_capacity, p.index_base, cyclic=p.indexes_never_reused)
+        me = Storage("ME", p.me_capacity, p.index_base, cyclic=p.indexes_never_reused)
         self._stores: dict[str, Storage] = {"SM": sm, "ME": me, "MT": UnionStorage(sm, me)}
         self.mo_log: list[MoRecord] = []
         #: Status reports the network sent while <ds> was 0 (not routed to the TE).
         self.unrouted_status_reports: list[bytes] = []
         #: MT messages held network-side (refused, unacknowledged, unregistered).
         self.pending_mt: list[NetworkMessage] = []
+        #: Every acknowledgement of a direct delivery, in order (what the network saw).
+        self.mt_acks: list[MtAck] = []
         self.smsc = p.smsc
         self._mr = 0
         self._concat_ref = seed % 256
@@ -204,6 +258,15 @@ class SimModem:
         self._delay = 0.0
         self._cms_errors: list[int] = []
         self._reboot_on_next_line = False
+        # The simulator's clock (network and module): real UTC + offset, or fixed.
+        self._clock_offset = timedelta(0)
+        self._clock_fixed: datetime | None = None
+        #: The module's +CCLK time zone, in quarter hours (TS 27.007 §8.15).
+        self.clock_tz_quarters = 0
+        #: What +CCLK=<time> set: the module's clock minus the simulator's.
+        self._cclk_skew = timedelta(0)
+        #: Damage for the next PDU lines printed (damage-next-pdu), oldest first.
+        self._pdu_damage: list[str] = []
         # Timers.
         self._timers: set[asyncio.TimerHandle] = set()
         self._busy_handle: asyncio.TimerHandle | None = None
@@ -212,11 +275,15 @@ class SimModem:
         self._reset_volatile()
         self._pin_ok = pin is None
         self._state = "cmd"
-        self._registered = self._pin_ok
+        self._registered = self._pin_ok and sim_inserted and sim_busy_time == 0
         self._last_line = ""
         #: A command line (or prompt text) is being answered: URCs wait for its end.
         self._answering = False
         self._after_commit: Callable[[], None] | None = None
+        #: Counts boots, so that a SIM-initialisation timer of an earlier boot is ignored.
+        self._boot_gen = 0
+        if sim_busy_time > 0 and sim_inserted:
+            self._start_sim_init()
 
     # ------------------------------------------------------------------ ports
     def attach(self, port: SimPort) -> None:
@@ -301,7 +368,7 @@ class SimModem:
     def _fmt_error(self, err: _ErrorResult) -> bytes:
         if self.quiet:
             return b""
-        if isinstance(err, _Plain) or self.cmee == 0:
+        if isinstance(err, _Plain) or self.cmee == 0 or not self.profile.cmee_supported:
             return self._fmt_final("ERROR", 4)
         if isinstance(err, _Cme):
             prefix = "+CME ERROR: "
@@ -321,7 +388,7 @@ class SimModem:
     def _reset_settings(self) -> None:
         """The settings ATZ / AT&F restore (V.250 §6.1.1, §6.1.2)."""
         p = self.profile
-        self.echo, self.verbose, self.quiet = True, True, False
+        self.echo, self.verbose, self.quiet = not p.echo_fixed_off, True, False
         self.s3, self.s4, self.s5 = 13, 10, 8
         self.cmee = p.cmee_default
         self.cmgf, self.cscs, self.csdh = 0, "GSM", 0
@@ -333,7 +400,7 @@ class SimModem:
         """Power-up state: every setting, and nothing typed, buffered or pending."""
         self._reset_settings()
         self.csms = 0
-        self.cpms = ["SM", "SM", "SM"]
+        self.cpms = list(self.profile.cpms_default)
         self.cfun = 1
         self.cops_mode = 0
         self._line = bytearray()
@@ -362,7 +429,7 @@ class SimModem:
         return 2 if self._may_register() else 0
 
     def _may_register(self) -> bool:
-        return self.cfun == 1 and self._pin_ok and self.cops_mode != 2
+        return self.cfun == 1 and self.sim_state == "ready" and self.cops_mode != 2
 
     def _update_registration(self) -> None:
         want = self._net_available and self._may_register()
@@ -398,6 +465,8 @@ class SimModem:
         self._state = "boot"
         self._registered = False
         self._pin_ok = self.pin is None
+        self._sim_busy = False
+        self._boot_gen += 1
         self._later(self.timing.boot_delay, self._boot_done)
 
     def _boot_done(self) -> None:
@@ -406,10 +475,60 @@ class SimModem:
         self._state = "cmd"
         for line in self.profile.startup_urcs:
             self._urc(line.encode())
-        if self._pin_ok:
-            self._sim_ready()
+        if self.sim_inserted and self.sim_busy_time > 0:
+            self._start_sim_init()
         else:
+            self._sim_init_done(self._boot_gen)
+
+    def _start_sim_init(self) -> None:
+        """Quectel/SIMCom: SIM commands answer +CME ERROR: 14 while the SIM
+        initialises after power-up (``sim_busy_time`` seconds)."""
+        self._sim_busy = True
+        gen = self._boot_gen
+        self._later(self.sim_busy_time, lambda: self._sim_init_done(gen))
+
+    def _sim_init_done(self, gen: int) -> None:
+        """The SIM finished initialising: report its state (+CPIN URC)."""
+        if gen != self._boot_gen:
+            return  # a timer of an earlier boot
+        self._sim_busy = False
+        if self._state in ("boot", "hung") or not self.sim_inserted:
+            return
+        state = self.sim_state
+        if state == "ready":
+            self._sim_ready()
+        elif state == "pin":
             self._urc(b"+CPIN: SIM PIN")
+        elif state == "puk":
+            self._urc(b"+CPIN: SIM PUK")
+
+    @property
+    def sim_state(self) -> str:
+        """The SIM as TS 27.007 §8.3 sees it: "absent", "busy", "blocked" (PUK
+        retries exhausted), "puk" (PIN retries exhausted), "pin" or "ready"."""
+        if not self.sim_inserted:
+            return "absent"
+        if self._sim_busy:
+            return "busy"
+        if self.puk_attempts_left == 0:
+            return "blocked"
+        if self.pin_attempts_left == 0:
+            return "puk"
+        return "ready" if self._pin_ok else "pin"
+
+    def _sim_error(self, name: str) -> _ErrorResult | None:
+        """Why a SIM-dependent command cannot run now (TS 27.007 §9.2.1 for
+        +CME ERROR, TS 27.005 §3.2.5 for the +CMS ERROR of SMS commands)."""
+        cme, cms = {
+            "absent": (CmeErrorCode.SIM_NOT_INSERTED, CmsErrorCode.SIM_NOT_INSERTED),
+            "busy": (CmeErrorCode.SIM_BUSY, CmsErrorCode.SIM_BUSY),
+            "blocked": (CmeErrorCode.SIM_FAILURE, CmsErrorCode.SIM_FAILURE),
+            "puk": (CmeErrorCode.SIM_PUK_REQUIRED, CmsErrorCode.SIM_PUK_REQUIRED),
+            "pin": (CmeErrorCode.SIM_PIN_REQUIRED, CmsErrorCode.SIM_PIN_REQUIRED),
+        }.get(self.sim_state, (None, None))
+        if cme is None or cms is None:
+            return None
+        return _Cms(cms) if name in _SMS_COMMANDS else _Cme(cme)
 
     def _sim_ready(self) -> None:
         for line in self.profile.sim_ready_urcs:
@@ -491,6 +610,10 @@ class SimModem:
         self._after_commit = None
         self._answering = True
         next_state = "cmd"
+        if self.profile.bare_at_error and not body.strip():
+            self._resp.append(self._fmt_final("ERROR", 4))
+            self._commit()
+            return
         try:
             cmds = parse_line(body)
         except CommandLineError:
@@ -566,10 +689,10 @@ class SimModem:
         handler = _HANDLERS.get(name)
         if handler is None:
             raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
-        if not self._pin_ok and name not in _PIN_FREE:
-            if name in _SMS_COMMANDS:
-                raise _Cms(CmsErrorCode.SIM_PIN_REQUIRED)
-            raise _Cme(CmeErrorCode.SIM_PIN_REQUIRED)
+        if name not in _PIN_FREE:
+            err = self._sim_error(name)
+            if err is not None:
+                raise err
         try:
             handler(self, cmd)
         except (ValueError, CommandLineError) as exc:
@@ -648,7 +771,8 @@ class SimModem:
 
     # ------------------------------------------------------- V.250 basic set
     def _cmd_e(self, cmd: Command) -> None:
-        self.echo = self._basic_flag(cmd)
+        echo = self._basic_flag(cmd)
+        self.echo = echo and not self.profile.echo_fixed_off
 
     def _cmd_v(self, cmd: Command) -> None:
         self.verbose = self._basic_flag(cmd)
@@ -724,22 +848,58 @@ class SimModem:
             return
         if cmd.form != EXEC:
             raise self._bad_param(cmd.name)
-        # EF_ICCID is readable without the PIN (TS 31.102 §4.1.1): no PIN check.
+        # EF_ICCID is readable without the PIN (TS 31.102 §4.1.1): no PIN check,
+        # but it needs a SIM that is present and initialised.
+        if self.sim_state in ("absent", "busy"):
+            err = self._sim_error(cmd.name)
+            assert err is not None
+            raise err
         self._info(self.profile.iccid_commands[cmd.name] + self.profile.iccid)
 
     def _cmd_cpin(self, cmd: Command) -> None:
+        """TS 27.007 §8.3 with the SIM's retry counters (ETSI TS 102 221 §9.4):
+        3 wrong PINs block the PIN (PUK needed), 10 wrong PUKs the SIM for good."""
+        state = self.sim_state
+        if cmd.form == TEST:
+            return
+        if state in ("absent", "busy", "blocked"):
+            err = self._sim_error(cmd.name)
+            assert err is not None
+            raise err
         if cmd.form == READ:
-            self._info("+CPIN: READY" if self._pin_ok else "+CPIN: SIM PIN")
+            self._info({"ready": "+CPIN: READY", "pin": "+CPIN: SIM PIN"}.get(
+                state, "+CPIN: SIM PUK"))
         elif cmd.form == SET:
             args = self._need_args(cmd, 1, 2)
-            if self._pin_ok:
+            if state == "ready":
                 raise _Cme(CmeErrorCode.OPERATION_NOT_ALLOWED)
+            if state == "puk":
+                self._enter_puk(args)
+                return
             if args[0] != self.pin:
+                self.pin_attempts_left -= 1
                 raise _Cme(CmeErrorCode.INCORRECT_PASSWORD)
+            self.pin_attempts_left = PIN_ATTEMPTS
             self._pin_ok = True
             self._after_commit = self._sim_ready
-        elif cmd.form == EXEC:
+        else:
             raise ValueError("+CPIN needs a PIN")
+
+    def _enter_puk(self, args: list[str | None]) -> None:
+        """``+CPIN="<puk>","<newpin>"``: unblock with the PUK, set a new PIN."""
+        if len(args) < 2 or args[1] is None:
+            raise _Cme(CmeErrorCode.SIM_PUK_REQUIRED)
+        new_pin = args[1]
+        if not (new_pin.isdigit() and 4 <= len(new_pin) <= 8):
+            raise _Cme(CmeErrorCode.INCORRECT_PARAMETERS)  # PIN: 4-8 digits
+        if args[0] != self.puk:
+            self.puk_attempts_left -= 1
+            raise _Cme(CmeErrorCode.INCORRECT_PASSWORD)
+        self.puk_attempts_left = PUK_ATTEMPTS
+        self.pin_attempts_left = PIN_ATTEMPTS
+        self.pin = new_pin
+        self._pin_ok = True
+        self._after_commit = self._sim_ready
 
     def _setting(self, cmd: Command, attr: str, hi: int) -> None:
         """A one-number setting 0..hi (+CMEE, +CMGF, +CSDH): read, test, set;
@@ -755,7 +915,26 @@ class SimModem:
             setattr(self, attr, 0)
 
     def _cmd_cmee(self, cmd: Command) -> None:
+        if not self.profile.cmee_supported:
+            raise _Plain()
         self._setting(cmd, "cmee", 2)
+
+    def _cmd_cclk(self, cmd: Command) -> None:
+        """TS 27.007 §8.15: ``+CCLK: "yy/MM/dd,hh:mm:ss±zz"`` (zz quarter hours)."""
+        if cmd.form == READ:
+            self._info(f'+CCLK: "{_codec.scts_text(self.module_clock())}"')
+        elif cmd.form == TEST:
+            return
+        elif cmd.form == SET:
+            (a,) = self._need_args(cmd, 1, 1)
+            if a is None or not cmd.quoted(0):
+                raise ValueError("time is a string")
+            when = _parse_cclk(a)
+            zone = when.utcoffset() or timedelta(0)
+            self.clock_tz_quarters = int(zone // timedelta(minutes=15))
+            self._cclk_skew = when - self.now()
+        else:
+            raise ValueError("no exec form")
 
     # --------------------------------------------------------------- network
     def _cmd_csq(self, cmd: Command) -> None:
@@ -870,6 +1049,8 @@ class SimModem:
 
     def _cmd_cpms(self, cmd: Command) -> None:
         if cmd.form == READ:
+            if self.profile.cpms_query_refused:
+                raise _Plain()
             parts = []
             for mem in self.cpms:
                 st = self._stores[mem]
@@ -974,6 +1155,11 @@ class SimModem:
         self._check_index(store, index)
         m = store.get(index)
         if m is None:
+            if self.profile.stray_ok_after_error:
+                # Plain ERROR, then a stray OK line: the line's own final result
+                # code follows as the "second" answer.
+                self._resp.append(self._fmt_final("ERROR", 4))
+                return
             if self.profile.cmgr_empty_error is not None:
                 raise _Cms(self.profile.cmgr_empty_error)
             return
@@ -987,7 +1173,7 @@ class SimModem:
             head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
                 f"+CMGR: {m.stat},,{m.length}"
             )
-            return [head.encode(), m.pdu_hex.encode()]
+            return [head.encode(), self._pdu_line(m.pdu_hex).encode("latin-1")]
         text_head, body = self._text_view(m, index if listing else None)
         return [text_head.encode()] + ([body] if body is not None else [])
 
@@ -1067,6 +1253,8 @@ class SimModem:
         if cmd.form != SET:
             raise ValueError("set only")
         args = self._need_args(cmd, 1, 2)
+        if len(args) > 1 and self.profile.cmgd_flag_refused:
+            raise _Plain()
         flag = self._int(args[1], 0, 4, 0) if len(args) > 1 else 0
         if flag == 0:
             index = self._int(args[0], 0, 100000)
@@ -1158,11 +1346,17 @@ class SimModem:
         try:
             if pr.overflow:
                 raise self._bad_param(pr.command)
-            pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
-            if pr.command == "+CMGS":
+            if pr.command == "+CNMA":
+                report = self._prompt_report(pr)
+                if not self._acks:  # timed out while the prompt was open
+                    raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
+                self._acknowledge(pr.stat, report)
+            elif pr.command == "+CMGS":
+                pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
                 mr = self._network_send(pdu)
                 self._info(f"+CMGS: {mr}")
             else:
+                pdu = self._prompt_pdu(pr) if pr.pdu_mode else self._prompt_text(pr)
                 store = self._mem(1)
                 length = _codec.tpdu_length(pdu)
                 idx = store.add(pr.stat, pdu, length, _codec.kind_of(pdu))
@@ -1256,27 +1450,54 @@ class SimModem:
         self._info(f"+CMSS: {mr}")
 
     def _cmd_cnma(self, cmd: Command) -> None:
+        """TS 27.005 §3.4.4. Text mode: ``+CNMA`` only. PDU mode: ``+CNMA=<n>``
+        with <n> 0/1 RP-ACK, 2 RP-ERROR (the network keeps the message and
+        delivers it again); ``+CNMA=<n>,<length>`` then takes the
+        SMS-DELIVER-REPORT TPDU at the prompt (no SMSC field)."""
         if cmd.form == TEST:
             if self.cmgf == 0:
                 self._info("+CNMA: (0-2)")
             return
         if cmd.form == READ:
             raise ValueError("no read form")
-        n = 0
+        n = length = 0
         if cmd.form == SET:
+            if self.cmgf:
+                raise ValueError("<n> is PDU mode only")
             args = self._need_args(cmd, 1, 2)
             n = self._int(args[0], 0, 2, 0)
-            if len(args) > 1 and self._int(args[1], 0, 0, 0) != 0:
-                raise ValueError("ack PDU not supported")
+            if len(args) > 1:
+                length = self._int(args[1], 0, 175, 0)
         if self.csms != 1 or not self._acks:
             raise _Cms(CmsErrorCode.NO_CNMA_EXPECTED)
+        if length:
+            self._prompt = _Prompt("+CNMA", True, length=length, stat=n)
+            self._resp.append(self.profile.prompt)
+            return
+        self._acknowledge(n, None)
+
+    def _acknowledge(self, n: int, report: bytes | None) -> None:
+        """RP-ACK (n 0/1) or RP-ERROR (n 2) for the oldest unacknowledged +CMT/+CDS."""
         pend, handle = self._acks.pop(0)
         if handle is not None:
             handle.cancel()
             self._timers.discard(handle)
+        self.mt_acks.append(MtAck("nack" if n == 2 else "ack", pend.pdu, report))
         if n == 2:
+            # RP-ERROR: the network keeps the message and delivers it again.
             self.pending_mt.append(pend)
         self._schedule_retry()  # the network may send what it held meanwhile
+
+    def _prompt_report(self, pr: _Prompt) -> bytes:
+        """The SMS-DELIVER-REPORT TPDU of +CNMA=<n>,<length> (TS 23.040 §9.2.2.1a)."""
+        text = bytes(pr.buf).decode("latin-1").strip().replace(" ", "")
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER) from None
+        if len(data) != pr.length or data[0] & 0x03 != 0:
+            raise _Cms(CmsErrorCode.INVALID_PDU_MODE_PARAMETER)
+        return data
 
     # ------------------------------------------------------------- text mode
     def _te_to_str(self, s: str) -> str:
@@ -1326,7 +1547,43 @@ class SimModem:
 
     # --------------------------------------------------------- network side
     def _now(self) -> datetime:
-        return datetime.now(UTC).replace(microsecond=0)
+        return self.now()
+
+    def now(self) -> datetime:
+        """The simulator's clock (UTC, whole seconds): the network's SCTS and
+        the base of the module's +CCLK. Real time unless :meth:`set_clock`."""
+        if self._clock_fixed is not None:
+            return self._clock_fixed
+        return (datetime.now(UTC) + self._clock_offset).replace(microsecond=0)
+
+    def set_clock(
+        self,
+        fixed: datetime | None = None,
+        *,
+        offset: timedelta | None = None,
+        tz_quarters: int | None = None,
+    ) -> None:
+        """Set the simulator's clock: ``fixed`` (timezone-aware) stops it at that
+        time, ``offset`` runs it ahead (or behind) real time, neither: real
+        time. ``tz_quarters`` (-48..48) is the zone +CCLK? reports. Clears what
+        ``AT+CCLK=`` set."""
+        if fixed is not None and offset is not None:
+            raise ValueError("set_clock: give fixed or offset, not both")
+        if fixed is not None and fixed.utcoffset() is None:
+            raise ValueError("set_clock: fixed must be timezone-aware")
+        if tz_quarters is not None:
+            if not -48 <= tz_quarters <= 48:
+                raise ValueError(f"set_clock: tz_quarters is -48..48, not {tz_quarters}")
+            self.clock_tz_quarters = tz_quarters
+        self._clock_fixed = None if fixed is None else fixed.astimezone(UTC).replace(microsecond=0)
+        self._clock_offset = offset or timedelta(0)
+        self._cclk_skew = timedelta(0)
+
+    def module_clock(self) -> datetime:
+        """What +CCLK? shows: the simulator's clock (plus what +CCLK= set) in the
+        module's time zone."""
+        tz = timezone(timedelta(minutes=15 * self.clock_tz_quarters))
+        return (self.now() + self._cclk_skew).astimezone(tz)
 
     def _network_ok(self) -> bool:
         return self._registered and self._state != "boot"
@@ -1395,7 +1652,7 @@ class SimModem:
         length = _codec.tpdu_length(p.pdu)
         if self.cmgf == 0:
             line = (f"{urc}: ,{length}" if urc == "+CMT" else f"{urc}: {length}").encode()
-            chunk = line + self._crlf() + p.pdu.hex().upper().encode()
+            chunk = line + self._crlf() + self._pdu_line(p.pdu.hex().upper()).encode("latin-1")
         else:
             chunk = self._direct_text(p, urc)
         if not self._urc(chunk, sms=True):
@@ -1420,6 +1677,13 @@ class SimModem:
             entry = (p, handle)
             self._acks.append(entry)
 
+    def _pdu_line(self, text: str) -> str:
+        """The PDU line about to be printed, damaged if a damage-next-pdu fault
+        is pending (the header's <length> is left as it was)."""
+        if not self._pdu_damage:
+            return text
+        return damage_pdu_line(text, self._pdu_damage.pop(0))
+
     def _direct_text(self, p: NetworkMessage, urc: str) -> bytes:
         try:
             d = _codec.describe(p.pdu)
@@ -1434,6 +1698,7 @@ class SimModem:
         if entry not in self._acks:
             return
         self._acks.remove(entry)
+        self.mt_acks.append(MtAck("timeout", entry[0].pdu))
         # TS 27.005 §3.4.1: RP-ERROR to the network; <mt> and <ds> set to 0.
         self.cnmi[1] = 0
         self.cnmi[3] = 0
@@ -1452,6 +1717,7 @@ class SimModem:
         sid: str | None = None,
         duplicate: bool = False,
         message_class: int | None = None,
+        scts: datetime | None = None,
     ) -> list[int]:
         """The network delivers an SMS (maybe several parts) to the module.
 
@@ -1460,7 +1726,9 @@ class SimModem:
         ``include_sid`` ("start"/"end") joins a Twilio Command SID ("DC" + 32
         hex, "HC" + 32 hex when ``sender`` is "000"; or ``sid``) to the text
         with one space. ``message_class`` (0-3) sets a TP-DCS message class
-        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. Returns the
+        (TS 23.038 §4), which +CNMI <mt> 2/3 routing looks at. ``scts``
+        (timezone-aware) is the parts' TP-SCTS instead of :meth:`now`, so a
+        test can deliver old parts. Returns the
         storage indexes used ([] for direct delivery or when the network
         holds the message).
         """
@@ -1482,9 +1750,11 @@ class SimModem:
                     content = f"{content} {sid}"
                 else:
                     raise ValueError("include_sid is 'start' or 'end'")
+            if scts is not None and scts.utcoffset() is None:
+                raise ValueError("scts must be timezone-aware")
             self._concat_ref = (self._concat_ref + 1) % 256
             tpdus = _codec.build_delivers(
-                sender, content, scts=self._now(), encoding=encoding,
+                sender, content, scts=self._now() if scts is None else scts, encoding=encoding,
                 ref=self._concat_ref, smsc=self.smsc, message_class=message_class,
             )
         if duplicate:
@@ -1503,6 +1773,47 @@ class SimModem:
         """The storage ``name`` ("SM", "ME" or "MT")."""
         return self._stores[name.upper()]
 
+    def store_raw(
+        self,
+        record: str | bytes,
+        *,
+        length: int | None = None,
+        stat: int = REC_UNREAD,
+        mem: str = "SM",
+        notify: bool = False,
+    ) -> int:
+        """Put a (possibly damaged) record into storage ``mem``; its index.
+
+        ``record`` as bytes is printed by +CMGR/+CMGL as its hex; as str it is
+        printed exactly as given (non-hex text, odd length, empty). ``length``
+        is the header's <length> (default: the TPDU length the octets imply,
+        right or not), so framing that disagrees with it, an empty PDU, over
+        255 octets or random bytes are kept and shown the same way every
+        time. ``notify`` sends +CMTI when +CNMI routes indications.
+        ValueError when the storage is full or an argument is out of range.
+        """
+        if stat not in STAT_TEXT or stat == ALL:
+            raise ValueError(f"store_raw: stat is 0-3, not {stat!r}")
+        store = self.storage(mem)
+        if isinstance(record, bytes):
+            raw, text = record, None
+        else:
+            text = record
+            try:
+                raw = bytes.fromhex(record)
+            except ValueError:
+                raw = b""
+        if length is None:
+            length = len(raw) - 1 - raw[0] if raw and raw[0] < len(raw) else len(raw)
+        if length < 0:
+            raise ValueError(f"store_raw: length must be >= 0, not {length}")
+        idx = store.add(stat, raw, length, "deliver", raw_text=text)
+        if idx is None:
+            raise ValueError(f"store_raw: storage {store.name} is full")
+        if notify and self.cnmi[1] in (1, 2, 3):
+            self._urc(f'+CMTI: "{store.name}",{idx}'.encode(), sms=True)
+        return idx
+
     def set_registered(self, registered: bool, *, roaming: bool = False) -> None:
         """The network is reachable (or lost); +CREG/+CGREG/+CEREG report changes."""
         self._roaming = roaming
@@ -1513,10 +1824,12 @@ class SimModem:
         self.rssi, self.ber = rssi, ber
 
     def fault(self, name: str, *args: str | int | float) -> None:
-        """Inject a fault (see docs/simulator.md for the list)."""
-        a = [str(x) for x in args]
-        n = name.lower()
-        if n in ("reboot", "reset"):
+        """Inject a fault (:data:`FAULTS` lists them; docs/simulator.md).
+
+        ValueError naming the fault and the argument when ``name`` is unknown
+        or an argument is missing, extra, negative or not a number."""
+        n, a = check_fault(name, [str(x) for x in args])
+        if n == "reboot":
             if not a:
                 self._reboot()
             elif a[0] == "next":
@@ -1540,10 +1853,14 @@ class SimModem:
                 self._busy_handle = None
             self._state = "hung"
         elif n == "cms-error":
-            if not a:
-                raise ValueError("cms-error CODE [COUNT]")
             count = int(a[1]) if len(a) > 1 else 1
             self._cms_errors = [int(a[0])] * count
+        elif n == "damage-next-pdu":
+            count = int(a[1]) if len(a) > 1 else 1
+            self._pdu_damage += [a[0]] * count
+        elif n == "urc":
+            for line in a:
+                self._urc(line.encode("latin-1", "replace"))
         elif n == "storage-full":
             self._fill_storage(a[0].upper() if a else self.cpms[2])
         elif n == "disconnect":
@@ -1552,11 +1869,11 @@ class SimModem:
             self.set_registered(False)
         elif n == "register":
             self.set_registered(True, roaming=bool(a and a[0] == "roaming"))
-        elif n == "clear":
+        else:
+            assert n == "clear", n
             self._drop_rate = self._corrupt_rate = self._delay = 0.0
             self._cms_errors = []
-        else:
-            raise ValueError(f"unknown fault {name!r}")
+            self._pdu_damage = []
 
     def _fill_storage(self, mem: str) -> None:
         store = self._stores[mem]
@@ -1584,11 +1901,164 @@ class SimModem:
         self._later(down, back)
 
 
+@dataclass(frozen=True)
+class FaultArg:
+    """One argument of a fault: ``kind`` says what it accepts."""
+
+    name: str
+    #: "count" (integer >= 0), "ms" (number >= 0), "rate" (0..1), "code"
+    #: (integer 0-511), "choice" (one of ``choices``), "text" (anything).
+    kind: str
+    optional: bool = True
+    choices: tuple[str, ...] = ()
+    #: The last argument may repeat (one or more).
+    repeat: bool = False
+
+    def usage(self) -> str:
+        text = self.name + ("..." if self.repeat else "")
+        return f"[{text}]" if self.optional else text
+
+    def check(self, fault: str, value: str) -> None:
+        """ValueError naming ``fault`` and the argument when ``value`` is not accepted."""
+        where = f"fault {fault}: {self.name}"
+        if self.kind == "choice":
+            if value not in self.choices and value.upper() not in self.choices:
+                raise ValueError(f"{where} is one of {', '.join(self.choices)}, not {value!r}")
+        elif self.kind in ("count", "code"):
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError(f"{where} must be a whole number >= 0, not {value!r}")
+            if self.kind == "code" and int(value) > 511:
+                raise ValueError(f"{where} is 0-511, not {value}")
+        elif self.kind in ("ms", "rate"):
+            try:
+                v = float(value)
+            except ValueError:
+                raise ValueError(f"{where} must be a number, not {value!r}") from None
+            if not v >= 0 or v == float("inf"):  # NaN fails too
+                raise ValueError(f"{where} must be >= 0, not {value!r}")
+            if self.kind == "rate" and v > 1:
+                raise ValueError(f"{where} is a probability 0..1, not {value!r}")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault, its arguments and what it does (one table for the code, the
+    validation and ``python -m modem.sim fault --help``)."""
+
+    name: str
+    args: tuple[FaultArg, ...]
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    def usage(self) -> str:
+        return " ".join(["|".join((self.name, *self.aliases)), *(x.usage() for x in self.args)])
+
+
+#: Modes of the damage-next-pdu fault.
+DAMAGE_MODES = ("drop-octet", "flip", "truncate", "nonhex")
+
+
+def damage_pdu_line(text: str, mode: str) -> str:
+    """``text`` (a hex PDU line) damaged by ``mode``, deterministically:
+    drop-octet removes the middle octet, flip inverts every bit of it,
+    truncate keeps the first half of the octets, nonhex puts "ZZ" in place of
+    the middle octet. A line of no whole octet is returned unchanged."""
+    octets = len(text) // 2
+    if octets == 0:
+        return text
+    mid = 2 * (octets // 2)
+    if mode == "drop-octet":
+        return text[:mid] + text[mid + 2 :]
+    if mode == "flip":
+        try:
+            flipped = f"{int(text[mid : mid + 2], 16) ^ 0xFF:02X}"
+        except ValueError:
+            flipped = text[mid : mid + 2]
+        return text[:mid] + flipped + text[mid + 2 :]
+    if mode == "truncate":
+        return text[: 2 * (octets // 2)]
+    if mode == "nonhex":
+        return text[:mid] + "ZZ" + text[mid + 2 :]
+    raise ValueError(f"unknown damage mode {mode!r}; known: {', '.join(DAMAGE_MODES)}")
+
+
+_MS = FaultArg("MS", "ms")
+FAULTS: dict[str, FaultSpec] = {f.name: f for f in (
+    FaultSpec("reboot", (FaultArg("MS|next", "ms"),),
+              "reset now, after MS, or instead of answering the next command line",
+              aliases=("reset",)),
+    FaultSpec("garbage", (FaultArg("N", "count"),), "N (default 16) random bytes to the DTE now"),
+    FaultSpec("drop", (FaultArg("RATE", "rate", optional=False),),
+              "drop each output byte with probability RATE (0 stops)"),
+    FaultSpec("corrupt", (FaultArg("RATE", "rate", optional=False),),
+              "change each output byte with probability RATE (0 stops)"),
+    FaultSpec("delay", (FaultArg("MS", "ms", optional=False),), "every answer comes MS later"),
+    FaultSpec("hang", (), "no answer, no echo, no URC until reboot"),
+    FaultSpec("cms-error", (FaultArg("CODE", "code", optional=False), FaultArg("COUNT", "count")),
+              "the next COUNT (default 1) sends answer +CMS ERROR: CODE"),
+    FaultSpec("storage-full", (FaultArg("MEM", "choice", choices=("SM", "ME", "MT")),),
+              "fill MEM (default <mem3>) with read filler messages"),
+    FaultSpec("disconnect", (_MS,), "the port goes away for MS (default 200) ms"),
+    FaultSpec("unregister", (), "coverage lost"),
+    FaultSpec("register", (FaultArg("roaming", "choice", choices=("roaming",)),),
+              "coverage back (roaming: +CREG 5)"),
+    FaultSpec("damage-next-pdu", (FaultArg("MODE", "choice", optional=False,
+                                           choices=DAMAGE_MODES),
+                                  FaultArg("COUNT", "count")),
+              "damage the next COUNT (default 1) PDU lines printed; <length> stays"),
+    FaultSpec("urc", (FaultArg("LINE", "text", optional=False, repeat=True),),
+              "send each LINE as an unsolicited line"),
+    FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
+)}
+_FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
+
+
+def check_fault(name: str, args: list[str]) -> tuple[str, list[str]]:
+    """(canonical name, args) of a valid fault; ValueError naming the fault and
+    the argument otherwise (unknown, missing, extra, negative, not a number)."""
+    canonical = _FAULT_NAMES.get(name.lower())
+    if canonical is None:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(_FAULT_NAMES))}")
+    spec = FAULTS[canonical]
+    required = sum(1 for x in spec.args if not x.optional)
+    if len(args) < required:
+        missing = spec.args[len(args)]
+        raise ValueError(f"fault {canonical}: {missing.name} missing (usage: {spec.usage()})")
+    if len(args) > len(spec.args) and not (spec.args and spec.args[-1].repeat):
+        raise ValueError(f"fault {canonical}: too many arguments (usage: {spec.usage()})")
+    for i, value in enumerate(args):
+        arg = spec.args[min(i, len(spec.args) - 1)]
+        if canonical == "reboot" and value == "next":
+            continue
+        arg.check(canonical, value)
+    return canonical, args
+
+
+def fault_help() -> str:
+    """The fault table as text (``python -m modem.sim fault --help``)."""
+    rows = []
+    for f in FAULTS.values():
+        choices = [f"{a.name}: {', '.join(a.choices)}" for a in f.args if a.kind == "choice"]
+        rows.append((f.usage(), f.help + "".join(f" ({c})" for c in choices)))
+    width = max(len(u) for u, _ in rows)
+    return (
+        "faults (MS: milliseconds >= 0, RATE: 0..1, N/COUNT: whole numbers >= 0):\n"
+        + "\n".join(f"  {u.ljust(width)}  {h}" for u, h in rows)
+    )
+
+
+def _parse_cclk(text: str) -> datetime:
+    """ "yy/MM/dd,hh:mm:ss±zz" (TS 27.007 §8.15) -> an aware datetime; ValueError."""
+    body, sign, zz = text[:-3], text[-3:-2], text[-2:]
+    if sign not in "+-" or not sign or not zz.isdigit() or int(zz) > 48:
+        raise ValueError("time zone")
+    local = datetime.strptime(body, "%y/%m/%d,%H:%M:%S")
+    quarters = int(zz) * (1 if sign == "+" else -1)
+    return local.replace(tzinfo=timezone(timedelta(minutes=15 * quarters)))
+
+
 def _rate(a: list[str]) -> float:
-    r = float(a[0]) if a else 0.0
-    if not 0.0 <= r <= 1.0:
-        raise ValueError("rate is 0..1")
-    return r
+    return float(a[0]) if a else 0.0
 
 
 _HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {
@@ -1615,6 +2085,7 @@ _HANDLERS: dict[str, Callable[[SimModem, Command], None]] = {
     "+CPIN": SimModem._cmd_cpin,
     "+CMEE": SimModem._cmd_cmee,
     "+CSQ": SimModem._cmd_csq,
+    "+CCLK": SimModem._cmd_cclk,
     "+CREG": SimModem._cmd_creg,
     "+CGREG": SimModem._cmd_cgreg,
     "+CEREG": SimModem._cmd_cereg,

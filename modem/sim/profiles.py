@@ -25,9 +25,12 @@ Sources (learned from, not copied):
   times out on it); the sim7600 profile carries this quirk as the SIMCom
   representative.
 * u-blox SARA-R4 AT Commands Manual (UBX-17003787): no start-up banner;
-  ``AT+CCID`` answers ``+CCID: <iccid>``; indexes from 1. Answering
-  ``+CMS ERROR: 321`` to ``+CMGL`` on an empty store is assumed (no public
-  trace found); it gives clients the other behaviour to cope with.
+  ``AT+CCID`` answers ``+CCID: <iccid>``; indexes from 1. Its ``+CMEE`` and
+  ``+CNMI`` defaults are assumed.
+
+The ``minimal`` profile is no module: it combines quirks that real modules
+show (each named in docs/simulator.md) so that a client can be tested
+against all of them at once.
 """
 
 from __future__ import annotations
@@ -68,6 +71,26 @@ class Profile:
     cmgr_empty_error: int | None = 321
     #: Longest command line kept (characters after "AT"); longer lines -> ERROR.
     max_line: int = 556
+    #: Bare ``AT`` (nothing after it) answers ``ERROR``: any final result code
+    #: still proves the module alive and in sync (seen on minimal modules).
+    bare_at_error: bool = False
+    #: False: ``AT+CMEE`` (every form) answers ``ERROR`` and every error is a
+    #: plain ``ERROR``, never ``+CME ERROR``/``+CMS ERROR``.
+    cmee_supported: bool = True
+    #: ``+CMGR`` of an empty index answers plain ``ERROR`` and then a second,
+    #: stray ``OK`` line (instead of ``cmgr_empty_error``).
+    stray_ok_after_error: bool = False
+    #: ``AT+CMGD=<index>,<delflag>`` answers ``ERROR`` (``AT+CMGD=<index>`` works).
+    cmgd_flag_refused: bool = False
+    #: ``AT+CPMS?`` answers ``ERROR`` (the set form works).
+    cpms_query_refused: bool = False
+    #: No echo ever: echo is off at power-up and ``ATE1`` answers OK but changes nothing.
+    echo_fixed_off: bool = False
+    #: Storage allocates the index after the last one allocated (cyclically,
+    #: skipping occupied slots) instead of the lowest free one.
+    indexes_never_reused: bool = False
+    #: ``+CPMS`` <mem1>,<mem2>,<mem3> after power-up / reboot.
+    cpms_default: tuple[str, str, str] = ("SM", "SM", "SM")
     operator: str = "Twilio"
     operator_numeric: str = "310260"
     #: Access technology for +COPS/+CREG (7 = E-UTRAN, 8 = E-UTRAN Cat-M1 / 9 NB-IoT).
@@ -155,7 +178,7 @@ PROFILES: dict[str, Profile] = {
         prompt=b"\r\n>\r\n",
     ),
     # u-blox SARA-R410M. SARA-R4 AT manual: no start-up banner; +CCID;
-    # 1-based indexes. +CMGL on an empty store -> +CMS ERROR: 321 (assumed).
+    # 1-based indexes. +CMEE and +CNMI defaults assumed.
     "sara-r410m": Profile(
         name="sara-r410m",
         manufacturer="u-blox",
@@ -172,9 +195,35 @@ PROFILES: dict[str, Profile] = {
         index_base=1,
         cnmi_default=(1, 0, 0, 0, 0),
         cmee_default=0,
-        cmgl_empty_error=321,
         # SARA-R4 manual (UBX-17003787 R16, +CREG/+CEREG <AcT>): R410M-02B reports
         # 7 (E-UTRAN, Cat M1) or 9 (NB1); 8 (EC-GSM-IoT) only on the old -01B.
         act=7,
+    ),
+    # A composite of quirks seen on real modules, not one module (see
+    # docs/simulator.md, "Profiles and their quirks").
+    "minimal": Profile(
+        name="minimal",
+        manufacturer="MINIMAL",
+        model="MIN-MODEM",
+        revision="MIN01A01",
+        imei="356938035643817",
+        imsi="310260000000006",
+        iccid="8901260000000000066",
+        startup_urcs=(),
+        sim_ready_urcs=(),
+        iccid_commands={"+CCID": "+CCID: "},
+        sm_capacity=20,
+        me_capacity=20,
+        index_base=1,
+        cnmi_default=(0, 0, 0, 0, 0),
+        cmee_default=0,
+        cmgl_empty_error=321,
+        bare_at_error=True,
+        cmee_supported=False,
+        stray_ok_after_error=True,
+        cmgd_flag_refused=True,
+        cpms_query_refused=True,
+        echo_fixed_off=True,
+        indexes_never_reused=True,
     ),
 }

@@ -35,19 +35,28 @@ class StoredMessage:
     length: int
     #: "deliver", "submit" or "status-report" (from TP-MTI; "deliver" if unknown).
     kind: str = "deliver"
+    #: A damaged record (``SimModem.store_raw``): the PDU line exactly as printed.
+    raw_text: str | None = None
 
     @property
     def pdu_hex(self) -> str:
+        """The PDU line of +CMGR/+CMGL (``raw_text`` as it is when set)."""
+        if self.raw_text is not None:
+            return self.raw_text
         return self.pdu.hex().upper()
 
 
 class Storage:
     """A fixed-capacity storage with indexes ``base .. base + capacity - 1``."""
 
-    def __init__(self, name: str, capacity: int, base: int) -> None:
+    def __init__(self, name: str, capacity: int, base: int, *, cyclic: bool = False) -> None:
         self.name = name
         self.capacity = capacity
         self.base = base
+        #: Allocate after the last allocated index (wrapping, skipping occupied
+        #: slots) instead of the lowest free one (profile ``indexes_never_reused``).
+        self.cyclic = cyclic
+        self._last: int | None = None
         self._slots: dict[int, StoredMessage] = {}
 
     @property
@@ -64,11 +73,19 @@ class Storage:
     def get(self, index: int) -> StoredMessage | None:
         return self._slots.get(index)
 
-    def add(self, stat: int, pdu: bytes, length: int, kind: str) -> int | None:
-        """Store in the lowest free slot; the index, or None when full."""
-        for index in range(self.base, self.base + self.capacity):
+    def add(
+        self, stat: int, pdu: bytes, length: int, kind: str, *, raw_text: str | None = None
+    ) -> int | None:
+        """Store in the lowest free slot (or, ``cyclic``, the next free one after
+        the last allocated); the index, or None when full."""
+        start = 0
+        if self.cyclic and self._last is not None:
+            start = self._last - self.base + 1
+        for off in range(self.capacity):
+            index = self.base + (start + off) % self.capacity
             if index not in self._slots:
-                self._slots[index] = StoredMessage(index, stat, pdu, length, kind)
+                self._slots[index] = StoredMessage(index, stat, pdu, length, kind, raw_text)
+                self._last = index
                 return index
         return None
 
@@ -122,9 +139,11 @@ class UnionStorage(Storage):
         loc = self._locate(index)
         return None if loc is None else loc[0].get(loc[1])
 
-    def add(self, stat: int, pdu: bytes, length: int, kind: str) -> int | None:
+    def add(
+        self, stat: int, pdu: bytes, length: int, kind: str, *, raw_text: str | None = None
+    ) -> int | None:
         for store in (self._sm, self._me):
-            idx = store.add(stat, pdu, length, kind)
+            idx = store.add(stat, pdu, length, kind, raw_text=raw_text)
             if idx is not None:
                 return self._outer(store, idx)
         return None

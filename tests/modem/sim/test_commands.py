@@ -210,7 +210,7 @@ async def test_cscs(dte):
 
 
 def test_profiles_known():
-    assert set(PROFILES) == {"generic", "bg96", "ec25", "sim7600", "sara-r410m"}
+    assert set(PROFILES) == {"generic", "bg96", "ec25", "sim7600", "sara-r410m", "minimal"}
     with pytest.raises(ValueError, match="unknown profile"):
         SimModem("nokia")
 

@@ -57,6 +57,9 @@ async def test_control_operations(sim, ctl, dte):
     await control_request(addr, {"op": "fault", "name": "register", "args": []})
     status = await control_request(addr, {"op": "status"})
     assert status["registered"] and status["profile"] == "generic"
+    assert (status["sim"], status["pin_attempts_left"], status["puk_attempts_left"]) == (
+        "ready", 3, 10
+    )
     with pytest.raises(RuntimeError, match="unknown fault"):
         await control_request(addr, {"op": "fault", "name": "nope"})
     with pytest.raises(RuntimeError, match="unknown op"):
@@ -156,7 +159,7 @@ def test_cli_session(cli_sim):
     assert run_cli("fault", "--control", ctl, "unregister").returncode == 0
     assert '"registered": false' in run_cli("status", "--control", ctl).stdout
     bad = run_cli("fault", "--control", ctl, "meteor")
-    assert bad.returncode == 1 and "unknown fault" in bad.stderr
+    assert bad.returncode == 2 and "unknown fault" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cli_needs_an_endpoint():

@@ -152,12 +152,12 @@ def test_never_crashes_and_stays_responsive(actions, profile):
     sim.receive(bytes([sim.s3]))
     sim.receive(b"ATZ" + bytes([sim.s3]))
     sink.out.clear()
-    sim.receive(b"AT\r")
+    sim.receive(b"AT+CGMI\r")
     if hung:
         assert sink.out == b""
         sim.fault("reboot")
         sink.out.clear()
-        sim.receive(b"AT\r")
+        sim.receive(b"AT+CGMI\r")
     assert sink.out.endswith(b"\r\nOK\r\n"), bytes(sink.out)
     sim.close()
 

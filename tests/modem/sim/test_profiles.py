@@ -26,10 +26,14 @@ async def test_prompt_variants(make_sim, connect):
 async def test_cmgl_on_empty_store(make_sim, connect):
     _, d = await _ready(make_sim, connect, "bg96")
     assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
+    # The SARA-R410M's "+CMS ERROR: 321" had no source: it answers OK now.
     _, d = await _ready(make_sim, connect, "sara-r410m")
-    assert await d.cmd("AT+CMGL=4") == "\r\nERROR\r\n"  # +CMEE=0 by default
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
     await d.cmd("AT+CMEE=1")
-    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 321\r\n"
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
+    _, d = await _ready(make_sim, connect, "generic")
+    await d.cmd("AT+CMGF=1")
+    assert await d.cmd('AT+CMGL="ALL"') == "\r\nOK\r\n"
 
 
 async def test_index_bases(make_sim, connect):
@@ -45,9 +49,15 @@ async def test_defaults(make_sim, connect):
         _, d = await _ready(make_sim, connect, name)
         cnmi = ",".join(map(str, p.cnmi_default))
         assert await d.cmd("AT+CNMI?") == f"\r\n+CNMI: {cnmi}\r\n\r\nOK\r\n"
-        assert await d.cmd("AT+CMEE?") == f"\r\n+CMEE: {p.cmee_default}\r\n\r\nOK\r\n"
+        if p.cmee_supported:
+            assert await d.cmd("AT+CMEE?") == f"\r\n+CMEE: {p.cmee_default}\r\n\r\nOK\r\n"
+        else:
+            assert await d.cmd("AT+CMEE?") == "\r\nERROR\r\n"
         mems = f"{p.sm_capacity}"
-        assert f'"SM",0,{mems}' in await d.cmd("AT+CPMS?")
+        if not p.cpms_query_refused:
+            assert f'"SM",0,{mems}' in await d.cmd("AT+CPMS?")
+        else:
+            assert await d.cmd("AT+CPMS?") == "\r\nERROR\r\n"
 
 
 async def test_startup_lines_per_profile(make_sim, connect):
@@ -60,7 +70,8 @@ async def test_startup_lines_per_profile(make_sim, connect):
             expected = b"".join(b"\r\n" + x.encode() + b"\r\n" for x in lines)
             assert await d.wait_for(expected) == expected
         await eventually(lambda sim=sim: sim.state == "cmd")  # ignores input while booting
-        assert (await d.cmd("AT")).endswith("\r\nOK\r\n")
+        final = "\r\nERROR\r\n" if p.bare_at_error else "\r\nOK\r\n"
+        assert (await d.cmd("AT")).endswith(final)
 
 
 async def test_mt_union_storage(make_sim, connect):

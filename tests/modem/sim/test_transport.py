@@ -130,18 +130,25 @@ async def test_pause_and_resume_reading(sim, connect):
 
 
 async def test_two_clients_see_the_same_module(sim: SimModem, connect):
+    """What one client changes or stores, the other sees (one module behind both)."""
     a = connect(sim)
     b = connect(sim)
-    await a.cmd("ATE0")
-    b.buf.clear()
+    await a.cmd("ATE0")  # echo is the module's setting: off for b too
+    assert await b.cmd("AT+CMGF=1") == "\r\nOK\r\n"
+    assert await a.cmd("AT+CMGF?") == "\r\n+CMGF: 1\r\n\r\nOK\r\n"
+    # a stores a draft; b reads it back and deletes it; a sees it gone.
+    assert await a.cmd('AT+CMGW="+15551234567"') == "\r\n> "
+    assert await a.send_body("shared\x1a") == "\r\n+CMGW: 1\r\n\r\nOK\r\n"
+    assert await b.cmd("AT+CMGR=1") == (
+        '\r\n+CMGR: "STO UNSENT","+15551234567",\r\nshared\r\n\r\nOK\r\n'
+    )
+    assert await b.cmd("AT+CMGD=1") == "\r\nOK\r\n"
+    assert await a.cmd('AT+CMGL="ALL"') == "\r\nOK\r\n"
+    # An indication the module sends reaches both.
+    await b.cmd("AT+CNMI=2,1,0,0,0")
     sim.deliver("x")
-    await sim_cmti(a)
-    await sim_cmti(b)
-
-
-async def sim_cmti(d: Dte) -> None:
-    # generic profile default +CNMI is 0,0: nothing is announced; AT still works
-    assert await d.cmd("AT") == "\r\nOK\r\n"
+    await a.wait_for(b'+CMTI: "SM",1\r\n')
+    await b.wait_for(b'+CMTI: "SM",1\r\n')
 
 
 async def test_delayed_mode_keeps_order_of_chunks_due_at_once(sim, monkeypatch):
