@@ -139,9 +139,13 @@ async def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         signal_ = await _optional(
             session.signal_quality(0), lambda s: {"rssi": s.rssi, "ber": s.ber, "dbm": s.dbm}
         )
-        storage = await _optional(
-            session.storage_status(),
-            lambda st: {"mem": list(st.mem), "used": list(st.used), "total": list(st.total)},
+        known = session.storage  # from the +CPMS set form at init, if the query is refused
+        status = await _optional(session.storage_status())
+        st = status if status != UNKNOWN else known
+        storage = (
+            {"mem": list(st.mem), "used": list(st.used), "total": list(st.total)}
+            if st is not None
+            else UNKNOWN
         )
         operator = await _optional(client.execute(C.cops_query()), lambda op: op.name or UNKNOWN)
         if problem is None:

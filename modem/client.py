@@ -100,7 +100,9 @@ def open_connector(
     For ``sim://`` the simulated module is created once (so it survives
     reconnects, like a real module behind a re-enumerated USB port) and kept
     as ``connector.sim_modem``. Options (``&``-separated): ``pin=1234`` (the
-    SIM asks for it), ``seed=N``, ``registered=0`` (no network at first),
+    SIM asks for it), ``puk=12345678``, ``sim_inserted=0`` (no SIM),
+    ``sim_busy_time=S`` (the SIM answers "SIM busy" for S seconds after each
+    boot), ``seed=N``, ``registered=0`` (no network at first),
     ``register_after=S`` (the network comes up S seconds after the first
     connection). A bad profile or option raises :class:`UsageError`.
     """
@@ -127,7 +129,15 @@ def open_connector(
     return serial_connect
 
 
-_SIM_URL_OPTIONS = ("pin", "seed", "registered", "register_after")
+_SIM_URL_OPTIONS = (
+    "pin",
+    "puk",
+    "sim_inserted",
+    "sim_busy_time",
+    "seed",
+    "registered",
+    "register_after",
+)
 
 
 def _sim_connector(url: str, sim_options: dict[str, Any] | None) -> Connector:
@@ -152,11 +162,23 @@ def _sim_connector(url: str, sim_options: dict[str, Any] | None) -> Connector:
     try:
         seed = int(opts.get("seed", "0"))
         register_after = float(opts["register_after"]) if "register_after" in opts else None
+        busy = float(opts.get("sim_busy_time", "0"))
     except ValueError as exc:
         raise UsageError(f"{url!r}: {exc}") from None
-    if register_after is not None and not 0 <= register_after <= 86400:
-        raise UsageError(f"{url!r}: register_after is 0..86400 seconds")
-    modem = sim.SimModem(profile, pin=opts.get("pin") or None, seed=seed)
+    for what, seconds in (("register_after", register_after), ("sim_busy_time", busy)):
+        if seconds is not None and not 0 <= seconds <= 86400:
+            raise UsageError(f"{url!r}: {what} is 0..86400 seconds")
+    try:
+        modem = sim.SimModem(
+            profile,
+            pin=opts.get("pin") or None,
+            puk=opts.get("puk") or "12345678",
+            sim_inserted=opts.get("sim_inserted", "1") != "0",
+            sim_busy_time=busy,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise UsageError(f"{url!r}: {exc}") from None
     if opts.get("registered", "1") == "0" or register_after is not None:
         modem.set_registered(False)
     extra = dict(sim_options or {})

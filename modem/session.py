@@ -304,10 +304,11 @@ class Session:
                     raise self.sim_problem
                 await self._changed.wait()
 
-    async def wait_changed(self) -> None:
-        """Return at the next change of readiness or SIM problem (a problem
-        reported again after a re-initialisation counts too)."""
-        await self._changed.wait()
+    def wait_changed(self) -> Awaitable[bool]:
+        """An awaitable that ends at the next change of readiness or SIM problem
+        (a problem reported again after a re-initialisation counts too). The
+        change it waits for is fixed when this is called, not when awaited."""
+        return self._changed.wait()
 
     def configure(self, config: SessionConfig) -> None:
         """Use ``config`` from the next (re-)initialisation on, which starts now.

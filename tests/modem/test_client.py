@@ -21,7 +21,7 @@ from modem.errors import (
 from modem.session import Session
 from modem.sim import SimModem, create_sim_connection
 
-PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m"]
+PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m", "minimal"]
 
 
 class Pipe(asyncio.Transport):

@@ -70,6 +70,100 @@ async def test_wrong_pin_is_entered_once_never_again_with_the_same_configuration
         await stack.wait_ready(10)
         assert wire.count(b'AT+CPIN="1234"\r') == 1
         assert session.sim_problem is None and session.pin_state is C.PinState.READY
+    assert sim.pin_attempts_left == 3  # the right PIN resets the SIM's counter
+
+
+async def test_wrong_pin_spends_one_attempt_across_reboots():
+    sim = SimModem("bg96", pin="1234")
+    stack, wire = sim_stack(sim, SessionConfig(pin="9999"))
+    async with stack:
+        for _ in range(3):
+            changed = asyncio.ensure_future(stack.session.wait_changed())
+            if stack.session.sim_problem is not None:
+                sim.fault("reboot")
+            await asyncio.wait_for(changed, 10)
+        assert stack.session.sim_problem is not None
+        assert stack.session.sim_problem.kind is SimProblemKind.PIN_REJECTED
+    assert wire.count(b"AT+CPIN=") == 1
+    assert sim.pin_attempts_left == 2 and sim.sim_state == "pin"  # never blocked
+
+
+async def test_sim_blocked_behind_its_puk_is_reported_and_nothing_is_entered(caplog):
+    sim = SimModem("ec25", pin="1234")
+    sim.pin_attempts_left = 0  # three wrong PINs earlier: the SIM wants its PUK
+    stack, wire = sim_stack(sim, SessionConfig(pin="1234"))
+    async with stack:
+        with pytest.raises(SimProblem) as ei:
+            await stack.wait_ready(10)
+        assert ei.value.kind is SimProblemKind.PUK_REQUIRED
+        assert stack.session.pin_state is C.PinState.SIM_PUK
+    assert wire.count(b"AT+CPIN=") == 0 and sim.puk_attempts_left == 10
+    assert len(error_lines(caplog)) == 1 and "PUK" in error_lines(caplog)[0]
+
+
+async def test_no_sim_is_reported_once_and_the_session_stays_up(caplog):
+    sim = SimModem("bg96", sim_inserted=False)
+    stack, wire = sim_stack(sim, SessionConfig(pin="1234"))
+    async with stack:
+        with pytest.raises(SimProblem) as ei:
+            await stack.wait_ready(10)
+        assert ei.value.kind is SimProblemKind.NOT_INSERTED
+        changed = asyncio.ensure_future(stack.session.wait_changed())
+        sim.fault("reboot")  # still no SIM after a reboot: seen again, not shouted again
+        await asyncio.wait_for(changed, 10)
+        assert stack.session.sim_problem is not None and not stack.failure
+        assert (await stack.client.execute(C.csq())).rssi >= 0  # still answers
+    assert wire.count(b"AT+CPIN=") == 0 and wire.count(b"AT+CFUN=1,1") == 0
+    assert len(error_lines(caplog)) == 1 and "not inserted" in error_lines(caplog)[0]
+
+
+async def test_sim_busy_after_boot_is_waited_for_not_escalated(monkeypatch):
+    monkeypatch.setattr(timing, "RETRY_INITIAL", 0.05)
+    sim = SimModem("bg96", sim_busy_time=1.0)  # +CME ERROR: 14 for a second after boot
+    stack, wire = sim_stack(sim)
+    async with stack:
+        await stack.wait_ready(30)
+        assert wire.count(b"AT+CPIN?\r") >= 2  # asked again, patiently
+        assert stack.session.stats["escalations"] == 0 and wire.count(b"AT+CFUN") == 0
+        assert stack.session.registered
+
+
+async def test_sim_busy_wait_is_bounded_by_its_budget(monkeypatch):
+    from modem.errors import CmeErrorCode
+
+    monkeypatch.setattr(timing, "SIM_BUSY_BUDGET", 0.2)
+    monkeypatch.setattr(timing, "RETRY_INITIAL", 0.02)
+    sim = SimModem("bg96", sim_busy_time=3600.0)
+    wire = Wire()
+    client = AtClient(recording_connector(sim, wire))
+    await client.connect()
+    session = Session(client)
+    with pytest.raises(CmeError) as ei:  # transient: the supervisor backs off, no reset
+        await session.initialize()
+    assert ei.value.code == CmeErrorCode.SIM_BUSY and ei.value.transient
+    assert wire.count(b"AT+CFUN") == 0
+    session.close()
+    await client.close()
+    sim.close()
+
+
+# -- minimal modules -------------------------------------------------------------------
+
+
+async def test_minimal_module_without_cmee_and_bare_at_error_initialises():
+    sim = SimModem("minimal")
+    stack, wire = sim_stack(sim)
+    async with stack:
+        await stack.wait_ready(10)
+        session = stack.session
+        assert not session.numeric_errors  # +CMEE=1 refused: plain ERROR from now on
+        assert session.identity.imei == sim.profile.imei and session.registered
+        assert session.storage is not None and session.storage.total[0] == 20
+        with pytest.raises(CommandFailed) as ei:
+            await stack.client.execute(C.cmgr(7))  # empty: ERROR, then a stray OK
+        assert type(ei.value) is CommandFailed and ei.value.result == "ERROR"
+        assert (await stack.client.execute(C.csq())).rssi == 20
+    assert wire.count(b"AT+CFUN") == 0  # answering ERROR to AT is alive: never reset
 
 
 async def test_missing_pin_is_reported_and_info_queries_still_answer(caplog):
