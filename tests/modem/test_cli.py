@@ -109,7 +109,9 @@ def test_send_while_unregistered_says_so(capsys):
 
 
 def test_send_waits_for_coverage_coming_back(sims):
-    rc, out = run(["--port", "sim://generic?register_after=0.2", "send", "--to", "2936", "hi"])
+    # the URC wakes the send; a query every REGISTRATION_QUERY_INTERVAL (30 s) could not
+    argv = ["--port", "sim://generic?register_after=1", "send", "--registration-timeout", "20"]
+    rc, out = run([*argv, "--to", "2936", "hi"])
     assert rc == 0 and out.strip().isdigit() and sims[-1].mo_log
 
 
@@ -162,15 +164,18 @@ def _spawn(*argv: str) -> subprocess.Popen[bytes]:
     )
 
 
-def test_listen_piped_into_head_exits_when_the_reader_is_gone():
+@pytest.mark.parametrize("read", [1, 5])
+def test_listen_piped_into_head_exits_when_the_reader_is_gone(read):
+    # read=5: every demo line is out; nothing more will be written, so only
+    # watching the pipe (not a failed write) can tell that the reader left
     proc = _spawn("--port", "sim://ec25", "listen", "--demo")
     assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline()
-    proc.stdout.close()  # `head -1` exits
+    lines = [proc.stdout.readline() for _ in range(read)]
+    proc.stdout.close()  # `head -N` exits
     rc = proc.wait(timeout=60)
     err = proc.stderr.read().decode()
     proc.stderr.close()
-    assert first.decode().rstrip().endswith("2936: ping")
+    assert lines[0].decode().rstrip().endswith("2936: ping")
     assert rc == 141 and "Traceback" not in err and "Exception ignored" not in err
 
 
