@@ -110,6 +110,9 @@ class ModemStack:
         if task.cancelled():
             return
         exc = task.exception()
+        # Session.run and SmsService.run use TaskGroups: report the error itself
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
         if exc is not None and self._failure is None:
             log.error("%s stopped: %s", task.get_name(), exc)
             self._failure = exc

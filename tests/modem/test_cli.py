@@ -10,9 +10,13 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import modem.sim
 from modem.__main__ import DEMO_COMMANDS, main
+from modem.client import open_connector
+from modem.errors import UsageError
 
 
 def run(argv):
@@ -195,3 +199,40 @@ def test_sigterm_stops_listen_cleanly():
     proc.stderr.close()
     assert [x["text"] for x in lines[:4]] == DEMO_COMMANDS
     assert rc == 143 and b"Traceback" not in err
+
+
+# -- argument parsers: a result or our one declared error, for any input --------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_sim_url_parser_returns_or_raises_usage_error(tail):
+    try:
+        connector = open_connector("sim://" + tail)
+    except UsageError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert connector.sim_modem is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    to=st.text(max_size=30),
+    text=st.text(max_size=400),
+    binary=st.booleans(),
+    alphanumeric=st.booleans(),
+)
+def test_send_arguments_are_checked_or_refused_with_one_error(to, text, binary, alphanumeric):
+    import argparse
+
+    from modem.__main__ import _ArgError, _content
+
+    args = argparse.Namespace(
+        to=to, text=text, binary=binary, ucs2=False, alphanumeric=alphanumeric
+    )
+    try:
+        content, _ = _content(args)
+    except _ArgError as exc:
+        assert str(exc) and "\n" not in str(exc) and len(str(exc)) < 400
+    else:
+        assert isinstance(content, bytes if binary else str)
