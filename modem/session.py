@@ -751,7 +751,10 @@ class Session:
         self._last_power_cycle = self._now()
         self.stats["power_cycles"] += 1
         log.error("module hung: power-cycling through the application hook")
-        await hook()
+        try:
+            await hook()
+        except Exception as exc:  # the application's hook: report it, keep supervising
+            log.error("the power-cycle hook failed: %r", exc)
         await asyncio.sleep(self._reboot_wait())
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import modem.sim
 from modem.__main__ import DEMO_COMMANDS, main
 from modem.client import open_connector
 from modem.errors import UsageError
+from modem.sim import SimModem
 
 
 def run(argv):
@@ -236,3 +238,38 @@ def test_send_arguments_are_checked_or_refused_with_one_error(to, text, binary, 
         assert str(exc) and "\n" not in str(exc) and len(str(exc)) < 400
     else:
         assert isinstance(content, bytes if binary else str)
+
+
+async def test_one_shot_command_recovers_a_module_left_at_the_prompt(tmp_path):
+    import serial
+
+    from modem.sim.endpoints import PtyEndpoint
+
+    sim = SimModem("generic")
+    link = str(tmp_path / "ttyUSB2")
+    pty = PtyEndpoint(sim, link)
+    pty.start()
+    try:
+        # another program typed AT+CMGS=<n> and was killed at the prompt
+        killed = serial.serial_for_url(link, timeout=0)
+        killed.write(b"AT+CMGS=23\r")
+        killed.close()
+        await asyncio.sleep(0.05)
+        assert sim.state == "prompt"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modem",
+            "--port",
+            link,
+            "at",
+            "AT+CSQ",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        pty.close()
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == ["+CSQ: 20,99", "OK"] and not sim.mo_log

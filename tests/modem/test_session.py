@@ -227,6 +227,26 @@ async def test_dead_module_is_escalated_with_backoff_and_power_cycled_rarely(
     assert pauses[:4] == [0.01, 0.02, 0.04, 0.04]  # doubling, then the ceiling
 
 
+async def test_a_failing_power_cycle_hook_does_not_stop_the_supervisor(quick_escalation):
+    calls: list[int] = []
+
+    async def power_cycle() -> None:
+        calls.append(1)
+        raise OSError("relay driver gone")
+
+    sim = SimModem("generic")
+    stack, wire = sim_stack(sim, SessionConfig(power_cycle=power_cycle))
+    async with stack:
+        await stack.wait_ready(10)
+        sim.fault("hang")
+        quick = C.Command("AT+CSQ", C.parse_csq, prefixes=("+CSQ",), timeout=0.01)
+        for _ in range(timing.HUNG_AFTER_TIMEOUTS):
+            with contextlib.suppress(CommandTimeout):
+                await stack.client.execute(quick)
+        await wire.wait_for(lambda: wire.count(b"AT+CFUN=1,1\r") >= 2)
+        assert calls == [1] and stack.failure is None  # still supervising
+
+
 async def test_module_answering_error_to_bare_at_is_in_sync_and_never_reset():
     client, pipe = pipe_client()
     await client.connect()
