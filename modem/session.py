@@ -479,13 +479,16 @@ class Session:
                     # a second try could count down the SIM's last attempts
                     raise SimProblem(SimProblemKind.PIN_REJECTED)
                 entered = True
+                # counted as refused until the SIM says OK: an entry whose outcome is
+                # unknown (a timeout, a reboot) may have cost one of its attempts
+                self._rejected_pin = pin
                 try:
                     await self._sim_step(C.cpin_enter(pin), deadline)
                 except (CommandFailed, SimProblem) as exc:
-                    self._rejected_pin = pin
                     if isinstance(exc, SimProblem) and exc.kind is not SimProblemKind.PIN_REQUIRED:
                         raise
                     raise SimProblem(SimProblemKind.PIN_REJECTED, exc) from exc
+                self._rejected_pin = None
                 continue
             if state is PinState.SIM_PUK:
                 raise SimProblem(SimProblemKind.PUK_REQUIRED)

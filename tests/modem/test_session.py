@@ -406,3 +406,32 @@ def test_sim_busy_and_network_errors_are_not_sim_problems():
     assert SimProblem.from_error(CmeError(14)) is None
     assert SimProblem.from_error(CmsError(314)) is None
     assert SimProblem.from_error(CmeError(30)) is None
+
+
+async def test_pin_entry_with_unknown_outcome_is_not_repeated(monkeypatch):
+    # the module goes mute right after the PIN line: the SIM may have counted it
+    monkeypatch.setattr(timing, "SIM_COMMAND_TIMEOUT", 0.05)
+    sim = SimModem("generic", pin="1234")
+    wire = Wire()
+    client = AtClient(recording_connector(sim, wire))
+    await client.connect()
+    session = Session(client, SessionConfig(pin="4321"))
+    real_receive = sim.receive
+
+    def receive(data: bytes) -> None:
+        real_receive(data)
+        if b'AT+CPIN="4321"' in bytes(wire.data):
+            sim.fault("hang")
+
+    monkeypatch.setattr(sim, "receive", receive)
+    with pytest.raises(CommandTimeout):
+        await session.initialize()
+    sim.fault("reboot")
+    monkeypatch.setattr(sim, "receive", real_receive)
+    await asyncio.sleep(0.05)
+    with pytest.raises(SimProblem) as ei:
+        await session.initialize()
+    assert ei.value.kind is SimProblemKind.PIN_REJECTED
+    assert wire.count(b'AT+CPIN="4321"') == 1
+    session.close()
+    await client.close()
