@@ -573,7 +573,8 @@ class Session:
             log.info("ignoring malformed %s: %s", name, exc)
         if name in _SIM_NEWS:
             self._sim_news.set()
-            if name == "+CPIN" and self.sim_problem is not None:
+            problem = self.sim_problem
+            if name == "+CPIN" and problem is not None and self._sim_urc_is_news(problem, urc):
                 log.info("SIM state changed (%s): looking at the SIM again", urc.line)
                 self._reinit_wanted.set()
         if self._is_boot_marker(name, urc.args):
@@ -588,6 +589,15 @@ class Session:
                 self.client.fail_pending(ModemRebooted(urc.line))
         for hook in list(self.on_urc):
             hook(urc)
+
+    @staticmethod
+    def _sim_urc_is_news(problem: SimProblem, urc: Urc) -> bool:
+        """A ``+CPIN: <code>`` URC worth a new look at a reported SIM problem: the
+        SIM is ready now, or one was missing/failed and the SIM says anything.
+        ("SIM PIN" after a refused PIN is no news: it would only loop.)"""
+        if urc.args.strip('"').upper() == "READY":
+            return True
+        return problem.kind in (SimProblemKind.NOT_INSERTED, SimProblemKind.FAILURE)
 
     def _unexpected_echo(self, line: str) -> None:
         """An echo after ATE0: the module lost its settings (rebooted silently)."""

@@ -435,3 +435,17 @@ async def test_pin_entry_with_unknown_outcome_is_not_repeated(monkeypatch):
     assert wire.count(b'AT+CPIN="4321"') == 1
     session.close()
     await client.close()
+
+
+async def test_a_sim_urc_after_a_missing_sim_makes_the_session_look_again():
+    sim = SimModem("generic", sim_inserted=False)
+    stack, _ = sim_stack(sim)
+    async with stack:
+        with pytest.raises(SimProblem):
+            await stack.wait_ready(10)
+        sim.sim_inserted = True  # a person inserts the SIM; the module says so
+        changed = stack.session.wait_changed()
+        stack.client._on_data(b"\r\n+CPIN: READY\r\n")
+        await asyncio.wait_for(changed, 10)
+        await stack.wait_ready(10)
+        assert stack.session.sim_problem is None and stack.session.identity.imsi
