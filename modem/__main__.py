@@ -265,9 +265,14 @@ def _when_reader_gone(out: TextIO, callback: Callable[[], None]) -> Iterator[Non
         return
     loop = asyncio.get_running_loop()
     ep = epoll_cls()
+
+    def once() -> None:  # level-triggered: stop watching at the first report
+        loop.remove_reader(ep.fileno())
+        callback()
+
     try:
         ep.register(fd, 0)  # EPOLLERR/EPOLLHUP are always reported
-        loop.add_reader(ep.fileno(), callback)
+        loop.add_reader(ep.fileno(), once)
         try:
             yield
         finally:
