@@ -539,6 +539,9 @@ class SimProblemKind(enum.Enum):
     PIN_REJECTED = "the configured SIM PIN was refused"
     PUK_REQUIRED = "SIM PUK required (the PIN was refused too often)"
     OTHER_LOCK = "SIM or device lock needs a code"
+    #: ``+CPIN?`` (mandatory, TS 27.007 §8.3) keeps answering a plain ``ERROR``:
+    #: on a module without ``+CMEE`` codes, a missing or unreadable SIM
+    UNREADABLE = "the SIM cannot be read (+CPIN? answers ERROR)"
 
 
 #: +CME ERROR codes (TS 27.007 §9.2.1) that are a SIM problem for a person.

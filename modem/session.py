@@ -464,8 +464,18 @@ class Session:
         """+CPIN? until READY (TS 27.007 §8.3): the PIN at most once, never a PUK."""
         unknown = 0
         entered = False
+        pause = timing.RETRY_INITIAL
         while True:
-            state = await self._sim_step(C.cpin_query(), deadline)
+            try:
+                state = await self._sim_step(C.cpin_query(), deadline)
+            except CommandFailed as exc:
+                if type(exc) is not CommandFailed:
+                    raise
+                # a plain ERROR (no +CMEE codes): a SIM still busy, or none at all
+                if self._now() < deadline:
+                    pause = await self._wait_sim(pause, deadline)
+                    continue
+                raise SimProblem(SimProblemKind.UNREADABLE, exc) from exc
             self.pin_state = state
             if state in (PinState.READY, PinState.SIM_PIN2, PinState.SIM_PUK2):
                 # PIN2/PUK2 only gate PIN2-protected files (§8.3): SMS works
@@ -597,7 +607,11 @@ class Session:
         ("SIM PIN" after a refused PIN is no news: it would only loop.)"""
         if urc.args.strip('"').upper() == "READY":
             return True
-        return problem.kind in (SimProblemKind.NOT_INSERTED, SimProblemKind.FAILURE)
+        return problem.kind in (
+            SimProblemKind.NOT_INSERTED,
+            SimProblemKind.FAILURE,
+            SimProblemKind.UNREADABLE,
+        )
 
     def _unexpected_echo(self, line: str) -> None:
         """An echo after ATE0: the module lost its settings (rebooted silently)."""
@@ -608,6 +622,15 @@ class Session:
             self._reinit_wanted.set()
 
     def _is_boot_marker(self, name: str, args: str) -> bool:
+        """A line that says the module (re)started and lost its settings.
+
+        ``RDY`` (Quectel AT manuals, "after power on"), ``^SYSSTART``
+        (Cinterion/Telit), ``*ATREADY`` (Sequans) only come from a boot.
+        ``+CFUN: 1`` (TS 27.007 §8.2 as a Quectel/SIMCom URC) comes from a boot
+        or a +CFUN change. ``SMS DONE``/``+QIND: SMS DONE`` (Quectel),
+        ``SMS Ready``/``Call Ready`` (SIMCom) also follow the SIM's own
+        initialisation, so they count only once the session was ready.
+        """
         if name in _BOOT_ONLY:
             return True
         if name == "+CFUN" and args == "1":

@@ -449,3 +449,21 @@ async def test_a_sim_urc_after_a_missing_sim_makes_the_session_look_again():
         await asyncio.wait_for(changed, 10)
         await stack.wait_ready(10)
         assert stack.session.sim_problem is None and stack.session.identity.imsi
+
+
+async def test_no_sim_on_a_module_without_error_codes_is_reported_after_the_budget(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(timing, "SIM_BUSY_BUDGET", 0.3)
+    monkeypatch.setattr(timing, "RETRY_INITIAL", 0.02)
+    sim = SimModem("minimal", sim_inserted=False)  # +CPIN? answers a plain ERROR
+    stack, wire = sim_stack(sim)
+    async with stack:
+        with pytest.raises(SimProblem) as ei:
+            await stack.wait_ready(10)
+        assert ei.value.kind is SimProblemKind.UNREADABLE
+        asked = wire.count(b"AT+CPIN?\r")
+        assert asked >= 2  # patient within the budget
+        await asyncio.sleep(0.5)
+        assert wire.count(b"AT+CPIN?\r") == asked  # then no retry loop, no flood
+    assert len(error_lines(caplog)) == 1
