@@ -587,6 +587,12 @@ class Session:
             if name == "+CPIN" and problem is not None and self._sim_urc_is_news(problem, urc):
                 log.info("SIM state changed (%s): looking at the SIM again", urc.line)
                 self._reinit_wanted.set()
+            elif name == "+CPIN" and self.ready.is_set() and urc.args.strip('"') != "READY":
+                # the SIM went away or reset under a ready session (hot-plug:
+                # "+CPIN: NOT READY"/"NOT INSERTED"): look at it again
+                log.warning("SIM state changed (%s): re-initialising", urc.line)
+                self.ready.clear()
+                self._reinit_wanted.set()
         if self._is_boot_marker(name, urc.args):
             now = self._now()
             same_boot = name not in _BOOT_ONLY and now - self._last_boot < timing.BOOT_GRACE

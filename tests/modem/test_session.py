@@ -467,3 +467,17 @@ async def test_no_sim_on_a_module_without_error_codes_is_reported_after_the_budg
         await asyncio.sleep(0.5)
         assert wire.count(b"AT+CPIN?\r") == asked  # then no retry loop, no flood
     assert len(error_lines(caplog)) == 1
+
+
+async def test_sim_removed_under_a_ready_session_is_reported():
+    sim = SimModem("bg96")
+    stack, _ = sim_stack(sim)
+    async with stack:
+        await stack.wait_ready(10)
+        changed = stack.session.wait_changed()
+        sim.sim_inserted = False
+        stack.client._on_data(b"\r\n+CPIN: NOT READY\r\n")  # hot-plug: the SIM is gone
+        await asyncio.wait_for(changed, 10)
+        problem = stack.session.sim_problem
+        assert problem is not None and problem.kind is SimProblemKind.NOT_INSERTED
+        assert not stack.session.ready.is_set() and stack.failure is None
