@@ -1,0 +1,1 @@
+"""Device actions: the registry (the built-in actions come with the dispatcher)."""

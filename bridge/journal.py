@@ -1,0 +1,969 @@
+"""The journal: every Command's durable state machine, on one SQLite file.
+
+Synchronous (the standard library's :mod:`sqlite3`), no asyncio: the only
+room of the bridge that knows SQL. One caller at a time (the dispatcher may
+run it in one worker thread: the connection is not tied to its thread).
+
+File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
+
+* WAL mode. Writes that gate an irreversible step commit with
+  ``synchronous=FULL`` (the WAL is fsynced at commit): the inbound record
+  before the SMS service deletes the SIM copy (:meth:`Journal.receive`),
+  "executing" before an action (:meth:`Journal.start`), the counter and
+  replay window before execution (:meth:`Journal.authenticate`), the reply
+  before it is sent (:meth:`Journal.queue_reply`, :meth:`Journal.mark_sending`)
+  and its outcome. Other writes use ``NORMAL``.
+* Schema versioned by ``PRAGMA user_version``; :data:`MIGRATIONS` brings a
+  file from any older version up, one transaction per step; a newer file is
+  refused (:class:`SchemaTooNew`).
+* ``PRAGMA quick_check`` at open. A corrupt file (``SQLITE_CORRUPT``,
+  ``SQLITE_NOTADB`` or a failed check) is renamed aside with a UTC
+  timestamp (``journal.db.corrupt-20261201T084000Z``, with its ``-wal`` and
+  ``-shm``), a fresh file is started and the event logged at CRITICAL.
+* The high-water marks that must never go back -- the highest Command
+  counter accepted and the device's own reply counter -- are kept also in a
+  side file (``journal.db.counters``, JSON), written atomically (temporary
+  file, fsync, rename, fsync of the directory) *before* the transaction
+  that raises them commits. At open the larger of the two is taken; a fresh
+  file after corruption starts its replay window with every counter up to
+  the mark counted as used (:meth:`bridge.auth.ReplayWindow.after_loss`).
+
+States (:class:`State`; every transition is timed in ``transition``)::
+
+    received -> rejected                        (no reply: auth, sender, budget)
+    received -> failed                          (usage error: answered)
+    received -> executing -> done | failed
+    done | failed -> reply_queued -> sending -> sent | send_failed
+    sending -> sending                          (resent after a restart, counted)
+    sending | send_failed -> reply_queued       (retry)
+
+Anything else raises :class:`IllegalTransition`. Device-initiated messages
+(boot, reports, events) enter at ``reply_queued`` (kind ``report``).
+Undecodable PDUs are journaled raw (kind ``undecodable``) and rejected.
+
+Restart recovery (:meth:`Journal.recovery`): received and not run -> run;
+executing and idempotent -> run again; executing and not idempotent ->
+answer "interrupted", never run again; reply queued -> send; sending with
+unknown outcome -> send again with the same reply and reference
+(:meth:`Journal.mark_sending` counts it in ``resends``).
+
+Deduplication keys (table ``dedupe``): ``sid:`` the Command SID when
+Twilio included it, ``sms:`` the SMS service's message identity, and
+``ctr:`` the authentication counter once the signature checked. Any key
+already present makes the message a duplicate of that entry. Each part's
+identity is kept (``part``) for :meth:`Journal.has_part`. Records are kept
+30 days (Twilio's retention of Commands) then pruned; freed pages are
+returned (``auto_vacuum=INCREMENTAL``) so the file stays bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import functools
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from .auth import ReplayWindow
+
+log = logging.getLogger("bridge.journal")
+
+#: Default journal file (the service's state directory).
+DEFAULT_PATH = "/var/lib/sms-bridge/journal.db"
+#: Twilio keeps Commands 30 days; so does the journal.
+RETENTION_SECONDS = 30 * 24 * 3600
+#: WAL file kept at most this size after a checkpoint (PRAGMA journal_size_limit).
+WAL_LIMIT = 1 << 20
+
+
+class State(enum.StrEnum):
+    """Where an entry is in its life (module doc)."""
+
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    DONE = "done"
+    FAILED = "failed"
+    REPLY_QUEUED = "reply_queued"
+    SENDING = "sending"
+    SENT = "sent"
+    SEND_FAILED = "send_failed"
+
+
+class Kind(enum.StrEnum):
+    """What an entry is."""
+
+    COMMAND = "command"
+    UNDECODABLE = "undecodable"
+    REPORT = "report"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.RECEIVED: frozenset({State.REJECTED, State.EXECUTING, State.FAILED}),
+    State.EXECUTING: frozenset({State.DONE, State.FAILED}),
+    State.DONE: frozenset({State.REPLY_QUEUED}),
+    State.FAILED: frozenset({State.REPLY_QUEUED}),
+    State.REPLY_QUEUED: frozenset({State.SENDING}),
+    State.SENDING: frozenset({State.SENT, State.SEND_FAILED, State.SENDING, State.REPLY_QUEUED}),
+    State.SEND_FAILED: frozenset({State.REPLY_QUEUED}),
+    State.REJECTED: frozenset(),
+    State.SENT: frozenset(),
+}
+
+_EXECUTING = frozenset({State.EXECUTING})
+_RECEIVED_OR_EXECUTING = frozenset({State.RECEIVED, State.EXECUTING})
+_RAN = frozenset({State.DONE, State.FAILED})
+_SEND_OUTCOMES = frozenset({State.SENDING, State.SEND_FAILED})
+
+#: States an entry may be pruned in (nothing left to do for it).
+SETTLED = frozenset({State.REJECTED, State.SENT, State.SEND_FAILED, State.DONE, State.FAILED})
+
+
+class JournalError(Exception):
+    """The journal refused an operation (a caller's error, or an unusable file)."""
+
+
+class IllegalTransition(JournalError):
+    """A state change the state machine does not allow."""
+
+    def __init__(self, entry_id: int, current: State, wanted: State) -> None:
+        self.entry_id = entry_id
+        self.current = current
+        self.wanted = wanted
+        super().__init__(f"entry {entry_id}: {current.value} -> {wanted.value} is not allowed")
+
+
+class UnknownEntry(JournalError):
+    """No entry with that id (never existed, or pruned)."""
+
+
+class SchemaTooNew(JournalError):
+    """The file was written by a newer version of the bridge."""
+
+
+#: Schema migrations: MIGRATIONS[i] brings user_version i to i + 1.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE entry (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            modem TEXT NOT NULL,
+            state TEXT NOT NULL,
+            sender TEXT, product TEXT, coding TEXT, sid TEXT, identity TEXT,
+            counter INTEGER,
+            body_text TEXT, body_data BLOB, raw_pdu TEXT, error TEXT,
+            idempotent INTEGER, summary TEXT, reason TEXT,
+            reply_to TEXT, reply_text TEXT, reply_data BLOB, reply_ref TEXT,
+            tp_mr INTEGER,
+            send_attempts INTEGER NOT NULL DEFAULT 0,
+            resends INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL, updated REAL NOT NULL)""",
+        "CREATE INDEX entry_state ON entry(state)",
+        "CREATE INDEX entry_updated ON entry(updated)",
+        """CREATE TABLE transition (
+            seq INTEGER PRIMARY KEY,
+            entry_id INTEGER NOT NULL REFERENCES entry(id) ON DELETE CASCADE,
+            state TEXT NOT NULL, at REAL NOT NULL, detail TEXT)""",
+        "CREATE INDEX transition_entry ON transition(entry_id)",
+        "CREATE INDEX transition_state_at ON transition(state, at)",
+        """CREATE TABLE dedupe (
+            key TEXT PRIMARY KEY,
+            entry_id INTEGER NOT NULL REFERENCES entry(id) ON DELETE CASCADE) WITHOUT ROWID""",
+        "CREATE INDEX dedupe_entry ON dedupe(entry_id)",
+        """CREATE TABLE part (
+            part_id TEXT PRIMARY KEY,
+            entry_id INTEGER NOT NULL REFERENCES entry(id) ON DELETE CASCADE) WITHOUT ROWID""",
+        "CREATE INDEX part_entry ON part(entry_id)",
+        "CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    ),
+)
+
+_CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One timed state change of an entry."""
+
+    state: State
+    at: float
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journaled message and where it is."""
+
+    id: int
+    kind: Kind
+    modem: str
+    state: State
+    sender: str | None
+    product: str | None
+    coding: str | None
+    sid: str | None
+    identity: str | None
+    counter: int | None
+    body: str | bytes | None
+    raw_pdu: str | None
+    error: str | None
+    idempotent: bool | None
+    summary: str | None
+    reason: str | None
+    reply_to: str | None
+    reply: str | bytes | None
+    reply_ref: str | None
+    tp_mr: int | None
+    send_attempts: int
+    resends: int
+    created: float
+    updated: float
+    transitions: tuple[Transition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What :meth:`Journal.receive` did: the entry, and whether it was already there."""
+
+    entry_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a restart must do (module doc, "Restart recovery")."""
+
+    run: tuple[Entry, ...]
+    rerun: tuple[Entry, ...]
+    interrupted: tuple[Entry, ...]
+    send: tuple[Entry, ...]
+    resend: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The high-water marks kept beside the database."""
+
+    command_counter: int = 0
+    reply_counter: int = 0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data``: temporary file, fsync, rename, fsync of the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+_COLUMNS = (
+    "id, kind, modem, state, sender, product, coding, sid, identity, counter, body_text,"
+    " body_data, raw_pdu, error, idempotent, summary, reason, reply_to, reply_text, reply_data,"
+    " reply_ref, tp_mr, send_attempts, resends, created, updated"
+)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _declared(fn: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
+    """SQLite and file-system failures (disk full, I/O error, a closed journal)
+    leave a public method as :class:`JournalError` naming the file."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+
+    return wrapper
+
+
+class Journal:
+    """The durable state machine (module doc). Open with :meth:`open`.
+
+    Every public method raises :class:`JournalError` (or a subclass) and
+    nothing else for a failure of the file, the disk or the state machine.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
+        self._db = db
+        self.path = path
+        self._clock = clock
+        self._sync = ""
+        self.marks_path = path.with_name(path.name + ".counters")
+        self._marks = self._read_marks()
+        #: Set when :meth:`open` found the file corrupt: where the old one went.
+        self.moved_aside: Path | None = None
+
+    # --- opening ---------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        clock: Callable[[], float] = time.time,
+        window_size: int = 64,
+        timeout: float = 5.0,
+    ) -> Journal:
+        """Open (or create) the journal at ``path``; see the module doc for corruption.
+
+        Raises :class:`SchemaTooNew` for a newer file, :class:`JournalError`
+        when the file cannot be opened at all (a permission, a lock held
+        longer than ``timeout`` seconds by another process).
+        """
+        p = Path(path)
+        moved: Path | None = None
+        try:
+            db = cls._connect_checked(p, timeout)
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", "") not in _CORRUPT_CODES and not isinstance(
+                exc, _Corrupt
+            ):
+                raise JournalError(f"journal {p}: {exc}") from None
+            moved = cls._move_aside(p, clock())
+            log.critical(
+                "journal %s is corrupt (%s): moved aside to %s, a fresh journal started",
+                p,
+                exc,
+                moved,
+            )
+            try:
+                db = cls._connect_checked(p, timeout)
+            except sqlite3.DatabaseError as exc2:
+                raise JournalError(f"journal {p}: {exc2}") from None
+        j = cls(db, p, clock)
+        j.moved_aside = moved
+        j._reconcile(window_size, fresh=moved is not None)
+        return j
+
+    @staticmethod
+    def _connect_checked(p: Path, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(p, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            if empty:
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(f"journal {p}: WAL mode refused ({mode})")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+            rows = db.execute("PRAGMA quick_check").fetchall()
+            if rows != [("ok",)]:
+                raise _Corrupt("quick_check: " + "; ".join(str(r[0]) for r in rows[:3]))
+            Journal._migrate(db, p)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection, p: Path) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise SchemaTooNew(
+                f"journal {p}: schema version {version}, this bridge knows {len(MIGRATIONS)}"
+            )
+        for target in range(version + 1, len(MIGRATIONS) + 1):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in MIGRATIONS[target - 1]:
+                    db.execute(stmt)
+                db.execute(f"PRAGMA user_version={target}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            log.info("journal %s: schema migrated to version %d", p, target)
+
+    @staticmethod
+    def _move_aside(p: Path, now: float) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        target = p.with_name(f"{p.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = p.with_name(f"{p.name}.corrupt-{stamp}-{n}")
+        for suffix in ("-wal", "-shm"):
+            side = p.with_name(p.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+        if p.exists():
+            os.replace(p, target)
+        _fsync_dir(p.parent)
+        return target
+
+    def _read_marks(self) -> Marks:
+        try:
+            raw = self.marks_path.read_bytes()
+        except FileNotFoundError:
+            return Marks()
+        try:
+            doc = json.loads(raw)
+            return Marks(int(doc["command_counter"]), int(doc["reply_counter"]))
+        except (ValueError, KeyError, TypeError):
+            log.critical(
+                "journal side file %s is unreadable; using the database's marks", self.marks_path
+            )
+            return Marks()
+
+    def _write_marks(self, marks: Marks) -> None:
+        data = json.dumps(
+            {"command_counter": marks.command_counter, "reply_counter": marks.reply_counter}
+        ).encode()
+        write_atomically(self.marks_path, data)
+        self._marks = marks
+
+    def _reconcile(self, window_size: int, *, fresh: bool) -> None:
+        """Make the database's marks and the side file agree, never going back."""
+        window = self._kv_window()
+        reply = int(self._kv("reply_counter") or 0)
+        m = self._marks
+        high = max(window.highest if window is not None else 0, m.command_counter)
+        if window is None or window.highest < high:
+            # lost or behind the side file: count every counter up to the mark as used
+            window = ReplayWindow.after_loss(high, window_size)
+            if high:
+                log.warning("journal: replay window rebuilt from the side file (highest %d)", high)
+        elif window.size != window_size:
+            # a larger window must not reopen counters the old one called too old
+            grown = (
+                ((1 << window_size) - 1) ^ ((1 << window.size) - 1)
+                if window_size > window.size
+                else 0
+            )
+            bitmap = (window.bitmap | (grown if high else 0)) & ((1 << window_size) - 1)
+            window = ReplayWindow(high, bitmap, window_size)
+        reply = max(reply, m.reply_counter)
+        with self._tx(full=True):
+            self._put("replay_window", window.to_text())
+            self._put("reply_counter", str(reply))
+        if (window.highest, reply) != (m.command_counter, m.reply_counter):
+            self._write_marks(Marks(window.highest, reply))
+        if fresh:
+            log.critical(
+                "journal %s started afresh; replay counters kept at %d / %d",
+                self.path,
+                window.highest,
+                reply,
+            )
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _tx(self, *, full: bool) -> Iterator[sqlite3.Connection]:
+        want = "FULL" if full else "NORMAL"
+        if self._sync != want:
+            self._db.execute(f"PRAGMA synchronous={want}")
+            self._sync = want
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _kv(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _kv_window(self) -> ReplayWindow | None:
+        text = self._kv("replay_window")
+        if text is None:
+            return None
+        try:
+            return ReplayWindow.from_text(text)
+        except ValueError:
+            log.critical("journal: stored replay window %r unreadable; rebuilt", text)
+            return None
+
+    def _put(self, name: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO kv(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def _state(self, entry_id: int) -> State:
+        row = self._db.execute("SELECT state FROM entry WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise UnknownEntry(f"no journal entry {entry_id}")
+        return State(row[0])
+
+    def _move(
+        self,
+        entry_id: int,
+        to: State,
+        detail: str | None,
+        sources: frozenset[State] | None = None,
+        **columns: object,
+    ) -> float:
+        """Inside a transaction: check and record ``entry_id -> to``.
+
+        ``sources`` narrows the states the calling operation starts from (the
+        reply is queued from done or failed, not from send_failed).
+        """
+        current = self._state(entry_id)
+        if to not in TRANSITIONS[current] or (sources is not None and current not in sources):
+            raise IllegalTransition(entry_id, current, to)
+        now = self._clock()
+        sets = "".join(f", {c} = ?" for c in columns)
+        self._db.execute(
+            f"UPDATE entry SET state = ?, updated = ?{sets} WHERE id = ?",
+            (to.value, now, *columns.values(), entry_id),
+        )
+        self._db.execute(
+            "INSERT INTO transition(entry_id, state, at, detail) VALUES (?, ?, ?, ?)",
+            (entry_id, to.value, now, detail),
+        )
+        return now
+
+    def _insert(self, kind: Kind, state: State, detail: str | None, **columns: object) -> int:
+        now = self._clock()
+        names = ", ".join(("kind", "state", "created", "updated", *columns))
+        marks = ", ".join("?" * (4 + len(columns)))
+        cur = self._db.execute(
+            f"INSERT INTO entry({names}) VALUES ({marks})",
+            (kind.value, state.value, now, now, *columns.values()),
+        )
+        entry_id = cur.lastrowid
+        assert entry_id is not None
+        self._db.execute(
+            "INSERT INTO transition(entry_id, state, at, detail) VALUES (?, ?, ?, ?)",
+            (entry_id, state.value, now, detail),
+        )
+        return entry_id
+
+    def _duplicate_of(self, keys: Sequence[str]) -> int | None:
+        for k in keys:
+            row = self._db.execute("SELECT entry_id FROM dedupe WHERE key = ?", (k,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        return None
+
+    # --- inbound ---------------------------------------------------------------
+
+    @_declared
+    def receive(
+        self,
+        *,
+        modem: str,
+        sender: str,
+        body: str | bytes,
+        identity: str,
+        part_ids: Sequence[str] = (),
+        sid: str | None = None,
+        product: str | None = None,
+        coding: str | None = None,
+    ) -> Receipt:
+        """Journal an inbound Command durably (FULL), before the SIM copy is deleted.
+
+        A message whose SID or identity is already journaled is a duplicate:
+        nothing new is stored except its part ids (so its parts are known),
+        and the receipt names the first entry.
+        """
+        keys = [f"sms:{identity}"] + ([f"sid:{sid}"] if sid else [])
+        with self._tx(full=True):
+            dup = self._duplicate_of(keys)
+            if dup is not None:
+                self._add_parts(dup, part_ids)
+                return Receipt(dup, True)
+            text = body if isinstance(body, str) else None
+            data = body if isinstance(body, bytes) else None
+            entry_id = self._insert(
+                Kind.COMMAND,
+                State.RECEIVED,
+                None,
+                modem=modem,
+                sender=sender,
+                product=product,
+                coding=coding,
+                sid=sid,
+                identity=identity,
+                body_text=text,
+                body_data=data,
+            )
+            for k in keys:
+                self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (k, entry_id))
+            self._add_parts(entry_id, part_ids)
+        return Receipt(entry_id, False)
+
+    def _add_parts(self, entry_id: int, part_ids: Sequence[str]) -> None:
+        for pid in part_ids:
+            self._db.execute(
+                "INSERT OR IGNORE INTO part(part_id, entry_id) VALUES (?, ?)", (pid, entry_id)
+            )
+
+    @_declared
+    def receive_undecodable(
+        self, *, modem: str, identity: str, raw_pdu: str, error: str
+    ) -> Receipt:
+        """Journal a PDU the codec rejected, raw, as rejected (FULL, before the delete)."""
+        key = f"sms:{identity}"
+        with self._tx(full=True):
+            dup = self._duplicate_of([key])
+            if dup is not None:
+                return Receipt(dup, True)
+            entry_id = self._insert(
+                Kind.UNDECODABLE,
+                State.RECEIVED,
+                None,
+                modem=modem,
+                identity=identity,
+                raw_pdu=raw_pdu,
+                error=error,
+            )
+            self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (key, entry_id))
+            self._move(entry_id, State.REJECTED, "undecodable", reason="undecodable")
+        return Receipt(entry_id, False)
+
+    @_declared
+    def has_part(self, part_id: str) -> bool:
+        """True when the message this SMS part belongs to is journaled (the SMS
+        service's ``known`` hook: such a part is deleted from the SIM, not held)."""
+        row = self._db.execute("SELECT 1 FROM part WHERE part_id = ?", (part_id,)).fetchone()
+        return row is not None
+
+    # --- authentication ---------------------------------------------------------
+
+    @_declared
+    def replay_window(self) -> ReplayWindow:
+        """The replay window as last persisted."""
+        w = self._kv_window()
+        if w is None:  # pragma: no cover - _reconcile always stores one
+            raise JournalError("journal has no replay window")
+        return w
+
+    @_declared
+    def authenticate(self, entry_id: int, counter: int, window: ReplayWindow) -> bool:
+        """Record a checked signature's counter and the window after it, atomically.
+
+        One FULL transaction holds the ``ctr:`` dedupe key, the entry's
+        counter and the new window; the side file's mark is raised first.
+        False (nothing stored) when another entry holds the counter; True,
+        with nothing changed, when this entry already does (it was
+        authenticated before a restart: recovery must not check its counter
+        against the window again, ``Entry.counter`` is set).
+        """
+        key = f"ctr:{counter}"
+        if window.highest > self._marks.command_counter:
+            self._write_marks(Marks(window.highest, self._marks.reply_counter))
+        with self._tx(full=True):
+            holder = self._duplicate_of([key])
+            if holder is not None:
+                return holder == entry_id
+            self._state(entry_id)
+            self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (key, entry_id))
+            self._db.execute("UPDATE entry SET counter = ? WHERE id = ?", (counter, entry_id))
+            self._put("replay_window", window.to_text())
+        return True
+
+    @_declared
+    def next_reply_counter(self) -> int:
+        """The next counter for a signed reply or report, persisted (never reused)."""
+        n = max(int(self._kv("reply_counter") or 0), self._marks.reply_counter) + 1
+        self._write_marks(Marks(self._marks.command_counter, n))
+        with self._tx(full=True):
+            self._put("reply_counter", str(n))
+        return n
+
+    # --- the state machine ---------------------------------------------------------
+
+    @_declared
+    def reject(self, entry_id: int, reason: str) -> None:
+        """received -> rejected (no reply: failed authentication, sender, budget)."""
+        with self._tx(full=False):
+            self._move(entry_id, State.REJECTED, reason, reason=reason)
+
+    @_declared
+    def start(self, entry_id: int, *, idempotent: bool, summary: str | None = None) -> None:
+        """received -> executing, durable (FULL) before the action runs."""
+        with self._tx(full=True):
+            self._move(
+                entry_id, State.EXECUTING, summary, idempotent=int(idempotent), summary=summary
+            )
+
+    @_declared
+    def finish(self, entry_id: int, *, ok: bool, reason: str | None = None) -> None:
+        """executing -> done | failed (a failure's ``reason`` kept); received ->
+        failed for a Command refused before running (a usage error)."""
+        to = State.DONE if ok else State.FAILED
+        with self._tx(full=False):
+            sources = _EXECUTING if ok else _RECEIVED_OR_EXECUTING
+            self._move(entry_id, to, reason, sources, reason=reason)
+
+    @_declared
+    def queue_reply(
+        self, entry_id: int, *, to: str, reply: str | bytes, ref: str | None = None
+    ) -> str:
+        """done | failed -> reply_queued with the reply's text or data (FULL).
+
+        ``ref`` is the reference a resend keeps (default: the entry id in hex);
+        returned.
+        """
+        ref = ref if ref is not None else f"{entry_id:x}"
+        text = reply if isinstance(reply, str) else None
+        data = reply if isinstance(reply, bytes) else None
+        with self._tx(full=True):
+            self._move(
+                entry_id,
+                State.REPLY_QUEUED,
+                None,
+                _RAN,
+                reply_to=to,
+                reply_text=text,
+                reply_data=data,
+                reply_ref=ref,
+            )
+        return ref
+
+    @_declared
+    def enqueue_report(
+        self, *, modem: str, to: str, message: str | bytes, summary: str | None = None
+    ) -> int:
+        """A device-initiated message (boot, report, event) into the outbox (FULL)."""
+        text = message if isinstance(message, str) else None
+        data = message if isinstance(message, bytes) else None
+        with self._tx(full=True):
+            entry_id = self._insert(
+                Kind.REPORT,
+                State.REPLY_QUEUED,
+                summary,
+                modem=modem,
+                summary=summary,
+                reply_to=to,
+                reply_text=text,
+                reply_data=data,
+            )
+            self._db.execute(
+                "UPDATE entry SET reply_ref = ? WHERE id = ?", (f"{entry_id:x}", entry_id)
+            )
+        return entry_id
+
+    @_declared
+    def mark_sending(self, entry_id: int) -> int:
+        """reply_queued -> sending before ``AT+CMGS`` (FULL); sending -> sending
+        when resending after a restart, counted. Returns the resend count."""
+        with self._tx(full=True):
+            current = self._state(entry_id)
+            resend = current is State.SENDING
+            self._move(entry_id, State.SENDING, "resend" if resend else None)
+            self._db.execute(
+                "UPDATE entry SET send_attempts = send_attempts + 1,"
+                " resends = resends + ? WHERE id = ?",
+                (int(resend), entry_id),
+            )
+            row = self._db.execute("SELECT resends FROM entry WHERE id = ?", (entry_id,))
+            return int(row.fetchone()[0])
+
+    @_declared
+    def mark_sent(self, entry_id: int, tp_mr: int) -> None:
+        """sending -> sent with the TP-MR of ``+CMGS`` (FULL)."""
+        with self._tx(full=True):
+            self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
+
+    @_declared
+    def mark_send_failed(self, entry_id: int, reason: str) -> None:
+        """sending -> send_failed (the module or network refused it for good)."""
+        with self._tx(full=True):
+            self._move(entry_id, State.SEND_FAILED, reason, reason=reason)
+
+    @_declared
+    def requeue(self, entry_id: int, reason: str) -> None:
+        """sending | send_failed -> reply_queued (try the send again later)."""
+        with self._tx(full=True):
+            self._move(entry_id, State.REPLY_QUEUED, reason, _SEND_OUTCOMES)
+
+    # --- queries ---------------------------------------------------------------
+
+    def _entries(self, where: str, params: Sequence[object] = ()) -> tuple[Entry, ...]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM entry WHERE {where}", params)
+        return tuple(_entry(r) for r in rows.fetchall())
+
+    @_declared
+    def recovery(self) -> Recovery:
+        """What a restart must do, oldest first (module doc)."""
+
+        def q(where: str) -> tuple[Entry, ...]:
+            return self._entries(f"{where} ORDER BY id")
+
+        return Recovery(
+            run=q("state = 'received' AND kind = 'command'"),
+            rerun=q("state = 'executing' AND idempotent = 1"),
+            interrupted=q("state = 'executing' AND (idempotent IS NULL OR idempotent = 0)"),
+            send=q("state = 'reply_queued'"),
+            resend=q("state = 'sending'"),
+        )
+
+    @_declared
+    def get(self, entry_id: int) -> Entry:
+        """One entry with its transitions; :class:`UnknownEntry` if absent."""
+        found = self._entries("id = ?", (entry_id,))
+        if not found:
+            raise UnknownEntry(f"no journal entry {entry_id}")
+        rows = self._db.execute(
+            "SELECT state, at, detail FROM transition WHERE entry_id = ? ORDER BY seq",
+            (entry_id,),
+        ).fetchall()
+        trans = tuple(Transition(State(s), float(a), d) for s, a, d in rows)
+        return dataclasses.replace(found[0], transitions=trans)
+
+    @_declared
+    def list_entries(self, *, limit: int = 50, state: State | None = None) -> tuple[Entry, ...]:
+        """The newest entries first, optionally in one state."""
+        if state is None:
+            return self._entries("1 ORDER BY id DESC LIMIT ?", (limit,))
+        return self._entries("state = ? ORDER BY id DESC LIMIT ?", (state.value, limit))
+
+    @_declared
+    def replies_since(self, since: float, *, sender: str | None = None) -> int:
+        """Replies and reports queued at or after ``since`` (Unix seconds), all
+        or those answering ``sender``: what the reply budgets count (a reply
+        queued again after a failed send counts once). Kept in the journal so
+        a restart does not reset a budget."""
+        q = (
+            "SELECT count(DISTINCT t.entry_id) FROM transition t JOIN entry e ON e.id = t.entry_id"
+            " WHERE t.state = 'reply_queued' AND t.at >= ?"
+        )
+        params: list[object] = [since]
+        if sender is not None:
+            q += " AND e.sender = ?"
+            params.append(sender)
+        return int(self._db.execute(q, params).fetchone()[0])
+
+    @_declared
+    def counts(self) -> dict[State, int]:
+        """Entries per state (every state, zero included)."""
+        out = dict.fromkeys(State, 0)
+        for s, n in self._db.execute("SELECT state, count(*) FROM entry GROUP BY state"):
+            out[State(s)] = int(n)
+        return out
+
+    @_declared
+    def prune(self, *, now: float | None = None, keep: float = RETENTION_SECONDS) -> int:
+        """Delete settled entries not touched for ``keep`` seconds; returns how many.
+
+        Their transitions, dedupe keys and part ids go with them; freed pages
+        are returned to the file system and the WAL truncated.
+        """
+        cutoff = (self._clock() if now is None else now) - keep
+        settled = tuple(s.value for s in SETTLED)
+        with self._tx(full=False):
+            cur = self._db.execute(
+                f"DELETE FROM entry WHERE updated < ? AND state IN "
+                f"({', '.join('?' * len(settled))})",
+                (cutoff, *settled),
+            )
+            n = cur.rowcount
+        self._db.execute("PRAGMA incremental_vacuum")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return n
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """quick_check found damage."""
+
+
+def _entry(r: Sequence[object]) -> Entry:
+    (
+        eid,
+        kind,
+        modem,
+        state,
+        sender,
+        product,
+        coding,
+        sid,
+        identity,
+        counter,
+        body_text,
+        body_data,
+        raw_pdu,
+        error,
+        idem,
+        summary,
+        reason,
+        reply_to,
+        reply_text,
+        reply_data,
+        reply_ref,
+        tp_mr,
+        attempts,
+        resends,
+        created,
+        updated,
+    ) = r
+
+    def s(v: object) -> str | None:
+        return None if v is None else str(v)
+
+    def i(v: object) -> int | None:
+        return None if v is None else int(str(v))
+
+    body = body_data if isinstance(body_data, bytes) else s(body_text)
+    reply = reply_data if isinstance(reply_data, bytes) else s(reply_text)
+    return Entry(
+        id=int(str(eid)),
+        kind=Kind(str(kind)),
+        modem=str(modem),
+        state=State(str(state)),
+        sender=s(sender),
+        product=s(product),
+        coding=s(coding),
+        sid=s(sid),
+        identity=s(identity),
+        counter=i(counter),
+        body=body,
+        raw_pdu=s(raw_pdu),
+        error=s(error),
+        idempotent=None if idem is None else bool(idem),
+        summary=s(summary),
+        reason=s(reason),
+        reply_to=s(reply_to),
+        reply=reply,
+        reply_ref=s(reply_ref),
+        tp_mr=i(tp_mr),
+        send_attempts=int(str(attempts)),
+        resends=int(str(resends)),
+        created=float(str(created)),
+        updated=float(str(updated)),
+    )

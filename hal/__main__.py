@@ -1,0 +1,7 @@
+"""``python -m hal``: see :mod:`hal.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The bundle of interfaces: :func:`build` picks the backend the configuration names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType, TracebackType
+
+from .config import HalConfig
+from .errors import ScriptError, ScriptErrorKind, SensorError
+from .gpio_linux import LinuxGpio  # imports gpiod lazily, only with lines to request
+from .interfaces import CommandRunner, Gpio, Power, Scripts, Sensors, System
+from .power import LinuxPower, run_command
+from .scripts import ScriptRunner
+from .sensors import LinuxSensors, Opener
+from .sim import SimControl
+from .system import LinuxSystem, ioctl_ipv4
+
+__all__ = ["Hal", "Problem", "build", "check"]
+
+
+@dataclass
+class Hal:
+    """Every device capability, built from one :class:`~hal.config.HalConfig`.
+
+    ``sim`` is the simulator's control panel (``hal.sim.drive("door", 1)``)
+    when the backend is ``sim``, else ``None``. Close it (or use ``async
+    with``) to release the GPIO lines.
+    """
+
+    config: HalConfig
+    gpio: Gpio
+    sensors: Sensors
+    system: System
+    power: Power
+    scripts: Scripts
+    sim: SimControl | None = None
+
+    async def close(self) -> None:
+        await self.gpio.close()
+
+    async def __aenter__(self) -> Hal:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def build(
+    config: HalConfig,
+    *,
+    gpiod: ModuleType | None = None,
+    runner: CommandRunner = run_command,
+    opener: Opener | None = None,
+    ipv4: Callable[[str], Sequence[str]] = ioctl_ipv4,
+) -> Hal:
+    """Build the backend ``config.backend`` names.
+
+    The Linux backend requests every GPIO line now and holds it; a chip or
+    line that is not there raises :class:`~hal.errors.ConfigError` naming its
+    key, a busy line or a permission problem :class:`~hal.errors.GpioError`.
+    ``gpiod`` (the module), ``runner``, ``opener`` and ``ipv4`` replace the
+    real thing in tests.
+    """
+    scripts = ScriptRunner(config.scripts)
+    if config.backend == "sim":
+        sim = SimControl.build(config)
+        return Hal(config, sim.gpio, sim.sensors, sim.system, sim.power, scripts, sim)
+    return Hal(
+        config,
+        LinuxGpio(config.gpio, config.root, config.consumer, module=gpiod),
+        LinuxSensors(config.sensors, config.root, opener=opener),
+        LinuxSystem(config.system, config.root, ipv4=ipv4),
+        LinuxPower(config.power, config.root, runner=runner),
+        scripts,
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the configuration names that the device does not provide."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+async def check(hal: Hal) -> list[Problem]:
+    """Try what can be tried without side effects: read each sensor, look at each script.
+
+    GPIO lines were checked when :func:`build` requested them.
+    """
+    cfg = hal.config
+    out = []
+    for name in hal.sensors.names():
+        try:
+            await hal.sensors.read(name)
+        except SensorError as exc:
+            out.append(Problem(cfg.sensors[name].key, f"{exc.fault.value}: {exc.detail}"))
+    for name, sc in cfg.scripts.items():
+        try:
+            hal.scripts.info(name)
+            program = sc.command[0]
+            if not os.path.isfile(program) or not os.access(program, os.X_OK):
+                raise ScriptError(
+                    name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
+                )
+        except ScriptError as exc:
+            out.append(Problem(f"{sc.key}.command[0]", exc.detail))
+    if (
+        isinstance(hal.power, LinuxPower)
+        and hal.power.allowed()
+        and not hal.power.systemd_running()
+    ):
+        out.append(
+            Problem(
+                cfg.key("power"),
+                "reboot/shutdown are allowed but systemd is not running (no /run/systemd/system)",
+            )
+        )
+    return out

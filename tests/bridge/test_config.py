@@ -1,0 +1,194 @@
+"""The configuration: typed sections, errors named by key, the example file."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import config
+from bridge.config import Config, ConfigError, ModemConfig
+from bridge.framing import Product, ProductSetting, SidPosition, frame
+from bridge.grammar import Level
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "bridge.example.toml"
+
+
+def test_empty_file_is_the_defaults():
+    assert config.loads("") == Config()
+    assert Config().bridge.journal == "/var/lib/sms-bridge/journal.db"
+
+
+def test_example_parses_to_the_defaults():
+    cfg = config.load(EXAMPLE)
+    assert dataclasses.replace(cfg, modems=()) == Config()
+    assert cfg.modems == (ModemConfig(port="/dev/ttyUSB2", name="modem0"),)
+
+
+def _fields(cls):
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def test_example_has_every_key():
+    doc = tomllib.loads(EXAMPLE.read_text())
+    sections = {
+        "bridge": config.BridgeSection,
+        "twilio": config.TwilioSection,
+        "security": config.SecuritySection,
+        "budgets": config.BudgetsSection,
+        "reports": config.ReportsSection,
+    }
+    for name, cls in sections.items():
+        assert set(doc[name]) == set(_fields(cls)), name
+    assert set(doc["modem"][0]) == set(_fields(ModemConfig))
+    assert set(doc) == {*sections, "modem", "hal"}
+    assert {f.name for f in dataclasses.fields(Config)} == {*sections, "modems", "hal"}
+
+
+def test_full_configuration():
+    cfg = config.loads(
+        """
+        [bridge]
+        product = "auto"
+        device_id = "bench-7"
+        footer_markers = ["Sent from", "--"]
+        [twilio]
+        wireless_senders = ["2936", "+12025550100"]
+        include_sid = ["end"]
+        [security]
+        key_file = "/etc/sms-bridge/keys.toml"
+        bench_numbers = ["+447700900123"]
+        answer_bench_directly = true
+        max_age = 86400
+        [security.levels]
+        ping = "open"
+        "gpio set" = "Allowlisted"
+        [budgets]
+        sender_per_day = 5
+        [reports]
+        status_every = 21600
+        [[modem]]
+        port = "socket://127.0.0.1:7000"
+        product = "super-sim"
+        [[modem]]
+        port = "sim://bg96"
+        name = "bench"
+        pin = "1234"
+        [hal.gpio.relay1]
+        line = 17
+        """
+    )
+    assert cfg.bridge.product is ProductSetting.AUTO
+    assert cfg.security.levels == {"ping": Level.OPEN, "gpio set": Level.ALLOWLISTED}
+    assert cfg.security.max_age == 86400.0
+    assert cfg.twilio.include_sid == (SidPosition.END,)
+    assert [m.name for m in cfg.modems] == ["modem0", "bench"]
+    assert cfg.modems[0].product is ProductSetting.SUPER_SIM and cfg.modems[1].product is None
+    assert cfg.hal == {"gpio": {"relay1": {"line": 17}}}
+    # framing per module: its product, else the bridge's
+    assert frame("000", "ping", cfg.framing(cfg.modems[0])).product is Product.SUPER_SIM
+    with pytest.raises(ValueError):
+        frame("2936", "ping", cfg.framing(cfg.modems[0]))
+    f = frame("+447700900123", "ping", cfg.framing(cfg.modems[1]))
+    assert f.reply_to == "+447700900123"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[bridge]\nprodcut = 'auto'", "bridge.prodcut: unknown key"),
+        ("colour = 1", "colour: unknown key"),
+        ("[bridge]\nproduct = 'wireless'", "bridge.product: 'wireless' is not one of"),
+        ("[bridge]\nproduct = 3", "bridge.product: 3 is not one of"),
+        ("[bridge]\nfooter_markers = ['']", "bridge.footer_markers: an empty marker"),
+        ("[bridge]\nfooter_markers = [1]", "bridge.footer_markers[0]: must be a string"),
+        ("bridge = 1", "bridge: must be a table, not an integer"),
+        ("bridge = false", "bridge: must be a table, not a boolean"),
+        ("[security]\nlevels = []", "security.levels: must be a table, not a list"),
+        ("[twilio]\nwireless_senders = 'x'", "twilio.wireless_senders: must be a list"),
+        ("[twilio]\nwireless_senders = ['29 36']", "twilio.wireless_senders[0]: '29 36'"),
+        ("[twilio]\ninclude_sid = ['middle']", "twilio.include_sid[0]: 'middle' is not one"),
+        ("[security]\nmax_age = -1", "security.max_age: -1 is not in 0..31622400"),
+        ("[security]\nmax_age = true", "security.max_age: must be a number, not a boolean"),
+        ("[security]\nreplay_window = 0", "security.replay_window: 0 is not in 1..4096"),
+        ("[security]\nreplay_window = 1.5", "security.replay_window: must be an integer"),
+        ("[security]\nanswer_bench_directly = 'yes'", "security.answer_bench_directly: must be"),
+        ("[security.levels]\nGPIO = 'open'", "security.levels.GPIO: not a verb"),
+        ("[security.levels]\nping = 'public'", "security.levels.ping: 'public' is not one of"),
+        ("[budgets]\nsender_per_day = -1", "budgets.sender_per_day: -1 is not in"),
+        ("[reports]\nstatus_every = 5", "reports.status_every: 0 (off) or at least 60"),
+        ("[[modem]]\nbaud = 9600", "modem[0].port: is required"),
+        ("[[modem]]\nport = '/dev/x'\n[[modem]]\nport = 7", "modem[1].port: must be a string"),
+        ("[[modem]]\nport = 'COM3'", "modem[0].port: 'COM3' is not a device path"),
+        ("[[modem]]\nport = 'rfc2217://h:1'", "modem[0].port: rfc2217:// is refused"),
+        ("[[modem]]\nport = 'loop://'", "modem[0].port: loop:// is refused"),
+        ("[[modem]]\nport = 'socket://host'", "modem[0].port: 'socket://host': want"),
+        ("[[modem]]\nport = 'socket://host:99999'", "modem[0].port: 'socket://host:99999'"),
+        ("[[modem]]\nport = 'socket://:7000'", "modem[0].port: 'socket://:7000'"),
+        ("[[modem]]\nport = 'sim://'", "modem[0].port: 'sim://': sim:// needs a profile"),
+        ("[[modem]]\nport = 'http://x'", "modem[0].port: 'http://x': unknown scheme 'http'"),
+        ("[[modem]]\nport = '/dev/x'\npin = '12'", "modem[0].pin: a SIM PIN is 4 to 8 digits"),
+        ("[[modem]]\nport = '/dev/x'\nbaud = 0", "modem[0].baud: 0 is not in 300..4000000"),
+        ("[[modem]]\nport = '/dev/x'\nspeed = 1", "modem[0].speed: unknown key"),
+        ("[[modem]]\nport = '/dev/x'\nproduct = 'x'", "modem[0].product: 'x' is not one of"),
+        (
+            "[[modem]]\nport = '/dev/a'\nname = 'm'\n[[modem]]\nport = '/dev/b'\nname = 'm'",
+            "modem[1].name: 'm' is used by another",
+        ),
+        ("[modem]\nport = '/dev/x'", "modem: use [[modem]] sections"),
+        ("hal = 1", "hal: must be a table"),
+        ("[bridge\n", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_key(text, message):
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "bridge.toml"
+    p.write_text("[[modem]]\nport = 'loop://'\n")
+    with pytest.raises(ConfigError) as e:
+        config.load(p)
+    assert str(e.value).startswith(f"{p}: modem[0].port: loop://")
+    assert e.value.key == "modem[0].port"
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "absent.toml")
+
+
+_value = st.recursive(
+    st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_keys = st.sampled_from(["bridge", "twilio", "security", "budgets", "reports", "modem", "hal", "x"])
+
+
+@given(st.dictionaries(_keys, _value, max_size=4))
+def test_arbitrary_documents_parse_or_raise_config_error(doc):
+    try:
+        cfg = config.parse(doc)
+    except ConfigError as e:
+        assert str(e)
+        return
+    assert isinstance(cfg, Config)
+
+
+@given(
+    st.sampled_from(["bridge", "twilio", "security", "budgets", "reports"]),
+    st.text(min_size=1, max_size=10),
+    _value,
+)
+def test_arbitrary_key_in_a_section(section, key, value):
+    try:
+        config.parse({section: {key: value}})
+    except ConfigError as e:
+        assert e.key.startswith(section)

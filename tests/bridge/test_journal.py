@@ -1,0 +1,632 @@
+"""The journal on real SQLite files: states, recovery, dedupe, corruption, crashes, pruning."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import journal as jmod
+from bridge.auth import ReplayWindow
+from bridge.journal import (
+    IllegalTransition,
+    Journal,
+    JournalError,
+    Kind,
+    SchemaTooNew,
+    State,
+    UnknownEntry,
+)
+
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self, now=1_764_578_400.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def tick(self, s=1.0):
+        self.now += s
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "journal.db"
+
+
+@pytest.fixture
+def j(path, clock):
+    with Journal.open(path, clock=clock) as journal:
+        yield journal
+
+
+def receive(j, n=1, **kw):
+    args = {
+        "modem": "m0",
+        "sender": "2936",
+        "body": f"ping {n}",
+        "identity": f"id{n}",
+        "part_ids": (f"p{n}a", f"p{n}b"),
+    }
+    args.update(kw)
+    return j.receive(**args)
+
+
+def test_file_is_wal_and_versioned(j, path):
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(jmod.MIGRATIONS) == 1
+    db.close()
+
+
+def test_whole_life_of_a_command_timed(j, clock):
+    r = receive(j, sid="DC" + "0" * 32, product="programmable-wireless")
+    assert not r.duplicate
+    clock.tick()
+    j.start(r.entry_id, idempotent=True, summary="ping")
+    clock.tick()
+    j.finish(r.entry_id, ok=True)
+    clock.tick()
+    ref = j.queue_reply(r.entry_id, to="2936", reply="pong")
+    clock.tick()
+    assert j.mark_sending(r.entry_id) == 0
+    clock.tick()
+    j.mark_sent(r.entry_id, tp_mr=17)
+    e = j.get(r.entry_id)
+    assert (e.state, e.tp_mr, e.reply, e.reply_ref, e.send_attempts) == (
+        State.SENT,
+        17,
+        "pong",
+        ref,
+        1,
+    )
+    assert [(t.state, t.at - e.created) for t in e.transitions] == [
+        (State.RECEIVED, 0.0),
+        (State.EXECUTING, 1.0),
+        (State.DONE, 2.0),
+        (State.REPLY_QUEUED, 3.0),
+        (State.SENDING, 4.0),
+        (State.SENT, 5.0),
+    ]
+    assert j.counts()[State.SENT] == 1 and sum(j.counts().values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("steps", "wanted"),
+    [
+        ([], State.SENT),
+        ([], State.DONE),
+        ([], State.REPLY_QUEUED),
+        (["start"], State.REJECTED),
+        (["start", "done"], State.EXECUTING),
+        (["reject"], State.EXECUTING),
+        (["start", "done", "queue", "sending", "sent"], State.SENDING),
+    ],
+)
+def test_illegal_transitions_refused(j, steps, wanted):
+    eid = receive(j).entry_id
+    actions = {
+        "start": lambda: j.start(eid, idempotent=False),
+        "done": lambda: j.finish(eid, ok=True),
+        "queue": lambda: j.queue_reply(eid, to="2936", reply="x"),
+        "sending": lambda: j.mark_sending(eid),
+        "sent": lambda: j.mark_sent(eid, 1),
+        "reject": lambda: j.reject(eid, "bad-tag"),
+    }
+    for s in steps:
+        actions[s]()
+    before = j.get(eid)
+    with pytest.raises(IllegalTransition) as e, j._tx(full=False):
+        j._move(eid, wanted, None)
+    assert e.value.wanted is wanted and e.value.current is before.state
+    assert j.get(eid) == before  # nothing recorded
+
+
+def test_public_methods_refuse_out_of_order(j):
+    eid = receive(j).entry_id
+    with pytest.raises(IllegalTransition, match="received -> done"):
+        j.finish(eid, ok=True)
+    with pytest.raises(IllegalTransition):
+        j.mark_sent(eid, 3)
+    with pytest.raises(UnknownEntry):
+        j.start(999, idempotent=True)
+    with pytest.raises(UnknownEntry):
+        j.get(999)
+    j.finish(eid, ok=False, reason="usage")  # received -> failed: a usage error, answered
+    assert j.get(eid).state is State.FAILED
+
+
+def test_dedupe_by_sid_identity_and_counter(j):
+    sid = "DC" + "a" * 32
+    first = receive(j, 1, sid=sid)
+    # Twilio retried: same SID, a new SMS (new identity)
+    again = receive(j, 2, sid=sid)
+    assert again == jmod.Receipt(first.entry_id, True)
+    # the network delivered the same SMS twice: same identity, no SID
+    twice = receive(j, 1, sid=None, part_ids=("p1c",))
+    assert twice == jmod.Receipt(first.entry_id, True)
+    assert j.has_part("p1c") and j.has_part("p2a")  # the duplicate's parts are known too
+    # signed: the counter, once the tag checked
+    other = receive(j, 3)
+    w = ReplayWindow().check(9)
+    assert j.authenticate(other.entry_id, 9, w)
+    fourth = receive(j, 4)
+    assert not j.authenticate(fourth.entry_id, 9, w)
+    # the same entry again (recovery after a restart): accepted, nothing changes
+    assert j.authenticate(other.entry_id, 9, w.check(10))
+    assert j.replay_window() == w
+    assert j.get(other.entry_id).counter == 9 and j.get(fourth.entry_id).counter is None
+    assert j.replay_window() == w
+    assert sum(j.counts().values()) == 3
+
+
+def test_has_part(j):
+    assert not j.has_part("p1a")
+    receive(j, 1)
+    assert j.has_part("p1a") and j.has_part("p1b") and not j.has_part("p2a")
+
+
+def test_undecodable_journaled_raw(j):
+    r = j.receive_undecodable(modem="m0", identity="raw-1", raw_pdu="07FFFF", error="TP-DCS: bad")
+    e = j.get(r.entry_id)
+    assert (e.kind, e.state, e.raw_pdu, e.error, e.reason) == (
+        Kind.UNDECODABLE,
+        State.REJECTED,
+        "07FFFF",
+        "TP-DCS: bad",
+        "undecodable",
+    )
+    assert j.receive_undecodable(
+        modem="m0", identity="raw-1", raw_pdu="07FFFF", error="x"
+    ).duplicate
+
+
+def test_binary_body_and_reply_kept_as_bytes(j):
+    eid = receive(j, body=b"\xa0\x01\x00").entry_id
+    j.start(eid, idempotent=True)
+    j.finish(eid, ok=True)
+    j.queue_reply(eid, to="2936", reply=b"\x01\x02")
+    e = j.get(eid)
+    assert (e.body, e.reply) == (b"\xa0\x01\x00", b"\x01\x02")
+
+
+def test_outbox_for_device_initiated_messages(j):
+    eid = j.enqueue_report(modem="m0", to="2936", message="boot ok", summary="boot")
+    e = j.get(eid)
+    assert (e.kind, e.state, e.reply, e.reply_to) == (
+        Kind.REPORT,
+        State.REPLY_QUEUED,
+        "boot ok",
+        "2936",
+    )
+    assert [x.id for x in j.recovery().send] == [eid]
+
+
+def test_restart_recovery(path, clock):
+    with Journal.open(path, clock=clock) as j:
+        run = receive(j, 1).entry_id
+        rerun = receive(j, 2).entry_id
+        j.start(rerun, idempotent=True)
+        interrupted = receive(j, 3).entry_id
+        j.start(interrupted, idempotent=False)
+        send = receive(j, 4).entry_id
+        j.start(send, idempotent=True)
+        j.finish(send, ok=True)
+        j.queue_reply(send, to="2936", reply="pong")
+        resend = receive(j, 5).entry_id
+        j.start(resend, idempotent=True)
+        j.finish(resend, ok=True)
+        ref = j.queue_reply(resend, to="2936", reply="pong 5")
+        j.mark_sending(resend)
+        done = receive(j, 6).entry_id
+        j.reject(done, "bad-tag")
+        j.receive_undecodable(modem="m0", identity="raw", raw_pdu="00", error="x")
+    with Journal.open(path, clock=clock) as j:
+        rec = j.recovery()
+        assert [e.id for e in rec.run] == [run]
+        assert [e.id for e in rec.rerun] == [rerun]
+        assert [e.id for e in rec.interrupted] == [interrupted]
+        assert [e.id for e in rec.send] == [send]
+        assert [e.id for e in rec.resend] == [resend]
+        # interrupted: answered, never run again
+        j.finish(interrupted, ok=False, reason="interrupted")
+        j.queue_reply(interrupted, to="2936", reply="interrupted")
+        # resend: same reply, same reference, counted
+        assert j.mark_sending(resend) == 1
+        e = j.get(resend)
+        assert (e.reply, e.reply_ref, e.resends, e.send_attempts) == ("pong 5", ref, 1, 2)
+        j.mark_sent(resend, 4)
+        assert [e.id for e in j.recovery().resend] == []
+
+
+def test_gating_writes_commit_with_synchronous_full(j):
+    start = {1: "NORMAL", 2: "FULL"}[j._db.execute("PRAGMA synchronous").fetchone()[0]]
+    seen = [f"PRAGMA synchronous={start}"]
+    j._db.set_trace_callback(seen.append)
+    eid = receive(j).entry_id
+    j.reject(eid, "bad-tag")  # not gating
+    eid2 = receive(j, 2).entry_id
+    j.start(eid2, idempotent=False)
+
+    def mode_at(i):
+        modes = [s for s in seen[:i] if s.startswith("PRAGMA synchronous")]
+        return modes[-1]
+
+    begins = [i for i, s in enumerate(seen) if s.startswith("BEGIN")]
+    assert [mode_at(i) for i in begins] == [
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=FULL",
+    ]
+
+
+def test_newer_schema_refused(path, clock):
+    Journal.open(path, clock=clock).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=7")
+    db.close()
+    with pytest.raises(SchemaTooNew, match="version 7"):
+        Journal.open(path, clock=clock)
+    assert path.exists()  # not treated as corrupt
+
+
+def test_migrations_run_in_order(path, clock, monkeypatch):
+    with Journal.open(path, clock=clock) as j:
+        receive(j, 1)
+    monkeypatch.setattr(jmod, "MIGRATIONS", (*jmod.MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)))
+    with Journal.open(path, clock=clock) as j:
+        assert j._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert j._db.execute("SELECT count(*) FROM extra").fetchone()[0] == 0
+        assert j.has_part("p1a")  # data kept
+
+
+def test_locked_file_is_not_corrupt(path, clock):
+    Journal.open(path, clock=clock).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(JournalError, match="locked"):
+            Journal.open(path, clock=clock, timeout=0)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not list(path.parent.glob("*.corrupt-*"))
+
+
+def _corrupt_header(path):
+    with open(path, "r+b") as f:
+        f.write(b"this is not sqlite" * 10)
+
+
+def _corrupt_page(path):
+    with open(path, "r+b") as f:
+        f.seek(4096 * 2)  # a b-tree page of a table, past the header page
+        f.write(b"\xff" * 4096)
+
+
+@pytest.mark.parametrize("damage", [_corrupt_header, _corrupt_page])
+def test_corrupt_file_moved_aside_fresh_start_counter_kept(path, clock, caplog, damage):
+    with Journal.open(path, clock=clock) as j:
+        for n in range(40):
+            receive(j, n)
+        eid = receive(j, 99).entry_id
+        j.authenticate(eid, 500, ReplayWindow().check(500))
+        for _ in range(3):
+            j.next_reply_counter()
+    damage(path)
+    clock.now = 1_764_578_400.0  # 2025-12-01T08:40:00Z
+    with caplog.at_level(logging.CRITICAL, logger="bridge.journal"):
+        j = Journal.open(path, clock=clock)
+    try:
+        aside = path.with_name("journal.db.corrupt-20251201T084000Z")
+        assert j.moved_aside == aside and aside.exists()
+        assert any("corrupt" in r.message and r.levelno == logging.CRITICAL for r in caplog.records)
+        assert sum(j.counts().values()) == 0
+        w = j.replay_window()
+        assert w.highest == 500 and w.seen(500) and w.seen(437)  # never goes back
+        assert j.next_reply_counter() == 4
+    finally:
+        j.close()
+
+
+def test_side_file_written_atomically_and_private(j, path):
+    eid = receive(j).entry_id
+    j.authenticate(eid, 12, ReplayWindow().check(12))
+    side = path.with_name("journal.db.counters")
+    assert json.loads(side.read_text()) == {"command_counter": 12, "reply_counter": 0}
+    assert oct(side.stat().st_mode & 0o777) == "0o600"
+    assert not side.with_name(side.name + ".tmp").exists()
+
+
+def test_side_file_ahead_of_the_database_wins(path, clock):
+    """A crash after the side file was raised and before the commit."""
+    Journal.open(path, clock=clock).close()
+    path.with_name("journal.db.counters").write_text(
+        json.dumps({"command_counter": 80, "reply_counter": 5})
+    )
+    with Journal.open(path, clock=clock) as j:
+        assert j.replay_window().highest == 80 and j.replay_window().seen(80)
+        assert j.next_reply_counter() == 6
+
+
+def test_lost_database_keeps_the_marks(path, clock):
+    with Journal.open(path, clock=clock) as j:
+        eid = receive(j).entry_id
+        j.authenticate(eid, 7, ReplayWindow().check(7))
+    for p in path.parent.glob("journal.db*"):
+        if not p.name.endswith(".counters"):
+            p.unlink()
+    with Journal.open(path, clock=clock) as j:
+        assert j.replay_window().seen(7)
+
+
+def test_prune_after_30_days_keeps_pending_work(j, clock):
+    old_sent = receive(j, 1).entry_id
+    j.start(old_sent, idempotent=True)
+    j.finish(old_sent, ok=True)
+    j.queue_reply(old_sent, to="2936", reply="x")
+    j.mark_sending(old_sent)
+    j.mark_sent(old_sent, 1)
+    old_pending = receive(j, 2).entry_id
+    old_rejected = receive(j, 3).entry_id
+    j.reject(old_rejected, "replayed")
+    clock.tick(30 * DAY - 1)
+    young = receive(j, 4).entry_id
+    j.reject(young, "x")
+    assert j.prune() == 0
+    clock.tick(2)
+    assert j.prune() == 2
+    with pytest.raises(UnknownEntry):
+        j.get(old_sent)
+    assert j.get(old_pending).state is State.RECEIVED
+    assert not j.has_part("p1a") and not j.has_part("p3a") and j.has_part("p2a")
+    # the dedupe keys went too: the same identity is new again after 30 days
+    assert not receive(j, 1).duplicate
+    n = j._db.execute("SELECT count(*) FROM transition WHERE entry_id = ?", (old_sent,))
+    assert n.fetchone()[0] == 0
+
+
+def test_file_stays_bounded(path, clock):
+    sizes = []
+    with Journal.open(path, clock=clock) as j:
+        n = 0
+        for _day in range(24):
+            for _ in range(60):
+                n += 1
+                eid = receive(j, n, body="status " + "x" * 100).entry_id
+                j.start(eid, idempotent=True)
+                j.finish(eid, ok=True)
+                j.queue_reply(eid, to="2936", reply="y" * 150)
+                j.mark_sending(eid)
+                j.mark_sent(eid, n % 256)
+                clock.tick(DAY / 60)
+            j.prune(keep=4 * DAY)
+            sizes.append(sum(p.stat().st_size for p in path.parent.glob("journal.db*")))
+    # four days of records in steady state: after the warm-up the file does
+    # not keep growing (a page or two of b-tree balance either way; without
+    # pruning it would end four times larger than on day 6)
+    assert max(sizes[12:]) <= 1.1 * max(sizes[6:12]), sizes
+    assert sizes[-1] < 1.5 * sizes[5], sizes
+
+
+# --- crash in the middle of a transaction --------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from bridge.journal import Journal
+    from bridge.auth import ReplayWindow
+    stop_at = int(sys.argv[2])
+    j = Journal.open(sys.argv[1])
+    count = [0]
+    def trace(sql):
+        if sql.startswith("PRAGMA synchronous"):
+            return
+        count[0] += 1
+        if count[0] == stop_at:
+            print("at", sql.split()[0], flush=True)
+            time.sleep(600)
+    j._db.set_trace_callback(trace)
+    r = j.receive(modem="m0", sender="2936", body="reboot", identity="idK",
+                  part_ids=("k1", "k2", "k3"), sid="DC" + "f" * 32)
+    j.authenticate(r.entry_id, 33, ReplayWindow().check(33))
+    print("finished", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _statements_of_receive_and_authenticate(tmp_path):
+    seen = []
+    with Journal.open(tmp_path / "probe.db") as j:
+        j._db.set_trace_callback(seen.append)
+        r = j.receive(
+            modem="m0",
+            sender="2936",
+            body="reboot",
+            identity="idK",
+            part_ids=("k1", "k2", "k3"),
+            sid="DC" + "f" * 32,
+        )
+        j.authenticate(r.entry_id, 33, ReplayWindow().check(33))
+        j._db.set_trace_callback(None)
+    return [s for s in seen if not s.startswith("PRAGMA synchronous")]
+
+
+def _run_child_until(path, stop_at):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), str(stop_at)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    try:
+        line = proc.stdout.readline()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+    return line
+
+
+def test_kill_between_statements_leaves_nothing_half_written(tmp_path):
+    statements = _statements_of_receive_and_authenticate(tmp_path)
+    commits = [i + 1 for i, s in enumerate(statements) if s == "COMMIT"]
+    assert len(commits) == 2  # receive, then authenticate
+    for stop_at in range(1, len(statements) + 2):
+        path = tmp_path / f"kill{stop_at}.db"
+        Journal.open(path).close()
+        line = _run_child_until(path, stop_at)
+        assert line.startswith(("at", "finished")), line
+        with Journal.open(path) as j:
+            entries = j.list_entries()
+            received = stop_at > commits[0]  # killed after the first COMMIT ran
+            authenticated = stop_at > commits[1]
+            assert len(entries) == int(received), (stop_at, statements[stop_at - 1 : stop_at])
+            assert j.has_part("k1") is received and j.has_part("k3") is received
+            if received:
+                e = entries[0]
+                assert (e.state, e.sid, e.body) == (State.RECEIVED, "DC" + "f" * 32, "reboot")
+                assert len(j.get(e.id).transitions) == 1
+                assert (e.counter == 33) is authenticated
+            # the window is persisted with the counter or not at all (the side
+            # file is raised first, so it may be ahead: never behind)
+            w = j.replay_window()
+            assert w.seen(33) is (authenticated or w.highest >= 33)
+            if authenticated:
+                assert w.highest == 33
+
+
+# --- the state machine under arbitrary sequences ------------------------------
+
+_OPS = {
+    "reject": (lambda j, e: j.reject(e, "r"), {State.RECEIVED: State.REJECTED}),
+    "start": (
+        lambda j, e: j.start(e, idempotent=True),
+        {State.RECEIVED: State.EXECUTING},
+    ),
+    "fail": (
+        lambda j, e: j.finish(e, ok=False, reason="x"),
+        {State.RECEIVED: State.FAILED, State.EXECUTING: State.FAILED},
+    ),
+    "done": (lambda j, e: j.finish(e, ok=True), {State.EXECUTING: State.DONE}),
+    "queue": (
+        lambda j, e: j.queue_reply(e, to="2936", reply="r"),
+        {State.DONE: State.REPLY_QUEUED, State.FAILED: State.REPLY_QUEUED},
+    ),
+    "sending": (
+        lambda j, e: j.mark_sending(e),
+        {State.REPLY_QUEUED: State.SENDING, State.SENDING: State.SENDING},
+    ),
+    "sent": (lambda j, e: j.mark_sent(e, 1), {State.SENDING: State.SENT}),
+    "send_failed": (
+        lambda j, e: j.mark_send_failed(e, "x"),
+        {State.SENDING: State.SEND_FAILED},
+    ),
+    "requeue": (
+        lambda j, e: j.requeue(e, "x"),
+        {State.SENDING: State.REPLY_QUEUED, State.SEND_FAILED: State.REPLY_QUEUED},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_journal(tmp_path_factory):
+    with Journal.open(tmp_path_factory.mktemp("sm") / "j.db") as j:
+        yield j
+
+
+_serial = iter(range(10**9))
+
+
+@given(st.lists(st.sampled_from(sorted(_OPS)), max_size=12))
+def test_only_allowed_transitions_happen(shared_journal, ops):
+    j = shared_journal
+    eid = receive(j, f"sm{next(_serial)}").entry_id
+    state = State.RECEIVED
+    path = [state]
+    for name in ops:
+        fn, moves = _OPS[name]
+        if state in moves:
+            fn(j, eid)
+            state = moves[state]
+            path.append(state)
+        else:
+            with pytest.raises(IllegalTransition):
+                fn(j, eid)
+        assert j.get(eid).state is state
+    recorded = [t.state for t in j.get(eid).transitions]
+    assert recorded == path
+    assert all(b in jmod.TRANSITIONS[a] for a, b in itertools.pairwise(recorded))
+
+
+def test_replies_since_counts_what_the_budgets_need(j, clock):
+    def answered(n, sender):
+        eid = receive(j, n, sender=sender).entry_id
+        j.start(eid, idempotent=True)
+        j.finish(eid, ok=True)
+        j.queue_reply(eid, to="2936", reply="x")
+        return eid
+
+    t0 = clock.now
+    answered(1, "2936")
+    clock.tick(3600)
+    eid = answered(2, "+447700900123")
+    j.mark_sending(eid)
+    j.requeue(eid, "transient")  # queued again: still one reply
+    j.enqueue_report(modem="m0", to="2936", message="boot")
+    assert j.replies_since(t0) == 3
+    assert j.replies_since(t0 + 1) == 2
+    assert j.replies_since(t0, sender="2936") == 1
+    assert j.replies_since(t0, sender="+447700900123") == 1
+
+
+def test_disk_full_is_a_journal_error_and_nothing_half_written(j, path):
+    receive(j, 1)
+    pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+    j._db.execute(f"PRAGMA max_page_count={pages + 2}")  # the disk fills up
+    stored = [1]
+    with pytest.raises(JournalError, match=f"journal {path}: database or disk is full"):
+        for n in range(2, 200):
+            receive(j, n, body="x" * 2000)
+            stored.append(n)
+    j._db.execute("PRAGMA max_page_count=1073741823")
+    entries = j.list_entries(limit=500)
+    assert sorted(e.identity for e in entries) == sorted(f"id{n}" for n in stored)
+    failed = stored[-1] + 1
+    assert not j.has_part(f"p{failed}a") and not j.has_part(f"p{failed}b")
+    for e in entries:  # every stored entry whole: its parts and its first transition
+        n = e.identity[2:]
+        assert j.has_part(f"p{n}a") and j.has_part(f"p{n}b")
+        assert len(j.get(e.id).transitions) == 1
+    assert not receive(j, failed).duplicate  # the failed one can be journaled later
+
+
+def test_closed_journal_is_a_journal_error(path, clock):
+    j = Journal.open(path, clock=clock)
+    j.close()
+    with pytest.raises(JournalError, match="closed"):
+        j.has_part("x")
