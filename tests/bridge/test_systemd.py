@@ -172,9 +172,7 @@ def test_status_is_one_line_that_cannot_carry_another_assignment(path_manager):
 @pytest.mark.parametrize(
     "fields", [(), ("READY=1\nSTOPPING=1",), ("READY",), ("=1",), ("STATUS=a\0b",)]
 )
-def test_a_field_that_is_not_one_assignment_is_our_error_and_nothing_is_sent(
-    path_manager, fields
-):
+def test_a_field_that_is_not_one_assignment_is_our_error_and_nothing_is_sent(path_manager, fields):
     with pytest.raises(ValueError, match="NAME=value"):
         systemd.notify(*fields)
     assert path_manager.drain() == []
