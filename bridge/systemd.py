@@ -11,12 +11,14 @@ us sending them: that is what ``NotifyAccess=main`` (systemd.service(5))
 checks. Explicit credentials are only needed to speak for another process
 (``sd_pid_notify``), which this bridge never does.
 
-Why our own ~100 lines rather than a package: the protocol is one datagram,
-and the maintained bindings (``systemd-python``, ``cysystemd``) are C or
-Cython extensions that cannot load from the zipapp; the pure-Python ones are
-unmaintained (``sdnotify``, last release 2017) or run the watchdog from a
-thread, which keeps pinging while the event loop is stuck -- the one fault the
-watchdog exists to catch. See ``docs/install.md``.
+Why our own function rather than a package: the protocol is one datagram.
+The bindings (``systemd-python``, ``cysystemd``) are C or Cython extensions
+that cannot load from the zipapp. Of the pure-Python ones, ``sdnotify`` has
+had no release since 2017, ``systemd-watchdog`` is synchronous and leaves the
+timer and the health gating -- most of the work here -- to the caller, and
+``systemd-watchdog-thread`` pings from a thread, which keeps pinging while the
+event loop is stuck: the one fault the watchdog exists to catch. See
+``docs/install.md``.
 
 Assignments used (systemd.service(5) ``Type=notify``, sd_notify(3)):
 
@@ -201,7 +203,9 @@ class Watchdog:
     One timer per interval, on a fixed cadence from the start (a round that
     ran late does not make the next one early; missed rounds are skipped,
     never sent in a burst). :meth:`run` returns at once when systemd asked
-    for no watchdog (see :func:`watchdog_usec`).
+    for no watchdog (see :func:`watchdog_usec`). systemd arms the watchdog
+    once start-up is complete (systemd.service(5), ``WatchdogSec=``), so
+    starting :meth:`run` before or after ``READY=1`` both work.
     """
 
     def __init__(
