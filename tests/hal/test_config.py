@@ -281,3 +281,85 @@ def test_arbitrary_gpio_tables(gpio):
         for name, line in cfg.gpio.items():
             assert line.key == f"hal.gpio.{name}"
             assert line.direction in ("input", "output")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["x{99999999999}", "(" * 2000 + ")" * 2000],
+    ids=["repetition-overflow", "nesting-too-deep"],
+)
+def test_a_pattern_re_cannot_compile_is_a_config_error(pattern):
+    # re.compile raises OverflowError or RecursionError for these, not re.error
+    with pytest.raises(ConfigError) as e:
+        parse({"scripts": {"s": {"command": ["/bin/true"], "args": [pattern]}}}, where="hal")
+    assert e.value.key == "hal.scripts.s.args[0]" and "bad pattern" in e.value.message
+
+
+@pytest.mark.parametrize("zone", [-1, 10_000, 10**30])
+def test_thermal_zone_number_out_of_range_says_so(zone):
+    with pytest.raises(ConfigError) as e:
+        parse({"sensors": {"t": {"type": "thermal", "zone": zone}}}, where="hal")
+    assert e.value.key == "hal.sensors.t.zone"
+    assert e.value.message == f"must be thermal_zoneN or N (0 to 9999), not {zone}"
+
+
+@pytest.mark.parametrize("chip", ["/dev/", "/dev/../etc/passwd", "..", "."])
+def test_chip_must_name_a_device_file(chip):
+    with pytest.raises(ConfigError) as e:
+        parse({"gpio": {"r": {**GPIO, "chip": chip}}}, where="hal")
+    assert e.value.key == "hal.gpio.r.chip"
+
+
+script_values = st.one_of(
+    st.text(max_size=20),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.lists(st.one_of(st.text(max_size=12), st.integers()), max_size=4),
+    st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3),
+)
+script_tables = st.dictionaries(
+    st.sampled_from(
+        ["command", "args", "min_args", "timeout_s", "kill_grace_s", "output_limit", "env", "cwd"]
+    ),
+    script_values,
+    max_size=5,
+)
+
+
+@given(script_tables, st.lists(st.text(max_size=30), max_size=3))
+def test_arbitrary_script_tables_give_a_config_or_a_config_error(table, patterns):
+    if "args" not in table:
+        table = {**table, "args": patterns}  # regular expressions of every shape
+    try:
+        cfg = parse({"scripts": {"s": table}}, where="hal")
+    except ConfigError as e:
+        assert e.key.startswith("hal.scripts.s")
+    else:
+        assert cfg.scripts["s"].command[0].startswith("/")
+
+
+sensor_tables = st.fixed_dictionaries(
+    {"type": st.sampled_from(["thermal", "hwmon", "ds18b20", "file", "x"])},
+    optional={
+        "zone": st.one_of(st.integers(-(10**20), 10**20), st.text(max_size=16)),
+        "device": st.text(max_size=20),
+        "input": st.text(max_size=16),
+        "path": st.text(max_size=16),
+        "scale": st.one_of(st.text(max_size=24), st.integers(), st.floats()),
+        "offset": st.one_of(st.text(max_size=24), st.integers(), st.floats()),
+        "timeout_s": st.one_of(st.floats(), st.integers()),
+        "unit": st.text(max_size=4),
+    },
+)
+
+
+@given(sensor_tables)
+def test_arbitrary_sensor_tables_give_a_config_or_a_config_error(table):
+    try:
+        cfg = parse({"sensors": {"s": table}}, where="hal")
+    except ConfigError as e:
+        assert e.key.startswith("hal.sensors.s")
+    else:
+        s = cfg.sensors["s"]
+        assert s.scale.is_finite() and s.offset.is_finite() and 0 < s.timeout_s <= 60
