@@ -159,13 +159,22 @@ def _fault_of(exc: OSError) -> Fault:
     return Fault.IO
 
 
+def _os_detail(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
+
+
 def read_text(path: str, opener: Opener | None = None) -> str:
     """Read a small sysfs file as text (one read, as sysfs attributes are meant to be read)."""
-    fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.read(fd, _MAX_FILE + 1)
-    finally:
-        os.close(fd)
+        fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, _MAX_FILE + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.filename is None:  # os.read names no file: say which one (same subclass)
+            raise OSError(exc.errno, exc.strerror, path) from None
+        raise
     if len(data) > _MAX_FILE:
         raise ParseError(Fault.MALFORMED, f"more than {_MAX_FILE} bytes")
     try:
@@ -221,6 +230,8 @@ class LinuxSensors:
         cfg = self._config(name)
         try:
             return self._resolve(cfg)
+        except OSError as exc:
+            raise SensorError(name, _fault_of(exc), _os_detail(exc)) from None
         except ParseError as exc:
             raise SensorError(name, exc.fault, exc.message) from None
 
@@ -259,12 +270,11 @@ class LinuxSensors:
         """The blocking read (a worker thread runs it; see :meth:`read`)."""
         cfg = self._config(name)
         try:
-            path = self._resolve(cfg)
-            try:
-                text = read_text(path, self._opener)
-            except OSError as exc:
-                raise ParseError(_fault_of(exc), f"{path}: {exc.strerror or exc}") from None
+            # stat() while finding an hwmon file fails too (EACCES, ENAMETOOLONG)
+            text = read_text(self._resolve(cfg), self._opener)
             value = self._value(cfg, text)
+        except OSError as exc:
+            raise SensorError(name, _fault_of(exc), _os_detail(exc)) from None
         except ParseError as exc:
             raise SensorError(name, exc.fault, exc.message) from None
         return Reading(name, value, cfg.unit)

@@ -295,7 +295,8 @@ async def test_directory_where_a_file_is_expected(tmp_path):
     s = sensors(tmp_path, {"cpu": {"type": "thermal", "zone": 0}})
     with pytest.raises(SensorError) as e:
         await s.read("cpu")
-    assert e.value.fault is Fault.IO and "Is a directory" in e.value.detail
+    assert e.value.fault is Fault.IO
+    assert e.value.detail == f"{tmp_path}/sys/class/thermal/thermal_zone0/temp: Is a directory"
 
 
 async def test_garbage_content_is_malformed_not_a_value(tmp_path):
@@ -401,3 +402,19 @@ def test_any_file_content_gives_a_reading_or_a_sensor_error(which, content):
         else:
             assert isinstance(r.value, Decimal) and r.value.is_finite()
             assert r.unit == cfg.sensors[which].unit
+
+
+async def test_an_os_error_while_finding_the_hwmon_file_is_a_sensor_error(tmp_path):
+    # hwmonN with a name longer than NAME_MAX: stat() fails with ENAMETOOLONG, which
+    # Path.exists() does not swallow (nor EACCES for a non-root user).
+    (tmp_path / "sys/class/hwmon").mkdir(parents=True)
+    s = sensors(
+        tmp_path, {"t": {"type": "hwmon", "device": "hwmon" + "1" * 300, "input": "in0_input"}}
+    )
+    with pytest.raises(SensorError) as e:
+        await s.read("t")
+    assert e.value.sensor == "t" and e.value.fault is Fault.IO
+    assert "File name too long" in e.value.detail
+    with pytest.raises(SensorError) as e:
+        s.path_of("t")
+    assert e.value.fault is Fault.IO
