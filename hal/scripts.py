@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -126,15 +127,14 @@ class ScriptRunner:
         try:
             proc = await asyncio.shield(spawn)
         except OSError as exc:
-            raise ScriptError(
-                name, ScriptErrorKind.SPAWN_FAILED, f"{cfg.command[0]}: {exc.strerror or exc}"
-            ) from None
+            raise ScriptError(name, ScriptErrorKind.SPAWN_FAILED, _spawn_detail(cfg, exc)) from None
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 started = await spawn
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(started.pid, signal.SIGKILL)
                 await started.wait()
+                await _close_pipes(started)
             raise
         assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
         out, err = _Capture(cfg.output_limit), _Capture(cfg.output_limit)
@@ -189,3 +189,28 @@ class ScriptRunner:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+            await _close_pipes(proc)
+
+
+async def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close our ends of the pipes a program that left its group (setsid) still holds.
+
+    asyncio closes a subprocess transport only once every pipe has reached EOF;
+    without this its file descriptors would stay open for the life of the process.
+    """
+    transport = getattr(proc, "_transport", None)  # asyncio keeps no public handle on it
+    if transport is not None:
+        transport.close()
+        await asyncio.sleep(0)  # the pipes' fds are closed by a callback the loop runs next
+
+
+def _spawn_detail(cfg: ScriptConfig, exc: OSError) -> str:
+    """What could not be started: the working directory, the program, or its interpreter."""
+    program = cfg.command[0]
+    what = exc.filename or program
+    if what == cfg.cwd and what != program:
+        return f"working directory {what}: {exc.strerror or exc}"
+    detail = f"{what}: {exc.strerror or exc}"
+    if exc.errno == errno.ENOENT and what == program and os.path.exists(program):
+        detail += " (its #! interpreter?)"  # execve gives ENOENT for a missing interpreter
+    return detail
