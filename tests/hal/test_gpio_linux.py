@@ -368,3 +368,57 @@ async def test_edges_queued_before_subscribing_are_not_reported(tmp_path, chip, 
         assert (ev.value, ev.timestamp_ns) == (0, 40)
         assert edges._queue.empty()
     await g.close()
+
+
+def _levels(g, name, values):
+    """Make the handle of ``name`` return ``values`` on successive reads; count them."""
+    h = g._handles[name]
+    seq = iter(values)
+    calls = []
+
+    def get():
+        calls.append(1)
+        return next(seq)
+
+    h.get = get
+    return calls
+
+
+async def test_v1_debounced_read_waits_for_two_agreeing_samples(tmp_path, chip):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path,
+        {"door": {"chip": "gpiochip0", "line": 3, "direction": "input", "debounce_ms": 1}},
+        "v1",
+        world,
+    )
+    calls = _levels(g, "door", [1, 0, 1, 0, 0, 1])  # bouncing, then settled at 0
+    assert await g.read("door") == 0
+    assert len(calls) == 5  # sampled until two reads debounce_ms apart agreed
+    _levels(g, "door", [0, 1] * 20)  # never settles
+    with pytest.raises(GpioError, match="input did not settle for 1 ms"):
+        await g.read("door")
+    await g.close()
+
+
+async def test_v2_read_is_not_sampled_the_kernel_debounces(tmp_path, chip):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path,
+        {"door": {"chip": "gpiochip0", "line": 3, "direction": "input", "debounce_ms": 50}},
+        "v2",
+        world,
+    )
+    calls = _levels(g, "door", [1, 0])
+    assert await g.read("door") == 1 and len(calls) == 1
+    await g.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_a_subscription_after_close_ends_and_watches_nothing(tmp_path, chip, api):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path, {"door": {"chip": "gpiochip0", "line": 3, "direction": "input"}}, api, world
+    )
+    await g.close()
+    assert [e async for e in g.edges()] == []
