@@ -17,9 +17,9 @@ default, ``--json`` for scripts (one JSON document on stdout).
 Exit codes (:data:`EXIT_OK` ...): 0 done; 1 the action failed (a sensor read,
 a script that failed or exited non-zero, a GPIO write); 2 bad command line;
 3 configuration error (the file cannot be read, is not TOML, a key is wrong,
-or it names a chip, line, sensor or program the device does not have), the
-message names the key; 4 the device refused access (line busy, permission,
-the gpiod module missing).
+or it names a chip, line, sensor or program the device does not have, also
+when ``run`` finds its program not executable), the message names the key;
+4 the device refused access (line busy, permission, the gpiod module missing).
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ from typing import Any, TextIO
 
 from .config import HalConfig, parse
 from .device import Hal, Problem, build, check
-from .errors import ConfigError, GpioError, HalError, PowerError, ScriptError, SensorError
+from .errors import (
+    ConfigError,
+    GpioError,
+    HalError,
+    PowerError,
+    ScriptError,
+    ScriptErrorKind,
+    SensorError,
+)
 from .interfaces import PowerAction, Reading, SystemSnapshot
 
 __all__ = [
@@ -70,6 +78,10 @@ def load_config(path: str) -> HalConfig:
         raise ConfigError("", f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib.load decodes before it parses
+        raise ConfigError(
+            "", f"{path} is not valid TOML: not UTF-8 (byte {exc.start}: {exc.reason})"
+        ) from None
     return parse(table)
 
 
@@ -295,7 +307,13 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_OK
         if args.cmd == "gpio":
             return await _gpio(hal, args, out, as_json)
-        result = await hal.scripts.run(args.name, args.args)
+        try:
+            result = await hal.scripts.run(args.name, args.args)
+        except ScriptError as exc:
+            sc = hal.config.scripts.get(args.name)
+            if exc.kind is ScriptErrorKind.NOT_EXECUTABLE and sc is not None:
+                raise ConfigError(f"{sc.key}.command[0]", exc.detail) from None
+            raise
         text = result.stdout.decode("utf-8", "replace")
         if result.stdout_truncated:
             text += "\n[stdout truncated]\n"

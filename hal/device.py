@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 
 from .config import HalConfig
-from .errors import ScriptError, ScriptErrorKind, SensorError
+from .errors import ScriptError, SensorError
 from .gpio_linux import LinuxGpio  # imports gpiod lazily, only with lines to request
 from .interfaces import CommandRunner, Gpio, Power, Scripts, Sensors, System
 from .power import LinuxPower, run_command
-from .scripts import ScriptRunner
+from .scripts import ScriptRunner, check_program
 from .sensors import LinuxSensors, Opener
 from .sim import SimControl
 from .system import LinuxSystem, ioctl_ipv4
@@ -108,11 +107,7 @@ async def check(hal: Hal) -> list[Problem]:
     for name, sc in cfg.scripts.items():
         try:
             hal.scripts.info(name)
-            program = sc.command[0]
-            if not os.path.isfile(program) or not os.access(program, os.X_OK):
-                raise ScriptError(
-                    name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
-                )
+            check_program(sc)
         except ScriptError as exc:
             out.append(Problem(f"{sc.key}.command[0]", exc.detail))
     if (

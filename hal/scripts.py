@@ -32,7 +32,7 @@ from .config import DEFAULT_PATH, ScriptConfig
 from .errors import ScriptError, ScriptErrorKind
 from .interfaces import ScriptInfo, ScriptResult
 
-__all__ = ["REAP_BOUND_S", "ScriptRunner"]
+__all__ = ["REAP_BOUND_S", "ScriptRunner", "check_program"]
 
 _CHUNK = 65536
 #: After SIGKILL to the group, how long to wait for the pipes to close. Only a
@@ -52,6 +52,15 @@ class _Capture:
             if room > 0:
                 self.data += chunk[:room]
             self.dropped += max(0, len(chunk) - max(room, 0))
+
+
+def check_program(cfg: ScriptConfig) -> None:
+    """Refuse a program that is missing or not an executable file (``not-executable``)."""
+    program = cfg.command[0]
+    if not os.path.isfile(program) or not os.access(program, os.X_OK):
+        raise ScriptError(
+            cfg.name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
+        )
 
 
 class ScriptRunner:
@@ -98,11 +107,7 @@ class ScriptRunner:
                 raise ScriptError(
                     name, refused, f"argument {i + 1} {arg!r} does not match {pattern.pattern!r}"
                 )
-        program = cfg.command[0]
-        if not os.path.isfile(program) or not os.access(program, os.X_OK):
-            raise ScriptError(
-                name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
-            )
+        check_program(cfg)
 
     async def run(self, name: str, args: Sequence[str] = ()) -> ScriptResult:
         """Run one script to completion; see the module docstring for the rules."""
