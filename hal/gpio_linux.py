@@ -135,11 +135,23 @@ class _V2Handle:
         self._req.release()
 
 
-class _V2Adapter:
-    api = "v2"
+class _Adapter:
+    """What both adapters share: the module, and opening a chip with errors named by key."""
+
+    api = ""
 
     def __init__(self, g: ModuleType) -> None:
         self._g: Any = g
+
+    def _open(self, path: str, cfg: LineConfig) -> Any:
+        try:
+            return self._g.Chip(path)
+        except OSError as exc:
+            raise _os_error(cfg, path, exc) from None
+
+
+class _V2Adapter(_Adapter):
+    api = "v2"
 
     def settings(self, cfg: LineConfig) -> Any:
         """The ``gpiod.LineSettings`` for a configured line."""
@@ -168,10 +180,7 @@ class _V2Adapter:
 
     def request(self, path: str, cfg: LineConfig, consumer: str) -> LineHandle:
         g = self._g
-        try:
-            chip = g.Chip(path)
-        except OSError as exc:
-            raise _os_error(cfg, path, exc) from None
+        chip = self._open(path, cfg)
         try:
             if isinstance(cfg.line, str):
                 try:
@@ -227,11 +236,8 @@ class _V1Handle:
             self._chip.close()
 
 
-class _V1Adapter:
+class _V1Adapter(_Adapter):
     api = "v1"
-
-    def __init__(self, g: ModuleType) -> None:
-        self._g: Any = g
 
     def flags(self, cfg: LineConfig) -> int:
         g = self._g
@@ -246,10 +252,7 @@ class _V1Adapter:
 
     def request(self, path: str, cfg: LineConfig, consumer: str) -> LineHandle:
         g = self._g
-        try:
-            chip = g.Chip(path)
-        except OSError as exc:
-            raise _os_error(cfg, path, exc) from None
+        chip = self._open(path, cfg)
         try:
             line = None
             offset: int | None = None

@@ -66,24 +66,23 @@ _W1_SLAVE = re.compile(
 _EXACT = Context(prec=80, traps=[Inexact])
 
 
-def parse_int_attribute(text: str) -> int:
-    """A sysfs integer attribute ("42000\\n") -> 42000."""
+def _number_text(pattern: re.Pattern[str], text: str, what: str) -> str:
     if not text:
         raise ParseError(Fault.MALFORMED, "empty")
-    m = _INT.fullmatch(text)
+    m = pattern.fullmatch(text)
     if not m:
-        raise ParseError(Fault.MALFORMED, f"not an integer: {text[:40]!r}")
-    return int(m.group(1))
+        raise ParseError(Fault.MALFORMED, f"not {what}: {text[:40]!r}")
+    return m.group(1)
+
+
+def parse_int_attribute(text: str) -> int:
+    """A sysfs integer attribute ("42000\\n") -> 42000."""
+    return int(_number_text(_INT, text, "an integer"))
 
 
 def parse_number(text: str) -> Decimal:
     """A decimal number, as a generic file sensor may hold ("1234", "-3.25")."""
-    if not text:
-        raise ParseError(Fault.MALFORMED, "empty")
-    m = _NUMBER.fullmatch(text)
-    if not m:
-        raise ParseError(Fault.MALFORMED, f"not a number: {text[:40]!r}")
-    return Decimal(m.group(1))
+    return Decimal(_number_text(_NUMBER, text, "a number"))
 
 
 def dallas_crc8(data: bytes) -> int:
