@@ -398,7 +398,9 @@ class LinuxGpio(GpioBase):
                 # Edges queued in the kernel before anyone listened are history, not news:
                 # drop them and start from the level the line has now.
                 with contextlib.suppress(OSError):
-                    while select.select([h.fileno()], [], [], 0)[0]:
+                    pending = select.poll()  # not select(): it cannot watch an fd >= 1024
+                    pending.register(h.fileno(), select.POLLIN)
+                    while any(ev & select.POLLIN for _, ev in pending.poll(0)):
                         h.read_events()
                     self._last[name] = h.get()
                 self._loop.add_reader(h.fileno(), self._on_events, name)

@@ -422,3 +422,26 @@ async def test_a_subscription_after_close_ends_and_watches_nothing(tmp_path, chi
     )
     await g.close()
     assert [e async for e in g.edges()] == []
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_edges_work_with_an_event_fd_above_1023(tmp_path, chip, api):
+    # select() cannot watch a descriptor >= FD_SETSIZE (1024); a long-running process
+    # with many open files gets such descriptors for its line requests.
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path, {"door": {"chip": "gpiochip0", "line": 3, "direction": "input"}}, api, world
+    )
+    r = world.requests[0]
+    high = 1500
+    os.dup2(r.read_fd, high)
+    os.close(r.read_fd)
+    r.read_fd = high
+    if api == "v2":
+        g._handles["door"]._req.fd = high
+    world.edge(chip, 3, 1, ts=5)  # queued before anyone listens: dropped
+    async with g.edges() as edges:
+        world.edge(chip, 3, 0, ts=6)
+        ev = await anext(edges)
+    assert (ev.value, ev.timestamp_ns) == (0, 6)
+    await g.close()
