@@ -95,6 +95,8 @@ class ScriptRunner:
         """Refuse bad arguments or a missing program; raises :class:`ScriptError`."""
         cfg = self._config(name)
         refused = ScriptErrorKind.REFUSED_ARGUMENT
+        if isinstance(args, str | bytes):
+            raise ScriptError(name, refused, "arguments must be a list of strings, not one string")
         if not cfg.min_args <= len(args) <= len(cfg.args):
             want = (
                 f"{len(cfg.args)}"

@@ -267,3 +267,14 @@ async def test_spawn_failures_name_what_failed(tmp_path):
         "junk": f"{junk}: Exec format error",
         "interp": f"{interp}: No such file or directory (its #! interpreter?)",
     }
+
+
+async def test_arguments_given_as_one_string_are_refused_not_split_into_letters(tmp_path):
+    marker = tmp_path / "ran"
+    p = program(tmp_path, "s", f"touch {marker}\n")
+    r = runner(s={"command": [p], "args": ["[0-9]", "[0-9]"]})
+    with pytest.raises(ScriptError) as e:
+        await r.run("s", "12")  # a str is a Sequence[str]: ("1", "2") would match
+    assert e.value.kind is ScriptErrorKind.REFUSED_ARGUMENT
+    assert e.value.detail == "arguments must be a list of strings, not one string"
+    assert not marker.exists()
