@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .config import HalConfig, parse
-from .device import Hal, Problem, build, check
+from .device import Hal, Problem, build, check, sensor_problem
 from .errors import (
     ConfigError,
     GpioError,
@@ -117,15 +117,19 @@ def _emit(out: TextIO, as_json: bool, doc: Any, text: str) -> None:
     out.flush()
 
 
-async def _sensor_rows(hal: Hal, names: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
-    rows, ok = [], True
+async def _sensor_rows(
+    hal: Hal, names: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """One read of each sensor: its rows, and the problems of those that failed."""
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     for name in names:
         key = hal.config.sensors[name].key
         try:
             r: Reading = await hal.sensors.read(name)
             rows.append({**r.to_json(), "key": key, "error": None})
         except SensorError as exc:
-            ok = False
+            problems.append(sensor_problem(hal.config, exc))
             rows.append(
                 {
                     "sensor": name,
@@ -135,7 +139,7 @@ async def _sensor_rows(hal: Hal, names: Sequence[str]) -> tuple[list[dict[str, A
                     "error": f"{exc.fault.value}: {exc.detail}",
                 }
             )
-    return rows, ok
+    return rows, problems
 
 
 def _sensor_text(rows: list[dict[str, Any]]) -> str:
@@ -217,8 +221,8 @@ def _system_text(s: SystemSnapshot) -> str:
 async def _info(hal: Hal, out: TextIO, as_json: bool) -> int:
     cfg = hal.config
     gpio = await _gpio_rows(hal)
-    sensors, _ = await _sensor_rows(hal, hal.sensors.names())
-    problems: list[Problem] = await check(hal)
+    sensors, problems = await _sensor_rows(hal, hal.sensors.names())
+    problems += await check(hal, sensors=False)  # the sensors were just read once
     scripts: list[dict[str, Any]] = []
     for s in hal.scripts.scripts():
         sc = cfg.scripts[s.name]
@@ -298,9 +302,9 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             names = [args.name] if args.name else list(hal.sensors.names())
             if args.name and args.name not in hal.config.sensors:
                 raise _Exit(EXIT_FAILED, f"no sensor named {args.name!r} in {args.config}")
-            rows, ok = await _sensor_rows(hal, names)
+            rows, failed = await _sensor_rows(hal, names)
             _emit(out, as_json, rows, _sensor_text(rows))
-            return EXIT_OK if ok else EXIT_FAILED
+            return EXIT_FAILED if failed else EXIT_OK
         if args.cmd == "system":
             snap = await hal.system.snapshot()
             _emit(out, as_json, snap.to_json(), _system_text(snap))

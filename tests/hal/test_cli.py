@@ -286,3 +286,23 @@ def test_run_of_a_program_that_is_not_executable_names_its_key(tmp_path):
         f"configuration error: scripts.report.command[0]: "
         f"{tmp_path}/report.sh is not an executable file\n"
     )
+
+
+def test_info_reads_each_sensor_once(sim_config, monkeypatch):
+    # A DS18B20 read is a 750 ms conversion, and two reads can disagree: the row
+    # shown and the problem listed must come from the same single read.
+    import io
+
+    import hal.cli
+
+    built = []
+    real_build = hal.cli.build
+
+    def spy(config):
+        built.append(real_build(config))
+        return built[-1]
+
+    monkeypatch.setattr(hal.cli, "build", spy)
+    out = io.StringIO()
+    assert hal.cli.main(["--config", str(sim_config), "info"], out=out) == EXIT_OK
+    assert built[0].sim.sensors.reads == ["cpu"]
