@@ -299,11 +299,11 @@ class LinuxSystem:
         for n in names:
             try:
                 state = self._read(f"/sys/class/net/{n}/operstate").strip()
-            except OSError:
+            except (OSError, ParseError):
                 state = "unknown"
             try:
                 mac = self._read(f"/sys/class/net/{n}/address").strip()
-            except OSError:
+            except (OSError, ParseError):
                 mac = ""
             out.append(
                 Interface(

@@ -209,3 +209,14 @@ async def test_a_hung_snapshot_is_reported_then_joined(tmp_path, monkeypatch):
     s = await later
     assert s.hostname == "gateway-7" and s.program == prog
     assert len(calls) == 1  # the second call joined the thread that was stuck
+
+
+async def test_one_unreadable_interface_file_does_not_hide_the_others(tmp_path):
+    t = Tree(tmp_path)
+    t.proc()
+    (tmp_path / "sys/class/net/eth0/address").write_bytes(b"\xff\xfe\n")  # not ASCII
+    s = await LinuxSystem(parse({}).system, str(tmp_path), ipv4=lambda n: []).snapshot()
+    assert [(i.name, i.state, i.mac) for i in s.interfaces] == [
+        ("eth0", "up", ""),
+        ("wwan0", "down", ""),
+    ]
