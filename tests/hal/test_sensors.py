@@ -418,3 +418,33 @@ async def test_an_os_error_while_finding_the_hwmon_file_is_a_sensor_error(tmp_pa
     with pytest.raises(SensorError) as e:
         s.path_of("t")
     assert e.value.fault is Fault.IO
+
+
+decimal_text = st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{1,40})?", fullmatch=True)
+
+
+@given(
+    st.from_regex(r"[ \t]{0,2}-?[0-9]{1,35}(\.[0-9]{1,35})?[ \t]{0,2}\n?", fullmatch=True),
+    decimal_text | st.from_regex(r"-?[0-9]{1,3}[eE][+-]?[0-9]{1,7}", fullmatch=True),
+    decimal_text,
+)
+def test_file_sensor_value_is_exact_or_refused(content, scale_text, offset_text):
+    import tempfile
+    from decimal import Context
+
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "raw").write_text(content)
+        table = {"type": "file", "path": "/raw", "scale": scale_text, "offset": offset_text}
+        cfg = parse({"sensors": {"s": table}})
+        try:
+            r = LinuxSensors(cfg.sensors, root).read_sync("s")
+        except SensorError as e:
+            assert e.fault in (Fault.RANGE, Fault.MALFORMED)
+            if e.fault is Fault.MALFORMED:  # only a raw value beyond 30 + 30 digits
+                int_part, _, frac = content.strip().lstrip("-").partition(".")
+                assert len(int_part) > 30 or len(frac) > 30
+            return
+    big = Context(prec=100_000, Emax=10**9, Emin=-(10**9))
+    raw = Decimal(content.strip())
+    want = big.add(big.multiply(raw, Decimal(scale_text)), Decimal(offset_text))
+    assert r.value == want  # the exact value, never a rounded one
