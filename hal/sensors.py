@@ -23,12 +23,15 @@ Sources:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .config import HWMON_UNITS, SensorConfig
 from .errors import Fault, ParseError, SensorError
@@ -41,6 +44,7 @@ __all__ = [
     "LinuxSensors",
     "Opener",
     "dallas_crc8",
+    "in_daemon_thread",
     "parse_int_attribute",
     "parse_number",
     "parse_w1_slave",
@@ -64,6 +68,7 @@ _W1_SLAVE = re.compile(
     r"((?:[0-9a-f]{2} ){9}): crc=([0-9a-f]{2}) (YES|NO)\n((?:[0-9a-f]{2} ){9})t=(-?[0-9]{1,9})\n?"
 )
 _EXACT = Context(prec=80, traps=[Inexact])
+_T = TypeVar("_T")
 
 
 def _number_text(pattern: re.Pattern[str], text: str, what: str) -> str:
@@ -148,6 +153,39 @@ def scale(raw: int | Decimal, factor: Decimal, offset: Decimal = Decimal(0)) -> 
         return _EXACT.add(_EXACT.multiply(Decimal(raw), factor), offset)
     except Inexact:
         raise ParseError(Fault.RANGE, "value too large to scale exactly") from None
+
+
+def in_daemon_thread(fn: Callable[[], _T], name: str) -> asyncio.Future[_T]:
+    """Run ``fn`` in a daemon thread of its own; its result or exception completes the future.
+
+    Not the loop's default executor: ``asyncio.run()`` joins that executor's
+    threads on the way out, so one read stuck in the kernel (a 1-Wire bus that
+    never answers, a dead NFS mount under ``statvfs``) would keep the process
+    from ever exiting. A daemon thread is abandoned at exit instead. Callers
+    keep at most one such thread per sensor (and one for the status report).
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def work() -> None:
+        try:
+            value: Any = fn()
+            ok = True
+        except BaseException as exc:  # handed to the awaiting task, not lost in the thread
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop was closed in the meantime
+            loop.call_soon_threadsafe(deliver, ok, value)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return fut
 
 
 def _fault_of(exc: OSError) -> Fault:
@@ -301,7 +339,7 @@ class LinuxSensors:
         cfg = self._config(name)
         fut = self._inflight.get(name)
         if fut is None:
-            fut = asyncio.get_running_loop().run_in_executor(None, self.read_sync, name)
+            fut = in_daemon_thread(lambda: self.read_sync(name), f"hal-sensor-{name}")
             self._inflight[name] = fut
             fut.add_done_callback(lambda f: self._done(name, f))
         try:

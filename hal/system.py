@@ -38,7 +38,7 @@ from typing import TypeVar
 from .config import SystemConfig
 from .errors import Fault, ParseError
 from .interfaces import DiskUsage, Interface, OsInfo, ProgramInfo, SystemSnapshot
-from .sensors import parse_int_attribute, read_text
+from .sensors import in_daemon_thread, parse_int_attribute, read_text
 
 __all__ = [
     "SNAPSHOT_TIMEOUT_S",
@@ -189,7 +189,7 @@ class LinuxSystem:
         the same thread rather than starting another.
         """
         if self._inflight is None:
-            fut = asyncio.get_running_loop().run_in_executor(None, self.snapshot_sync, None)
+            fut = in_daemon_thread(self.snapshot_sync, "hal-system-snapshot")
             self._inflight = fut
             fut.add_done_callback(self._done)
         try:

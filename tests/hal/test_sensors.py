@@ -448,3 +448,51 @@ def test_file_sensor_value_is_exact_or_refused(content, scale_text, offset_text)
     raw = Decimal(content.strip())
     want = big.add(big.multiply(raw, Decimal(scale_text)), Decimal(offset_text))
     assert r.value == want  # the exact value, never a rounded one
+
+
+HUNG_READ = """
+import asyncio, os, sys, threading
+from hal.config import parse
+from hal.errors import SensorError
+from hal.sensors import LinuxSensors
+from hal.system import LinuxSystem
+
+root = sys.argv[1]
+cfg = parse({"sensors": {"cpu": {"type": "thermal", "zone": 0, "timeout_s": 0.1}}})
+never = threading.Event()
+
+def opener(path):
+    never.wait()  # a read stuck in the kernel (a 1-Wire bus that never answers)
+
+os.statvfs = lambda path: never.wait()  # an NFS mount that never answers
+
+async def main():
+    try:
+        await LinuxSensors(cfg.sensors, root, opener=opener).read("cpu")
+    except SensorError as e:
+        print(e.fault.value)
+    snap = await LinuxSystem(cfg.system, root, ipv4=lambda n: [], timeout_s=0.1).snapshot()
+    print(snap.errors[0])
+
+asyncio.run(main())
+print("exited")
+"""
+
+
+def test_a_hung_read_does_not_keep_the_process_from_exiting(tmp_path):
+    # asyncio.run() joins the default executor's threads at exit: a read stuck there
+    # would hang `python -m hal sensor` (and the bridge's shutdown) for ever.
+    import subprocess
+    import sys
+
+    Tree(tmp_path).thermal(0, "40000\n")
+    p = subprocess.run(
+        [sys.executable, "-c", HUNG_READ, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (p.returncode, p.stderr) == (0, "")
+    assert p.stdout == "timeout\nno answer within 0.1 s (a hung mount?)\nexited\n"
