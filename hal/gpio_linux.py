@@ -193,10 +193,9 @@ class _V2Adapter(_Adapter):
                     n = chip.get_info().num_lines
                     raise _no_line(cfg, path, f"no offset {offset} (the chip has {n} lines)")
             line_name = chip.get_line_info(offset).name or ""
-            try:
-                req = chip.request_lines({offset: self.settings(cfg)}, consumer=consumer)
-            except OSError as exc:
-                raise _os_error(cfg, path, exc) from None
+            req = chip.request_lines({offset: self.settings(cfg)}, consumer=consumer)
+        except OSError as exc:  # busy, permission, or the chip failing after the open
+            raise _os_error(cfg, path, exc) from None
         finally:
             chip.close()  # closing the chip leaves the line request in place
         return _V2Handle(g, req, offset, line_name)
@@ -270,20 +269,20 @@ class _V1Adapter(_Adapter):
                 if offset >= n:
                     raise _no_line(cfg, path, f"no offset {offset} (the chip has {n} lines)")
                 line = chip.get_line(offset)
-            try:
-                if cfg.direction == "output":
-                    line.request(
-                        consumer=consumer,
-                        type=g.LINE_REQ_DIR_OUT,
-                        flags=self.flags(cfg),
-                        default_val=cfg.initial,
-                    )
-                else:
-                    line.request(
-                        consumer=consumer, type=g.LINE_REQ_EV_BOTH_EDGES, flags=self.flags(cfg)
-                    )
-            except OSError as exc:
-                raise _os_error(cfg, path, exc) from None
+            if cfg.direction == "output":
+                line.request(
+                    consumer=consumer,
+                    type=g.LINE_REQ_DIR_OUT,
+                    flags=self.flags(cfg),
+                    default_val=cfg.initial,
+                )
+            else:
+                line.request(
+                    consumer=consumer, type=g.LINE_REQ_EV_BOTH_EDGES, flags=self.flags(cfg)
+                )
+        except OSError as exc:  # busy, permission, or the chip failing after the open
+            chip.close()
+            raise _os_error(cfg, path, exc) from None
         except BaseException:
             chip.close()
             raise
@@ -345,7 +344,7 @@ class LinuxGpio(GpioBase):
                 self._handles[cfg.name] = adapter.request(path, cfg, consumer)
                 self._paths[cfg.name] = path
                 if cfg.direction == "input":
-                    self._last[cfg.name] = self._handles[cfg.name].get()
+                    self._last[cfg.name] = self._get(cfg)
         except BaseException:
             self._release_all()
             raise

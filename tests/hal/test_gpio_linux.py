@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 from datetime import timedelta
@@ -445,3 +446,32 @@ async def test_edges_work_with_an_event_fd_above_1023(tmp_path, chip, api):
         ev = await anext(edges)
     assert (ev.value, ev.timestamp_ns) == (0, 6)
     await g.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+@pytest.mark.parametrize("where", ["lookup", "first-read"])
+def test_an_os_error_while_requesting_is_a_gpio_error(tmp_path, chip, api, where, monkeypatch):
+    # a chip that answers the open but fails later (unbound mid-way, an I/O error)
+    world = World({chip: NAMES})
+    module = APIS[api](world)
+    eio = OSError(errno.EIO, "Input/output error")
+
+    def fail(*a, **k):
+        raise eio
+
+    if where == "lookup":
+        monkeypatch.setattr(module.Chip, "get_line_info" if api == "v2" else "find_line", fail)
+    elif api == "v2":
+        monkeypatch.setattr(module.LineRequest, "get_value", fail)
+    else:
+        monkeypatch.setattr(module.Line, "get_value", fail)
+    cfg = parse(
+        {
+            "backend": "linux",
+            "gpio": {"door": {"chip": "gpiochip0", "line": "GPIO3", "direction": "input"}},
+        }
+    )
+    with pytest.raises(GpioError) as e:
+        LinuxGpio(cfg.gpio, str(tmp_path), module=module)
+    assert str(e.value) == f"gpio door: {chip}: Input/output error"
+    assert all(r.released for r in world.requests)
