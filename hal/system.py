@@ -166,12 +166,13 @@ class LinuxSystem:
         root: str = "/",
         *,
         ipv4: Ipv4Lookup = ioctl_ipv4,
-        timeout_s: float = SNAPSHOT_TIMEOUT_S,
+        timeout_s: float | None = None,
     ) -> None:
         self._cfg = config
         self._root = root
         self._ipv4 = ipv4
-        self._timeout_s = timeout_s
+        # None: SNAPSHOT_TIMEOUT_S, read now (not frozen into the signature at import)
+        self._timeout_s = SNAPSHOT_TIMEOUT_S if timeout_s is None else timeout_s
         self._inflight: asyncio.Future[SystemSnapshot] | None = None
 
     def _p(self, path: str) -> str:

@@ -220,3 +220,20 @@ async def test_one_unreadable_interface_file_does_not_hide_the_others(tmp_path):
         ("eth0", "up", ""),
         ("wwan0", "down", ""),
     ]
+
+
+async def test_the_snapshot_timeout_is_read_when_used(tmp_path, monkeypatch):
+    # SNAPSHOT_TIMEOUT_S is the one place that tunes it: read when a LinuxSystem is made
+    import threading
+
+    import hal.system
+
+    Tree(tmp_path).proc()
+    release = threading.Event()
+    monkeypatch.setattr("hal.system.os.statvfs", lambda path: release.wait())
+    monkeypatch.setattr(hal.system, "SNAPSHOT_TIMEOUT_S", 0.05)
+    try:
+        s = await LinuxSystem(parse({}).system, str(tmp_path), ipv4=lambda n: []).snapshot()
+        assert s.errors == ("no answer within 0.05 s (a hung mount?)",)
+    finally:
+        release.set()
