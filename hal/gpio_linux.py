@@ -341,13 +341,32 @@ class LinuxGpio(GpioBase):
         try:
             for cfg in lines.values():
                 path = chip_path(root, cfg.chip)
-                self._handles[cfg.name] = adapter.request(path, cfg, consumer)
+                try:
+                    self._handles[cfg.name] = adapter.request(path, cfg, consumer)
+                except GpioError:
+                    self._same_line_twice(cfg, path)  # EBUSY because we hold it already?
+                    raise
                 self._paths[cfg.name] = path
                 if cfg.direction == "input":
                     self._last[cfg.name] = self._get(cfg)
         except BaseException:
             self._release_all()
             raise
+
+    def _same_line_twice(self, cfg: LineConfig, path: str) -> None:
+        """Raise ConfigError if ``cfg`` names a line another configured name already holds.
+
+        :func:`hal.config.parse` refuses the same name or offset twice, but not
+        ``"GPIO17"`` and ``17``: only the chip knows they are one line.
+        """
+        for name, h in self._handles.items():
+            if self._paths[name] != path:
+                continue
+            if cfg.line == (h.line_name if isinstance(cfg.line, str) else h.offset):
+                raise ConfigError(
+                    f"{cfg.key}.line",
+                    f"is the line gpio.{name} already uses ({path} offset {h.offset})",
+                )
 
     def _info(self, cfg: LineConfig) -> LineInfo:
         h = self._handles[cfg.name]

@@ -475,3 +475,23 @@ def test_an_os_error_while_requesting_is_a_gpio_error(tmp_path, chip, api, where
         LinuxGpio(cfg.gpio, str(tmp_path), module=module)
     assert str(e.value) == f"gpio door: {chip}: Input/output error"
     assert all(r.released for r in world.requests)
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_one_line_configured_twice_by_name_and_offset_names_both_keys(tmp_path, chip, api):
+    # parse() cannot see that "GPIO17" is offset 7; the kernel answers EBUSY, which
+    # must not read "in use by another program" when the other user is us.
+    world = World({chip: NAMES})
+    with pytest.raises(ConfigError) as e:
+        lines(
+            tmp_path,
+            {
+                "relay": {"chip": "gpiochip0", "line": "GPIO17", "direction": "output"},
+                "again": {"chip": "/dev/gpiochip0", "line": 7, "direction": "output"},
+            },
+            api,
+            world,
+        )
+    assert e.value.key == "hal.gpio.again.line"
+    assert e.value.message == f"is the line gpio.relay already uses ({chip} offset 7)"
+    assert all(r.released for r in world.requests)
