@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from .config import HalConfig, LineConfig, PowerConfig, SensorConfig
 from .errors import Fault, GpioError, PowerError, SensorError
-from .gpio import GpioBase
+from .gpio import GpioBase, is_level
 from .interfaces import (
     DiskUsage,
     Interface,
@@ -82,7 +82,7 @@ class SimGpio(GpioBase):
         cfg = self.config(name)
         if cfg.direction != "input":
             raise GpioError(name, "is an output; only inputs are driven from outside")
-        if value not in (0, 1):
+        if not is_level(value):
             raise GpioError(name, f"value must be 0 or 1, not {value!r}")
         if self._level[name] != value:
             self._level[name] = value

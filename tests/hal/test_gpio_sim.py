@@ -166,3 +166,10 @@ async def test_write_takes_the_integers_0_and_1_only(dev, value):
         await dev.gpio.write("relay1", value)
     assert await dev.gpio.restore({"relay1": value}) == ["relay1"]
     assert dev.sim.gpio.writes == []
+
+
+@pytest.mark.parametrize("value", [True, 2, 1.0])
+async def test_drive_takes_the_integers_0_and_1_like_write(dev, value):
+    with pytest.raises(GpioError, match="value must be 0 or 1"):
+        dev.sim.drive("door", value)
+    assert await dev.gpio.read("door") == 1 and type(await dev.gpio.read("door")) is int
