@@ -706,6 +706,24 @@ class Journal:
             self._put("reply_counter", str(n))
         return n
 
+    # --- device state -------------------------------------------------------------
+
+    @_declared
+    def desired_outputs(self) -> dict[str, int]:
+        """The GPIO outputs' desired values Commands set (``gpio set``), by line name:
+        what the bridge restores after a restart (kept in ``kv`` as ``gpio:NAME``)."""
+        rows = self._db.execute(
+            "SELECT name, value FROM kv WHERE name >= 'gpio:' AND name < 'gpio;'"
+        ).fetchall()
+        return {str(n)[5:]: int(str(v)) for n, v in rows}
+
+    @_declared
+    def set_desired_output(self, line: str, value: int) -> None:
+        """Record an output's desired value (FULL: it must survive the power cut
+        that follows)."""
+        with self._tx(full=True):
+            self._put(f"gpio:{line}", str(int(value)))
+
     # --- the state machine ---------------------------------------------------------
 
     @_declared

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
-from ..grammar import ArgSpec, Level, VerbSpec
+from ..grammar import ArgSpec, ArgValue, Level, VerbSpec
 
 ActionFn = Callable[..., Awaitable[Any]]
+IdempotencyFn = Callable[[Any, Mapping[str, ArgValue]], bool]
 F = TypeVar("F", bound=ActionFn)
 
 #: Attribute the decorator sets on the function.
@@ -45,10 +46,22 @@ ENTRY_POINT_GROUP = "sms_bridge.actions"
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A registered verb: its spec and the async function that runs it."""
+    """A registered verb: its spec and the async function that runs it.
+
+    ``idempotent_when(ctx, args)``, when given, decides idempotency per
+    Command instead of ``spec.idempotent`` (``run``: the script's own
+    configuration says); it must not raise for arguments the grammar checked.
+    """
 
     spec: VerbSpec
     fn: ActionFn
+    idempotent_when: IdempotencyFn | None = None
+
+    def idempotent(self, ctx: Any, args: Mapping[str, ArgValue]) -> bool:
+        """Whether crash recovery may run this Command again."""
+        if self.idempotent_when is None:
+            return self.spec.idempotent
+        return bool(self.idempotent_when(ctx, args))
 
 
 class RegistryError(ValueError):
@@ -64,12 +77,14 @@ def action(
     timeout: float = 10.0,
     binary_id: int | None = None,
     help: str = "",
+    idempotent_when: IdempotencyFn | None = None,
 ) -> Callable[[F], F]:
     """Declare an async function as the action of ``verb`` (see module doc).
 
     Defaults are the safe ones: ``signed`` level, not idempotent (recovery
     after a crash does not run it again). Raises :class:`RegistryError` for a
     function that is not ``async def`` or lacks a parameter for an argument.
+    ``idempotent_when`` decides idempotency per Command (:class:`Action`).
     """
     spec = VerbSpec(verb, tuple(args), level, idempotent, timeout, binary_id, help)
 
@@ -85,7 +100,7 @@ def action(
         for a in spec.args:
             if a.name not in params and not takes_kwargs:
                 raise RegistryError(f"action {verb!r}: no parameter for argument {a.name!r}")
-        setattr(fn, ATTRIBUTE, Action(spec, fn))
+        setattr(fn, ATTRIBUTE, Action(spec, fn, idempotent_when))
         return fn
 
     return decorate

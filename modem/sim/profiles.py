@@ -1,6 +1,6 @@
 """Module profiles: identity, start-up lines, storage sizes, defaults and quirks.
 
-A profile is data only: :mod:`modem.sim.core` reads it. Facts come from the
+A profile is data only: the parts of :class:`modem.sim.core.SimModem` read it. Facts come from the
 modules' public AT command manuals and from public bug reports that quote
 module traffic (named per profile below); what no public source settled is
 marked "assumed". Identity strings (IMEI, IMSI, ICCID, revisions) are

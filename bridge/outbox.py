@@ -1,0 +1,269 @@
+"""The outbox: journaled replies and reports out through the SMS service.
+
+The service implements :class:`ReplySender` over its modem stack (one per
+``[[modem]]``); the outbox drives each reply through the journal's states
+(docs/bridge.md, "Journal")::
+
+    reply_queued --mark_sending (FULL)--> sending --send--> mark_sent(tp_mr) (FULL)
+                                             |--fails, times out--> reply_queued (retry later)
+                                             '--max attempts------> send_failed
+
+``mark_sending`` is durable before the PDU is handed to the module, so a
+crash between ``AT+CMGS`` and ``mark_sent`` leaves ``sending``: the next
+start sends the *same* journaled reply again (its signature's counter is
+the reference the server drops a duplicate by) and the journal counts it in
+``resends``. Any failure of :meth:`ReplySender.send` -- an error, a hang past
+:data:`SEND_TIMEOUT`, an exception raised after the PDU left -- has an
+unknown outcome and is retried the same way, at most :data:`MAX_ATTEMPTS`
+sends in all, after :data:`RETRY_DELAYS`; then ``send_failed``.
+
+Deferred effects (``reboot``) run only after ``mark_sent`` committed; a
+reply that ends ``send_failed`` drops its effects (the server was never
+told, so the device does not act). Effects live in memory: a restart
+between the reply's queueing and ``mark_sent`` sends the reply again but
+does not run the effect (at most once, never a reboot loop).
+
+One task per module: a module that hangs delays only its own replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from .actions.context import Counters, Effect
+from .journal import Journal, JournalError, State
+from .worker import JournalWorker
+
+log = logging.getLogger("bridge.outbox")
+
+#: How long one send may take (the module's ``AT+CMGS`` answer can take up to
+#: about 60 s on a congested network, TS 27.005 §3.5.1 gives no bound).
+SEND_TIMEOUT = 120.0
+#: Sends of one reply in all, before ``send_failed``.
+MAX_ATTEMPTS = 3
+#: Seconds to wait before the second, third... send of a reply.
+RETRY_DELAYS = (5.0, 30.0, 120.0)
+#: How long stop() lets a send in flight finish before cancelling it.
+STOP_GRACE = 10.0
+
+
+class ReplySender(Protocol):
+    """Sends one SMS on one module; returns the TP-MR of each part (TS 23.040
+    §9.2.3.6, from ``+CMGS: <mr>``, TS 27.005 §3.5.1). A reply is always one
+    SMS, so one TP-MR. Raises anything on failure: the outbox treats every
+    failure as "outcome unknown"."""
+
+    async def send(self, to: str, content: str | bytes, *, binary: bool) -> tuple[int, ...]: ...
+
+
+class Outbox:
+    """Sends journaled replies, one task per module (module doc)."""
+
+    def __init__(
+        self,
+        worker: JournalWorker,
+        senders: Mapping[str, ReplySender],
+        *,
+        counters: Counters | None = None,
+        send_timeout: float | None = None,
+        max_attempts: int | None = None,
+        retry_delays: Sequence[float] | None = None,
+        stop_grace: float | None = None,
+    ) -> None:
+        self._worker = worker
+        self._senders = dict(senders)
+        self.counters = counters if counters is not None else Counters()
+        self._send_timeout = send_timeout
+        self._max_attempts = max_attempts
+        self._retry_delays = retry_delays
+        self._stop_grace = stop_grace
+        self._queues: dict[str, asyncio.Queue[int]] = {m: asyncio.Queue() for m in self._senders}
+        self._pending: set[int] = set()
+        self._effects: dict[int, list[Effect]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._current: dict[str, asyncio.Future[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # timing defaults are read when used, so one place tunes them
+    @property
+    def send_timeout(self) -> float:
+        return SEND_TIMEOUT if self._send_timeout is None else self._send_timeout
+
+    @property
+    def stop_grace(self) -> float:
+        return STOP_GRACE if self._stop_grace is None else self._stop_grace
+
+    @property
+    def max_attempts(self) -> int:
+        return MAX_ATTEMPTS if self._max_attempts is None else self._max_attempts
+
+    def _delay(self, attempt: int) -> float:
+        delays = RETRY_DELAYS if self._retry_delays is None else tuple(self._retry_delays)
+        if not delays:
+            return 0.0
+        return delays[min(attempt - 1, len(delays) - 1)]
+
+    # --- feeding ---------------------------------------------------------------
+
+    def submit(self, entry_id: int, modem: str, effects: Sequence[Effect] = ()) -> None:
+        """Queue a journaled reply (``reply_queued`` or ``sending``) for its module.
+
+        An entry already pending is not queued twice (its effects are added).
+        An entry for a module with no sender is left in the journal and logged.
+        """
+        if effects:
+            self._effects.setdefault(entry_id, []).extend(effects)
+        if entry_id in self._pending:
+            return
+        q = self._queues.get(modem)
+        if q is None:
+            log.error("outbox: entry %d is for module %r, which has no sender", entry_id, modem)
+            self.counters.inc("no_sender")
+            return
+        self._pending.add(entry_id)
+        self._idle.clear()
+        q.put_nowait(entry_id)
+
+    async def recover(self) -> int:
+        """Queue what the journal says is still to send (``reply_queued``, and
+        ``sending`` with an unknown outcome); returns how many."""
+        rec = await self._worker.call(Journal.recovery)
+        for e in (*rec.send, *rec.resend):
+            self.submit(e.id, e.modem)
+        return len(rec.send) + len(rec.resend)
+
+    async def drain(self) -> None:
+        """Wait until every submitted reply is settled (sent, failed or parked)."""
+        await self._idle.wait()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Queue the journal's unsent replies and start one task per module."""
+        if self._tasks:
+            raise RuntimeError("outbox already started")
+        await self.recover()
+        for modem, q in self._queues.items():
+            self._tasks[modem] = asyncio.create_task(self._run(modem, q), name=f"outbox-{modem}")
+
+    async def stop(self) -> None:
+        """Stop every module's task; a send in flight may finish within
+        :attr:`stop_grace` seconds so its outcome is journaled, else it is
+        cancelled and left ``sending`` (resent at the next start, counted).
+        Replies still queued stay ``reply_queued`` for the next start."""
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    async def __aenter__(self) -> Outbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _run(self, modem: str, q: asyncio.Queue[int]) -> None:
+        while True:
+            entry_id = await q.get()
+            current = asyncio.ensure_future(self._settle(modem, entry_id))
+            try:
+                await asyncio.shield(current)
+            except asyncio.CancelledError:
+                try:  # the send in flight may end and be journaled within the grace
+                    async with asyncio.timeout(self.stop_grace):
+                        await asyncio.shield(current)
+                except TimeoutError:
+                    current.cancel()  # left ``sending``: resent at the next start, counted
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await current
+                except Exception:
+                    pass
+                raise
+
+    def _done(self, entry_id: int) -> None:
+        self._pending.discard(entry_id)
+        if not self._pending:
+            self._idle.set()
+
+    async def _settle(self, modem: str, entry_id: int) -> None:
+        """Send one reply until it is sent or failed for good."""
+        try:
+            while True:
+                retry = await self._attempt(modem, entry_id)
+                if retry is None:
+                    return
+                await asyncio.sleep(retry)
+        except JournalError as exc:
+            log.error("outbox: entry %d: journal failed: %s", entry_id, exc)
+            self.counters.inc("journal_errors")
+        except Exception as exc:  # a bug: never stop the outbox
+            log.error("outbox: entry %d: %s", entry_id, type(exc).__name__)
+            self.counters.inc("outbox_errors")
+        finally:
+            self._effects.pop(entry_id, None)  # settled: an effect never outlives its reply
+            self._done(entry_id)
+
+    async def _attempt(self, modem: str, entry_id: int) -> float | None:
+        """One send; the delay before the next attempt, or None when settled."""
+        e = await self._worker.call(Journal.get, entry_id)
+        if e.state not in (State.REPLY_QUEUED, State.SENDING) or e.reply is None:
+            return None
+        if e.reply_to is None:  # pragma: no cover - queue_reply always sets it
+            return None
+        resends = e.resends
+        after = await self._worker.call(Journal.mark_sending, entry_id)
+        if after > resends:
+            self.counters.inc("resends")
+            log.warning("outbox: entry %d: outcome unknown after a restart, sent again", entry_id)
+        attempt = e.send_attempts + 1
+        binary = isinstance(e.reply, bytes)
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                mrs = await self._senders[modem].send(e.reply_to, e.reply, binary=binary)
+            if not mrs:
+                raise ValueError("the sender returned no TP-MR")
+        except Exception as exc:
+            why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+            if attempt >= self.max_attempts:
+                await self._worker.call(Journal.mark_send_failed, entry_id, f"{why} x{attempt}")
+                self.counters.inc("send_failed")
+                dropped = self._effects.pop(entry_id, [])
+                log.error(
+                    "outbox: entry %d to %s: send failed (%s) after %d attempts%s",
+                    entry_id,
+                    e.reply_to,
+                    why,
+                    attempt,
+                    f", {len(dropped)} deferred effect(s) dropped" if dropped else "",
+                )
+                return None
+            await self._worker.call(Journal.requeue, entry_id, why)
+            self.counters.inc("send_retries")
+            log.warning(
+                "outbox: entry %d to %s: send attempt %d failed (%s), retrying",
+                entry_id,
+                e.reply_to,
+                attempt,
+                why,
+            )
+            return self._delay(attempt)
+        await self._worker.call(Journal.mark_sent, entry_id, mrs[0])
+        self.counters.inc("sent")
+        log.info("outbox: entry %d to %s: sent, mr=%d", entry_id, e.reply_to, mrs[0])
+        for effect in self._effects.pop(entry_id, []):
+            try:
+                await effect()
+                self.counters.inc("effects_run")
+            except Exception as exc:
+                self.counters.inc("effects_failed")
+                log.error("outbox: entry %d: deferred effect failed: %s", entry_id, exc)
+        return None

@@ -1,0 +1,164 @@
+"""The outbox: queued -> sending -> sent | send_failed, with a sender that fails,
+hangs, or raises after the PDU left; deferred effects after mark_sent."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import hal
+from bridge import auth
+from bridge.journal import Journal, State
+
+from .test_dispatcher_rig import DEVICE, KEY, Rig, entry_state, signed
+
+
+async def test_failed_send_retried_then_sent(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        rig.sender.fail_next = 1
+        e = await rig.sms("ping")
+        assert e.state is State.SENT and e.send_attempts == 2
+        assert len(rig.sender.sent) == 1 and rig.sender.calls == 2
+        assert rig.counters["send_retries"] == 1
+        assert [t.state for t in e.transitions][-4:] == [
+            State.SENDING,
+            State.REPLY_QUEUED,
+            State.SENDING,
+            State.SENT,
+        ]
+
+
+async def test_send_failing_every_time_ends_send_failed(tmp_path: Path) -> None:
+    async with Rig(tmp_path, max_attempts=3) as rig:
+        rig.sender.fail_next = 99
+        e = await rig.sms("ping")
+        assert e.state is State.SEND_FAILED and e.send_attempts == 3
+        assert e.reason == "RuntimeError x3"
+        assert rig.counters["send_failed"] == 1 and rig.sender.sent == []
+        rig.sender.fail_next = 0
+        assert (await rig.sms("ping")).state is State.SENT  # the outbox goes on
+
+
+async def test_hanging_send_times_out_and_is_retried(tmp_path: Path) -> None:
+    async with Rig(tmp_path, send_timeout=0.05) as rig:
+        rig.sender.hang_next = 1
+        e = await rig.sms("ping")
+        assert e.state is State.SENT and e.send_attempts == 2
+        assert any(t.detail == "timeout" for t in e.transitions)
+
+
+async def test_raise_after_the_pdu_left_resends_the_same_reply(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        rig.sender.raise_after_next = 1
+        e = await rig.sms("ping")
+        assert e.state is State.SENT
+        first, second = rig.replies()
+        assert first == second == e.reply  # same signed text: same counter, server drops it
+        v = auth.verify_reply(first, keys={1: KEY}, device_id=DEVICE)
+        assert v.body == "pong"
+        assert rig.counters["send_retries"] == 1
+
+
+async def test_reboot_power_request_runs_only_after_the_reply_is_marked_sent(
+    tmp_path: Path,
+) -> None:
+    async with Rig(tmp_path) as rig:
+        power = rig.sim.power
+        seen: list[tuple[list[str], list[str]]] = []
+        rig.sender.on_send.append(
+            lambda to, c: seen.append((list(power.requests), list(power.executed)))
+        )
+        states: dict[str, list[str]] = {"requests": [], "executed": []}
+
+        class Watch(list[hal.interfaces.PowerAction]):
+            def __init__(self, name: str) -> None:
+                super().__init__()
+                self.name = name
+
+            def append(self, item: hal.interfaces.PowerAction) -> None:
+                states[self.name].append(entry_state(rig.path, 1))  # on disk, now
+                super().append(item)
+
+        power.requests = Watch("requests")
+        power.executed = Watch("executed")
+        e = await rig.sms(signed("reboot", 1))
+        assert e.id == 1 and e.state is State.SENT
+        assert rig.last_reply_body() == "rebooting"
+        assert seen == [([], [])]  # nothing requested while the reply was going out
+        assert states == {"requests": ["sent"], "executed": ["sent"]}
+        assert power.requests == ["reboot"] and power.executed == ["reboot"]
+        assert rig.counters["effects_run"] == 1
+
+
+async def test_reboot_not_run_when_its_reply_cannot_be_sent(tmp_path: Path) -> None:
+    async with Rig(tmp_path, max_attempts=2) as rig:
+        rig.sender.fail_next = 99
+        e = await rig.sms(signed("reboot", 1))
+        assert e.state is State.SEND_FAILED
+        assert rig.sim.power.requests == [] and rig.sim.power.executed == []
+
+
+async def test_reboot_refused_by_the_system_after_the_reply_is_counted(tmp_path: Path) -> None:
+    async with Rig(tmp_path) as rig:
+        rig.sim.power.refuse_with = hal.PowerError("reboot", "systemctl: Access denied")
+        e = await rig.sms(signed("reboot", 1))
+        assert e.state is State.SENT and rig.last_reply_body() == "rebooting"
+        assert rig.sim.power.requests == ["reboot"] and rig.sim.power.executed == []
+        assert rig.counters["effects_failed"] == 1
+
+
+async def test_refused_power_request_is_an_error_reply(tmp_path: Path) -> None:
+    from .test_dispatcher_rig import hal_table, make_config
+
+    table = hal_table(tmp_path)
+    table["power"] = {"allow_reboot": False}
+    cfg = make_config(tmp_path, hal=table)
+    async with Rig(tmp_path, cfg=cfg) as rig:
+        e = await rig.sms(signed("reboot", 1))
+        assert e.state is State.SENT and e.reason == "command-failed"
+        assert rig.last_reply_body() == (
+            "reboot: error reboot: not allowed by configuration (power.allow_reboot = false)"
+        )
+        assert rig.sim.power.requests == [] and rig.sim.power.executed == []
+
+
+async def test_stop_leaves_queued_replies_for_the_next_start(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    await rig.__aenter__()
+    await rig.outbox.stop()  # no sender task any more
+    from bridge.inbound import Incoming
+    from pdu.dcs import Alphabet
+
+    r = await rig.dispatcher.admit(
+        Incoming("2936", "ping", Alphabet.GSM7, "q", (), True), modem="modem0"
+    )
+    await rig.dispatcher.drain()
+    await rig.dispatcher.stop()
+    await rig.worker.close()
+    assert entry_state(rig.path, r.entry_id) == "reply_queued"
+    async with Rig(tmp_path) as again:
+        await again.settle()
+        e = await again.worker.call(Journal.get, r.entry_id)
+        assert e.state is State.SENT and e.resends == 0
+
+
+async def test_stop_cancels_a_hanging_send_past_the_grace_then_resends(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, stop_grace=0.01)
+    await rig.__aenter__()
+    rig.sender.hang_next = 1
+    entered = asyncio.Event()
+    rig.sender.on_send.append(lambda to, c: entered.set())
+    from bridge.inbound import Incoming
+    from pdu.dcs import Alphabet
+
+    r = await rig.dispatcher.admit(
+        Incoming("2936", "ping", Alphabet.GSM7, "q", (), True), modem="modem0"
+    )
+    await entered.wait()  # the send is in flight, and hangs
+    await rig.__aexit__(None, None, None)
+    assert entry_state(rig.path, r.entry_id) == "sending"
+    async with Rig(tmp_path) as again:
+        await again.settle()
+        e = await again.worker.call(Journal.get, r.entry_id)
+        assert e.state is State.SENT and e.resends == 1
+        assert again.counters["resends"] == 1

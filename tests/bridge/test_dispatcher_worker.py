@@ -1,0 +1,86 @@
+"""The journal worker: every call in one thread, in order, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from bridge.journal import Journal, JournalError, State
+from bridge.worker import JournalWorker, WorkerClosed
+
+
+def _receive(j: Journal, ident: str) -> int:
+    return j.receive(modem="m", sender="2936", body="ping", identity=ident).entry_id
+
+
+async def test_calls_run_in_one_other_thread_in_order(tmp_path: Path) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    threads: list[int] = []
+
+    def where(j: Journal, ident: str) -> int:
+        threads.append(threading.get_ident())
+        return _receive(j, ident)
+
+    ids = await asyncio.gather(*(worker.call(where, f"i{k}") for k in range(20)))
+    assert ids == list(range(1, 21))  # submission order is commit order
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    await worker.close()
+
+
+async def test_the_event_loop_runs_while_a_call_blocks(tmp_path: Path) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow(j: Journal) -> str:
+        inside.set()
+        release.wait()  # a stalled fsync
+        return "done"
+
+    pending = asyncio.ensure_future(worker.call(slow))
+    await asyncio.to_thread(inside.wait)  # the loop keeps turning: the line is served
+    ticks = 0
+    for _ in range(10):
+        await asyncio.sleep(0)
+        ticks += 1
+    assert ticks == 10 and not pending.done()
+    release.set()
+    assert await pending == "done"
+    await worker.close()
+
+
+async def test_close_drains_pending_calls_then_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    worker = JournalWorker(Journal.open(path))
+    calls = [asyncio.ensure_future(worker.call(_receive, f"i{k}")) for k in range(5)]
+    await asyncio.sleep(0)  # submitted
+    await worker.close()
+    assert [c.result() for c in calls] == [1, 2, 3, 4, 5]
+    with pytest.raises(WorkerClosed):
+        await worker.call(_receive, "late")
+    await worker.close()  # idempotent
+    with Journal.open(path) as j:
+        assert j.counts()[State.RECEIVED] == 5
+
+
+async def test_a_cancelled_caller_does_not_tear_the_write(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    worker = JournalWorker(Journal.open(path))
+    task = asyncio.ensure_future(worker.call(_receive, "c"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await worker.close()
+    with Journal.open(path) as j:
+        assert j.counts()[State.RECEIVED] == 1  # the submitted write still committed
+
+
+async def test_journal_errors_are_the_journals_own(tmp_path: Path) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    with pytest.raises(JournalError, match="no journal entry 99"):
+        await worker.call(Journal.get, 99)
+    await worker.close()
