@@ -680,14 +680,12 @@ async def test_hold_age_counted_on_the_module_clock(age, released):
 
 
 def minimal_sms_quirks():
-    """``minimal`` with its SMS quirks (plain ERROR for an empty +CMGL, a stray OK
-    after ERROR, delete flag refused, +CPMS? refused, indexes never reused, no
-    echo) and the session-level ones (bare AT ERROR, no +CMEE) off."""
-    import dataclasses
-
+    """The ``minimal`` profile: plain ERROR for everything (no +CMEE), an empty
+    +CMGL among them, a stray OK after ERROR, delete flag refused, +CPMS?
+    refused, indexes never reused, no echo, bare AT answered ERROR."""
     from modem.sim import PROFILES
 
-    return dataclasses.replace(PROFILES["minimal"], bare_at_error=False, cmee_supported=True)
+    return PROFILES["minimal"]
 
 
 async def test_minimal_profile_sms_quirks_receive_and_delete():
@@ -709,7 +707,6 @@ async def test_plain_error_for_an_empty_listing_does_not_spin(fast_timing):
     # not retried back to back
     async with running(minimal_sms_quirks(), service_kwargs={"periodic_sweep": 0}) as h:
         await start_up_done(h)
-        await h.client.execute(C.simple("AT+CMEE=0"))  # errors as a plain ERROR from now on
         before = h.service.stats["sweeps"]
         h.service.request_sweep()
         await asyncio.sleep(0.3)  # room for back-to-back sweeps, were there any
