@@ -11,7 +11,15 @@ Guarantees (tested):
 * one command in flight; a configurable pause between commands;
 * cancellation-safe: a command cancelled or timed out leaves the line in
   sync - ESC right away for a stuck ``> `` prompt, then (before the next
-  command) ``AT`` until ``OK``;
+  command) a resync;
+* a sync (:meth:`AtClient.sync`, also at start-up) writes ESC first and
+  pauses (:data:`timing.ESC_SETTLE`), so a module left at the ``> `` prompt
+  by a killed sender takes commands again (TS 27.005 §3.5.1), then probes
+  ``AT`` until *any* final result (V.250 §5.7.1): a module that answers
+  ``ERROR`` to a bare ``AT`` is alive and in sync, never reset;
+* after a plain ``ERROR`` the next command line waits
+  :data:`timing.STRAY_RESULT_WINDOW`, so a stray second final result some
+  modules send is discarded, not taken as the next command's answer;
 * no busy polling: an idle client awaits nothing but the transport's
   callbacks; every wait has a deadline;
 * closing the client or losing the port fails every pending future; after a
@@ -53,6 +61,7 @@ from .protocol import (
     FinalResult,
     Intermediate,
     Prompt,
+    ResultKind,
     Urc,
 )
 
@@ -86,36 +95,19 @@ UNSUPPORTED_URL_SCHEMES = frozenset({"rfc2217", "loop"})
 def open_connector(
     url: str, *, baudrate: int = 115200, sim_options: dict[str, Any] | None = None
 ) -> Connector:
-    """A connector for ``url``: a pyserial URL or ``sim://PROFILE[?pin=1234]``.
+    """A connector for ``url``: a pyserial URL or ``sim://PROFILE[?OPTIONS]``.
 
     For ``sim://`` the simulated module is created once (so it survives
     reconnects, like a real module behind a re-enumerated USB port) and kept
-    as ``connector.sim_modem``.
+    as ``connector.sim_modem``. Options (``&``-separated): ``pin=1234`` (the
+    SIM asks for it), ``puk=12345678``, ``sim_inserted=0`` (no SIM),
+    ``sim_busy_time=S`` (the SIM answers "SIM busy" for S seconds after each
+    boot), ``seed=N``, ``registered=0`` (no network at first),
+    ``register_after=S`` (the network comes up S seconds after the first
+    connection). A bad profile or option raises :class:`UsageError`.
     """
     if url.startswith("sim://"):
-        # production code touches the simulator only when a user asks for it
-        sim: Any = importlib.import_module("modem.sim")
-
-        spec = url[len("sim://") :]
-        profile, _, query = spec.partition("?")
-        opts: dict[str, Any] = {}
-        for item in filter(None, query.split("&")):
-            key, _, value = item.partition("=")
-            opts[key] = value
-        modem = sim.SimModem(
-            profile or "generic", pin=opts.get("pin"), seed=int(opts.get("seed", 0))
-        )
-        extra = dict(sim_options or {})
-
-        async def sim_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
-            result = sim.create_sim_connection(factory, modem, **extra)
-            if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
-                result = await result
-            transport, protocol = result
-            return transport, protocol
-
-        sim_connect.sim_modem = modem  # type: ignore[attr-defined]
-        return sim_connect
+        return _sim_connector(url, sim_options)
 
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme in UNSUPPORTED_URL_SCHEMES:
@@ -135,6 +127,75 @@ def open_connector(
         return transport, protocol
 
     return serial_connect
+
+
+_SIM_URL_OPTIONS = (
+    "pin",
+    "puk",
+    "sim_inserted",
+    "sim_busy_time",
+    "seed",
+    "registered",
+    "register_after",
+)
+
+
+def _sim_connector(url: str, sim_options: dict[str, Any] | None) -> Connector:
+    # production code touches the simulator only when a user asks for it
+    sim: Any = importlib.import_module("modem.sim")
+
+    spec = url[len("sim://") :]
+    profile, _, query = spec.partition("?")
+    opts: dict[str, str] = {}
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key not in _SIM_URL_OPTIONS:
+            raise UsageError(
+                f"{url!r}: unknown option {key!r} (known: {', '.join(_SIM_URL_OPTIONS)})"
+            )
+        opts[key] = value
+    profile = profile or "generic"
+    if profile not in sim.PROFILES:
+        raise UsageError(
+            f"{url!r}: unknown simulated module {profile!r} (known: {', '.join(sim.PROFILES)})"
+        )
+    try:
+        seed = int(opts.get("seed", "0"))
+        register_after = float(opts["register_after"]) if "register_after" in opts else None
+        busy = float(opts.get("sim_busy_time", "0"))
+    except ValueError as exc:
+        raise UsageError(f"{url!r}: {exc}") from None
+    for what, seconds in (("register_after", register_after), ("sim_busy_time", busy)):
+        if seconds is not None and not 0 <= seconds <= 86400:
+            raise UsageError(f"{url!r}: {what} is 0..86400 seconds")
+    try:
+        modem = sim.SimModem(
+            profile,
+            pin=opts.get("pin") or None,
+            puk=opts.get("puk") or "12345678",
+            sim_inserted=opts.get("sim_inserted", "1") != "0",
+            sim_busy_time=busy,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise UsageError(f"{url!r}: {exc}") from None
+    if opts.get("registered", "1") == "0" or register_after is not None:
+        modem.set_registered(False)
+    extra = dict(sim_options or {})
+    pending_register = [register_after]
+
+    async def sim_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
+        delay = pending_register.pop() if pending_register else None
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, modem.set_registered, True)
+        result = sim.create_sim_connection(factory, modem, **extra)
+        if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+            result = await result
+        transport, protocol = result
+        return transport, protocol
+
+    sim_connect.sim_modem = modem  # type: ignore[attr-defined]
+    return sim_connect
 
 
 class Subscription:
@@ -260,13 +321,13 @@ class AtClient:
         self,
         connector: Connector,
         *,
-        pause: float = timing.INTER_COMMAND_PAUSE,
+        pause: float | None = None,
         urc_queue_size: int = URC_QUEUE_SIZE,
         protocol: AtProtocol | None = None,
         name: str = "modem",
     ) -> None:
         self._connector = connector
-        self.pause = pause
+        self._pause = pause
         self.urc_queue_size = urc_queue_size
         self.proto = protocol or AtProtocol()
         self.name = name
@@ -278,6 +339,9 @@ class AtClient:
         self._closed = False
         self._needs_resync = False
         self._last_done = 0.0
+        #: the last command ended with a plain ERROR: a stray final result may follow
+        self._stray_may_follow = False
+        self._last_stray = ""
         self._lost = asyncio.Event()
         #: Called for every echoed command line (the session sets it after ATE0).
         self.on_echo: Callable[[str], None] | None = None
@@ -285,7 +349,6 @@ class AtClient:
         self.on_discard: list[Callable[[Discarded], None]] = []
         #: Called after every command timeout (the session counts them: hung module).
         self.on_timeout: Callable[[], None] | None = None
-        self._connected = asyncio.Event()
         #: Counters, for tests, ``info`` and the supervisor.
         self.stats: dict[str, int] = {
             "commands": 0,
@@ -308,6 +371,15 @@ class AtClient:
     def sim_modem(self) -> Any:
         """The simulated module behind a ``sim://`` connector, else None."""
         return getattr(self._connector, "sim_modem", None)
+
+    @property
+    def pause(self) -> float:
+        """Pause between commands: the value set, else :data:`timing.INTER_COMMAND_PAUSE`."""
+        return timing.INTER_COMMAND_PAUSE if self._pause is None else self._pause
+
+    @pause.setter
+    def pause(self, value: float | None) -> None:
+        self._pause = value
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -339,12 +411,17 @@ class AtClient:
     async def reconnect(
         self,
         *,
-        initial: float = timing.RECONNECT_INITIAL,
-        maximum: float = timing.RECONNECT_MAX,
+        initial: float | None = None,
+        maximum: float | None = None,
         attempts: int | None = None,
     ) -> None:
-        """Reopen the port with exponential backoff until it is back."""
-        delay = initial
+        """Reopen the port with exponential backoff until it is back.
+
+        ``initial``/``maximum`` default to :data:`timing.RECONNECT_INITIAL` /
+        :data:`timing.RECONNECT_MAX` as they are now.
+        """
+        delay = timing.RECONNECT_INITIAL if initial is None else initial
+        maximum = timing.RECONNECT_MAX if maximum is None else maximum
         n = 0
         while True:
             if self._closed:
@@ -400,7 +477,6 @@ class AtClient:
     def _on_connected(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         self._lost.clear()
-        self._connected.set()
         log.info("%s: connected", self.name)
 
     def _on_data(self, data: bytes) -> None:
@@ -416,7 +492,6 @@ class AtClient:
         log.warning("%s: connection lost (%s)", self.name, exc)
         self.stats["disconnects"] += 1
         self._transport = None
-        self._connected.clear()
         self.proto.reset()
         self._fail_inflight(ModemDisconnected(f"connection lost: {exc}"))
         self._lost.set()
@@ -443,6 +518,7 @@ class AtClient:
             self.stats["discarded"] += 1
             if event.reason is DiscardReason.STRAY_RESULT:
                 self.stats["stray_results"] += 1
+                self._last_stray = event.data
             for hook in list(self.on_discard):
                 hook(event)
         elif isinstance(event, Echo) and self.on_echo is not None:
@@ -522,8 +598,11 @@ class AtClient:
         async with self._lock:
             if self._needs_resync:
                 await self._resync()
-            if self.pause > 0:
-                wait = self._last_done + self.pause - asyncio.get_running_loop().time()
+            pause = self.pause
+            if self._stray_may_follow:
+                pause = max(pause, timing.STRAY_RESULT_WINDOW)
+            if pause > 0:
+                wait = self._last_done + pause - asyncio.get_running_loop().time()
                 if wait > 0:
                     await asyncio.sleep(wait)
             try:
@@ -563,6 +642,7 @@ class AtClient:
                 final = await inflight.final
             clean = True
             self.stats["consecutive_timeouts"] = 0
+            self._stray_may_follow = final.kind is ResultKind.ERROR
             return Response(tuple(inflight.lines), final, inflight.data_sent)
         except TimeoutError:
             self.stats["timeouts"] += 1
@@ -600,8 +680,7 @@ class AtClient:
         self._needs_resync = True
 
     async def _resync(self) -> None:
-        """``AT`` until ``OK`` (V.250 sync); raises CommandTimeout if the module is mute."""
-        await asyncio.sleep(timing.ESC_SETTLE)
+        """Sync before the next command after an abort; CommandTimeout if the module is mute."""
         try:
             await self._sync_locked(timing.SYNC_ATTEMPTS)
         except BaseException:
@@ -612,6 +691,19 @@ class AtClient:
         self._needs_resync = False
 
     async def _sync_locked(self, attempts: int) -> None:
+        """V.250 sync: ESC, :data:`timing.ESC_SETTLE`, then ``AT`` until a final result.
+
+        ESC first: a module left at the ``> `` prompt (a killed sender, a raw
+        ``AT+CMGS``) takes it as "quit without sending" (TS 27.005 §3.5.1); in
+        command state it spoils at most the next line, which the probes absorb.
+        *Any* final result proves the module alive and in sync (V.250 §5.7.1):
+        some modules answer a bare ``AT`` with ``ERROR``. After it the line must
+        stay quiet for :data:`timing.SYNC_QUIET`: a further final result means
+        the first was a late answer to an aborted command, so probe again - but
+        an ``OK`` right after a plain ``ERROR`` is that ERROR's stray tail.
+        """
+        self.escape()
+        await asyncio.sleep(timing.ESC_SETTLE)
         probe = at()
         for _ in range(attempts):
             try:
@@ -619,21 +711,21 @@ class AtClient:
             except CommandTimeout:
                 self._needs_resync = False
                 continue
-            if response.final.success:
-                # The OK may have been the late answer of an aborted command, and
-                # the probe's own OK still on its way: wait a moment; if a stray
-                # final result shows up, the line was not quiet - probe again.
-                strays = self.stats["stray_results"]
-                await asyncio.sleep(timing.ESC_SETTLE)
-                if self.stats["stray_results"] == strays:
-                    return
+            strays = self.stats["stray_results"]
+            await asyncio.sleep(timing.SYNC_QUIET)
+            extra = self.stats["stray_results"] - strays
+            tail = extra == 1 and response.final.kind is ResultKind.ERROR
+            if extra == 0 or (tail and self._last_stray == "OK"):
+                self._stray_may_follow = False
+                return
         raise CommandTimeout("AT (sync)", probe.timeout * attempts)
 
     async def sync(self, attempts: int | None = None) -> None:
-        """Autobaud / resync: ``AT`` until ``OK`` (``attempts`` default: timing.SYNC_ATTEMPTS)."""
+        """ESC, then ``AT`` until a final result (``attempts`` default: timing.SYNC_ATTEMPTS)."""
         async with self._lock:
             await self._sync_locked(attempts or timing.SYNC_ATTEMPTS)
             self._needs_resync = False
+            self._stray_may_follow = False
 
     def escape(self) -> None:
         """Write ESC now (out of band; used by the hung-module escalation)."""

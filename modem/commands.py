@@ -110,17 +110,23 @@ class RetryPolicy:
     """How often and how patiently a command is retried on a *transient* error.
 
     ``attempts`` counts the first try. Delay: ``initial * factor**n`` capped.
+    ``None`` takes :data:`timing.RETRY_INITIAL` / ``RETRY_FACTOR`` /
+    ``RETRY_MAX`` when the delay is computed (so tuning :mod:`modem.timing`
+    reaches the module-level policies too).
     """
 
     attempts: int = 1
-    initial: float = timing.RETRY_INITIAL
-    factor: float = timing.RETRY_FACTOR
-    maximum: float = timing.RETRY_MAX
+    initial: float | None = None
+    factor: float | None = None
+    maximum: float | None = None
     retry_timeout: bool = False
 
     def delay(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1 = the first retry)."""
-        return float(min(self.maximum, self.initial * self.factor ** max(0, attempt - 1)))
+        initial = timing.RETRY_INITIAL if self.initial is None else self.initial
+        factor = timing.RETRY_FACTOR if self.factor is None else self.factor
+        maximum = timing.RETRY_MAX if self.maximum is None else self.maximum
+        return float(min(maximum, initial * factor ** max(0, attempt - 1)))
 
 
 NO_RETRY = RetryPolicy()
@@ -140,20 +146,21 @@ class Command(Generic[T]):
     """An AT command with its contract.
 
     ``data`` is what follows the ``> `` prompt (the PDU hex for ``+CMGS``);
-    the client appends Ctrl-Z.
+    the client appends Ctrl-Z. ``timeout`` and ``prompt_timeout`` default to
+    :data:`timing.DEFAULT_COMMAND_TIMEOUT` / :data:`timing.PROMPT_TIMEOUT` as
+    they are when the command is built.
     """
 
     text: str
     parser: Callable[[Response], T]
     prefixes: tuple[str, ...] = ()
-    timeout: float = timing.DEFAULT_COMMAND_TIMEOUT
+    timeout: float = field(default_factory=lambda: timing.DEFAULT_COMMAND_TIMEOUT)
     retry: RetryPolicy = NO_RETRY
     raw: bool = False
     pdu_lines: bool = False
     data: str | None = None
-    prompt_timeout: float = timing.PROMPT_TIMEOUT
+    prompt_timeout: float = field(default_factory=lambda: timing.PROMPT_TIMEOUT)
     numeric: bool = False
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if any(c in self.text for c in "\r\n\x1a\x1b"):

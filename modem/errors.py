@@ -25,6 +25,12 @@ Every exception here carries :attr:`ModemError.fault`:
   :class:`CommandFailed`), it did not answer (:class:`CommandTimeout`), it went
   away (:class:`ModemDisconnected`), or it sent bytes we cannot make sense of
   (:class:`ProtocolError`). Handled, logged, retried or recovered from.
+* :attr:`Fault.OPERATOR` - the installation needs a person: no SIM, a SIM that
+  failed, a SIM asking for a PIN nobody configured, a configured PIN the SIM
+  refused, a SIM blocked behind its PUK (:class:`SimProblem`). Never retried
+  automatically: a wrong PIN entered again counts down the SIM's attempts
+  (TS 31.102: three, then the PUK). Reported once, loudly.
+* :class:`NotRegistered` is a device fault too: no network within the wait.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ __all__ = [
     "ModemDisconnected",
     "ModemError",
     "ModemRebooted",
+    "NotRegistered",
     "ProtocolError",
+    "SimProblem",
+    "SimProblemKind",
     "UsageError",
     "is_number",
     "normalise_error_text",
@@ -360,6 +369,7 @@ class Fault(enum.Enum):
 
     CALLER = "caller"  #: our misuse: a bug, do not retry
     DEVICE = "device"  #: the module's or the network's behaviour: expected, handled
+    OPERATOR = "operator"  #: the SIM or its configuration needs a person: never retried
 
 
 class ModemError(Exception):
@@ -500,3 +510,89 @@ class ProtocolError(ModemError, ValueError):
             shown = line if len(line) <= 80 else line[:80]
             message = f"{message}: {shown!r}"
         super().__init__(message)
+
+
+class NotRegistered(ModemError, TimeoutError):
+    """No network registration (TS 27.007 §7.2 ``<stat>`` 1 or 5) within the wait.
+
+    A device fault and transient: coverage may come back. Also a
+    :class:`TimeoutError`, for callers that wait with their own deadline.
+    """
+
+    def __init__(self, waited: float, state: str = "") -> None:
+        self.waited = waited
+        self.state = state
+        tail = f" (last state: {state})" if state else ""
+        super().__init__(f"not registered within {waited:g} s{tail}")
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class SimProblemKind(enum.Enum):
+    """What the SIM needs from a person (TS 27.007 §8.3 ``+CPIN``, §9.2.1 codes)."""
+
+    NOT_INSERTED = "SIM not inserted"
+    FAILURE = "SIM failure"
+    PIN_REQUIRED = "SIM PIN required and no PIN configured"
+    PIN_REJECTED = "the configured SIM PIN was refused"
+    PUK_REQUIRED = "SIM PUK required (the PIN was refused too often)"
+    OTHER_LOCK = "SIM or device lock needs a code"
+    #: ``+CPIN?`` (mandatory, TS 27.007 §8.3) keeps answering a plain ``ERROR``:
+    #: on a module without ``+CMEE`` codes, a missing or unreadable SIM
+    UNREADABLE = "the SIM cannot be read (+CPIN? answers ERROR)"
+
+
+#: +CME ERROR codes (TS 27.007 §9.2.1) that are a SIM problem for a person.
+SIM_PROBLEM_CME: dict[int, SimProblemKind] = {
+    CmeErrorCode.PH_SIM_PIN_REQUIRED: SimProblemKind.OTHER_LOCK,
+    CmeErrorCode.PH_FSIM_PIN_REQUIRED: SimProblemKind.OTHER_LOCK,
+    CmeErrorCode.PH_FSIM_PUK_REQUIRED: SimProblemKind.OTHER_LOCK,
+    CmeErrorCode.SIM_NOT_INSERTED: SimProblemKind.NOT_INSERTED,
+    CmeErrorCode.SIM_PIN_REQUIRED: SimProblemKind.PIN_REQUIRED,
+    CmeErrorCode.SIM_PUK_REQUIRED: SimProblemKind.PUK_REQUIRED,
+    CmeErrorCode.SIM_FAILURE: SimProblemKind.FAILURE,
+    CmeErrorCode.SIM_WRONG: SimProblemKind.FAILURE,
+    CmeErrorCode.INCORRECT_PASSWORD: SimProblemKind.PIN_REJECTED,
+    CmeErrorCode.SIM_PUK2_REQUIRED: SimProblemKind.OTHER_LOCK,
+}
+
+#: +CMS ERROR codes (TS 27.005 §3.2.5) that are the same SIM problems.
+SIM_PROBLEM_CMS: dict[int, SimProblemKind] = {
+    CmsErrorCode.SIM_NOT_INSERTED: SimProblemKind.NOT_INSERTED,
+    CmsErrorCode.SIM_PIN_REQUIRED: SimProblemKind.PIN_REQUIRED,
+    CmsErrorCode.PH_SIM_PIN_REQUIRED: SimProblemKind.OTHER_LOCK,
+    CmsErrorCode.SIM_FAILURE: SimProblemKind.FAILURE,
+    CmsErrorCode.SIM_WRONG: SimProblemKind.FAILURE,
+    CmsErrorCode.SIM_PUK_REQUIRED: SimProblemKind.PUK_REQUIRED,
+}
+
+
+class SimProblem(ModemError):
+    """The SIM needs a person (:attr:`Fault.OPERATOR`); see :class:`SimProblemKind`.
+
+    The session never retries these by itself: it keeps the port open, keeps
+    answering status queries and reports the problem in
+    :attr:`modem.session.Session.sim_problem` until the module reboots, the SIM
+    reports a change (``+CPIN:`` URC) or the application gives a new
+    configuration. ``cause`` is the module's error, when there was one.
+    """
+
+    fault = Fault.OPERATOR
+
+    def __init__(self, kind: SimProblemKind, cause: ModemError | None = None) -> None:
+        self.kind = kind
+        self.cause = cause
+        tail = f" ({cause})" if cause is not None else ""
+        super().__init__(f"{kind.value}{tail}: the SIM needs a person; not retried")
+
+    @classmethod
+    def from_error(cls, exc: ModemError) -> SimProblem | None:
+        """The SIM problem a ``+CME``/``+CMS ERROR`` stands for, or None."""
+        kind: SimProblemKind | None = None
+        if isinstance(exc, CmeError) and isinstance(exc.code, int):
+            kind = SIM_PROBLEM_CME.get(exc.code)
+        elif isinstance(exc, CmsError) and isinstance(exc.code, int):
+            kind = SIM_PROBLEM_CMS.get(exc.code)
+        return cls(kind, exc) if kind is not None else None

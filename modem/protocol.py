@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import CmeErrorCode, CmsErrorCode, is_number
 
@@ -463,15 +463,3 @@ class AtProtocol:
     def _numeric(self) -> bool:
         req = self._s.request
         return self.numeric_results or (req is not None and req.numeric)
-
-
-@dataclass
-class Transcript:
-    """Collects events for tests and tools: ``Transcript().run(proto, chunks)``."""
-
-    events: list[Event] = field(default_factory=list)
-
-    def run(self, proto: AtProtocol, chunks: list[bytes]) -> list[Event]:
-        for chunk in chunks:
-            self.events.extend(proto.feed(chunk))
-        return self.events

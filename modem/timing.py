@@ -3,6 +3,11 @@
 All values are seconds. Command-specific timeouts live on the command values
 (:mod:`modem.commands`) but are taken from here, so the whole timing budget of
 the layer can be read (and tuned for a slow module) in one file.
+
+Every user reads these *when it uses them* (``timing.X`` at call time, ``None``
+defaults resolved then), never binds them at import: setting
+``modem.timing.SIM_COMMAND_TIMEOUT = 20`` before (or while) a stack runs tunes
+every command built after that.
 """
 
 from __future__ import annotations
@@ -32,19 +37,32 @@ PROMPT_TIMEOUT = 5.0
 #: document 120 s (network round trip, RP-ACK) for +CMGS.
 SEND_TIMEOUT = 120.0
 
-#: ``+COPS=?``-style network operations (Quectel: 180 s). Used by ``+COPS`` set.
-NETWORK_COMMAND_TIMEOUT = 180.0
-
 #: ``+CFUN=1,1`` reset: the module answers OK and reboots; boot takes 5-15 s.
 RESET_TIMEOUT = 15.0
+
+#: After ``+CFUN=1,1`` or the power-cycle hook, wait this long before probing
+#: (BG96: ``RDY`` 5-10 s after reset; SIM7600 up to 15 s).
+#: ``SessionConfig.reboot_wait`` overrides it.
+REBOOT_WAIT = 15.0
 
 #: Pause between the final result of one command and the next command line.
 #: V.250 §5.2.4 hints some DCEs need a moment; SIM800 documents 0.1 s.
 INTER_COMMAND_PAUSE = 0.0
 
 #: After ESC (cancelling a stuck ``> `` prompt) the module needs a moment
-#: before it takes the next command.
+#: before it takes the next command. Every sync starts with ESC and this pause.
 ESC_SETTLE = 0.1
+
+#: After a sync probe's final result, the line must stay quiet this long: a
+#: further final result means the first was a late answer of an aborted
+#: command (probe again).
+SYNC_QUIET = 0.1
+
+#: After a plain ``ERROR`` some modules send a second, stray final result (an
+#: ``OK`` for an empty index). The next command line waits this long, so the
+#: stray arrives with no command in flight and is discarded, not taken as the
+#: next command's answer.
+STRAY_RESULT_WINDOW = 0.1
 
 #: Retry backoff for transient errors: first delay, factor, ceiling.
 RETRY_INITIAL = 0.5
@@ -65,6 +83,31 @@ BOOT_GRACE = 10.0
 #: Consecutive command timeouts that make the supervisor treat the module as
 #: hung and escalate (ESC, resync, +CFUN=1,1, power-cycle hook).
 HUNG_AFTER_TIMEOUTS = 3
+
+#: A module that stays dead is escalated again after a growing pause: first
+#: this, doubling up to ESCALATION_MAX (a dead module is not reset every 35 s
+#: for ever; one that answers again is never reset).
+ESCALATION_INITIAL = 5.0
+ESCALATION_MAX = 600.0
+
+#: The application's power-cycle hook runs at most once per this interval at
+#: first, the interval doubling up to POWER_CYCLE_MAX while the module stays
+#: dead (a relay or USB hub port is not switched on every escalation).
+POWER_CYCLE_INTERVAL = 120.0
+POWER_CYCLE_MAX = 3600.0
+
+#: A SIM answers ``+CME ERROR: 14`` (SIM busy, TS 27.007 §9.2.1) while it
+#: initialises after power-on: Quectel and SIMCom manuals advise waiting for
+#: ``+CPIN: READY``/``SMS DONE``, which takes 2-20 s. The session waits up to
+#: this budget (asking again after SIM_BUSY_RETRY_MAX at most, sooner when a
+#: SIM URC arrives) before it treats the busy SIM as a transient failure to
+#: back off from; a busy SIM is never escalated as a hung module.
+SIM_BUSY_BUDGET = 60.0
+SIM_BUSY_RETRY_MAX = 2.0
+
+#: A module that refused registration URCs (``+CREG=2``) is asked
+#: (``+CREG?``) this often while something waits for registration.
+REGISTRATION_QUERY_INTERVAL = 30.0
 
 #: A concatenated message whose parts have not all arrived within this is
 #: handed over as incomplete parts (TS 23.040 sets no limit; operators keep

@@ -4,7 +4,10 @@
 JSON object per line with the keys of :data:`pdu.JSON_KEYS`); ``-`` reads one
 PDU per line from stdin. An input that does not decode prints an error line
 (``{"input": ..., "error": ...}`` with ``--json``), the others still decode,
-and the exit status is 1. Bad usage exits 2.
+and the exit status is 1. Bad usage exits 2. A stdin line is read at most
+:data:`MAX_INPUT_LINE` characters at a time (memory stays bounded on an
+endless line); a longer line is skipped with an error, and an error line
+echoes at most :data:`MAX_ECHO` characters of the input.
 
 ``encode --to NUMBER [--binary | --ucs2] [--srr] [--json] TEXT`` prints one
 line per part: the hex ``AT+CMGS`` takes in PDU mode (SMSC field ``00``
@@ -62,6 +65,31 @@ _NPI = {
     10: "ERMES",
 }
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+#: Longest stdin line taken as a PDU. The longest PDU line a module prints is
+#: 376 hex digits (SMSC field 12 octets + TPDU 176 octets, TS 27.005 §3.1);
+#: whitespace inside is allowed, so ten times that.
+MAX_INPUT_LINE = 4096
+
+#: Characters of a bad input echoed in its error line.
+MAX_ECHO = 80
+
+
+class _Overlong:
+    """A stdin line longer than MAX_INPUT_LINE: its start and its length."""
+
+    __slots__ = ("head", "length")
+
+    def __init__(self, head: str, length: int) -> None:
+        self.head = head
+        self.length = length
+
+
+def _echo(item: str, limit: int = MAX_ECHO) -> str:
+    """``item`` for an error line: at most ``limit`` characters of it."""
+    if len(item) <= limit:
+        return item
+    return f"{item[:limit]}... ({len(item)} characters)"
 
 
 def _addr(a: Address | None) -> str:
@@ -202,13 +230,30 @@ def report(msg: Message) -> str:
     return "\n".join(f"{k + ':':<{width}}{v}" for k, v in rows)
 
 
-def _inputs(items: Sequence[str], stdin: TextIO) -> Iterator[str]:
+def _stdin_lines(stdin: TextIO) -> Iterator[str | _Overlong]:
+    """Lines of ``stdin``, each read at most MAX_INPUT_LINE characters at a time."""
+    while True:
+        raw = stdin.readline(MAX_INPUT_LINE + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_INPUT_LINE and not raw.endswith("\n"):
+            length = len(raw)
+            while True:  # skip the rest of the line without keeping it
+                rest = stdin.readline(MAX_INPUT_LINE)
+                length += len(rest.rstrip("\n"))
+                if not rest or rest.endswith("\n"):
+                    break
+            yield _Overlong(raw[:MAX_ECHO], length)
+            continue
+        line = raw.strip()
+        if line:
+            yield line
+
+
+def _inputs(items: Sequence[str], stdin: TextIO) -> Iterator[str | _Overlong]:
     for item in items:
         if item == "-":
-            for raw in stdin:
-                line = raw.strip()
-                if line:
-                    yield line
+            yield from _stdin_lines(stdin)
         else:
             yield item
 
@@ -223,6 +268,15 @@ def _cmd_decode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     first = True
     for item in _inputs(args.pdu, stdin):
         try:
+            if isinstance(item, _Overlong):
+                status = 1
+                why = f"line of {item.length} characters is longer than {MAX_INPUT_LINE}"
+                shown = f"{item.head}..."
+                if args.json:
+                    out.write(_json_line({"input": shown, "error": why}, out) + "\n")
+                else:
+                    out.write(("" if first else "\n") + f"error: {shown}: {why}\n")
+                continue
             msg = decode(item, smsc=not args.no_smsc)
             if args.json:
                 out.write(_json_line(to_json(msg), out) + "\n")
@@ -231,11 +285,14 @@ def _cmd_decode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         except Exception as exc:  # the CLI never shows a traceback
             status = 1
             why = str(exc) if isinstance(exc, PduError) else f"internal error: {exc!r}"
+            why = _echo(why, 4 * MAX_ECHO)
+            shown = _echo(item) if isinstance(item, str) else "?"
             if args.json:
-                out.write(_json_line({"input": item, "error": why}, out) + "\n")
+                out.write(_json_line({"input": shown, "error": why}, out) + "\n")
             else:
-                out.write(("" if first else "\n") + f"error: {item}: {why}\n")
-        first = False
+                out.write(("" if first else "\n") + f"error: {shown}: {why}\n")
+        finally:
+            first = False
     return status
 
 

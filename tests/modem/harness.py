@@ -1,4 +1,4 @@
-"""Shared test harness: client + session + SMS service on an in-process simulated module."""
+"""Shared test harness: the modem stack (ModemStack) on an in-process simulated module."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from modem.client import AtClient
 from modem.session import Session, SessionConfig
 from modem.sim import SimModem, create_sim_connection
 from modem.sms import Inbound, ReceivedMessage, SmsService
+from modem.stack import ModemStack
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Harness:
     deleted_before_ack: list[str] = field(default_factory=list)
     fail_next: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    stack: ModemStack | None = None
+    #: every byte the client wrote to the module
+    wire: Wire | None = None
 
     def texts(self) -> list[str | None]:
         return [i.text for i in self.got if isinstance(i, ReceivedMessage)]
@@ -49,6 +53,47 @@ class Harness:
         await self.wait_for(lambda: not self.on_sim() and not self.sim.pending_mt, 10)
 
 
+class Wire:
+    """What a client wrote to the simulated module; waitable (no polling)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._wrote = asyncio.Event()
+
+    def record(self, data: bytes) -> None:
+        self.data += data
+        self._wrote.set()
+
+    def count(self, text: bytes) -> int:
+        return bytes(self.data).count(text)
+
+    def since(self, mark: int) -> bytes:
+        return bytes(self.data[mark:])
+
+    async def wait_for(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                self._wrote.clear()
+                await self._wrote.wait()
+
+
+def recording_connector(sim: SimModem, wire: Wire, **conn: Any):
+    """A connector to ``sim`` whose transport tells ``wire`` every write."""
+
+    async def connector(factory):
+        transport, protocol = await create_sim_connection(factory, sim, **conn)
+        write = transport.write
+
+        def recorded(data):
+            wire.record(bytes(data))
+            write(data)
+
+        transport.write = recorded
+        return transport, protocol
+
+    return connector
+
+
 @contextlib.asynccontextmanager
 async def running(
     profile: str = "generic",
@@ -60,15 +105,16 @@ async def running(
     service_kwargs: dict[str, Any] | None = None,
     before: Callable[[SimModem], None] | None = None,
 ) -> AsyncIterator[Harness]:
+    """The stack (:class:`modem.stack.ModemStack`) on a simulated module, ready.
+
+    ``service_kwargs`` go to :class:`SmsService` unchanged. On leaving, nothing
+    may be left behind: no pending command, subscription or task.
+    """
     sim = SimModem(profile, **(sim_kwargs or {}))
     if before is not None:
         before(sim)
-
-    async def connector(factory):
-        return await create_sim_connection(factory, sim, **(conn or {}))
-
-    client = AtClient(connector)
-    session = Session(client, config)
+    wire = Wire()
+    client = AtClient(recording_connector(sim, wire, **(conn or {})))
     h: Harness
 
     async def consumer(item: Inbound) -> None:
@@ -83,21 +129,14 @@ async def running(
         h.got.append(item)
         h.arrived.set()
 
-    service = SmsService(session, consumer, **(service_kwargs or {}))
-    h = Harness(client, sim, session, service)
-    await client.connect()
-    async with asyncio.TaskGroup() as tg:
-        t1 = tg.create_task(session.run())
-        t2 = tg.create_task(service.run())
-        try:
-            async with asyncio.timeout(10):
-                await session.ready.wait()
-            yield h
-        finally:
-            t1.cancel()
-            t2.cancel()
-    session.close()
-    await client.close()
+    stack = ModemStack(client, session=config, consumer=consumer, sms=service_kwargs)
+    h = Harness(client, sim, stack.session, stack.sms, stack=stack, wire=wire)
+    async with stack:
+        async with asyncio.timeout(10):
+            # the session's own event, not stack.wait_ready(): a test may act in
+            # the very step readiness is signalled (before the start-up sweep ran)
+            await stack.session.ready.wait()
+        yield h
     left = client.leftovers()
     assert left == {"inflight": 0, "subscriptions": 0, "lock_waiters": 0}, left
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]

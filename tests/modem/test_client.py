@@ -21,7 +21,7 @@ from modem.errors import (
 from modem.session import Session
 from modem.sim import SimModem, create_sim_connection
 
-PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m"]
+PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m", "minimal"]
 
 
 class Pipe(asyncio.Transport):
@@ -125,16 +125,18 @@ async def test_timeout_then_resync_before_next_command():
 async def test_cancel_at_prompt_sends_esc():
     client, pipe = pipe_client()
     await client.connect()
-    pipe.on_write = lambda d: asyncio.get_running_loop().call_soon(pipe.feed, b"\r\n> ")
-    task = asyncio.create_task(
-        client.execute(C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 24))
-    )
-    await asyncio.sleep(0.01)
-    # prompt seen, PDU written; now a stuck prompt: cancel before the answer
-    assert b"\x1a" in pipe.written
+    pdu_hex = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
+    task = asyncio.create_task(client.execute(C.cmgs(pdu_hex, 24)))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert pipe.written == b"AT+CMGS=24\r"
+    # the module shows the prompt; our task is cancelled before it writes the PDU
+    pipe.feed(b"\r\n> ")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # TS 27.005 §3.5.1: ESC quits the prompt without sending; no PDU, no Ctrl-Z
+    assert pipe.written == b"AT+CMGS=24\r\x1b"
     no_leftovers(client)
     await client.close()
 
@@ -142,16 +144,43 @@ async def test_cancel_at_prompt_sends_esc():
 async def test_cancel_while_waiting_for_prompt_writes_esc():
     client, pipe = pipe_client()
     await client.connect()
-    # module shows the prompt, but our task is cancelled before it can write the PDU
     task = asyncio.create_task(client.execute(C.cmgs("00", 1)))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    pipe.feed(b"\r\n> ")
+    assert pipe.written == b"AT+CMGS=1\r"
+    task.cancel()  # no prompt yet: it may still come, and would swallow the next line
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pipe.written == b"AT+CMGS=1\r\x1b"
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_cancel_after_the_pdu_went_out_sends_no_esc_then_resyncs():
+    client, pipe = pipe_client()
+    await client.connect()
+    pipe.on_write = lambda d: asyncio.get_running_loop().call_soon(pipe.feed, b"\r\n> ")
+    task = asyncio.create_task(
+        client.execute(C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 24))
+    )
+    await asyncio.sleep(0.01)
+    assert pipe.written.endswith(b"\x1a")  # prompt seen, PDU written
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pipe.written.endswith(b"\x1b")
+    # the PDU is out: an ESC cannot take it back; the line is resynced instead
+    assert pipe.written.endswith(b"\x1a") and b"\x1b" not in pipe.written
     no_leftovers(client)
+    mark = len(pipe.written)
+    answers = [b"\r\nOK\r\n", b"\r\n+CSQ: 3,0\r\nOK\r\n"]
+
+    def on_write(data):
+        if data.endswith(b"\r") and answers:
+            asyncio.get_running_loop().call_soon(pipe.feed, answers.pop(0))
+
+    pipe.on_write = on_write
+    assert (await client.execute(C.csq())).rssi == 3
+    assert bytes(pipe.written[mark:]) == b"\x1bAT\rAT+CSQ\r"
     await client.close()
 
 
@@ -355,7 +384,7 @@ async def test_sim_cancel_before_prompt_leaves_line_in_sync():
 
 
 async def test_session_enters_configured_pin():
-    from modem.errors import UsageError
+    from modem.errors import SimProblem, SimProblemKind
     from modem.session import SessionConfig
 
     modem = SimModem("bg96", pin="1234")
@@ -365,8 +394,9 @@ async def test_session_enters_configured_pin():
 
     client = AtClient(connector)
     await client.connect()
-    with pytest.raises(UsageError):  # no PIN configured: say so, never guess
+    with pytest.raises(SimProblem) as ei:  # no PIN configured: say so, never guess
         await Session(client).initialize()
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED
     session = Session(client, SessionConfig(pin="1234"))
     await session.initialize()
     assert session.pin_state is not None and session.pin_state.value == "READY"
@@ -376,12 +406,18 @@ async def test_session_enters_configured_pin():
 
 
 async def test_sim_url_with_pin():
+    from modem.errors import SimProblem, SimProblemKind
     from modem.session import SessionConfig
 
     client = AtClient.from_url("sim://generic?pin=4321")
     await client.connect()
+    assert client.sim_modem.pin == "4321"
+    with pytest.raises(SimProblem) as ei:  # the SIM really asks for it
+        await Session(client).initialize()
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED
     session = Session(client, SessionConfig(pin="4321"))
     await session.initialize()
+    assert session.pin_state is C.PinState.READY and session.identity.imsi
     session.close()
     await client.close()
 
@@ -437,7 +473,7 @@ async def test_resync_waits_out_a_late_answer():
 
     def on_write(data):
         writes.append(data)
-        if data == b"AT\r" and len(writes) == 1:
+        if data == b"AT\r" and writes.count(b"AT\r") == 1:
             # the aborted command's late OK, then the probe's own OK a moment later
             loop.call_soon(pipe.feed, b"\r\nOK\r\n")
             loop.call_later(0.02, pipe.feed, b"\r\nOK\r\n")
@@ -448,7 +484,7 @@ async def test_resync_waits_out_a_late_answer():
 
     pipe.on_write = on_write
     assert (await client.execute(C.csq())).rssi == 9
-    assert writes == [b"AT\r", b"AT\r", b"AT+CSQ\r"]
+    assert writes == [b"\x1b", b"AT\r", b"AT\r", b"AT+CSQ\r"]  # ESC first, then probes
     await client.close()
 
 
@@ -474,8 +510,8 @@ async def test_pause_between_commands_and_trace_log(caplog):
     await client.close()
 
 
-async def test_supervisor_reports_missing_pin_instead_of_looping():
-    from modem.errors import UsageError
+async def test_supervisor_reports_missing_pin_and_stays_up(caplog):
+    from modem.errors import Fault, SimProblem, SimProblemKind
 
     modem = SimModem("generic", pin="1234")
 
@@ -485,9 +521,18 @@ async def test_supervisor_reports_missing_pin_instead_of_looping():
     client = AtClient(connector)
     await client.connect()
     session = Session(client)
-    with pytest.raises(ExceptionGroup) as ei:
-        await asyncio.wait_for(session.run(), 5)
-    assert ei.group_contains(UsageError)
+    task = asyncio.create_task(session.run())
+    with pytest.raises(SimProblem) as ei:
+        await asyncio.wait_for(session.wait_ready(), 5)
+    assert ei.value.kind is SimProblemKind.PIN_REQUIRED and ei.value.fault is Fault.OPERATOR
+    assert session.sim_problem is ei.value and not task.done()  # the process stays up
+    # the module still answers queries while the SIM waits for a person
+    assert (await client.execute(C.identity("AT+CGMM"))) == modem.profile.model
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "PIN" in errors[0].getMessage()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     session.close()
     await client.close()
 
@@ -539,7 +584,7 @@ async def test_failed_resync_is_retried_before_the_next_command(fast_timing):
 
     pipe.on_write = on_write
     assert (await client.execute(C.csq())).rssi == 3
-    assert bytes(pipe.written[mark:]) == b"AT\rAT+CSQ\r"
+    assert bytes(pipe.written[mark:]) == b"\x1bAT\rAT+CSQ\r"
     await client.close()
 
 

@@ -8,41 +8,34 @@ import pytest
 
 from modem.client import AtClient
 from modem.errors import Fault, UsageError
-from modem.session import Session
 from modem.sim import SimModem
 from modem.sim.endpoints import PtyEndpoint, TcpEndpoint
-from modem.sms import ReceivedMessage, SmsService
+from modem.sms import ReceivedMessage
+from modem.stack import ModemStack
 
 
 async def _receive_and_reply(client: AtClient, sim: SimModem) -> None:
-    session = Session(client)
     got: list[ReceivedMessage] = []
+    two = asyncio.Event()
 
     async def consumer(item):
         got.append(item)
+        if len(got) >= 2:
+            two.set()
 
-    service = SmsService(session, consumer)
     sim.deliver("before start")
-    async with asyncio.TaskGroup() as tg:
-        t1 = tg.create_task(session.run())
-        t2 = tg.create_task(service.run())
-        await asyncio.wait_for(session.ready.wait(), 10)
+    async with ModemStack(client, consumer=consumer) as stack:
+        await stack.wait_ready(10)
         sim.deliver("live")
-        async with asyncio.timeout(10):
-            while len(got) < 2:
-                await asyncio.sleep(0.01)
-        result = await service.send("2936", "pong")
+        await stack.guard(asyncio.wait_for(two.wait(), 10))
+        result = await stack.sms.send("2936", "pong")
         assert len(result.mrs) == 1
-        t1.cancel()
-        t2.cancel()
-    session.close()
-    await client.close()
     assert [g.text for g in got] == ["before start", "live"]
     assert sim.mo_log[-1].message.tp_ud.text == "pong"
     assert client.leftovers() == {"inflight": 0, "subscriptions": 0, "lock_waiters": 0}
 
 
-@pytest.mark.parametrize("profile", ["generic", "bg96", "ec25", "sim7600", "sara-r410m"])
+@pytest.mark.parametrize("profile", ["generic", "bg96", "ec25", "sim7600", "sara-r410m", "minimal"])
 async def test_over_pty(tmp_path, profile):
     sim = SimModem(profile)
     pty = PtyEndpoint(sim, str(tmp_path / "ttySIM0"))
@@ -74,29 +67,20 @@ async def test_pty_vanishes_and_returns(tmp_path):
     pty = PtyEndpoint(sim, link)
     pty.start()
     try:
-        client = AtClient.from_url(link)
-        await client.connect()
-        session = Session(client)
         got: list[str] = []
+        arrived = asyncio.Event()
 
         async def consumer(item):
             got.append(item.text)
+            arrived.set()
 
-        service = SmsService(session, consumer)
-        async with asyncio.TaskGroup() as tg:
-            t1 = tg.create_task(session.run())
-            t2 = tg.create_task(service.run())
-            await asyncio.wait_for(session.ready.wait(), 10)
+        async with ModemStack(AtClient.from_url(link), consumer=consumer) as stack:
+            await stack.wait_ready(10)
             sim.fault("disconnect", 150)
             sim.deliver("while the port was gone")
-            async with asyncio.timeout(15):
-                while "while the port was gone" not in got:
-                    await asyncio.sleep(0.02)
-            assert session.stats["reconnects"] >= 1
-            t1.cancel()
-            t2.cancel()
-        session.close()
-        await client.close()
+            await stack.guard(asyncio.wait_for(arrived.wait(), 15))
+            assert got == ["while the port was gone"]
+            assert stack.session.stats["reconnects"] >= 1
     finally:
         pty.close()
 

@@ -180,3 +180,61 @@ def test_subprocess_stdin_undecodable_bytes() -> None:
 def test_help_exits_0() -> None:
     code, _out = run("--help")
     assert code == 0
+
+
+class EndlessLine(io.TextIOBase):
+    """stdin whose first line is ``size`` characters long, then a good PDU line.
+
+    Records the largest read it was asked for: reading a line whole (no
+    limit) would hold all of it in memory.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.tail = README + "\n"
+        self.biggest = 0
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        want = self.left + 1 if size is None or size < 0 else size
+        self.biggest = max(self.biggest, want)
+        if self.left > 0:
+            n = min(want, self.left)
+            self.left -= n
+            return "A" * n
+        if not self.ended:
+            self.ended = True
+            return "\n"
+        tail, self.tail = self.tail, ""
+        return tail
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def test_stdin_endless_line_is_read_in_bounded_pieces_and_skipped() -> None:
+    from pdu.cli import MAX_INPUT_LINE
+
+    stdin = EndlessLine(5_000_000)
+    out = io.StringIO()
+    code = main(["decode", "--json", "-"], stdin=stdin, stdout=out)
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert code == 1
+    assert stdin.biggest <= MAX_INPUT_LINE + 1  # never asked for the whole line
+    assert len(lines) == 2
+    assert "longer than" in lines[0]["error"] and len(lines[0]["input"]) <= 100
+    assert lines[1]["text"] == "How are you?"  # the next line still decodes
+
+
+def test_error_line_caps_the_echo_of_a_long_bad_input() -> None:
+    bad = "Z" * 3000
+    code, out = run("decode", bad)
+    assert code == 1
+    (line,) = out.splitlines()
+    assert line.startswith("error: ZZZ") and len(line) < 400 and "3000 characters" in line

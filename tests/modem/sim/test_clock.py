@@ -82,9 +82,13 @@ def test_control_ops_set_clock_and_deliver_scts(sim):
     assert pdu.decode(sim.storage().get(1).pdu.hex()).tp_scts == datetime(2020, 1, 1, tzinfo=UTC)
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2068, 12, 31),
-                    timezones=st.sampled_from([timezone(timedelta(minutes=15 * q))
-                                               for q in range(-48, 49)])))
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2068, 12, 31),
+        timezones=st.sampled_from([timezone(timedelta(minutes=15 * q)) for q in range(-48, 49)]),
+    )
+)
 def test_cclk_time_round_trips(t):
     t = t.replace(microsecond=0)
     assert _parse_cclk(scts_text(t)) == t

@@ -52,10 +52,7 @@ async def test_chained_and_repeat(dte):
 async def test_basic_commands_concatenated(dte):
     assert await dte.cmd("ATE0V1Q0") == "\r\nOK\r\n"
     assert await dte.cmd("ATS3?") == "\r\n013\r\n\r\nOK\r\n"
-    assert (
-        await dte.cmd("ATI")
-        == "\r\nSIMULATED\r\nSIM-MODEM\r\nRevision: SIM01A01\r\n\r\nOK\r\n"
-    )
+    assert await dte.cmd("ATI") == "\r\nSIMULATED\r\nSIM-MODEM\r\nRevision: SIM01A01\r\n\r\nOK\r\n"
 
 
 async def test_atz_and_at_f_restore_defaults(dte):

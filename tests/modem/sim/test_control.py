@@ -58,7 +58,9 @@ async def test_control_operations(sim, ctl, dte):
     status = await control_request(addr, {"op": "status"})
     assert status["registered"] and status["profile"] == "generic"
     assert (status["sim"], status["pin_attempts_left"], status["puk_attempts_left"]) == (
-        "ready", 3, 10
+        "ready",
+        3,
+        10,
     )
     with pytest.raises(RuntimeError, match="unknown fault"):
         await control_request(addr, {"op": "fault", "name": "nope"})
@@ -100,8 +102,19 @@ def cli_sim(tmp_path):
     link = str(tmp_path / "ttySIM0")
     ctl = str(tmp_path / "ctl.sock")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modem.sim", "--pty", link, "--tcp", "127.0.0.1:0",
-         "--profile", "bg96", "--control", ctl],
+        [
+            sys.executable,
+            "-m",
+            "modem.sim",
+            "--pty",
+            link,
+            "--tcp",
+            "127.0.0.1:0",
+            "--profile",
+            "bg96",
+            "--control",
+            ctl,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -44,7 +44,11 @@ def test_damage_of_an_empty_line_and_unknown_mode():
 
 def a_deliver(text: str) -> str:
     (raw,) = build_delivers(
-        "2936", text, scts=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), encoding=None, ref=0,
+        "2936",
+        text,
+        scts=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        encoding=None,
+        ref=0,
         smsc="+15550000000",
     )
     return raw.hex().upper()
@@ -137,6 +141,6 @@ async def test_urc_fault_injects_line_noise_that_reads_as_cmt(sim, dte):
     sim.fault("delay", 20)
     dte.write("AT+CGMI\r")
     await eventually(lambda: sim.state == "busy")
-    sim.fault("urc", "+CMTI: \"SM\",9")
+    sim.fault("urc", '+CMTI: "SM",9')
     out = await dte.wait_for(b'+CMTI: "SM",9\r\n')
     assert out.index(b"OK\r\n") < out.index(b"+CMTI")

@@ -74,7 +74,10 @@ async def test_control_socket_reports_a_clean_error(sim, tmp_path):
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modem.sim", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "modem.sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
 

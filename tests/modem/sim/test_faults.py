@@ -22,8 +22,7 @@ async def test_reboot_resets_volatile_keeps_sim_storage(make_sim, connect):
     sim.fault("reboot")
     out = await d.wait_for(b"+QIND: SMS DONE\r\n")
     assert out == (
-        b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n"
-        b"\r\n+QIND: SMS DONE\r\n"
+        b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n"
     )
     out = await d.cmd("AT+CMGF?;+CMEE?")
     assert out == "AT+CMGF?;+CMEE?\r\r\n+CMGF: 0\r\n\r\n+CMEE: 1\r\n\r\nOK\r\n"

@@ -31,27 +31,117 @@ class Sink:
 
 
 NAMES = [
-    "+CMGF", "+CPMS", "+CNMI", "+CSMS", "+CMGL", "+CMGR", "+CMGD", "+CMGS", "+CMGW", "+CMSS",
-    "+CNMA", "+CSCA", "+CSMP", "+CSDH", "+CSCS", "+CREG", "+CGREG", "+CEREG", "+COPS", "+CFUN",
-    "+CSQ", "+CMEE", "+CPIN", "+CGMI", "+CGMM", "+CGMR", "+CGSN", "+CIMI", "+CCID", "+QCCID",
-    "+CICCID", "+NOPE", "E", "V", "Q", "Z", "&F", "I", "S0", "S7", "S3", "S4", "S5", "A/",
+    "+CMGF",
+    "+CPMS",
+    "+CNMI",
+    "+CSMS",
+    "+CMGL",
+    "+CMGR",
+    "+CMGD",
+    "+CMGS",
+    "+CMGW",
+    "+CMSS",
+    "+CNMA",
+    "+CSCA",
+    "+CSMP",
+    "+CSDH",
+    "+CSCS",
+    "+CREG",
+    "+CGREG",
+    "+CEREG",
+    "+COPS",
+    "+CFUN",
+    "+CSQ",
+    "+CMEE",
+    "+CPIN",
+    "+CGMI",
+    "+CGMM",
+    "+CGMR",
+    "+CGSN",
+    "+CIMI",
+    "+CCID",
+    "+QCCID",
+    "+CICCID",
+    "+NOPE",
+    "E",
+    "V",
+    "Q",
+    "Z",
+    "&F",
+    "I",
+    "S0",
+    "S7",
+    "S3",
+    "S4",
+    "S5",
+    "A/",
 ]
 #: Whole lines that steer the module into the SMS states random arguments rarely reach.
-SMS_SETUP = st.sampled_from([
-    "AT+CSMS=1", "AT+CSMS=0", "AT+CNMI=2,2,0,1,0", "AT+CNMI=1,2,0,1,0", "AT+CNMI=0,1,0,2,1",
-    "AT+CNMI=3,3,0,2,0", "AT+CNMI=2,1,0,0,0", "AT+CNMA", "AT+CNMA=2", "AT+CNMA=0",
-    'AT+CPMS="ME","MT","MT"', 'AT+CPMS="SM","SM","SM"', "AT+CMGF=1", "AT+CMGF=0",
-    'AT+CSCS="UCS2"', 'AT+CSCS="IRA"', 'AT+CSCS="GSM"', 'AT+CSCS="HEX"', "AT+CSDH=1",
-    "AT+CSMP=49,167,0,8", "AT+CSMP=17,167,0,4", "AT+CSMP=17,167,0,0", "AT+CMGL=4",
-    'AT+CMGL="ALL"', "AT+CMGR=0", "AT+CMGR=1", "AT+CMGD=1,4", "AT+CMSS=0", "AT+CMSS=1",
-    "ATV0", "ATQ1", "AT+CMEE=2", "AT+CFUN=1,1", "AT+CFUN=4", "AT+CFUN=1", "AT+COPS=2",
-    "AT+COPS=0", "AT+CREG=2", "AT+CEREG=1", "AT+CPIN=1234",
-]).map(lambda line: line.encode() + b"\r")
+SMS_SETUP = st.sampled_from(
+    [
+        "AT+CSMS=1",
+        "AT+CSMS=0",
+        "AT+CNMI=2,2,0,1,0",
+        "AT+CNMI=1,2,0,1,0",
+        "AT+CNMI=0,1,0,2,1",
+        "AT+CNMI=3,3,0,2,0",
+        "AT+CNMI=2,1,0,0,0",
+        "AT+CNMA",
+        "AT+CNMA=2",
+        "AT+CNMA=0",
+        'AT+CPMS="ME","MT","MT"',
+        'AT+CPMS="SM","SM","SM"',
+        "AT+CMGF=1",
+        "AT+CMGF=0",
+        'AT+CSCS="UCS2"',
+        'AT+CSCS="IRA"',
+        'AT+CSCS="GSM"',
+        'AT+CSCS="HEX"',
+        "AT+CSDH=1",
+        "AT+CSMP=49,167,0,8",
+        "AT+CSMP=17,167,0,4",
+        "AT+CSMP=17,167,0,0",
+        "AT+CMGL=4",
+        'AT+CMGL="ALL"',
+        "AT+CMGR=0",
+        "AT+CMGR=1",
+        "AT+CMGD=1,4",
+        "AT+CMSS=0",
+        "AT+CMSS=1",
+        "ATV0",
+        "ATQ1",
+        "AT+CMEE=2",
+        "AT+CFUN=1,1",
+        "AT+CFUN=4",
+        "AT+CFUN=1",
+        "AT+COPS=2",
+        "AT+COPS=0",
+        "AT+CREG=2",
+        "AT+CEREG=1",
+        "AT+CPIN=1234",
+    ]
+).map(lambda line: line.encode() + b"\r")
 ARG = st.one_of(
     st.integers(-2, 300).map(str),
-    st.sampled_from(['"SM"', '"ME"', '"MT"', '"XX"', '"ALL"', '"REC UNREAD"', '"2936"', '""',
-                     '"UCS2"', '"GSM"', '"IRA"', '"1234"', "", '"unterminated']),
-    st.text(alphabet="0123456789,;\"?=+ABCxyz ", max_size=8),
+    st.sampled_from(
+        [
+            '"SM"',
+            '"ME"',
+            '"MT"',
+            '"XX"',
+            '"ALL"',
+            '"REC UNREAD"',
+            '"2936"',
+            '""',
+            '"UCS2"',
+            '"GSM"',
+            '"IRA"',
+            '"1234"',
+            "",
+            '"unterminated',
+        ]
+    ),
+    st.text(alphabet='0123456789,;"?=+ABCxyz ', max_size=8),
 )
 FORM = st.sampled_from(["", "?", "=?", "="])
 
@@ -96,22 +186,43 @@ ACTION = st.one_of(
     SMS_SETUP,
     send(),
     st.binary(max_size=40),
-    st.text(alphabet="ATat+=?;,\"\r\n\x08/0123456789", max_size=60).map(str.encode),
+    st.text(alphabet='ATat+=?;,"\r\n\x08/0123456789', max_size=60).map(str.encode),
     st.just(b"A/"),
     st.integers(500, 700).map(lambda n: b"AT" + b"X" * n + b"\r"),
     st.tuples(st.just("deliver"), st.text(max_size=200), st.sampled_from([None, "start", "end"])),
     st.tuples(
         st.just("deliver-kind"),
-        st.sampled_from([
-            {"message_class": 0}, {"message_class": 2}, {"message_class": 3},
-            {"encoding": "ucs2"}, {"encoding": "8bit"}, {"duplicate": True},
-            {"pdu": "00"}, {"pdu": "0004"}, {"pdu": "07911326040000F0040B911346610089F60000"},
-        ]),
+        st.sampled_from(
+            [
+                {"message_class": 0},
+                {"message_class": 2},
+                {"message_class": 3},
+                {"encoding": "ucs2"},
+                {"encoding": "8bit"},
+                {"duplicate": True},
+                {"pdu": "00"},
+                {"pdu": "0004"},
+                {"pdu": "07911326040000F0040B911346610089F60000"},
+            ]
+        ),
     ),
     st.tuples(
         st.just("fault"),
-        st.sampled_from(["reboot", "garbage", "cms-error", "storage-full", "unregister",
-                         "register", "hang", "disconnect", "drop", "corrupt", "clear"]),
+        st.sampled_from(
+            [
+                "reboot",
+                "garbage",
+                "cms-error",
+                "storage-full",
+                "unregister",
+                "register",
+                "hang",
+                "disconnect",
+                "drop",
+                "corrupt",
+                "clear",
+            ]
+        ),
     ),
     st.just(("retry",)),
 )
@@ -169,11 +280,24 @@ ASYNC_ACTION = st.one_of(
     st.binary(max_size=20),
     st.tuples(
         st.just("fault"),
-        st.sampled_from(["delay", "drop", "corrupt", "garbage", "reboot", "disconnect",
-                         "unregister", "register"]),
+        st.sampled_from(
+            [
+                "delay",
+                "drop",
+                "corrupt",
+                "garbage",
+                "reboot",
+                "disconnect",
+                "unregister",
+                "register",
+            ]
+        ),
     ),
-    st.tuples(st.just("deliver"), st.text(alphabet="abc {}€", max_size=200),
-              st.sampled_from([None, "start"])),
+    st.tuples(
+        st.just("deliver"),
+        st.text(alphabet="abc {}€", max_size=200),
+        st.sampled_from([None, "start"]),
+    ),
 )
 
 
@@ -189,8 +313,13 @@ def test_async_never_unresponsive(actions, delivery, seed):
 
 
 async def _async_run(actions, delivery, seed) -> None:
-    timing = SimTiming(boot_delay=0.001, status_report_delay=0.0, network_retry_delay=0.001,
-                       reconnect_delay=0.005, cnma_timeout=0.01)
+    timing = SimTiming(
+        boot_delay=0.001,
+        status_report_delay=0.0,
+        network_retry_delay=0.001,
+        reconnect_delay=0.005,
+        cnma_timeout=0.01,
+    )
     sim = SimModem("bg96", seed=seed, timing=timing)
     opts = {"delivery": delivery, "loss": 0.2, "seed": seed}
     t, p = create_sim_connection(Dte, sim, **opts)

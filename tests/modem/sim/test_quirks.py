@@ -38,8 +38,14 @@ def test_every_flag_is_off_by_default():
     for name, p in PROFILES.items():
         if name == "minimal":
             continue
-        assert not (p.bare_at_error or p.stray_ok_after_error or p.cmgd_flag_refused
-                    or p.cpms_query_refused or p.echo_fixed_off or p.indexes_never_reused), name
+        assert not (
+            p.bare_at_error
+            or p.stray_ok_after_error
+            or p.cmgd_flag_refused
+            or p.cpms_query_refused
+            or p.echo_fixed_off
+            or p.indexes_never_reused
+        ), name
         assert p.cmee_supported and p.cpms_default == ("SM", "SM", "SM"), name
         assert p.cmgl_empty_error is None, name
 

@@ -178,9 +178,7 @@ async def test_cmgw_cmss_and_delflags(sim, dte):
 )
 async def test_cnmi_mt_matrix(sim, dte, mt, cls, stored, urc):
     await dte.cmd(f"AT+CNMI=2,{mt},0,0,0")
-    raw = pdu.encode(
-        pdu.deliver_parts("2936", "x", scts=sim._now(), message_class=cls)[0]
-    ).hex()
+    raw = pdu.encode(pdu.deliver_parts("2936", "x", scts=sim._now(), message_class=cls)[0]).hex()
     idx = sim.deliver(pdu=raw)
     assert (idx == [1]) is stored
     if urc is None:
