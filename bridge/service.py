@@ -629,6 +629,7 @@ class Service:
 
     async def _scheduled_reports(self) -> None:
         every = self.config.reports.status_every
+        await self._ready.wait()  # the boot message first
         while True:
             await asyncio.sleep(every)
             link = self.report_modem
