@@ -95,8 +95,11 @@ def service_config(
 class ServiceRig:
     """``async with ServiceRig(cfg) as rig``: started, ready, boot message sent."""
 
-    def __init__(self, cfg: config.Config, **service_kw: Any) -> None:
+    def __init__(
+        self, cfg: config.Config, *, sims: Mapping[str, Any] | None = None, **service_kw: Any
+    ) -> None:
         self.cfg = cfg
+        self.sims = dict(sims or {})  # modules behind real ports (a pty), by name
         service_kw.setdefault("outbox_options", {"retry_delays": (0.0,)})
         self.svc = Service(cfg, **service_kw)
         self.mo: dict[str, MoSignal] = {}
@@ -104,8 +107,9 @@ class ServiceRig:
     async def __aenter__(self) -> ServiceRig:
         await self.svc.start()
         for name, link in self.svc.links.items():
-            sim = link.stack.sim_modem
+            sim = link.stack.sim_modem or self.sims.get(name)
             if sim is not None:
+                self.sims[name] = sim
                 sim.mo_log = MoSignal(sim.mo_log)
                 self.mo[name] = sim.mo_log
         try:
@@ -120,7 +124,7 @@ class ServiceRig:
         await self.svc.stop()
 
     def sim(self, modem: str = "modem0") -> Any:
-        return self.svc.links[modem].stack.sim_modem
+        return self.sims[modem]
 
     @property
     def hal(self) -> Any:
