@@ -32,7 +32,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -531,14 +531,23 @@ class _OneLine(logging.Formatter):
         return " ".join(text.split())
 
 
-def _logging(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """One line per event on stderr (journald adds the time) while a command runs."""
     base = logging.INFO if args.cmd == "run" else logging.WARNING
     level = max(logging.DEBUG, base - 10 * args.verbose)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
+    handler.setLevel(level)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, old_level) if old_level else level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -548,7 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageProblem as exc:
         sys.stderr.write(f"error: {_one_line(str(exc))}\n")
         return EXIT_USAGE
-    _logging(args)
+    with _logging(args):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return HANDLERS[args.cmd](args)
     except (UsageProblem, ConfigError) as exc:
