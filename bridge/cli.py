@@ -110,8 +110,19 @@ async def _serve(cfg: Config, *, ready_line: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
     try:
+        # a stop asked for while starting (a module that is not there yet) ends the start
+        starting = asyncio.ensure_future(svc.start())
+        asked = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((starting, asked), return_when=asyncio.FIRST_COMPLETED)
+        asked.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ServiceError):
+                await starting
+            log.info("stopped while starting")
+            return EXIT_OK
         try:
-            await svc.start()
+            starting.result()
         except ServiceError as exc:
             sys.stderr.write(f"error: {_one_line(str(exc))}\n")
             return EXIT_USAGE

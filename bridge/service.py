@@ -239,7 +239,7 @@ def check(cfg: Config) -> _hal.HalConfig:
     try:
         hcfg = hal_config(cfg)
     except _hal.ConfigError as exc:
-        raise ConfigError(exc.key, exc.message if hasattr(exc, "message") else str(exc)) from None
+        raise ConfigError(exc.key, exc.message) from None
     for name in cfg.reports.thresholds:
         if name not in hcfg.sensors:
             raise ConfigError(f"reports.thresholds.{name}", "no such sensor in [hal.sensors]")

@@ -189,3 +189,26 @@ async def test_sigterm_stops_a_real_bridge_run_cleanly(tmp_path: Path) -> None:
         sim.send_signal(signal.SIGTERM)
         await sim.communicate()
         await _reap(sim)
+
+
+async def test_sigterm_while_waiting_for_the_module_at_start(
+    tmp_path: Path, pty_sim: tuple[SimModem, str]
+) -> None:
+    sim, link = pty_sim
+    sim.fault("hang")  # the module answers nothing: its ICCID never comes
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(
+        f'[bridge]\njournal = "{tmp_path / "journal.db"}"\n'
+        f'[security]\nkey_file = "{write_key(tmp_path)}"\n[[modem]]\nport = "{link}"\n'
+    )
+    bridge = await _spawn("-m", "bridge", "run", "--config", str(cfg))
+    try:
+        assert bridge.stderr is not None
+        log: list[str] = []
+        await _line_with(bridge.stderr, "modem: connected", log)
+        bridge.send_signal(signal.SIGTERM)
+        rest = (await bridge.stderr.read()).decode()
+        assert await bridge.wait() == 0
+        assert "stopped while starting" in rest and "Traceback" not in rest
+    finally:
+        await _reap(bridge)

@@ -290,3 +290,17 @@ async def test_consumer_refuses_once_stopping(tmp_path: Path) -> None:
         assert consume is not None
     with pytest.raises(RuntimeError, match="stopping"):
         await consume(ReceivedMessage("x", (), ()))
+
+
+async def test_an_unknown_outcome_send_is_counted_and_the_same_reply_resent(
+    tmp_path: Path,
+) -> None:
+    async with ServiceRig(service_config(tmp_path)) as rig:
+        # +CMS ERROR: 500 after the PDU was written: the SMS service cannot say
+        # whether it left, raises, and the outbox sends the same reply again
+        rig.sim().fault("cms-error", 500)
+        out = await rig.sms("ping")
+        assert [s.body for s in out] == ["pong"]
+        e = await rig.entry()
+        assert e.state is State.SENT and e.send_attempts == 2
+        assert rig.svc.counters["send_retries"] == 1 and rig.svc.counters["sent"] == 2
