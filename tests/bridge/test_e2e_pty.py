@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from bridge.dispatcher import Dispatcher
 from bridge.journal import Journal, State
 from modem.sim import SimModem
 from modem.sim.control import control_request
@@ -212,3 +213,36 @@ async def test_sigterm_while_waiting_for_the_module_at_start(
         assert "stopped while starting" in rest and "Traceback" not in rest
     finally:
         await _reap(bridge)
+
+
+async def test_a_part_of_a_journaled_message_left_on_the_sim_is_deleted_not_held(
+    tmp_path: Path, pty_sim: tuple[SimModem, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, link = pty_sim
+    cfg = service_config(tmp_path, modems=[{"port": link}])
+    sim.deliver("ping " + "x" * 200)  # two parts (a Command is one SMS: refused, journaled)
+    parts = [m.pdu for m in sim.storage().messages()]
+    assert len(parts) == 2
+    async with ServiceRig(cfg, sims={"modem0": sim}) as rig:
+        await rig.svc.wait_admitted(1)
+        await rig.svc.settle()
+        assert (await rig.entry(1)).reason == "body-too-long"
+    # a crash between the journal write and the second +CMGD leaves one part behind
+    sim.store_raw(parts[0])
+    asked = asyncio.Event()
+    real = Dispatcher.known
+
+    async def known(self: Dispatcher, part_id: str) -> bool:
+        have = await real(self, part_id)
+        asked.set()
+        return have
+
+    monkeypatch.setattr(Dispatcher, "known", known)
+    async with ServiceRig(cfg, sims={"modem0": sim}) as rig:
+        await asyncio.wait_for(asked.wait(), 30)
+        # the SMS service works in order: once a later SMS is admitted, the part's fate is done
+        assert [s.body for s in await rig.sms("ping")] == ["pong"]
+        stack = rig.svc.links["modem0"].stack
+        assert stack.sms.stats["known_parts"] == 1
+        assert sim.storage().used <= 1  # the ping itself may still be being deleted
+        assert all(m.pdu != parts[0] for m in sim.storage().messages())
