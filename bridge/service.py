@@ -294,6 +294,7 @@ class Service:
         self._stopped = asyncio.Event()
         self._ready = asyncio.Event()
         self._lost_at: dict[str, float] = {}
+        self._stopper: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -397,9 +398,10 @@ class Service:
         self._admitting = True
         for link in self.links.values():
             try:
-                await self._exit.enter_async_context(link.stack)
+                await link.stack.__aenter__()
             except (OSError, ModemError) as exc:
                 raise ServiceError(f"{link.name}: cannot open {link.config.port}: {exc}") from None
+            self._exit.push_async_callback(self._close_stack, link)
             self._exit.callback(self._stop_admitting)  # first thing done on the way out
             self._spawn(self._watch_stack(link), f"watch-{link.name}")
             link.stack.session.on_urc.append(self._registration_hook(link))
@@ -428,6 +430,16 @@ class Service:
                 self._spawn(self._edge_events(), "gpio-events")
             if cfg.reports.thresholds:
                 self._spawn(self._sensor_events(), "sensor-events")
+
+    @staticmethod
+    async def _close_stack(link: ModemLink) -> None:
+        """Leave a stack; a supervised task's failure it re-raises was already
+        reported (``failure``) and does not interrupt the shutdown."""
+        try:
+            await link.stack.__aexit__(None, None, None)
+        except Exception as exc:
+            if exc is not link.stack.failure:
+                log.error("%s: closing: %s: %s", link.name, type(exc).__name__, exc)
 
     def _stop_admitting(self) -> None:
         self._admitting = False
@@ -493,7 +505,8 @@ class Service:
         except BaseException as exc:
             self.failure = exc
             log.error("%s: the modem stack failed (%s); stopping", link.name, exc)
-            asyncio.get_running_loop().create_task(self.stop())
+            # not one of self._tasks: stopping cancels those
+            self._stopper = asyncio.get_running_loop().create_task(self.stop())
 
     async def _resolve_device_id(self) -> None:
         """``[bridge].device_id``, else the first module's ICCID (read at its
@@ -507,6 +520,8 @@ class Service:
             iccid = first.stack.session.identity.iccid
             self.device_id = iccid
             return
+        if not first.stack.session.ready.is_set():
+            log.info("waiting for %s: Commands are signed for its ICCID", first.name)
         with contextlib.suppress(SimProblem):
             await first.stack.wait_ready()
         iccid = first.stack.session.identity.iccid

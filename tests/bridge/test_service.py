@@ -304,3 +304,20 @@ async def test_an_unknown_outcome_send_is_counted_and_the_same_reply_resent(
         e = await rig.entry()
         assert e.state is State.SENT and e.send_attempts == 2
         assert rig.svc.counters["send_retries"] == 1 and rig.svc.counters["sent"] == 2
+
+
+async def test_a_failed_modem_stack_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.service import Service
+    from modem.session import Session
+
+    async def broken(self: Session) -> None:
+        raise RuntimeError("session bug")
+
+    monkeypatch.setattr(Session, "run", broken)
+    svc = Service(service_config(tmp_path))
+    await svc.start()
+    await svc.wait_stopped()
+    assert isinstance(svc.failure, RuntimeError) and str(svc.failure) == "session bug"
+    assert svc.state == "stopped" and svc.worker is not None and svc.worker.closed
