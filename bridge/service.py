@@ -53,7 +53,7 @@ from . import __version__, auth
 from .actions import builtins
 from .actions.context import ActionContext, Counters, ModemFigures, ModemIdentity
 from .actions.gpio import restore_outputs
-from .actions.registry import Registry
+from .actions.registry import Registry, RegistryError
 from .config import Config, ConfigError, ModemConfig
 from .dispatcher import Dispatcher
 from .framing import Product, ProductSetting, reply_address
@@ -269,6 +269,7 @@ class Service:
         outbox_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self._own_registry = registry is None
         self.registry = registry if registry is not None else builtins()
         self._client_options = dict(client_options or {})
         self._clock = clock
@@ -337,6 +338,12 @@ class Service:
             raise ServiceError(str(exc)) from None
         if cfg.security.key_file:
             self.keys = auth.load_keyring(cfg.security.key_file)
+        if self._own_registry:  # third-party actions (entry-point group sms_bridge.actions)
+            try:
+                for act in self.registry.add_entry_points():
+                    log.info("plugin action %r loaded", act.spec.verb)
+            except RegistryError as exc:
+                raise ServiceError(str(exc)) from None
         path = Path(cfg.bridge.journal)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -632,15 +639,16 @@ class Service:
         link = self.report_modem
         try:
             await link.stack.wait_ready()
+            if not self.device_id:
+                self.device_id = link.stack.session.identity.iccid
+            if self.config.reports.boot:
+                await self.report("boot", await self._status_fields(link), link)
         except SimProblem as exc:
             log.error("%s: the SIM needs a person (%s): no boot message", link.name, exc.kind)
+        except JournalError as exc:
+            log.error("boot message: journal failed: %s", exc)
+        finally:
             self._ready.set()
-            return
-        if not self.device_id:
-            self.device_id = link.stack.session.identity.iccid
-        if self.config.reports.boot:
-            await self.report("boot", await self._status_fields(link), link)
-        self._ready.set()
 
     async def _scheduled_reports(self) -> None:
         every = self.config.reports.status_every

@@ -321,3 +321,44 @@ async def test_a_failed_modem_stack_stops_the_service(
     await svc.wait_stopped()
     assert isinstance(svc.failure, RuntimeError) and str(svc.failure) == "session bug"
     assert svc.state == "stopped" and svc.worker is not None and svc.worker.closed
+
+
+def _install_plugin(tmp: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """A real installed distribution on sys.path (dist-info and a module)."""
+    import sys
+
+    site = tmp / "site"
+    dist = site / "lamp_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lamp-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sms_bridge.actions]\nlamp = lamp_plugin_actions\n")
+    (site / "lamp_plugin_actions.py").write_text(module)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "lamp_plugin_actions", raising=False)
+
+
+async def test_the_service_loads_plugin_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_plugin(
+        tmp_path,
+        monkeypatch,
+        "from bridge.actions.registry import action\n"
+        "from bridge.grammar import Level\n\n"
+        "@action('lamp', level=Level.OPEN, idempotent=True, binary_id=201)\n"
+        "async def lamp(ctx):\n    return 'lamp on'\n",
+    )
+    async with ServiceRig(service_config(tmp_path)) as rig:
+        assert [s.body for s in await rig.sms("lamp")] == ["lamp on"]
+
+
+async def test_a_broken_plugin_is_a_start_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.service import Service, ServiceError
+
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('no such thing')\n")
+    svc = Service(service_config(tmp_path))
+    with pytest.raises(ServiceError, match="lamp"):
+        await svc.start()
+    assert svc.state == "stopped"
