@@ -203,16 +203,18 @@ class ModemLink:
 
 
 def session_config(m: ModemConfig) -> SessionConfig:
-    """The session settings of one module: its PIN and, when ``profile`` names
-    a module profile, that profile's storage and ``+CNMI`` (stored delivery,
-    TS 27.005 §3.4.1: direct delivery stays off, the bridge never needs
-    ``+CNMA``)."""
+    """The session settings of one module: its PIN; when ``profile`` names a
+    module profile, that profile's storage and ``+CNMI``; stored delivery
+    (``+CMTI``, TS 27.005 §3.4.1) unless ``direct_delivery`` asks for ``+CMT``
+    with ``+CSMS=1`` and ``+CNMA`` (§3.4.4: the journal write must then be done
+    within the acknowledgement deadline, which the SMS service enforces)."""
     prof = PROFILES.get(m.profile) if m.profile else None
     return SessionConfig(
         pin=m.pin or None,
-        direct_delivery=False,
+        direct_delivery=m.direct_delivery,
+        csms=1 if m.direct_delivery else None,
         storage=prof.storage if prof is not None else None,
-        cnmi=prof.cnmi if prof is not None else None,
+        cnmi=None if m.direct_delivery or prof is None else prof.cnmi,
     )
 
 

@@ -362,3 +362,15 @@ async def test_a_broken_plugin_is_a_start_error(
     with pytest.raises(ServiceError, match="lamp"):
         await svc.start()
     assert svc.state == "stopped"
+
+
+async def test_direct_delivery_when_configured_is_acknowledged_after_the_journal(
+    tmp_path: Path,
+) -> None:
+    cfg = service_config(tmp_path, modems=[{"port": "sim://bg96", "direct_delivery": True}])
+    async with ServiceRig(cfg) as rig:
+        assert [s.body for s in await rig.sms("ping")] == ["pong"]
+        sim = rig.sim()
+        assert [a.result for a in sim.mt_acks] == ["ack"]  # +CNMA: RP-ACK to the network
+        assert sim.storage().used == 0  # never stored: +CMT
+        assert (await rig.entry()).state is State.SENT
