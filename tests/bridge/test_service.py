@@ -374,3 +374,23 @@ async def test_direct_delivery_when_configured_is_acknowledged_after_the_journal
         assert [a.result for a in sim.mt_acks] == ["ack"]  # +CNMA: RP-ACK to the network
         assert sim.storage().used == 0  # never stored: +CMT
         assert (await rig.entry()).state is State.SENT
+
+
+async def test_info_logs_carry_no_body_signature_or_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.INFO)
+    async with ServiceRig(service_config(tmp_path)) as rig:
+        cmd = signed("gpio set relay1 on", 1)
+        out = await rig.sms(cmd)
+        await rig.sms(cmd.replace("on #", "of #"))  # refused: logged with its reason
+    text = caplog.text
+    assert "entry 2" in text and "auth:bad-tag" in text
+    trailer = cmd.split(" #")[1]
+    reply_trailer = str(out[0].content).split(" #")[1]
+    for secret in ("relay1 on", "relay1 of", trailer, reply_trailer, "relay1=on"):
+        assert secret not in text
+    assert base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=") not in text
