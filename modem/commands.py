@@ -16,6 +16,7 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
 from . import timing
@@ -34,16 +35,20 @@ __all__ = [
     "Registration",
     "Response",
     "RetryPolicy",
+    "Routing",
     "Signal",
     "StorageStatus",
     "StoredPdu",
     "at",
+    "cclk_query",
     "cmgd",
     "cmgl",
     "cmgl_lenient",
     "cmgr",
     "cmgs",
     "cnma",
+    "cnma_test",
+    "cnmi_query",
     "cops_query",
     "cpin_enter",
     "cpin_query",
@@ -54,12 +59,16 @@ __all__ = [
     "csq",
     "digits",
     "identity",
+    "parse_cclk",
     "parse_cmgl",
     "parse_cmgl_lenient",
     "parse_cmgr",
+    "parse_cmgr_record",
     "parse_cmgs",
     "parse_cmt_header",
     "parse_cmti",
+    "parse_cnma_test",
+    "parse_cnmi",
     "parse_cops",
     "parse_cpin",
     "parse_cpms",
@@ -68,6 +77,7 @@ __all__ = [
     "parse_identity_line",
     "parse_registration",
     "parse_rssi_urc",
+    "pdu_line_damage",
     "raw",
     "simple",
     "split_args",
@@ -269,13 +279,20 @@ class MessageStat(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class StoredPdu:
-    """One stored message as listed/read: index (None for +CMGR), stat, PDU hex."""
+    """One stored message as listed/read: index (None for +CMGR), stat, PDU hex.
+
+    ``damage`` is empty for a record whose PDU line checks out against its
+    ``<length>``; otherwise it says what is wrong (only the lenient parsers,
+    :func:`parse_cmgr_record` and :attr:`Listing.damaged`, return such
+    records) and ``pdu`` holds the line as it came (possibly empty, not hex).
+    """
 
     index: int | None
     stat: int
     length: int
     pdu: str
     alpha: str = ""
+    damage: str = ""
 
 
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
@@ -284,17 +301,76 @@ _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 def _pdu_line(line: str, length: int | None = None) -> str:
     """Check a PDU line; with ``length`` (the header's TPDU length) check its size.
 
-    TS 27.005 §3.1: <length> counts TPDU octets, the line also carries the SMSC
-    address field (its first octet gives the field's length). A line of the
-    wrong size lost or gained bytes on the way: reject it, never decode it.
+    The strict form of :func:`pdu_line_damage` (one rule for both): a damaged
+    line raises ProtocolError, never decoded.
     """
-    if not _HEX.fullmatch(line):
-        raise ProtocolError("PDU line is not even-length hex", line)
-    if length is not None:
-        smsc_octets = int(line[:2], 16)
-        if len(line) != 2 * (1 + smsc_octets + length):
-            raise ProtocolError(f"PDU line does not hold SMSC + {length} TPDU octets", line)
+    if length is None:
+        if not _HEX.fullmatch(line):
+            raise ProtocolError("PDU line is not even-length hex", line[:80])
+        return line.upper()
+    damage = pdu_line_damage(line, length)
+    if damage:
+        raise ProtocolError(damage, line[:80])
     return line.upper()
+
+
+#: Longest PDU line a record can hold: SMSC field (1 + 11 octets) + 255 TPDU octets.
+_MAX_PDU_CHARS = 2 * (12 + 255)
+
+
+def pdu_line_damage(line: str | None, length: int) -> str:
+    """Why a PDU line is not the record its header announces; "" when it is.
+
+    TS 27.005 §3.1 / §3.4.3: ``<length>`` counts the TPDU octets; the line is
+    the SMSC address field (its first octet is the field's length) then the
+    TPDU, as hex. A line that is missing, empty, not even-length hex, longer
+    than any PDU, or whose size disagrees with ``<length>`` lost or gained
+    characters on the way (or the record is damaged): it is never decoded.
+    """
+    if line is None or line == "":
+        return "empty PDU"
+    if len(line) > _MAX_PDU_CHARS:
+        return f"PDU line of {len(line)} characters is longer than any PDU"
+    if not _HEX.fullmatch(line):
+        return "PDU line is not even-length hex"
+    if length > 255:
+        return f"<length> {length} is over 255 octets"
+    smsc_octets = int(line[:2], 16)
+    if len(line) != 2 * (1 + smsc_octets + length):
+        return f"PDU line does not hold SMSC + {length} TPDU octets"
+    return ""
+
+
+def parse_cmgr_record(response: Response) -> StoredPdu | None:
+    """``+CMGR`` read leniently: a damaged record is returned, not raised.
+
+    Like :func:`parse_cmgr`, but when the header parses and the PDU line does
+    not check out (:func:`pdu_line_damage`: missing, empty, not hex, over
+    255 octets, size disagreeing with ``<length>``) the record comes back
+    with ``damage`` set and ``pdu`` as received. A header with ``<length>`` 0
+    and no PDU line is returned as an "empty PDU" record (some firmware
+    answers an empty slot that way: the caller decides). None only for an
+    answer with no header at all (an empty slot). ProtocolError when the
+    header itself does not parse.
+    """
+    lines = response.lines
+    for i, line in enumerate(lines):
+        if line.startswith("+CMGR"):
+            args = split_args(_payload(line, "+CMGR"))
+            if len(args) < 2:
+                raise ProtocolError("+CMGR header needs <stat>,[<alpha>],<length>", line)
+            stat = _int(args[0], "<stat>", 0, 4)
+            length = _int(args[-1], "<length>", 0, 65535)
+            alpha = args[1] if len(args) >= 3 else ""
+            nxt = lines[i + 1] if i + 1 < len(lines) else None
+            damage = pdu_line_damage(nxt, length)
+            raw = "" if nxt is None else nxt[: _MAX_PDU_CHARS + 2]
+            if not damage:
+                raw = raw.upper()
+            return StoredPdu(None, stat, length, raw, alpha, damage)
+    if not lines:
+        return None
+    raise ProtocolError("no +CMGR header", lines[0])
 
 
 def parse_cmgr(response: Response) -> StoredPdu | None:
@@ -358,10 +434,16 @@ def parse_cmgl(response: Response) -> list[StoredPdu]:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """A +CMGL listing read leniently: the good entries and the damaged ones skipped."""
+    """A +CMGL listing read leniently: the good entries and the damaged ones skipped.
+
+    ``damaged``: the skipped entries whose header still names an index, as
+    records with ``damage`` set and the PDU line as it came (see
+    :func:`pdu_line_damage`); the SMS service reads them back by index.
+    """
 
     entries: tuple[StoredPdu, ...]
     skipped: tuple[str, ...]
+    damaged: tuple[StoredPdu, ...] = ()
 
 
 def parse_cmgl_lenient(response: Response) -> Listing:
@@ -373,6 +455,7 @@ def parse_cmgl_lenient(response: Response) -> Listing:
     """
     entries: list[StoredPdu] = []
     skipped: list[str] = []
+    damaged: list[StoredPdu] = []
     lines = response.lines
     i = 0
     while i < len(lines):
@@ -384,14 +467,36 @@ def parse_cmgl_lenient(response: Response) -> Listing:
         nxt = lines[i + 1] if i + 1 < len(lines) else None
         if nxt is None or nxt.startswith("+CMGL"):
             skipped.append(line[:80])
+            record = _damaged_cmgl(line, None)
+            if record is not None:
+                damaged.append(record)
             i += 1
             continue
         try:
             entries.extend(parse_cmgl(Response((line, nxt), response.final)))
         except ProtocolError:
             skipped.append(line[:80])
+            record = _damaged_cmgl(line, nxt)
+            if record is not None:
+                damaged.append(record)
         i += 2
-    return Listing(tuple(entries), tuple(skipped))
+    return Listing(tuple(entries), tuple(skipped), tuple(damaged))
+
+
+def _damaged_cmgl(header: str, line: str | None) -> StoredPdu | None:
+    """A skipped +CMGL entry as a damaged record, if its header names an index."""
+    try:
+        args = split_args(_payload(header, "+CMGL"))
+        if len(args) < 3:
+            return None
+        index = _int(args[0], "<index>", 0, 65535)
+        stat = _int(args[1], "<stat>", 0, 4)
+        length = _int(args[-1], "<length>", 0, 65535)
+    except ProtocolError:
+        return None
+    damage = pdu_line_damage(line, length) or "entry does not parse"
+    raw = "" if line is None else line[: _MAX_PDU_CHARS + 2]
+    return StoredPdu(index, stat, length, raw, args[2] if len(args) >= 4 else "", damage)
 
 
 # -- +CPMS (TS 27.005 §3.2.2) ----------------------------------------------------
@@ -713,16 +818,29 @@ def cpms_set(mem1: str, mem2: str, mem3: str) -> Command[StorageStatus]:
     )
 
 
-def cmgr(index: int) -> Command[StoredPdu | None]:
+def _sms_retry(attempts: int, *, retry_timeout: bool) -> RetryPolicy:
+    """A retry policy built from :mod:`timing` now, not when this module was imported."""
+    return RetryPolicy(
+        attempts=attempts,
+        initial=timing.RETRY_INITIAL,
+        factor=timing.RETRY_FACTOR,
+        maximum=timing.RETRY_MAX,
+        retry_timeout=retry_timeout,
+    )
+
+
+def cmgr(index: int, *, lenient: bool = False) -> Command[StoredPdu | None]:
+    """``AT+CMGR=<index>`` (TS 27.005 §3.4.3); ``lenient``: damaged records are
+    returned with ``damage`` set (:func:`parse_cmgr_record`), not raised."""
     if not 0 <= index <= 65535:
         raise UsageError("index out of range")
     return Command(
         f"AT+CMGR={index}",
-        parse_cmgr,
+        parse_cmgr_record if lenient else parse_cmgr,
         prefixes=("+CMGR",),
         pdu_lines=True,
         timeout=timing.SIM_COMMAND_TIMEOUT,
-        retry=RETRY_TRANSIENT,
+        retry=_sms_retry(3, retry_timeout=True),
     )
 
 
@@ -733,7 +851,7 @@ def cmgl(stat: int = MessageStat.ALL) -> Command[list[StoredPdu]]:
         prefixes=("+CMGL",),
         pdu_lines=True,
         timeout=timing.LIST_COMMAND_TIMEOUT,
-        retry=RETRY_TRANSIENT,
+        retry=_sms_retry(3, retry_timeout=True),
     )
 
 
@@ -745,7 +863,7 @@ def cmgl_lenient(stat: int = MessageStat.ALL) -> Command[Listing]:
         prefixes=("+CMGL",),
         pdu_lines=True,
         timeout=timing.LIST_COMMAND_TIMEOUT,
-        retry=RETRY_TRANSIENT,
+        retry=_sms_retry(3, retry_timeout=True),
     )
 
 
@@ -759,7 +877,7 @@ def cmgd(index: int) -> Command[None]:
         f"AT+CMGD={index}",
         _none,
         timeout=timing.SIM_COMMAND_TIMEOUT,
-        retry=RetryPolicy(attempts=3, retry_timeout=False),
+        retry=_sms_retry(3, retry_timeout=False),
     )
 
 
@@ -773,11 +891,127 @@ def cmgs(pdu_hex: str, tpdu_len: int) -> Command[int]:
         prefixes=("+CMGS",),
         data=pdu_hex.upper(),
         timeout=timing.SEND_TIMEOUT,
+        prompt_timeout=timing.PROMPT_TIMEOUT,
     )
 
 
-def cnma() -> Command[None]:
-    return Command("AT+CNMA", _none, timeout=timing.DEFAULT_COMMAND_TIMEOUT)
+def cnma(n: int | None = None) -> Command[None]:
+    """``AT+CNMA`` (TS 27.005 §3.4.4): acknowledge the last ``+CMT``/``+CDS``.
+
+    PDU mode: ``n`` 1 is RP-ACK, 2 is RP-ERROR (a negative acknowledgement:
+    the network delivers the message again later); None sends the bare
+    ``AT+CNMA`` (an RP-ACK, understood by every phase 2+ module).
+    """
+    if n is not None and n not in (0, 1, 2):
+        raise UsageError("+CNMA <n> is 0, 1 or 2")
+    text = "AT+CNMA" if n is None else f"AT+CNMA={n}"
+    return Command(text, _none, timeout=timing.DEFAULT_COMMAND_TIMEOUT)
+
+
+def parse_cnma_test(response: Response) -> frozenset[int]:
+    """``+CNMA: (0-2)`` (PDU mode test form): the ``<n>`` values supported."""
+    return frozenset(_int_set(_one(response, "+CNMA"), "<n>", 0, 2))
+
+
+def cnma_test() -> Command[frozenset[int]]:
+    """``AT+CNMA=?``: which ``<n>`` the module takes (2 = negative ack, §3.4.4)."""
+    return Command(
+        "AT+CNMA=?", parse_cnma_test, prefixes=("+CNMA",), timeout=timing.DEFAULT_COMMAND_TIMEOUT
+    )
+
+
+def _int_set(text: str, what: str, lo: int, hi: int) -> set[int]:
+    """``(0-2)``, ``(0,1,2)``, ``0-2`` or ``(1)`` -> the integers named."""
+    body = text.strip()
+    if body.startswith("(") and body.endswith(")"):
+        body = body[1:-1]
+    out: set[int] = set()
+    for piece in body.split(","):
+        item = piece.strip()
+        if "-" in item:
+            a, _, b = item.partition("-")
+            first, last = _int(a, what, lo, hi), _int(b, what, lo, hi)
+            if first > last:
+                raise ProtocolError(f"{what}: empty range", item)
+            out.update(range(first, last + 1))
+        else:
+            out.add(_int(item, what, lo, hi))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """``+CNMI: <mode>,<mt>,<bm>,<ds>,<bfr>`` (TS 27.005 §3.4.1)."""
+
+    mode: int
+    mt: int
+    bm: int
+    ds: int
+    bfr: int
+
+    @classmethod
+    def parse(cls, text: str) -> Routing:
+        """``"2,1,0,1,0"`` (missing trailing values are 0)."""
+        args = split_args(text)
+        if not 1 <= len(args) <= 5:
+            raise ProtocolError("+CNMI needs 1 to 5 values", text)
+        values = [_opt_int(a, "+CNMI value", 0, 9) or 0 for a in args]
+        values += [0] * (5 - len(values))
+        return cls(*values)
+
+    def __str__(self) -> str:
+        return f"{self.mode},{self.mt},{self.bm},{self.ds},{self.bfr}"
+
+
+def parse_cnmi(response: Response) -> Routing:
+    """``+CNMI: 2,1,0,1,0``: the module's routing now."""
+    return Routing.parse(_one(response, "+CNMI"))
+
+
+def cnmi_query() -> Command[Routing]:
+    """``AT+CNMI?``: TS 27.005 §3.4.1 says a missing ``+CNMA`` sets ``<mt>`` and
+    ``<ds>`` to 0; the SMS service reads the routing back after an ack failure."""
+    return Command(
+        "AT+CNMI?",
+        parse_cnmi,
+        prefixes=("+CNMI",),
+        timeout=timing.DEFAULT_COMMAND_TIMEOUT,
+        retry=_sms_retry(2, retry_timeout=True),
+    )
+
+
+_CCLK = re.compile(r"(\d{2})/(\d{2})/(\d{2}),(\d{2}):(\d{2}):(\d{2})(?:([+-])(\d{1,2}))?\Z")
+
+
+def parse_cclk(response: Response) -> datetime:
+    """``+CCLK: "yy/MM/dd,hh:mm:ss±zz"`` (TS 27.007 §8.15; zz in quarter hours).
+
+    Returns an aware datetime (years 70-99 are 1970-1999); ProtocolError for a
+    malformed clock.
+    """
+    text = _one(response, "+CCLK").strip().strip('"')
+    m = _CCLK.match(text)
+    if m is None:
+        raise ProtocolError("+CCLK is not yy/MM/dd,hh:mm:ss[±zz]", text)
+    yy, mo, dd, hh, mi, ss = (int(m.group(i)) for i in range(1, 7))
+    quarters = int(m.group(8) or 0)
+    if quarters > 56:
+        raise ProtocolError("+CCLK time zone out of range", text)
+    offset = timedelta(minutes=15 * quarters) * (-1 if m.group(7) == "-" else 1)
+    # two-digit year: 70-99 are 1970-1999 (an unset clock shows 80/01/06, the GPS
+    # epoch, on many modules: read as 1980 it is plainly not set)
+    year = 1900 + yy if yy >= 70 else 2000 + yy
+    try:
+        return datetime(year, mo, dd, hh, mi, ss, tzinfo=timezone(offset))
+    except ValueError as exc:
+        raise ProtocolError(f"+CCLK: {exc}", text) from None
+
+
+def cclk_query() -> Command[datetime]:
+    """``AT+CCLK?``: the module's clock (the SMS service ages held parts by it)."""
+    return Command(
+        "AT+CCLK?", parse_cclk, prefixes=("+CCLK",), timeout=timing.DEFAULT_COMMAND_TIMEOUT
+    )
 
 
 def identity(text: str) -> Command[str]:

@@ -799,6 +799,51 @@ class Session:
             log.error("the power-cycle hook failed: %r", exc)
         await asyncio.sleep(self._reboot_wait())
 
+    # -- SMS routing (used by the SMS service)
+
+    def wanted_routing(self) -> C.Routing:
+        """The ``+CNMI`` every (re-)init sets: the configuration's, else the profile's."""
+        return C.Routing.parse(self._cnmi())
+
+    async def routing_status(self) -> C.Routing:
+        """``AT+CNMI?``: the module's routing now (TS 27.005 §3.4.1)."""
+        return await self.client.execute(C.cnmi_query())
+
+    async def restore_routing(self) -> bool:
+        """Set the wanted ``+CNMI`` again when the module lost it; True when it did.
+
+        TS 27.005 §3.4.1: when a ``+CMT``/``+CDS`` is not acknowledged in time
+        the module sets ``<mt>`` and ``<ds>`` to 0, and every later SMS is
+        stored without a ``+CMTI``. A module that refuses ``AT+CNMI?`` gets
+        the wanted routing set without the check.
+        """
+        wanted = self.wanted_routing()
+        try:
+            now: C.Routing | None = await self.routing_status()
+        except (CommandFailed, ProtocolError) as exc:
+            log.info("+CNMI? not available (%s): setting the routing again", exc)
+            now = None
+        if now is not None and (now.mode, now.mt, now.ds) == (wanted.mode, wanted.mt, wanted.ds):
+            return False
+        log.warning("SMS routing is %s, want %s: setting it again", now, wanted)
+        await self.client.execute(C.simple(f"AT+CNMI={wanted}"))
+        return True
+
+    def fall_back_to_stored_delivery(self) -> None:
+        """Stored delivery from now on (``<mt>`` 1, ``+CMTI``), also after re-inits.
+
+        For a module whose ``+CNMA`` keeps failing: a message the network
+        delivers again after each failure is stored instead. ``<ds>`` 1
+        (``+CDS``, which also needs ``+CNMA``) becomes 0: status reports are
+        not routed (Twilio documents that they must not be relied on) and
+        ``<ds>`` 2 is optional in TS 27.005, so a module could refuse it.
+        """
+        r = self.wanted_routing()
+        ds = 0 if r.ds == 1 else r.ds
+        cnmi = f"{r.mode},1,{r.bm},{ds},{r.bfr}"
+        log.error("SMS acknowledgements keep failing: stored delivery from now on (+CNMI=%s)", cnmi)
+        self.config = replace(self.config, direct_delivery=False, cnmi=cnmi)
+
     def close(self) -> None:
         """Forget the client's URC stream and hooks (the client stays open)."""
         self._sub.close()

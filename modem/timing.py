@@ -128,3 +128,50 @@ CNMA_DEADLINE = 15.0
 
 #: How long a send waits for registration before failing as transient.
 REGISTRATION_WAIT = 60.0
+
+# -- SMS service
+
+#: Parts of a concatenated message held on the SIM longer than this (counted
+#: from the oldest part's TP-SCTS on the module's clock, or from when this
+#: process first read it, whichever is older) are handed over as an incomplete
+#: message and their slots freed. TS 23.040 sets no limit. The parts of one
+#: message are submitted back to back and an SC retries a failed part within
+#: minutes; a part that is an hour late is most likely lost, and each part
+#: held takes one of 20-50 slots that every later SMS needs.
+HOLD_MAX_AGE = 3600.0
+
+#: Parts belong to one message only when their TP-SCTS (TS 23.040 §9.2.3.11,
+#: the time the SC received each part) are at most this far apart: the
+#: originator submits the parts back to back, while another message that
+#: reuses the 8-bit reference comes minutes or days later.
+CONCAT_SCTS_WINDOW = 120.0
+
+#: Storage pressure: when fewer than this many slots of the receive storage
+#: are free, the oldest held parts are handed over as incomplete messages.
+HOLD_FREE_SLOTS = 2
+
+#: A status report matches a send only within this long after the send (the
+#: SC reports when it delivers or gives up: within its validity period).
+STATUS_REPORT_WINDOW = 24 * 3600.0
+
+#: After an acknowledgement failure the routing (+CNMI?) is checked at once and
+#: again this long after the +CMT arrived: the module resets it only when its
+#: own RP timer (TS 24.011 TR2M, 12-20 s) runs out.
+ROUTING_RECHECK_AFTER = 30.0
+
+#: Consecutive +CMT/+CDS acknowledgement failures after which the service falls
+#: back to stored delivery (+CMTI) for good.
+ACK_FAILURES_BEFORE_STORED = 3
+
+#: Time kept for the +CNMA itself before CNMA_DEADLINE: the consumer of a
+#: direct delivery gets the rest.
+CNMA_MARGIN = 2.0
+
+#: The module's clock (+CCLK?) is read again after this long (held parts age by it).
+MODULE_CLOCK_REFRESH = 3600.0
+
+#: A stored record whose PDU line never arrives (not hex: the line discipline
+#: drops it as noise, so nothing of it is left to compare) is reported as
+#: undecodable only after this many sweeps in a row found it so; a record
+#: whose damaged content arrives is reported once two reads agree.
+DAMAGED_CONFIRM_ROUNDS = 3

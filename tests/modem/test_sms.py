@@ -44,7 +44,7 @@ async def test_consumer_failure_keeps_message_until_accepted():
         h.sim.deliver("important")
         await h.wait_for(lambda: h.service.stats["consumer_errors"] == 1)
         assert len(h.on_sim()) == 1  # still there
-        h.service.request_sweep()
+        # offered again by itself (a backed-off sweep), not only on the next cue
         await h.wait_for(lambda: len(h.got) == 1)
         await h.settle()
         assert h.texts() == ["important"]
@@ -116,10 +116,28 @@ async def test_status_report_matched():
         assert rep.report.tp_mr == r.mrs[0] and rep.matched
 
 
-async def test_storage_full_swept():
-    async with running(before=lambda sim: sim.fault("storage-full")) as h:
+async def _start_up_done(h) -> None:
+    """Wait until the start-up sweep is over: a probe is handled after it."""
+    await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+    h.sim.deliver("probe")
+    await h.wait_for(lambda: "probe" in h.texts())
+    await h.settle()
+
+
+async def test_storage_full_indication_sweeps_and_frees_space():
+    # Storage fills while running (no start-up sweep left to rescue it) and the
+    # network holds the next SMS: only the module's storage-full indication
+    # (+CIEV: "smsfull",1) makes the service sweep, free the slots, and the
+    # network deliver it. No periodic sweep.
+    async with running(service_kwargs={"periodic_sweep": 0}) as h:
+        await _start_up_done(h)
+        sweeps = h.service.stats["sweeps"]
+        h.sim.fault("storage-full")
         h.sim.deliver("arrives when space frees")
+        assert h.sim.pending_mt  # refused: the network keeps it
+        h.client._on_data(b'\r\n+CIEV: "smsfull",1\r\n')
         await h.wait_for(lambda: "arrives when space frees" in h.texts(), 10)
+        assert h.service.stats["sweeps"] == sweeps + 1
         await h.settle()
         assert not h.deleted_before_ack
 
@@ -150,11 +168,23 @@ async def test_direct_delivery_with_cnma():
         assert not h.on_sim()
 
 
-async def test_garbage_and_drops_do_not_lose_messages():
-    async with running(conn={"delivery": "bytewise"}) as h:
+async def test_garbage_and_drops_do_not_lose_messages(fast_timing):
+    # garbage on the line, then a line that drops bytes (a lost +CMTI, a lost
+    # answer): every message is handed over, none deleted before its ack
+    async with running(conn={"delivery": "bytewise"}, service_kwargs={"periodic_sweep": 1.0}) as h:
         h.sim.fault("garbage", 64)
         h.sim.deliver("after garbage")
         await h.wait_for(lambda: "after garbage" in h.texts(), 10)
+        timeouts = h.client.stats["timeouts"]
+        h.sim.fault("drop", 0.05)
+        expected = {f"through drops {i}" for i in range(10)}
+        for text in sorted(expected):
+            h.sim.deliver(text)
+        await h.wait_for(lambda: h.client.stats["timeouts"] > timeouts, 10)  # drops hit
+        h.sim.fault("clear")
+        await h.wait_for(lambda: expected <= set(h.texts()), 20)
+        await h.settle()
+        assert not h.deleted_before_ack
 
 
 async def test_hung_module_escalates_to_power_cycle(fast_timing):
@@ -180,13 +210,6 @@ async def test_send_not_starved_by_incoming_burst():
         assert len(result.mrs) == 1
         await h.wait_for(lambda: len(h.got) == 20)
         assert len(h.got) == 20  # the send did not starve receiving either
-
-
-async def test_storage_full_indication_triggers_sweep():
-    async with running() as h:
-        sweeps = h.service.stats["sweeps"]
-        h.client._on_data(b'\r\n+CIEV: "smsfull",1\r\n')
-        await h.wait_for(lambda: h.service.stats["sweeps"] > sweeps)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -352,7 +375,7 @@ async def test_concat_ref_collision_part_not_deleted_unread():
 
     from modem.sim import codec
 
-    t = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    t = datetime.now(UTC).replace(microsecond=0)  # held parts age from their TP-SCTS
     a = codec.build_delivers("2936", "A" * 200, scts=t, encoding=None, ref=7, smsc=None)
     b = codec.build_delivers("2936", "B" * 200, scts=t, encoding=None, ref=7, smsc=None)
     assert len(a) == len(b) == 2
@@ -439,6 +462,7 @@ async def test_periodic_sweep_is_not_starved_by_steady_traffic():
     # lost +CMTI) is found while traffic never pauses. Virtual clock.
     now = [0.0]
     async with running(service_kwargs={"periodic_sweep": 100.0, "clock": lambda: now[0]}) as h:
+        await _start_up_done(h)  # the start-up sweep cannot find what follows
         # a message stored with no +CMTI (routing off for a moment)
         await h.client.execute(C.raw("AT+CNMI=2,0,0,0,0"))
         h.sim.deliver("stored silently")
@@ -452,5 +476,7 @@ async def test_periodic_sweep_is_not_starved_by_steady_traffic():
             now[0] += 30.0
             h.sim.deliver(f"steady {i}")
             await h.wait_for(lambda i=i: f"steady {i}" in texts(), 5)
+            if now[0] < 100.0:  # not due yet: only the periodic sweep can find it
+                assert "stored silently" not in texts()
         await h.wait_for(lambda: "stored silently" in texts(), 5)
         assert h.service.stats["sweeps"] > sweeps
