@@ -8,6 +8,7 @@
     python3 tools/build_pyz.py --pip                 # dependencies fresh from the index
     python3 tools/build_pyz.py --deps-from DIR       # from `pip install --target DIR`
     python3 tools/build_pyz.py --vendor DIR --exclude pyserial   # deps only (the .deb)
+    python3 tools/build_pyz.py --tree DIR            # the project only, unzipped (the .deb)
 
 The archive (a standard library ``zipapp``) holds:
 
@@ -231,9 +232,7 @@ def build(output: Path, deps_path: list[str] | None, interpreter: str = SHEBANG)
     return sorted(members)
 
 
-def vendor(dest: Path, deps_path: list[str] | None, exclude: set[str]) -> list[str]:
-    """Copy the dependencies (not the project) into ``dest``, as an installed tree."""
-    members = collect(deps_path, {canonical(e) for e in exclude})
+def _write_tree(dest: Path, members: dict[str, Path | bytes]) -> list[str]:
     for arcname, src in sorted(members.items()):
         target = dest / arcname
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +240,21 @@ def vendor(dest: Path, deps_path: list[str] | None, exclude: set[str]) -> list[s
             target.write_bytes(src)
         else:
             shutil.copyfile(src, target)
+        target.chmod(0o644)
     return sorted(members)
+
+
+def tree(dest: Path) -> list[str]:
+    """Write the project's packages and its ``.dist-info`` (no dependencies) under ``dest``."""
+    name, version, _ = project()
+    members: dict[str, Path | bytes] = dict(project_files())
+    members.update(project_metadata(name, version))
+    return _write_tree(dest, members)
+
+
+def vendor(dest: Path, deps_path: list[str] | None, exclude: set[str]) -> list[str]:
+    """Copy the dependencies (not the project) into ``dest``, as an installed tree."""
+    return _write_tree(dest, collect(deps_path, {canonical(e) for e in exclude}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,8 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--pip", action="store_true", help="pip install --target a temporary dir")
     p.add_argument("--vendor", type=Path, help="copy the dependencies only into this directory")
     p.add_argument("--exclude", action="append", default=[], help="with --vendor: leave this out")
+    p.add_argument(
+        "--tree", type=Path, help="write the project's packages only into this directory"
+    )
     args = p.parse_args(argv)
     try:
+        if args.tree is not None:
+            names = tree(args.tree)
+            print(f"wrote {len(names)} files into {args.tree}")
+            return 0
         with tempfile.TemporaryDirectory(prefix="build-pyz-") as tmp:
             deps_path: list[str] | None = None
             if args.deps_from is not None:
