@@ -300,7 +300,11 @@ def next_counter(state: Path, device: str, *, timestamp: bool) -> int:
             counters = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
             if not isinstance(counters, dict):
                 raise ValueError("not an object")
-            last = int(counters.get(device, 0))
+            last = counters.get(device, 0)
+            if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+                raise ValueError(f"{device}: {last!r} is not a counter")
+            if last >= auth.MAX_COUNTER:
+                raise ValueError(f"{device}: the counter is used up")
         except (ValueError, TypeError, OSError) as exc:
             raise UsageProblem(f"--state {state}: unreadable ({exc}); fix or move it") from None
         n = auth.timestamp_counter(time.time(), last) if timestamp else last + 1

@@ -173,13 +173,16 @@ class Demo:
         self.say(f"{n}. {case.title}")
         self.say(f"   arrived   from {case.sender}{sid}{copies}: {body}")
         for e in case.entries:
-            what = e["summary"] or "-"
-            tail = f" ({e['reason']})" if e["reason"] else ""
-            extra = f" sid={e['sid']}" if e["sid"] else ""
-            extra += f" counter={e['counter']}" if e["counter"] is not None else ""
-            self.say(f"   journal   entry {e['id']}: {what} -> {e['state']}{tail}{extra}")
+            extra = f", sid {e['sid']}" if e["sid"] else ""
+            extra += f", counter {e['counter']}" if e["counter"] is not None else ""
+            if e["state"] == State.REJECTED.value:
+                self.say(f"   ran       nothing: entry {e['id']} rejected ({e['reason']}){extra}")
+            else:
+                self.say(
+                    f"   ran       entry {e['id']}: {e['summary'] or '-'}, now {e['state']}{extra}"
+                )
         if case.duplicate:
-            self.say("   ran       once; the second copy was a duplicate of the journaled entry")
+            self.say("   ran       once: the second copy was a duplicate of the journaled entry")
         if not case.answers:
             self.say("   answered  nothing: no reply (a reply costs money and is an oracle)")
         for a in case.answers:

@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import auth, cli
+from bridge.config import ConfigError
 from bridge.grammar import Level
 from bridge.journal import Journal, State
 
@@ -279,3 +282,60 @@ def test_run_without_a_file_stops_on_sigint(tmp_path: Path) -> None:
         proc.stderr.close()
     with Journal.open(tmp_path / "j.db") as j:
         assert j.counts()[State.SENT] == 1
+
+
+def test_a_world_readable_key_file_is_refused_by_check_config(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(
+        f'[security]\nkey_file = "{files["open_key"]}"\n[[modem]]\nport = "sim://bg96"\n'
+    )
+    rc, _, err = _main(capsys, "check-config", str(cfg))
+    assert rc == 2 and err.startswith("error: security.key_file: key file ") and "chmod 600" in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_run_port_argument_gives_a_config_or_a_named_error(port: str) -> None:
+    args = cli.build_parser().parse_args(["run", f"--port={port or 'x'}", "--journal", "/tmp/j.db"])
+    try:
+        cfg = cli.run_config(args)
+    except (ConfigError, cli.UsageProblem) as exc:
+        assert str(exc).startswith("--port") or "run needs" in str(exc)
+    else:
+        assert cfg.modems[0].port == (port or "x")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64))
+def test_a_damaged_counter_state_file_is_a_usage_error(content: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        state = Path(d) / "c.json"
+        state.write_bytes(content)
+        try:
+            n = cli.next_counter(state, "dev", timestamp=False)
+        except cli.UsageProblem as exc:
+            assert "unreadable" in str(exc)
+        else:
+            assert n >= 1 and json.loads(state.read_text())["dev"] == n
+
+
+@given(st.binary(max_size=160))
+def test_the_demo_shows_any_binary_reply(data: bytes) -> None:
+    from bridge.demo import _binary_reply
+
+    assert isinstance(_binary_reply(data), str)
+
+
+@pytest.mark.parametrize(
+    "bad", ['{"dev": 1e400}', '{"dev": -5}', '{"dev": "3"}', "[1]", '{"dev": true}']
+)
+def test_counter_state_values_that_are_no_counter(tmp_path: Path, bad: str) -> None:
+    state = tmp_path / "c.json"
+    state.write_text(bad)
+    with pytest.raises(cli.UsageProblem, match="unreadable"):
+        cli.next_counter(state, "dev", timestamp=False)
+    assert state.read_text() == bad  # left for the operator to look at

@@ -304,3 +304,93 @@ async def test_an_unknown_outcome_send_is_counted_and_the_same_reply_resent(
         e = await rig.entry()
         assert e.state is State.SENT and e.send_attempts == 2
         assert rig.svc.counters["send_retries"] == 1 and rig.svc.counters["sent"] == 2
+
+
+async def test_a_failed_modem_stack_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.service import Service
+    from modem.session import Session
+
+    async def broken(self: Session) -> None:
+        raise RuntimeError("session bug")
+
+    monkeypatch.setattr(Session, "run", broken)
+    svc = Service(service_config(tmp_path))
+    await svc.start()
+    await svc.wait_stopped()
+    assert isinstance(svc.failure, RuntimeError) and str(svc.failure) == "session bug"
+    assert svc.state == "stopped" and svc.worker is not None and svc.worker.closed
+
+
+def _install_plugin(tmp: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """A real installed distribution on sys.path (dist-info and a module)."""
+    import sys
+
+    site = tmp / "site"
+    dist = site / "lamp_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lamp-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sms_bridge.actions]\nlamp = lamp_plugin_actions\n")
+    (site / "lamp_plugin_actions.py").write_text(module)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "lamp_plugin_actions", raising=False)
+
+
+async def test_the_service_loads_plugin_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_plugin(
+        tmp_path,
+        monkeypatch,
+        "from bridge.actions.registry import action\n"
+        "from bridge.grammar import Level\n\n"
+        "@action('lamp', level=Level.OPEN, idempotent=True, binary_id=201)\n"
+        "async def lamp(ctx):\n    return 'lamp on'\n",
+    )
+    async with ServiceRig(service_config(tmp_path)) as rig:
+        assert [s.body for s in await rig.sms("lamp")] == ["lamp on"]
+
+
+async def test_a_broken_plugin_is_a_start_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.service import Service, ServiceError
+
+    _install_plugin(tmp_path, monkeypatch, "raise ImportError('no such thing')\n")
+    svc = Service(service_config(tmp_path))
+    with pytest.raises(ServiceError, match="lamp"):
+        await svc.start()
+    assert svc.state == "stopped"
+
+
+async def test_direct_delivery_when_configured_is_acknowledged_after_the_journal(
+    tmp_path: Path,
+) -> None:
+    cfg = service_config(tmp_path, modems=[{"port": "sim://bg96", "direct_delivery": True}])
+    async with ServiceRig(cfg) as rig:
+        assert [s.body for s in await rig.sms("ping")] == ["pong"]
+        sim = rig.sim()
+        assert [a.result for a in sim.mt_acks] == ["ack"]  # +CNMA: RP-ACK to the network
+        assert sim.storage().used == 0  # never stored: +CMT
+        assert (await rig.entry()).state is State.SENT
+
+
+async def test_info_logs_carry_no_body_signature_or_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.INFO)
+    async with ServiceRig(service_config(tmp_path)) as rig:
+        cmd = signed("gpio set relay1 on", 1)
+        out = await rig.sms(cmd)
+        await rig.sms(cmd.replace("on #", "of #"))  # refused: logged with its reason
+    text = caplog.text
+    assert "entry 2" in text and "auth:bad-tag" in text
+    trailer = cmd.split(" #")[1]
+    reply_trailer = str(out[0].content).split(" #")[1]
+    for secret in ("relay1 on", "relay1 of", trailer, reply_trailer, "relay1=on"):
+        assert secret not in text
+    assert base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=") not in text
