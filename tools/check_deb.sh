@@ -12,8 +12,8 @@
 #   4. dpkg --purge: nothing left in /usr/lib/sms-bridge, /etc/sms-bridge,
 #      /var/lib/sms-bridge; the user is kept, expired.
 # Exits non-zero at the first failure. Leaves the machine as it found it: the
-# package purged, and the user and the gpio group removed if this check
-# created them (build tools it installed stay installed).
+# package purged; the user, the gpio group and the package's directories
+# removed if this check created them (build tools it installed stay installed).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +27,10 @@ fi
 had_user=no; getent passwd sms-bridge >/dev/null && had_user=yes
 had_group=no; getent group sms-bridge >/dev/null && had_group=yes
 had_gpio=no; getent group gpio >/dev/null && had_gpio=yes
+# Directories this check may leave behind on a failure: removed at the end
+# unless they were here before it.
+made_dirs=()
+for d in /var/lib/sms-bridge /etc/sms-bridge /usr/lib/sms-bridge; do [ -e "$d" ] || made_dirs+=("$d"); done
 
 WORK=$(mktemp -d /tmp/check-deb.XXXXXX)
 cleanup() {
@@ -34,6 +38,7 @@ cleanup() {
     if dpkg-query -W -f='${db:Status-Status}' sms-bridge 2>/dev/null | grep -qv '^not-installed$'; then
         dpkg --purge sms-bridge >/dev/null 2>&1 || rc=1
     fi
+    for d in "${made_dirs[@]}"; do rm -rf "$d"; done
     [ "$had_user" = yes ] || ! getent passwd sms-bridge >/dev/null || deluser --quiet --system sms-bridge >/dev/null 2>&1 || true
     [ "$had_group" = yes ] || ! getent group sms-bridge >/dev/null || delgroup --quiet --system sms-bridge >/dev/null 2>&1 || true
     [ "$had_gpio" = yes ] || ! getent group gpio >/dev/null || delgroup --quiet --system gpio >/dev/null 2>&1 || true
