@@ -125,7 +125,14 @@ dpkg -i "$DEB2" </dev/null >"$WORK/dpkg-u.log" 2>&1 || { cat "$WORK/dpkg-u.log" 
 [ -f /var/lib/sms-bridge/journal.db ] || fail "upgrade lost the journal"
 (cd / && "${clean_env[@]}" sms-bridge --version) >/dev/null || fail "sms-bridge after the upgrade"
 
-# 4. Purge.
+# 4. Remove keeps the configuration and the journal, and no code; then purge.
+say "dpkg --remove sms-bridge"
+dpkg --remove sms-bridge </dev/null >"$WORK/dpkg-r.log" 2>&1 || { cat "$WORK/dpkg-r.log" >&2; fail "remove"; }
+[ "$(tail -n1 /etc/sms-bridge/config.toml)" = "# changed by check_deb" ] || fail "remove lost the config"
+[ -f /var/lib/sms-bridge/journal.db ] || fail "remove lost the journal"
+for d in /usr/lib/sms-bridge /usr/bin/sms-bridge /lib/systemd/system/sms-bridge.service; do
+    [ ! -e "$d" ] || fail "left after remove: $d ($(find "$d" | head -n 5 | tr '\n' ' '))"
+done
 say "dpkg --purge sms-bridge"
 dpkg --purge sms-bridge </dev/null >"$WORK/dpkg-p.log" 2>&1 || { cat "$WORK/dpkg-p.log" >&2; fail "purge"; }
 for d in /usr/lib/sms-bridge /etc/sms-bridge /var/lib/sms-bridge /usr/share/sms-bridge /usr/share/doc/sms-bridge \

@@ -249,6 +249,7 @@ JOURNAL_FILES = (
     "journal.db-shm",
     "journal.db.counters",
     "journal.db.counters.tmp",
+    "journal.db.lock",
     "journal.db.corrupt-20261201T084000Z",
     "journal.db.corrupt-20261201T084000Z-wal",
 )
