@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,7 @@ from typing import Any, NoReturn
 from . import __version__, auth, config
 from .config import Config, ConfigError, ModemConfig
 from .demo import run_demo
-from .journal import Entry, Journal, JournalError, State, write_atomically
+from .journal import MIGRATIONS, Entry, Journal, JournalError, State, write_atomically
 from .service import Service, ServiceError, check
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -223,10 +224,23 @@ def _when(t: float) -> str:
 
 
 def _open_journal(path: str) -> Journal:
+    """The journal opened read-only: the service may be running on it, and
+    looking must change nothing (no migration, no window resize, never a
+    file moved aside)."""
     p = Path(path)
-    if not p.exists():
+    if not p.is_file():
         raise UsageProblem(f"--journal {path}: no such file")
-    return Journal.open(p)
+    try:
+        db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: {exc}") from None
+    if version != len(MIGRATIONS):
+        db.close()
+        raise JournalError(
+            f"journal {path}: schema version {version}, this sms-bridge reads {len(MIGRATIONS)}"
+        )
+    return Journal(db, p, time.time)
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -349,6 +351,7 @@ class Service:
         path = Path(cfg.bridge.journal)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock_journal(path)
             journal = Journal.open(path, window_size=cfg.security.replay_window)
         except (JournalError, OSError) as exc:
             raise ServiceError(f"bridge.journal: {exc}") from None
@@ -439,6 +442,21 @@ class Service:
                 self._spawn(self._edge_events(), "gpio-events")
             if cfg.reports.thresholds:
                 self._spawn(self._sensor_events(), "sensor-events")
+
+    def _lock_journal(self, path: Path) -> None:
+        """One bridge per journal (the replay window has one writer): an
+        exclusive ``flock`` on ``journal.db.lock``, held for the service's
+        life and released by the kernel even after a kill -9."""
+        lock = path.with_name(path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ServiceError(
+                f"bridge.journal: {path} is in use by another sms-bridge ({lock} is locked)"
+            ) from None
+        self._exit.callback(os.close, fd)
 
     @staticmethod
     async def _close_stack(link: ModemLink) -> None:

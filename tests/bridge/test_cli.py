@@ -339,3 +339,30 @@ def test_counter_state_values_that_are_no_counter(tmp_path: Path, bad: str) -> N
     with pytest.raises(cli.UsageProblem, match="unreadable"):
         cli.next_counter(state, "dev", timestamp=False)
     assert state.read_text() == bad  # left for the operator to look at
+
+
+def test_looking_into_the_journal_changes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "j.db"
+    with Journal.open(path, window_size=128) as j:
+        j.receive(modem="modem0", sender="2936", body="ping", identity="a")
+    kept = [f for f in (path, tmp_path / "j.db.counters") if f.exists()]
+
+    before = [f.read_bytes() for f in kept]
+    for action in (["list"], ["counts"], ["show", "1"]):
+        rc, _, _ = _main(capsys, "journal", "--journal", str(path), *action)
+        assert rc == 0
+    assert [f.read_bytes() for f in kept] == before
+    with Journal.open(path, window_size=128) as j:
+        assert j.replay_window().size == 128  # not resized to a default
+
+
+def test_a_damaged_journal_is_reported_not_moved_aside(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "j.db"
+    path.write_bytes(b"this is no SQLite file" * 100)
+    rc, out, err = _main(capsys, "journal", "--journal", str(path), "counts")
+    assert rc == 1 and out == "" and err.startswith(f"error: journal {path}: ")
+    assert [f.name for f in tmp_path.iterdir()] == ["j.db"]  # left where it was

@@ -394,3 +394,16 @@ async def test_info_logs_carry_no_body_signature_or_key(
     for secret in ("relay1 on", "relay1 of", trailer, reply_trailer, "relay1=on"):
         assert secret not in text
     assert base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=") not in text
+
+
+async def test_one_bridge_per_journal(tmp_path: Path) -> None:
+    from bridge.service import Service, ServiceError
+
+    cfg = service_config(tmp_path)
+    async with ServiceRig(cfg):
+        second = Service(cfg)
+        with pytest.raises(ServiceError, match="in use by another sms-bridge"):
+            await second.start()
+        assert second.state == "stopped"
+    async with ServiceRig(cfg) as rig:  # released at the stop
+        assert rig.svc.state == "running"
