@@ -7,10 +7,11 @@
 #      (from /, an empty environment, and as the service user);
 #      `systemd-analyze verify` on the installed unit (output must be empty);
 #   3. edit /etc/sms-bridge/config.toml, give the bridge a journal in
-#      /var/lib/sms-bridge, dpkg -i the newer build: the edit and the journal
-#      are kept, with no prompt;
-#   4. dpkg --purge: nothing left in /usr/lib/sms-bridge, /etc/sms-bridge,
-#      /var/lib/sms-bridge; the user is kept, expired.
+#      /var/lib/sms-bridge, dpkg -i the newer build, then the older one again
+#      (the rollback): the edit and the journal are kept, with no prompt;
+#   4. dpkg --remove: config and journal kept, no code left; dpkg --purge:
+#      nothing left in /usr/lib/sms-bridge, /etc/sms-bridge, /var/lib/sms-bridge;
+#      the user is kept, expired.
 # Exits non-zero at the first failure. Leaves the machine as it found it: the
 # package purged; the user, the gpio group and the package's directories
 # removed if this check created them (build tools it installed stay installed).
@@ -124,6 +125,12 @@ dpkg -i "$DEB2" </dev/null >"$WORK/dpkg-u.log" 2>&1 || { cat "$WORK/dpkg-u.log" 
     || fail "upgrade left a .dpkg-new/.dpkg-dist copy"
 [ -f /var/lib/sms-bridge/journal.db ] || fail "upgrade lost the journal"
 (cd / && "${clean_env[@]}" sms-bridge --version) >/dev/null || fail "sms-bridge after the upgrade"
+say "dpkg -i $(basename "$DEB1") again: the rollback"
+dpkg -i "$DEB1" </dev/null >"$WORK/dpkg-d.log" 2>&1 || { cat "$WORK/dpkg-d.log" >&2; fail "rollback"; }
+[ "$(dpkg-query -W -f='${Version}' sms-bridge)" = "$VERSION" ] || fail "not rolled back to $VERSION"
+[ "$(tail -n1 /etc/sms-bridge/config.toml)" = "# changed by check_deb" ] || fail "rollback lost the changed config"
+[ -f /var/lib/sms-bridge/journal.db ] || fail "rollback lost the journal"
+(cd / && "${clean_env[@]}" sms-bridge demo) >/dev/null 2>&1 || fail "sms-bridge demo after the rollback"
 
 # 4. Remove keeps the configuration and the journal, and no code; then purge.
 say "dpkg --remove sms-bridge"
