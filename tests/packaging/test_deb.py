@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -311,3 +312,24 @@ def test_postrm_other_than_purge_touches_nothing(stubs: Stubs, tmp_path: Path, a
     assert (done.returncode, done.stderr) == (0, "")
     assert sorted(p.name for p in state.iterdir()) == sorted(JOURNAL_FILES)
     assert stubs.calls("usermod") == []
+
+
+def test_the_shipped_config_passes_check_config(tmp_path: Path) -> None:
+    # debian/rules installs docs/bridge.example.toml as /etc/sms-bridge/config.toml.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); from bridge.cli import main; "
+            "sys.exit(main(sys.argv[2:]))",
+            str(REPO),
+            "check-config",
+            str(REPO / "docs" / "bridge.example.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{REPO / 'docs' / 'bridge.example.toml'}: ok\n")
