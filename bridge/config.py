@@ -11,8 +11,9 @@ Sections: ``[bridge]`` (product, device id, journal, footer markers),
 per-verb levels, bench numbers, expiry, replay window), ``[budgets]``
 (replies per hour and per day, per sender and global), ``[reports]`` (boot
 message, scheduled status, events), ``[[modem]]`` (one per module, side by
-side) and ``[hal]``, kept as an opaque mapping here and validated by the HAL's
-own parser (``hal.config.parse``).
+side), ``[actions.VERB]`` (verbs that run one allow-listed script each) and
+``[hal]``, kept as an opaque mapping here and validated by the HAL's own
+parser (``hal.config.parse``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,27 @@ class ModemConfig:
     direct_delivery: bool = False  # +CMT with +CNMA instead of stored delivery (+CMTI)
 
 
+#: How many arguments a Command may pass to a configured action's script.
+MAX_ACTION_ARGS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSection:
+    """``[actions.VERB]``: a verb of its own that runs one allow-listed script.
+
+    ``script`` names a script of ``[hal.scripts]`` (its program, argument
+    patterns, timeout and idempotency stay there); ``args`` is how many
+    arguments a Command may pass (each still checked against the script's
+    patterns before anything runs); ``level`` the minimum security level.
+    """
+
+    script: str
+    level: Level = Level.SIGNED
+    args: int = 0
+    help: str = ""
+    binary_id: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
@@ -139,6 +161,7 @@ class Config:
     reports: ReportsSection = ReportsSection()
     modems: tuple[ModemConfig, ...] = ()
     hal: Mapping[str, Any] = field(default_factory=dict)
+    actions: Mapping[str, ActionSection] = field(default_factory=dict)
 
     def framing(self, modem: ModemConfig | None = None) -> FramingConfig:
         """The framing settings for one module (its product, else the bridge's)."""
@@ -349,6 +372,23 @@ def _threshold(data: object, where: str) -> Threshold:
     return th
 
 
+def _action(data: object, where: str) -> ActionSection:
+    t = _Table(data, where)
+    script = t.text("script", "", _NAME)
+    if not script:
+        raise ConfigError(t.key("script"), "required: the name of a script in [hal.scripts]")
+    binary_id = t.integer("binary_id", 0, 0, 255)
+    section = ActionSection(
+        script=script,
+        level=t.choice("level", Level.SIGNED, Level),
+        args=t.integer("args", 0, 0, MAX_ACTION_ARGS),
+        help=t.text("help", ""),
+        binary_id=binary_id or None,
+    )
+    t.done()
+    return section
+
+
 def parse(doc: Mapping[str, object]) -> Config:
     """The configuration from a parsed TOML document; :class:`ConfigError` if wrong."""
     top = _Table(dict(doc), "")
@@ -434,11 +474,21 @@ def parse(doc: Mapping[str, object]) -> Config:
     seen: set[str] = set()
     modems = tuple(_modem(m, i, seen) for i, m in enumerate(modems_v))
 
+    a = _Table(_or_empty(top.get("actions")), "actions")
+    actions: dict[str, ActionSection] = {}
+    for verb in list(a.data):
+        if not _VERB.fullmatch(verb):
+            raise ConfigError(a.key(verb), "not a verb (one or two lower-case words)")
+        actions[verb] = _action(a.get(verb), a.key(verb))
+    a.done()
+
     hal_v = top.get("hal")
     if hal_v is not None and not isinstance(hal_v, dict):
         raise ConfigError("hal", f"must be a table, not {_kind(hal_v)}")
     top.done()
-    return Config(bridge, twilio, security, budgets, reports, modems, dict(hal_v or {}))
+    return Config(
+        bridge, twilio, security, budgets, reports, modems, dict(hal_v or {}), actions=actions
+    )
 
 
 def loads(text: str) -> Config:

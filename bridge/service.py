@@ -53,6 +53,7 @@ from modem.stack import ModemStack
 
 from . import __version__, auth
 from .actions import builtins
+from .actions.configured import configured
 from .actions.context import ActionContext, Counters, ModemFigures, ModemIdentity
 from .actions.gpio import restore_outputs
 from .actions.registry import Registry, RegistryError
@@ -247,6 +248,16 @@ def check(cfg: Config) -> _hal.HalConfig:
     for name in cfg.reports.thresholds:
         if name not in hcfg.sensors:
             raise ConfigError(f"reports.thresholds.{name}", "no such sensor in [hal.sensors]")
+    builtin = builtins()
+    for verb, section in cfg.actions.items():
+        key = f"actions.{verb}" if " " not in verb else f'actions."{verb}"'
+        if section.script not in hcfg.scripts:
+            raise ConfigError(f"{key}.script", f"no script {section.script!r} in [hal.scripts]")
+        if builtin.get(verb) is not None:
+            raise ConfigError(key, f"{verb!r} is a built-in verb")
+        other = builtin.by_binary_id(section.binary_id) if section.binary_id else None
+        if other is not None:
+            raise ConfigError(f"{key}.binary_id", f"{section.binary_id} is {other.spec.verb!r}'s")
     if cfg.security.key_file:
         try:
             auth.load_keyring(cfg.security.key_file)
@@ -353,6 +364,11 @@ class Service:
                     log.info("plugin action %r loaded", act.spec.verb)
             except RegistryError as exc:
                 raise ServiceError(str(exc)) from None
+        for verb, section in cfg.actions.items():  # [actions.VERB]: one script each
+            try:
+                self.registry.add(configured(verb, section))
+            except RegistryError as exc:
+                raise ServiceError(f"actions.{verb}: {exc}") from None
         path = Path(cfg.bridge.journal)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

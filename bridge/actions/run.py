@@ -46,6 +46,12 @@ def _idempotent(ctx: ActionContext, args: Mapping[str, ArgValue]) -> bool:
 )
 async def run(ctx: ActionContext, script: str, **args: str) -> list[Field]:
     argv = [args[f"arg{i}"] for i in range(1, MAX_SCRIPT_ARGS + 1) if args.get(f"arg{i}")]
+    return await run_script(ctx, script, argv)
+
+
+async def run_script(ctx: ActionContext, script: str, argv: list[str]) -> list[Field]:
+    """Run ``script`` with ``argv`` through ``hal`` Scripts: the reply fields
+    (``NAME exit=N`` and the first line of stdout, or of stderr on failure)."""
     try:
         result = await ctx.hal.scripts.run(script, argv)
     except ScriptError as exc:

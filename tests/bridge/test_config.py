@@ -45,8 +45,12 @@ def test_example_has_every_key():
     for name, cls in sections.items():
         assert set(doc[name]) == set(_fields(cls)), name
     assert set(doc["modem"][0]) == set(_fields(ModemConfig))
-    assert set(doc) == {*sections, "modem", "hal"}
-    assert {f.name for f in dataclasses.fields(Config)} == {*sections, "modems", "hal"}
+    assert set(doc) == {*sections, "modem", "hal", "actions"}
+    assert {f.name for f in dataclasses.fields(Config)} == {*sections, "modems", "hal", "actions"}
+    # [actions.VERB] is a table of the user's verbs: its keys are shown commented
+    text = EXAMPLE.read_text()
+    for key in _fields(config.ActionSection):
+        assert f"\n# {key} = " in text, key
 
 
 def test_full_configuration():
