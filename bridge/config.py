@@ -94,12 +94,25 @@ class BudgetsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Threshold:
+    """``[reports.thresholds.SENSOR]``: an event when the sensor's value crosses
+    ``above`` (or ``below``), another when it is back past the hysteresis."""
+
+    above: float | None = None
+    below: float | None = None
+    hysteresis: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ReportsSection:
     """``[reports]``: device-initiated messages to the product's short code."""
 
     boot: bool = True
     status_every: int = 0  # seconds; 0: no scheduled status
     events: bool = False
+    sensor_every: int = 60  # seconds between reads of the sensors that have a threshold
+    signal_lost_after: int = 60  # seconds unregistered before "signal back" is reported
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +332,21 @@ def _modem(data: object, i: int, seen: set[str]) -> ModemConfig:
     return m
 
 
+def _threshold(data: object, where: str) -> Threshold:
+    t = _Table(data, where)
+    th = Threshold(
+        above=t.number("above", 0.0, -1e12, 1e12) if "above" in t.data else None,
+        below=t.number("below", 0.0, -1e12, 1e12) if "below" in t.data else None,
+        hysteresis=t.number("hysteresis", 0.0, 0.0, 1e12),
+    )
+    t.done()
+    if th.above is None and th.below is None:
+        raise ConfigError(where, "needs above, below or both")
+    if th.above is not None and th.below is not None and th.below >= th.above:
+        raise ConfigError(t.key("below"), f"{th.below:g} must be less than above ({th.above:g})")
+    return th
+
+
 def parse(doc: Mapping[str, object]) -> Config:
     """The configuration from a parsed TOML document; :class:`ConfigError` if wrong."""
     top = _Table(dict(doc), "")
@@ -377,10 +405,20 @@ def parse(doc: Mapping[str, object]) -> Config:
     g.done()
 
     r = _Table(_or_empty(top.get("reports")), "reports")
+    th = _Table(_or_empty(r.get("thresholds")), "reports.thresholds")
+    thresholds: dict[str, Threshold] = {}
+    for sensor in list(th.data):
+        if not _NAME.fullmatch(sensor):
+            raise ConfigError(th.key(sensor), "not a sensor name")
+        thresholds[sensor] = _threshold(th.get(sensor), th.key(sensor))
+    th.done()
     reports = ReportsSection(
         boot=r.flag("boot", True),
         status_every=r.integer("status_every", 0, 0, 366 * 86400),
         events=r.flag("events", False),
+        sensor_every=r.integer("sensor_every", 60, 1, 86400),
+        signal_lost_after=r.integer("signal_lost_after", 60, 0, 86400),
+        thresholds=thresholds,
     )
     if 0 < reports.status_every < 60:
         raise ConfigError("reports.status_every", "0 (off) or at least 60 seconds")

@@ -798,6 +798,27 @@ class Journal:
         return entry_id
 
     @_declared
+    def reject_report(
+        self, *, modem: str, to: str, message: str | bytes, reason: str, summary: str | None = None
+    ) -> int:
+        """A device-initiated message that is not sent (over budget): journaled
+        as a rejected report with its reason, never queued (NORMAL)."""
+        text = message if isinstance(message, str) else None
+        data = message if isinstance(message, bytes) else None
+        with self._tx(full=False):
+            return self._insert(
+                Kind.REPORT,
+                State.REJECTED,
+                reason,
+                modem=modem,
+                summary=summary,
+                reason=reason,
+                reply_to=to,
+                reply_text=text,
+                reply_data=data,
+            )
+
+    @_declared
     def mark_sending(self, entry_id: int) -> int:
         """reply_queued -> sending before ``AT+CMGS`` (FULL); sending -> sending
         when resending after a restart, counted. Returns the resend count."""
