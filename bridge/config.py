@@ -125,6 +125,7 @@ class ModemConfig:
     pin: str = ""
     product: ProductSetting | None = None  # None: [bridge].product
     profile: str = ""  # module profile (quirks); for sim:// the simulated module
+    direct_delivery: bool = False  # +CMT with +CNMA instead of stored delivery (+CMTI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +328,7 @@ def _modem(data: object, i: int, seen: set[str]) -> ModemConfig:
         pin=pin,
         product=product,
         profile=t.text("profile", "", _PROFILE),
+        direct_delivery=t.flag("direct_delivery", False),
     )
     t.done()
     return m

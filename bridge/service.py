@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,7 +55,7 @@ from . import __version__, auth
 from .actions import builtins
 from .actions.context import ActionContext, Counters, ModemFigures, ModemIdentity
 from .actions.gpio import restore_outputs
-from .actions.registry import Registry
+from .actions.registry import Registry, RegistryError
 from .config import Config, ConfigError, ModemConfig
 from .dispatcher import Dispatcher
 from .framing import Product, ProductSetting, reply_address
@@ -203,16 +205,18 @@ class ModemLink:
 
 
 def session_config(m: ModemConfig) -> SessionConfig:
-    """The session settings of one module: its PIN and, when ``profile`` names
-    a module profile, that profile's storage and ``+CNMI`` (stored delivery,
-    TS 27.005 §3.4.1: direct delivery stays off, the bridge never needs
-    ``+CNMA``)."""
+    """The session settings of one module: its PIN; when ``profile`` names a
+    module profile, that profile's storage and ``+CNMI``; stored delivery
+    (``+CMTI``, TS 27.005 §3.4.1) unless ``direct_delivery`` asks for ``+CMT``
+    with ``+CSMS=1`` and ``+CNMA`` (§3.4.4: the journal write must then be done
+    within the acknowledgement deadline, which the SMS service enforces)."""
     prof = PROFILES.get(m.profile) if m.profile else None
     return SessionConfig(
         pin=m.pin or None,
-        direct_delivery=False,
+        direct_delivery=m.direct_delivery,
+        csms=1 if m.direct_delivery else None,
         storage=prof.storage if prof is not None else None,
-        cnmi=prof.cnmi if prof is not None else None,
+        cnmi=None if m.direct_delivery or prof is None else prof.cnmi,
     )
 
 
@@ -239,7 +243,7 @@ def check(cfg: Config) -> _hal.HalConfig:
     try:
         hcfg = hal_config(cfg)
     except _hal.ConfigError as exc:
-        raise ConfigError(exc.key, exc.message if hasattr(exc, "message") else str(exc)) from None
+        raise ConfigError(exc.key, exc.message) from None
     for name in cfg.reports.thresholds:
         if name not in hcfg.sensors:
             raise ConfigError(f"reports.thresholds.{name}", "no such sensor in [hal.sensors]")
@@ -269,6 +273,7 @@ class Service:
         outbox_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self._own_registry = registry is None
         self.registry = registry if registry is not None else builtins()
         self._client_options = dict(client_options or {})
         self._clock = clock
@@ -294,6 +299,7 @@ class Service:
         self._stopped = asyncio.Event()
         self._ready = asyncio.Event()
         self._lost_at: dict[str, float] = {}
+        self._stopper: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -336,9 +342,16 @@ class Service:
             raise ServiceError(str(exc)) from None
         if cfg.security.key_file:
             self.keys = auth.load_keyring(cfg.security.key_file)
+        if self._own_registry:  # third-party actions (entry-point group sms_bridge.actions)
+            try:
+                for act in self.registry.add_entry_points():
+                    log.info("plugin action %r loaded", act.spec.verb)
+            except RegistryError as exc:
+                raise ServiceError(str(exc)) from None
         path = Path(cfg.bridge.journal)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock_journal(path)
             journal = Journal.open(path, window_size=cfg.security.replay_window)
         except (JournalError, OSError) as exc:
             raise ServiceError(f"bridge.journal: {exc}") from None
@@ -397,9 +410,10 @@ class Service:
         self._admitting = True
         for link in self.links.values():
             try:
-                await self._exit.enter_async_context(link.stack)
+                await link.stack.__aenter__()
             except (OSError, ModemError) as exc:
                 raise ServiceError(f"{link.name}: cannot open {link.config.port}: {exc}") from None
+            self._exit.push_async_callback(self._close_stack, link)
             self._exit.callback(self._stop_admitting)  # first thing done on the way out
             self._spawn(self._watch_stack(link), f"watch-{link.name}")
             link.stack.session.on_urc.append(self._registration_hook(link))
@@ -428,6 +442,31 @@ class Service:
                 self._spawn(self._edge_events(), "gpio-events")
             if cfg.reports.thresholds:
                 self._spawn(self._sensor_events(), "sensor-events")
+
+    def _lock_journal(self, path: Path) -> None:
+        """One bridge per journal (the replay window has one writer): an
+        exclusive ``flock`` on ``journal.db.lock``, held for the service's
+        life and released by the kernel even after a kill -9."""
+        lock = path.with_name(path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ServiceError(
+                f"bridge.journal: {path} is in use by another sms-bridge ({lock} is locked)"
+            ) from None
+        self._exit.callback(os.close, fd)
+
+    @staticmethod
+    async def _close_stack(link: ModemLink) -> None:
+        """Leave a stack; a supervised task's failure it re-raises was already
+        reported (``failure``) and does not interrupt the shutdown."""
+        try:
+            await link.stack.__aexit__(None, None, None)
+        except Exception as exc:
+            if exc is not link.stack.failure:
+                log.error("%s: closing: %s: %s", link.name, type(exc).__name__, exc)
 
     def _stop_admitting(self) -> None:
         self._admitting = False
@@ -493,7 +532,8 @@ class Service:
         except BaseException as exc:
             self.failure = exc
             log.error("%s: the modem stack failed (%s); stopping", link.name, exc)
-            asyncio.get_running_loop().create_task(self.stop())
+            # not one of self._tasks: stopping cancels those
+            self._stopper = asyncio.get_running_loop().create_task(self.stop())
 
     async def _resolve_device_id(self) -> None:
         """``[bridge].device_id``, else the first module's ICCID (read at its
@@ -507,6 +547,8 @@ class Service:
             iccid = first.stack.session.identity.iccid
             self.device_id = iccid
             return
+        if not first.stack.session.ready.is_set():
+            log.info("waiting for %s: Commands are signed for its ICCID", first.name)
         with contextlib.suppress(SimProblem):
             await first.stack.wait_ready()
         iccid = first.stack.session.identity.iccid
@@ -617,18 +659,20 @@ class Service:
         link = self.report_modem
         try:
             await link.stack.wait_ready()
+            if not self.device_id:
+                self.device_id = link.stack.session.identity.iccid
+            if self.config.reports.boot:
+                await self.report("boot", await self._status_fields(link), link)
         except SimProblem as exc:
             log.error("%s: the SIM needs a person (%s): no boot message", link.name, exc.kind)
+        except JournalError as exc:
+            log.error("boot message: journal failed: %s", exc)
+        finally:
             self._ready.set()
-            return
-        if not self.device_id:
-            self.device_id = link.stack.session.identity.iccid
-        if self.config.reports.boot:
-            await self.report("boot", await self._status_fields(link), link)
-        self._ready.set()
 
     async def _scheduled_reports(self) -> None:
         every = self.config.reports.status_every
+        await self._ready.wait()  # the boot message first
         while True:
             await asyncio.sleep(every)
             link = self.report_modem

@@ -812,7 +812,7 @@ class SmsService:
                     await self.sweep()
                     continue
                 if self._pressure_check:
-                    await self._check_storage(None)
+                    await self._check_storage(None, release=False)
                     continue
                 await self._release_due()
                 cue = await self._next_cue()
@@ -1242,9 +1242,13 @@ class SmsService:
         item = ReceivedMessage(message_identity(parts), parts, tuple(locs), complete=False)
         return await self._deliver(item, locs)
 
-    async def _check_storage(self, listed: int | None) -> None:
-        """After a sweep (``listed`` entries) or when a part is held: free held
-        slots when storage is (nearly) full; warn when it stays full."""
+    async def _check_storage(self, listed: int | None, *, release: bool = True) -> None:
+        """After a sweep (``listed`` entries): free held slots when storage is
+        (nearly) full; warn when it stays full. When a part was held
+        (``release`` False): only sweep when storage is nearly full - what the
+        sweep hands over frees slots first (a full store of other messages is
+        not a reason to split a message), held parts go only if that was not
+        enough."""
         self._pressure_check = False
         free: int | None = None
         try:
@@ -1261,6 +1265,10 @@ class SmsService:
             free = 0
         self._storage_full_seen = False
         if free is None:
+            return
+        if not release:
+            if free < timing.HOLD_FREE_SLOTS and self._groups:
+                self.request_sweep()
             return
         while free < timing.HOLD_FREE_SLOTS and self._groups:
             oldest = min(self._groups, key=lambda g: (g.oldest(), g.first_seen))

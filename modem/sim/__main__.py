@@ -42,7 +42,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on 127.0.0.1:PORT")
     p.add_argument("--profile", default="generic", choices=sorted(PROFILES))
     p.add_argument(
-        "--baud", type=int, nargs="?", const=115200, default=None, metavar="N",
+        "--baud",
+        type=int,
+        nargs="?",
+        const=115200,
+        default=None,
+        metavar="N",
         help="pace output like a serial line at N baud (115200 if N is left out)",
     )
     p.add_argument("--control", metavar="ADDR", help="control socket: unix path or 127.0.0.1:PORT")
@@ -50,7 +55,10 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--puk", default="12345678", help="SIM PUK (unblocks after 3 wrong PINs)")
     p.add_argument("--no-sim", action="store_true", help="no SIM inserted (+CME ERROR: 10)")
     p.add_argument(
-        "--sim-busy", type=float, default=0.0, metavar="S",
+        "--sim-busy",
+        type=float,
+        default=0.0,
+        metavar="S",
         help="seconds the SIM stays busy (+CME ERROR: 14) after each boot",
     )
     p.add_argument("--seed", type=int, default=0)
@@ -77,8 +85,9 @@ def _client_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--include-sid", choices=("start", "end"))
         p.add_argument("--sid", default=None)
         p.add_argument("--duplicate", action="store_true", help="the network delivers it twice")
-        p.add_argument("--class", dest="message_class", type=int, choices=range(4),
-                       help="TP-DCS message class")
+        p.add_argument(
+            "--class", dest="message_class", type=int, choices=range(4), help="TP-DCS message class"
+        )
         p.add_argument("text", nargs="?", default=None)
     elif command == "sent":
         p.add_argument("--json", action="store_true", help="one JSON object a line")
@@ -95,8 +104,13 @@ async def _serve(ns: argparse.Namespace) -> int:
     if ns.cnma_timeout is not None:
         timing.cnma_timeout = ns.cnma_timeout
     modem = SimModem(
-        ns.profile, pin=ns.pin, puk=ns.puk, sim_inserted=not ns.no_sim,
-        sim_busy_time=ns.sim_busy, seed=ns.seed, timing=timing,
+        ns.profile,
+        pin=ns.pin,
+        puk=ns.puk,
+        sim_inserted=not ns.no_sim,
+        sim_busy_time=ns.sim_busy,
+        seed=ns.seed,
+        timing=timing,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -46,7 +46,7 @@ def tpdu_length(raw: bytes) -> int:
 
 
 def kind_of(raw: bytes, *, strict: bool = False) -> str:
-    """"deliver", "submit" or "status-report" from TP-MTI; strict: decode it all."""
+    """ "deliver", "submit" or "status-report" from TP-MTI; strict: decode it all."""
     if strict:
         msg = pdu.decode(raw)
         return _KINDS[msg.tp_mti]
@@ -103,7 +103,12 @@ def build_delivers(
     if isinstance(content, bytes) and alph is None:
         alph = Alphabet.DATA8
     parts = pdu.deliver_parts(
-        sender, content, scts=scts, encoding=alph, ref=ref, smsc=_address(smsc),
+        sender,
+        content,
+        scts=scts,
+        encoding=alph,
+        ref=ref,
+        smsc=_address(smsc),
         message_class=message_class,
     )
     return [pdu.encode(p) for p in parts]
@@ -227,8 +232,14 @@ def describe(raw: bytes) -> Described:
     fo = raw[raw[0] + 1]
     if isinstance(msg, StatusReport):
         return Described(
-            "status-report", str(msg.tp_ra), msg.tp_ra.type_octet, fo, mr=msg.tp_mr,
-            st=msg.tp_st, scts_text=scts_text(msg.tp_scts), dt_text=scts_text(msg.tp_dt),
+            "status-report",
+            str(msg.tp_ra),
+            msg.tp_ra.type_octet,
+            fo,
+            mr=msg.tp_mr,
+            st=msg.tp_st,
+            scts_text=scts_text(msg.tp_scts),
+            dt_text=scts_text(msg.tp_dt),
         )
     ud = msg.tp_ud
     text = ud.text if msg.tp_dcs.alphabet is not Alphabet.DATA8 else None
@@ -239,13 +250,29 @@ def describe(raw: bytes) -> Described:
         ud_len = len(text) if text is not None else len(data)
     if isinstance(msg, Deliver):
         return Described(
-            "deliver", str(msg.tp_oa), msg.tp_oa.type_octet, fo, pid=msg.tp_pid,
-            dcs=msg.tp_dcs.value, scts_text=scts_text(msg.tp_scts), text=text, data=data,
-            ud_length=ud_len, raw_ud=raw_user_data(raw),
+            "deliver",
+            str(msg.tp_oa),
+            msg.tp_oa.type_octet,
+            fo,
+            pid=msg.tp_pid,
+            dcs=msg.tp_dcs.value,
+            scts_text=scts_text(msg.tp_scts),
+            text=text,
+            data=data,
+            ud_length=ud_len,
+            raw_ud=raw_user_data(raw),
         )
     return Described(
-        "submit", str(msg.tp_da), msg.tp_da.type_octet, fo, pid=msg.tp_pid,
-        dcs=msg.tp_dcs.value, mr=msg.tp_mr, text=text, data=data, ud_length=ud_len,
+        "submit",
+        str(msg.tp_da),
+        msg.tp_da.type_octet,
+        fo,
+        pid=msg.tp_pid,
+        dcs=msg.tp_dcs.value,
+        mr=msg.tp_mr,
+        text=text,
+        data=data,
+        ud_length=ud_len,
         raw_ud=raw_user_data(raw),
     )
 

@@ -118,33 +118,63 @@ def damage_pdu_line(text: str, mode: str) -> str:
 
 
 _MS = FaultArg("MS", "ms")
-FAULTS: dict[str, FaultSpec] = {f.name: f for f in (
-    FaultSpec("reboot", (FaultArg("MS|next", "ms"),),
-              "reset now, after MS, or instead of answering the next command line",
-              aliases=("reset",)),
-    FaultSpec("garbage", (FaultArg("N", "count"),), "N (default 16) random bytes to the DTE now"),
-    FaultSpec("drop", (FaultArg("RATE", "rate", optional=False),),
-              "drop each output byte with probability RATE (0 stops)"),
-    FaultSpec("corrupt", (FaultArg("RATE", "rate", optional=False),),
-              "change each output byte with probability RATE (0 stops)"),
-    FaultSpec("delay", (FaultArg("MS", "ms", optional=False),), "every answer comes MS later"),
-    FaultSpec("hang", (), "no answer, no echo, no URC until reboot"),
-    FaultSpec("cms-error", (FaultArg("CODE", "code", optional=False), FaultArg("COUNT", "count")),
-              "the next COUNT (default 1) sends answer +CMS ERROR: CODE"),
-    FaultSpec("storage-full", (FaultArg("MEM", "choice", choices=("SM", "ME", "MT")),),
-              "fill MEM (default <mem3>) with read filler messages"),
-    FaultSpec("disconnect", (_MS,), "the port goes away for MS (default 200) ms"),
-    FaultSpec("unregister", (), "coverage lost"),
-    FaultSpec("register", (FaultArg("roaming", "choice", choices=("roaming",)),),
-              "coverage back (roaming: +CREG 5)"),
-    FaultSpec("damage-next-pdu", (FaultArg("MODE", "choice", optional=False,
-                                           choices=DAMAGE_MODES),
-                                  FaultArg("COUNT", "count")),
-              "damage the next COUNT (default 1) PDU lines printed; <length> stays"),
-    FaultSpec("urc", (FaultArg("LINE", "text", optional=False, repeat=True),),
-              "send each LINE as an unsolicited line"),
-    FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
-)}
+FAULTS: dict[str, FaultSpec] = {
+    f.name: f
+    for f in (
+        FaultSpec(
+            "reboot",
+            (FaultArg("MS|next", "ms"),),
+            "reset now, after MS, or instead of answering the next command line",
+            aliases=("reset",),
+        ),
+        FaultSpec(
+            "garbage", (FaultArg("N", "count"),), "N (default 16) random bytes to the DTE now"
+        ),
+        FaultSpec(
+            "drop",
+            (FaultArg("RATE", "rate", optional=False),),
+            "drop each output byte with probability RATE (0 stops)",
+        ),
+        FaultSpec(
+            "corrupt",
+            (FaultArg("RATE", "rate", optional=False),),
+            "change each output byte with probability RATE (0 stops)",
+        ),
+        FaultSpec("delay", (FaultArg("MS", "ms", optional=False),), "every answer comes MS later"),
+        FaultSpec("hang", (), "no answer, no echo, no URC until reboot"),
+        FaultSpec(
+            "cms-error",
+            (FaultArg("CODE", "code", optional=False), FaultArg("COUNT", "count")),
+            "the next COUNT (default 1) sends answer +CMS ERROR: CODE",
+        ),
+        FaultSpec(
+            "storage-full",
+            (FaultArg("MEM", "choice", choices=("SM", "ME", "MT")),),
+            "fill MEM (default <mem3>) with read filler messages",
+        ),
+        FaultSpec("disconnect", (_MS,), "the port goes away for MS (default 200) ms"),
+        FaultSpec("unregister", (), "coverage lost"),
+        FaultSpec(
+            "register",
+            (FaultArg("roaming", "choice", choices=("roaming",)),),
+            "coverage back (roaming: +CREG 5)",
+        ),
+        FaultSpec(
+            "damage-next-pdu",
+            (
+                FaultArg("MODE", "choice", optional=False, choices=DAMAGE_MODES),
+                FaultArg("COUNT", "count"),
+            ),
+            "damage the next COUNT (default 1) PDU lines printed; <length> stays",
+        ),
+        FaultSpec(
+            "urc",
+            (FaultArg("LINE", "text", optional=False, repeat=True),),
+            "send each LINE as an unsolicited line",
+        ),
+        FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
+    )
+}
 _FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
 
 
@@ -176,9 +206,8 @@ def fault_help() -> str:
         choices = [f"{a.name}: {', '.join(a.choices)}" for a in f.args if a.kind == "choice"]
         rows.append((f.usage(), f.help + "".join(f" ({c})" for c in choices)))
     width = max(len(u) for u, _ in rows)
-    return (
-        "faults (MS: milliseconds >= 0, RATE: 0..1, N/COUNT: whole numbers >= 0):\n"
-        + "\n".join(f"  {u.ljust(width)}  {h}" for u, h in rows)
+    return "faults (MS: milliseconds >= 0, RATE: 0..1, N/COUNT: whole numbers >= 0):\n" + "\n".join(
+        f"  {u.ljust(width)}  {h}" for u, h in rows
     )
 
 
@@ -298,7 +327,11 @@ class FaultInjection(ModemBase):
         while not store.full:
             n += 1
             (raw,) = _codec.build_delivers(
-                "+15550001111", f"filler {n}", scts=self._now(), encoding=None, ref=0,
+                "+15550001111",
+                f"filler {n}",
+                scts=self._now(),
+                encoding=None,
+                ref=0,
                 smsc=self.smsc,
             )
             if store.add(REC_READ, raw, _codec.tpdu_length(raw), "deliver") is None:

@@ -299,5 +299,5 @@ class LineDiscipline(V250):
 
     @property
     def state(self) -> str:
-        """"cmd", "prompt", "busy", "boot" or "hung"."""
+        """ "cmd", "prompt", "busy", "boot" or "hung"."""
         return self._state

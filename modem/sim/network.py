@@ -376,8 +376,13 @@ class NetworkSide(TextMode):
                 raise ValueError("scts must be timezone-aware")
             self.network.concat_ref = (self.network.concat_ref + 1) % 256
             tpdus = _codec.build_delivers(
-                sender, content, scts=self._now() if scts is None else scts, encoding=encoding,
-                ref=self.network.concat_ref, smsc=self.smsc, message_class=message_class,
+                sender,
+                content,
+                scts=self._now() if scts is None else scts,
+                encoding=encoding,
+                ref=self.network.concat_ref,
+                smsc=self.smsc,
+                message_class=message_class,
             )
         if duplicate:
             tpdus = tpdus + tpdus

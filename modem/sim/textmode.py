@@ -158,8 +158,6 @@ class TextMode(V250):
             except ValueError:
                 raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None
         try:
-            return _codec.build_submit(
-                pr.da, content, fo=fo, vp=vp, pid=pid, dcs=dcs, smsc=None
-            )
+            return _codec.build_submit(pr.da, content, fo=fo, vp=vp, pid=pid, dcs=dcs, smsc=None)
         except _codec.PduError:
             raise _Cms(CmsErrorCode.INVALID_TEXT_MODE_PARAMETER) from None

@@ -197,8 +197,10 @@ class Ts27005Commands(TextMode):
     def _message_lines(self, m: StoredMessage, index: int, *, listing: bool) -> list[bytes]:
         """Header (and data line) of a stored message for +CMGR / +CMGL."""
         if self.cmgf == 0:
-            head = f"+CMGL: {index},{m.stat},,{m.length}" if listing else (
-                f"+CMGR: {m.stat},,{m.length}"
+            head = (
+                f"+CMGL: {index},{m.stat},,{m.length}"
+                if listing
+                else (f"+CMGR: {m.stat},,{m.length}")
             )
             return [head.encode(), self._pdu_line(m.pdu_hex).encode("latin-1")]
         text_head, body = self._text_view(m, index if listing else None)

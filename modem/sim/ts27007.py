@@ -132,8 +132,9 @@ class Ts27007Commands(V250):
             assert err is not None
             raise err
         if cmd.form == READ:
-            self._info({"ready": "+CPIN: READY", "pin": "+CPIN: SIM PIN"}.get(
-                state, "+CPIN: SIM PUK"))
+            self._info(
+                {"ready": "+CPIN: READY", "pin": "+CPIN: SIM PIN"}.get(state, "+CPIN: SIM PUK")
+            )
         elif cmd.form == SET:
             args = self._need_args(cmd, 1, 2)
             if state == "ready":

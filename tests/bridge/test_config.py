@@ -192,3 +192,55 @@ def test_arbitrary_key_in_a_section(section, key, value):
         config.parse({section: {key: value}})
     except ConfigError as e:
         assert e.key.startswith(section)
+
+
+def test_reports_thresholds():
+    cfg = config.loads(
+        """
+        [reports]
+        events = true
+        sensor_every = 30
+        signal_lost_after = 0
+        [reports.thresholds.water]
+        above = 30
+        hysteresis = 0.5
+        [reports.thresholds.tank]
+        below = 1.5
+        """
+    )
+    r = cfg.reports
+    assert r.sensor_every == 30 and r.signal_lost_after == 0
+    assert r.thresholds == {
+        "water": config.Threshold(above=30.0, hysteresis=0.5),
+        "tank": config.Threshold(below=1.5),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("[reports.thresholds.water]\nhysteresis = 1", "reports.thresholds.water", "needs above"),
+        (
+            "[reports.thresholds.water]\nabove = 10\nbelow = 20",
+            "reports.thresholds.water.below",
+            "must be less than above",
+        ),
+        (
+            "[reports.thresholds.water]\nabove = 10\nbelo = 2",
+            "reports.thresholds.water.belo",
+            "unknown",
+        ),
+        ("[reports.thresholds.water]\nabove = '10'", "reports.thresholds.water.above", "number"),
+        (
+            "[reports.thresholds.water]\nabove = 1\nhysteresis = -1",
+            "reports.thresholds.water.hysteresis",
+            "not in",
+        ),
+        ("[reports]\nsensor_every = 0", "reports.sensor_every", "not in 1..86400"),
+        ("[reports]\nthresholds = 3", "reports.thresholds", "must be a table"),
+    ],
+)
+def test_reports_threshold_errors_name_the_key(text, key, message):
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert e.value.key == key and message in str(e.value)

@@ -161,20 +161,36 @@ def test_at_error_exit_code():
 # -- as a user runs it: a real subprocess, a real pipe ---------------------------------
 
 
-def _spawn(*argv: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "modem", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-    )
+@pytest.fixture
+def spawn():
+    """Start ``python -m modem ARGS``; whatever the test does, the process ends with it."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*argv: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modem", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
 
 @pytest.mark.parametrize("read", [1, 5])
-def test_listen_piped_into_head_exits_when_the_reader_is_gone(read):
+def test_listen_piped_into_head_exits_when_the_reader_is_gone(read, spawn):
     # read=5: every demo line is out; nothing more will be written, so only
     # watching the pipe (not a failed write) can tell that the reader left
-    proc = _spawn("--port", "sim://ec25", "listen", "--demo")
+    proc = spawn("--port", "sim://ec25", "listen", "--demo")
     assert proc.stdout is not None and proc.stderr is not None
     lines = [proc.stdout.readline() for _ in range(read)]
     proc.stdout.close()  # `head -N` exits
@@ -185,8 +201,8 @@ def test_listen_piped_into_head_exits_when_the_reader_is_gone(read):
     assert rc == 141 and "Traceback" not in err and "Exception ignored" not in err
 
 
-def test_sigterm_stops_listen_cleanly():
-    proc = _spawn("-v", "--port", "sim://ec25", "listen", "--json", "--demo")
+def test_sigterm_stops_listen_cleanly(spawn):
+    proc = spawn("-v", "--port", "sim://ec25", "listen", "--json", "--demo")
     assert proc.stdout is not None and proc.stderr is not None
     err = b""
     while b": ready (" not in err:  # -v logs readiness; the SIGTERM handler is set by then
@@ -268,7 +284,12 @@ async def test_one_shot_command_recovers_a_module_left_at_the_prompt(tmp_path):
             stderr=asyncio.subprocess.PIPE,
             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
     finally:
         pty.close()
     assert proc.returncode == 0, err

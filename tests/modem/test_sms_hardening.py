@@ -768,3 +768,24 @@ async def test_storage_that_stays_full_is_reported(caplog):
         assert isinstance(item, ReceivedMessage) and not item.complete
         await h.wait_for(lambda: "still full" in caplog.text, 5)
         assert len(h.on_sim()) == h.sim.storage("SM").capacity - 1
+
+
+async def test_storage_full_of_deliverable_messages_does_not_split_a_held_message():
+    # the SIM is nearly full of messages stored without a cue; a first part
+    # arrives: the sweep that storage pressure asks for hands those over and
+    # frees their slots, so the held part waits for its partner
+    parts = codec.build_delivers("2936", "P" * 250, scts=now_utc(), encoding=None, ref=5, smsc=None)
+    async with running(service_kwargs={"periodic_sweep": 0}) as h:
+        await start_up_done(h)
+        store = h.sim.storage("SM")
+        for i in range(store.capacity - 2):
+            (raw,) = codec.build_delivers(
+                "+15550001111", f"quiet {i}", scts=now_utc(), encoding=None, ref=0, smsc=None
+            )
+            h.sim.store_raw(raw)  # no +CMTI
+        h.sim.deliver(pdu=parts[0].hex())
+        await h.wait_for(lambda: len(h.got) >= 1 + store.capacity - 2, 10)
+        h.sim.deliver(pdu=parts[1].hex())
+        await h.wait_for(lambda: "P" * 250 in texts(h), 5)
+        assert not [i for i in h.got if isinstance(i, ReceivedMessage) and not i.complete]
+        await h.settle()

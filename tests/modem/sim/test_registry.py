@@ -41,16 +41,47 @@ def test_every_registered_command_is_documented_where_it_lives():
 
 def test_registry_holds_the_commands_of_each_spec():
     # A sample of each part: the table is not empty or partial.
-    for name in ("E", "&F", SREG, "+CPIN", "+CSQ", "+COPS", "+CCLK", "+CSCS", "+CMGR", "+CNMA",
-                 ICCID):
+    for name in (
+        "E",
+        "&F",
+        SREG,
+        "+CPIN",
+        "+CSQ",
+        "+COPS",
+        "+CCLK",
+        "+CSCS",
+        "+CMGR",
+        "+CNMA",
+        ICCID,
+    ):
         assert name in HANDLERS, name
     sms = {n for n, s in HANDLERS.items() if s.sms}
-    assert sms == {"+CSMS", "+CPMS", "+CMGF", "+CSCA", "+CSMP", "+CSDH", "+CNMI", "+CNMA",
-                   "+CMGS", "+CMGW", "+CMSS", "+CMGR", "+CMGL", "+CMGD"}
+    assert sms == {
+        "+CSMS",
+        "+CPMS",
+        "+CMGF",
+        "+CSCA",
+        "+CSMP",
+        "+CSDH",
+        "+CNMI",
+        "+CNMA",
+        "+CMGS",
+        "+CMGW",
+        "+CMSS",
+        "+CMGR",
+        "+CMGL",
+        "+CMGD",
+    }
     assert {n for n, s in HANDLERS.items() if s.message} == {
-        "+CNMA", "+CMGS", "+CMGW", "+CMSS", "+CMGR", "+CMGL", "+CMGD"}
-    assert {n for n, s in HANDLERS.items() if not s.pin_free} == (
-        sms - {"+CMGF"}) | {"+CIMI"}
+        "+CNMA",
+        "+CMGS",
+        "+CMGW",
+        "+CMSS",
+        "+CMGR",
+        "+CMGL",
+        "+CMGD",
+    }
+    assert {n for n, s in HANDLERS.items() if not s.pin_free} == (sms - {"+CMGF"}) | {"+CIMI"}
 
 
 def test_a_command_registered_twice_is_refused_at_import():
@@ -108,10 +139,26 @@ def test_names_stay_importable_from_modem_sim_core():
     import modem.sim
     from modem.sim import core, faults, network
 
-    for name in ("SimModem", "SimPort", "SimTiming", "MoRecord", "NetworkMessage", "MtAck",
-                 "FAULTS", "FaultSpec", "FaultArg", "check_fault", "fault_help",
-                 "damage_pdu_line", "DAMAGE_MODES", "PIN_ATTEMPTS", "PUK_ATTEMPTS", "CTRL_Z",
-                 "ESC", "_parse_cclk"):
+    for name in (
+        "SimModem",
+        "SimPort",
+        "SimTiming",
+        "MoRecord",
+        "NetworkMessage",
+        "MtAck",
+        "FAULTS",
+        "FaultSpec",
+        "FaultArg",
+        "check_fault",
+        "fault_help",
+        "damage_pdu_line",
+        "DAMAGE_MODES",
+        "PIN_ATTEMPTS",
+        "PUK_ATTEMPTS",
+        "CTRL_Z",
+        "ESC",
+        "_parse_cclk",
+    ):
         assert hasattr(core, name), name
     assert core.FAULTS is faults.FAULTS and core.MoRecord is network.MoRecord
     for name in modem.sim.__all__:

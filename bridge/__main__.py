@@ -1,0 +1,7 @@
+"""``python -m bridge``: the same as the ``sms-bridge`` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,368 @@
+"""``sms-bridge`` / ``python -m bridge``: arguments, one-line errors, the tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge import auth, cli
+from bridge.config import ConfigError
+from bridge.grammar import Level
+from bridge.journal import Journal, State
+
+from .test_dispatcher_rig import DEVICE, KEY
+from .test_service_rig import ServiceRig, write_key
+
+ROOT = Path(__file__).parents[2]
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    open_key = tmp_path / "open.toml"
+    open_key.write_text(auth.format_key_file({1: KEY}, 1))
+    open_key.chmod(0o644)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[bridge]\njournal = "x.db"\ncolour = "red"\n[[modem]]\nport = "sim://bg96"\n')
+    nomodem = tmp_path / "nomodem.toml"
+    nomodem.write_text('[bridge]\njournal = "x.db"\n')
+    badhal = tmp_path / "badhal.toml"
+    badhal.write_text('[[modem]]\nport = "sim://bg96"\n[hal.gpio.relay1]\nchip = "gpiochip0"\n')
+    with Journal.open(tmp_path / "journal.db"):
+        pass
+    return {
+        "key": write_key(tmp_path),
+        "open_key": str(open_key),
+        "bad": str(bad),
+        "nomodem": str(nomodem),
+        "badhal": str(badhal),
+        "journal": str(tmp_path / "journal.db"),
+        "missing": str(tmp_path / "missing.toml"),
+    }
+
+
+BAD = [
+    ([], "COMMAND"),
+    (["bogus"], "invalid choice"),
+    (["run"], "run needs --config FILE, or --port URL"),
+    (["run", "--port", "rfc2217://host:1"], "--port: rfc2217:// is refused"),
+    (["run", "--port", "ttyUSB2"], "--port: 'ttyUSB2' is not a device path"),
+    (["run", "--port", "sim://bg96", "--baud", "12"], "argument --baud: 12 is not in 300..4000000"),
+    (["run", "--config", "{bad}", "--port", "sim://bg96"], "--config is used alone"),
+    (["run", "--config", "{missing}"], "cannot read"),
+    (["run", "--config", "{bad}"], "bridge.colour: unknown key"),
+    (["check-config", "{bad}"], "bridge.colour: unknown key"),
+    (["check-config", "{nomodem}"], "modem: at least one [[modem]]"),
+    (["check-config", "{badhal}"], "hal.gpio.relay1.line: is required"),
+    (["journal", "list"], "journal needs --journal PATH or --config FILE"),
+    (["journal", "--journal", "{missing}", "counts"], "no such file"),
+    (["journal", "--journal", "{journal}", "show", "x"], "argument ID: 'x' is not a whole number"),
+    (["journal", "--journal", "{journal}", "list", "--state", "lost"], "invalid choice: 'lost'"),
+    (["sign", "--key-file", "{key}", "--device", "a b", "ping"], "argument --device"),
+    (["sign", "--key-file", "{open_key}", "--device", "d", "ping"], "chmod 600"),
+    (["sign", "--key-file", "{key}", "--device", "d", "--counter", "0", "ping"], "at least 1"),
+    (
+        ["sign", "--key-file", "{key}", "--device", "d", "--counter", "1", "--binary", "zz"],
+        "is not hex",
+    ),
+    (["sign", "--device", "d", "ping"], "--key-file"),
+    (["keygen", "{key}"], "exists; a key file is never overwritten"),
+    (["keygen", "{missing}", "--key-version", "16"], "16 is not in 0..15"),
+    (["verify", "--key-file", "{key}", "pong"], "--device"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) or "none" for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], args: list[str], message: str
+) -> None:
+    rc, out, err = _main(capsys, *(a.format(**files) for a in args))
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_bad_input_as_a_subprocess_no_traceback(files: dict[str, str]) -> None:
+    p = _run("check-config", files["bad"])
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == f"error: {files['bad']}: bridge.colour: unknown key\n"
+
+
+@pytest.mark.parametrize(
+    "sub", ["run", "demo", "check-config", "journal", "keygen", "sign", "verify"]
+)
+def test_help_on_every_subcommand(sub: str) -> None:
+    p = _run(sub, "--help")
+    assert p.returncode == 0 and p.stdout.startswith(f"usage: sms-bridge {sub}")
+
+
+def test_keygen_sign_verify_round_trip(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    key = tmp_path / "k.toml"
+    state = tmp_path / "state" / "counters.json"
+    rc, out, _ = _main(capsys, "keygen", str(key))
+    assert rc == 0 and "mode 0600" in out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    ring = auth.load_keyring(key)
+    signed = []
+    for _ in range(2):
+        rc, out, _ = _main(
+            capsys,
+            "sign",
+            "--key-file",
+            str(key),
+            "--device",
+            DEVICE,
+            "--state",
+            str(state),
+            "--json",
+            "gpio set relay1 on",
+        )
+        assert rc == 0
+        signed.append(json.loads(out))
+    assert [s["counter"] for s in signed] == [1, 2]  # the state file keeps the counter
+    assert json.loads(state.read_text()) == {DEVICE: 2}
+    v = auth.verify_command(
+        signed[1]["message"], keys=ring, device_id=DEVICE, window=auth.ReplayWindow()
+    )
+    assert v.body == "gpio set relay1 on" and v.counter == 2
+    # binary: hex in, hex out, the signed bit set
+    rc, out, _ = _main(
+        capsys,
+        "sign",
+        "--key-file",
+        str(key),
+        "--device",
+        DEVICE,
+        "--counter",
+        "9",
+        "--binary",
+        "a00100",
+    )
+    assert rc == 0 and bytes.fromhex(out.strip())[0] == 0xA1
+    reply = auth.sign_reply("relay1=on", keys=ring, device_id=DEVICE, counter=4)
+    rc, out, _ = _main(capsys, "verify", "--key-file", str(key), "--device", DEVICE, reply)
+    assert rc == 0 and out == "ok: counter 4, key version 1: relay1=on\n"
+    rc, out, err = _main(
+        capsys,
+        "verify",
+        "--key-file",
+        str(key),
+        "--device",
+        DEVICE,
+        "--json",
+        reply.replace("on", "of"),
+    )
+    assert rc == 1 and json.loads(out) == {"ok": False, "reason": "bad-tag"}
+    assert err == "error: not verified: bad-tag\n"
+    rc, _, err = _main(capsys, "verify", "--key-file", str(key), "--device", "other", reply)
+    assert rc == 1 and "bad-tag" in err
+
+
+def test_check_config_and_journal_views(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(
+        f'[bridge]\njournal = "{tmp_path / "j.db"}"\n[[modem]]\nport = "sim://bg96"\n'
+        '[hal.gpio.relay1]\nchip = "gpiochip0"\nline = 17\ndirection = "output"\n'
+    )
+    rc, out, _ = _main(capsys, "check-config", str(cfg), "--json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["modems"] == [{"name": "modem0", "port": "sim://bg96"}]
+    assert data["gpio"] == ["relay1"] and data["key_file"] is None
+    with Journal.open(tmp_path / "j.db") as j:
+        r = j.receive(modem="modem0", sender="2936", body="ping", identity="a")
+        j.reject(r.entry_id, "unknown-sender")
+        j.receive(modem="modem0", sender="2936", body="status", identity="b")
+    rc, out, _ = _main(capsys, "journal", "--config", str(cfg), "--json", "counts")
+    assert rc == 0 and json.loads(out)["rejected"] == 1 and json.loads(out)["received"] == 1
+    rc, out, _ = _main(capsys, "journal", "--journal", str(tmp_path / "j.db"), "list", "--json")
+    assert [e["state"] for e in json.loads(out)] == ["received", "rejected"]
+    assert "body" not in json.loads(out)[0]  # a list never shows bodies
+    rc, out, _ = _main(capsys, "journal", "--journal", str(tmp_path / "j.db"), "show", "1")
+    assert rc == 0 and "unknown-sender" in out and "ping" in out
+    rc, _, err = _main(capsys, "journal", "--journal", str(tmp_path / "j.db"), "show", "9")
+    assert rc == 1 and err == "error: no journal entry 9\n"
+
+
+def test_port_and_journal_stand_in_for_a_file(tmp_path: Path) -> None:
+    p = cli.build_parser().parse_args(
+        ["run", "--port", "sim://bg96", "--journal", str(tmp_path / "j.db")]
+    )
+    cfg = cli.run_config(p)
+    assert cfg.framing(cfg.modems[0]).wireless_senders == frozenset({"2936"})
+    assert cfg.bridge.product.value == "programmable-wireless"
+    assert cfg.security.key_file == "" and cfg.hal == {}
+
+
+async def test_the_no_file_configuration_through_the_service(tmp_path: Path) -> None:
+    p = cli.build_parser().parse_args(
+        ["run", "--port", "sim://bg96", "--journal", str(tmp_path / "j.db")]
+    )
+    cfg = cli.run_config(p)
+    async with ServiceRig(cfg) as rig:
+        assert rig.svc.hal is not None and rig.svc.hal.sim is not None  # the simulated HAL
+        for verb in ("ping", "status", "info", "help"):
+            assert rig.svc.registry.get(verb).spec.level is Level.OPEN  # type: ignore[union-attr]
+            out = await rig.sms(verb)
+            assert len(out) == 1 and out[0].to == "2936"
+        assert [s.content for s in await rig.sms("help")] == [
+            "commands: gpio get, help, info, ping, sensor, status"
+        ]
+        assert await rig.sms("reboot") == []
+        assert (await rig.entry()).reason == "level:reboot"
+        assert (
+            await rig.sms(
+                auth.sign_command("reboot", key=KEY, key_version=1, device_id=DEVICE, counter=1)
+            )
+            == []
+        )
+        assert (await rig.entry()).reason == "auth:no-key"
+        assert await rig.sms("ping", sender="000") == []
+        assert (await rig.entry()).reason == "unknown-sender"
+        assert rig.hal.power.requests == []
+
+
+def test_run_without_a_file_stops_on_sigint(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            "--port",
+            "sim://bg96",
+            "--journal",
+            str(tmp_path / "j.db"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "sent, mr=" in line:  # the boot message went out
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0
+        assert "bridge stopped" in rest and "Traceback" not in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    with Journal.open(tmp_path / "j.db") as j:
+        assert j.counts()[State.SENT] == 1
+
+
+def test_a_world_readable_key_file_is_refused_by_check_config(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(
+        f'[security]\nkey_file = "{files["open_key"]}"\n[[modem]]\nport = "sim://bg96"\n'
+    )
+    rc, _, err = _main(capsys, "check-config", str(cfg))
+    assert rc == 2 and err.startswith("error: security.key_file: key file ") and "chmod 600" in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_run_port_argument_gives_a_config_or_a_named_error(port: str) -> None:
+    args = cli.build_parser().parse_args(["run", f"--port={port or 'x'}", "--journal", "/tmp/j.db"])
+    try:
+        cfg = cli.run_config(args)
+    except (ConfigError, cli.UsageProblem) as exc:
+        assert str(exc).startswith("--port") or "run needs" in str(exc)
+    else:
+        assert cfg.modems[0].port == (port or "x")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64))
+def test_a_damaged_counter_state_file_is_a_usage_error(content: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        state = Path(d) / "c.json"
+        state.write_bytes(content)
+        try:
+            n = cli.next_counter(state, "dev", timestamp=False)
+        except cli.UsageProblem as exc:
+            assert "unreadable" in str(exc)
+        else:
+            assert n >= 1 and json.loads(state.read_text())["dev"] == n
+
+
+@given(st.binary(max_size=160))
+def test_the_demo_shows_any_binary_reply(data: bytes) -> None:
+    from bridge.demo import _binary_reply
+
+    assert isinstance(_binary_reply(data), str)
+
+
+@pytest.mark.parametrize(
+    "bad", ['{"dev": 1e400}', '{"dev": -5}', '{"dev": "3"}', "[1]", '{"dev": true}']
+)
+def test_counter_state_values_that_are_no_counter(tmp_path: Path, bad: str) -> None:
+    state = tmp_path / "c.json"
+    state.write_text(bad)
+    with pytest.raises(cli.UsageProblem, match="unreadable"):
+        cli.next_counter(state, "dev", timestamp=False)
+    assert state.read_text() == bad  # left for the operator to look at
+
+
+def test_looking_into_the_journal_changes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "j.db"
+    with Journal.open(path, window_size=128) as j:
+        j.receive(modem="modem0", sender="2936", body="ping", identity="a")
+    kept = [f for f in (path, tmp_path / "j.db.counters") if f.exists()]
+
+    before = [f.read_bytes() for f in kept]
+    for action in (["list"], ["counts"], ["show", "1"]):
+        rc, _, _ = _main(capsys, "journal", "--journal", str(path), *action)
+        assert rc == 0
+    assert [f.read_bytes() for f in kept] == before
+    with Journal.open(path, window_size=128) as j:
+        assert j.replay_window().size == 128  # not resized to a default
+
+
+def test_a_damaged_journal_is_reported_not_moved_aside(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "j.db"
+    path.write_bytes(b"this is no SQLite file" * 100)
+    rc, out, err = _main(capsys, "journal", "--journal", str(path), "counts")
+    assert rc == 1 and out == "" and err.startswith(f"error: journal {path}: ")
+    assert [f.name for f in tmp_path.iterdir()] == ["j.db"]  # left where it was
