@@ -315,35 +315,6 @@ def bridge_config(tmp: Path, links: list[str]) -> str:
     )
 
 
-#: Until ``python -m bridge run`` exists: the service through its public API, the
-#: same wiring the CLI does (start, run until SIGTERM, stop).
-_LAUNCHER = """
-import asyncio, logging, signal, sys
-from bridge import config
-from bridge.service import Service
-
-async def main() -> None:
-    svc = Service(config.load(sys.argv[sys.argv.index("--config") + 1]))
-    stop = asyncio.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(s, stop.set)
-    async with svc:
-        await stop.wait()
-
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-asyncio.run(main())
-"""
-
-
-def bridge_run_argv() -> list[str]:
-    """``-m bridge run`` when the CLI has it, else the service through its API."""
-    try:
-        import bridge.cli  # noqa: F401
-    except ImportError:
-        return ["-c", _LAUNCHER, "run"]
-    return ["-m", "bridge", "run"]
-
-
 class Bridge(Subject):
     """``python -m bridge run --config FILE`` from this checkout."""
 
@@ -354,7 +325,7 @@ class Bridge(Subject):
         cfg.write_text(bridge_config(self.tmp, self.links))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         await self._spawn(
-            [sys.executable, *bridge_run_argv(), "--config", str(cfg)],
+            [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
             self.tmp / "bridge.log",
             cwd=str(ROOT),
             env=env,

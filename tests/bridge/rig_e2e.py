@@ -181,31 +181,9 @@ class SimProcess:
 # -- the bridge ------------------------------------------------------------------------
 
 
-#: Until ``python -m bridge run`` exists: the service through its public API, as
-#: the CLI wires it (start, run until SIGTERM, stop).
-_LAUNCHER = """
-import asyncio, logging, signal, sys
-from bridge import config
-from bridge.service import Service
-
-async def main() -> None:
-    svc = Service(config.load(sys.argv[sys.argv.index("--config") + 1]))
-    stop = asyncio.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(s, stop.set)
-    async with svc:
-        await stop.wait()
-
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-asyncio.run(main())
-"""
-
-
 def bridge_run_argv(config: Path) -> list[str]:
-    """``python -m bridge run --config FILE`` (the service's API until the CLI has ``run``)."""
-    if (ROOT / "bridge" / "cli.py").exists():
-        return [sys.executable, "-m", "bridge", "run", "--config", str(config)]
-    return [sys.executable, "-c", _LAUNCHER, "run", "--config", str(config)]
+    """``python -m bridge run --config FILE``, this checkout's."""
+    return [sys.executable, "-m", "bridge", "run", "--config", str(config)]
 
 
 SITECUSTOMIZE = """\
