@@ -212,6 +212,18 @@ def proc_cpu_s(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / _CLK_TCK
 
 
+def proc_threads_cpu_s(pid: int) -> dict[str, float]:
+    """User + system CPU of ``pid``'s main thread (the event loop) and of its other
+    live threads together (the journal worker; Python 3.11 does not name OS threads)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = "main" if task.name == str(pid) else "other_threads"
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return out
+
+
 def proc_rss_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of ``pid`` in MB (10^6 bytes)."""
     got = {}
@@ -242,6 +254,13 @@ class Subject:
 
     def cpu_s(self) -> float:
         return sum(proc_cpu_s(pid) for pid in self.pids)
+
+    def threads_cpu_s(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid in self.pids:
+            for name, v in proc_threads_cpu_s(pid).items():
+                out[name] = out.get(name, 0.0) + v
+        return out
 
     def rss_mb(self) -> tuple[float, float]:
         rss = [proc_rss_mb(pid) for pid in self.pids]
@@ -319,13 +338,16 @@ class Bridge(Subject):
     """``python -m bridge run --config FILE`` from this checkout."""
 
     name = "bridge"
+    #: ``--profile PATH``: the bridge runs under cProfile, its stats written there at exit.
+    profile: str | None = None
 
     async def start(self) -> None:
         cfg = self.tmp / "bridge.toml"
         cfg.write_text(bridge_config(self.tmp, self.links))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        profile = ["-m", "cProfile", "-o", self.profile] if self.profile else []
         await self._spawn(
-            [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
+            [sys.executable, *profile, "-m", "bridge", "run", "--config", str(cfg)],
             self.tmp / "bridge.log",
             cwd=str(ROOT),
             env=env,
@@ -493,10 +515,13 @@ async def _running(kind: str, tmp: Path, n_modules: int, *, baud: int | None, op
 async def bench_throughput(kind: str, n: int, n_modules: int, window: int, opts: Any) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as t:
         async with _running(kind, Path(t), n_modules, baud=BAUD, opts=opts) as (subject, mods):
-            cpu0, w0 = subject.cpu_s(), time.perf_counter()
+            cpu0, w0, sim0 = subject.cpu_s(), time.perf_counter(), time.process_time()
+            threads0 = subject.threads_cpu_s()
             stall = 30.0 if kind == "gammu" else 10.0
             rows = await asyncio.gather(*(_drive(m, n, window, stall) for m in mods))
             cpu, wall = subject.cpu_s() - cpu0, time.perf_counter() - w0
+            sim_cpu = time.process_time() - sim0
+            threads = subject.threads_cpu_s()
             rss, hwm = subject.rss_mb()
     answered = sum(int(r["answered"].split("/")[0]) for r in rows)
     out: dict[str, Any] = {
@@ -512,6 +537,14 @@ async def bench_throughput(kind: str, n: int, n_modules: int, window: int, opts:
         "line_share_pct_mean": round(statistics.mean(r["line_share_pct"] for r in rows), 1),
         "cpu_ms_per_command": round(cpu * 1000 / max(answered, 1), 3),
         "cpu_pct_of_one_core": round(100 * cpu / wall, 1),
+        # the program's main thread (the event loop) and its other threads (the journal's)
+        "cpu_ms_per_command_by_thread": {
+            k: round((v - threads0.get(k, 0.0)) * 1000 / max(answered, 1), 3)
+            for k, v in sorted(threads.items())
+            if v - threads0.get(k, 0.0) > 0
+        },
+        # this process: the simulated modules and their lines (not the program's CPU)
+        "simulator_cpu_pct_of_one_core": round(100 * sim_cpu / wall, 1),
         "rss_mb": round(rss, 1),
         "rss_peak_mb": round(hwm, 1),
     }
@@ -549,6 +582,34 @@ async def bench_latency(kind: str, n: int, opts: Any) -> dict:
     }
 
 
+def bench_disk(n: int = 200) -> dict:
+    """What one ``synchronous=FULL`` SQLite commit costs on the temporary directory's
+    disk (WAL mode, as the journal): context for the latency, whose path has four
+    of them (receive, start, queue_reply, mark_sending)."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory(prefix="bench-disk-") as t:
+        db = sqlite3.connect(Path(t) / "probe.db", isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            times = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO t (v) VALUES (?)", (f"entry {i}",))
+                db.execute("COMMIT")
+                times.append((time.perf_counter() - t0) * 1000)
+        finally:
+            db.close()
+    return {
+        "commits": n,
+        "full_commit_median_ms": round(statistics.median(times), 3),
+        "full_commit_p99_ms": round(pct(times, 99), 3),
+    }
+
+
 def _against_aims(ours: dict) -> dict:
     out = {}
     tp, lat = ours.get("throughput_115200"), ours.get("latency_no_line_emulation")
@@ -582,6 +643,7 @@ async def main_async(opts: Any) -> dict:
         if "latency" in opts.only:
             ours["latency_no_line_emulation"] = await bench_latency("bridge", opts.commands, opts)
         ours["against_aims"] = _against_aims(ours)
+        ours["disk_sqlite_full_commit"] = bench_disk()
         results["bridge"] = ours
     if "gammu" in opts.only:
         g: dict[str, Any] = {"loopsleep_s": opts.gammu_loopsleep}
@@ -634,6 +696,11 @@ def main() -> int:
         choices=["throughput", "latency", "gammu"],
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run the bridge under cProfile, stats to PATH (one phase: use --only)",
+    )
     p.add_argument("--json", action="store_true")
     opts = p.parse_args()
     for name in ("commands", "modules", "window", "gammu_commands"):
@@ -641,6 +708,8 @@ def main() -> int:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if opts.gammu_loopsleep < 0:
         p.error("--gammu-loopsleep must be 0 or more")
+    if opts.profile:
+        Bridge.profile = str(Path(opts.profile).resolve())
     loop = asyncio.SelectorEventLoop(_CountingSelector())
     try:
         results = loop.run_until_complete(main_async(opts))
