@@ -56,6 +56,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -561,8 +562,16 @@ async def bench_latency(kind: str, n: int, opts: Any) -> dict:
         async with _running(kind, Path(t), 1, baud=None, opts=opts) as (subject, mods):
             m = mods[0]
             timeout = 10.0 if kind == "bridge" else 30.0
+            # A poller answers according to where in its loop a Command lands: each
+            # Command comes a random 0-LoopSleep s after the previous reply (seeded).
+            # The bridge waits on the line, not a timer: back to back, its worst
+            # case (the previous reply's bookkeeping still running).
+            rng = random.Random(opts.seed)
+            gap = float(opts.gammu_loopsleep) if kind == "gammu" else 0.0
             cpu0 = subject.cpu_s()
             for _ in range(n):
+                if gap:
+                    await asyncio.sleep(rng.uniform(0, gap))
                 before = len(m.mo)
                 m.deliver()
                 if not await _until(subject, m.mo.wait_len(before + 1, timeout), timeout + 1):
@@ -572,6 +581,7 @@ async def bench_latency(kind: str, n: int, opts: Any) -> dict:
             lat = [(b - a) * 1000 for a, b in zip(m.pty.cmti_at, m.pty.cmgs_at, strict=False)]
     return {
         "commands": n,
+        "random_gap_before_each_s": f"0-{gap:g}" if gap else 0,
         "answered": f"{n - lost}/{n}",
         "cmti_to_cmgs_median_ms": round(statistics.median(lat), 3) if lat else None,
         "cmti_to_cmgs_p99_ms": round(pct(lat, 99), 3) if lat else None,
