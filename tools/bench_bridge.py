@@ -692,6 +692,58 @@ def _print_table(results: dict, indent: str = "") -> None:
             print(f"{indent}{key}: {value}")
 
 
+def _summary(results: dict) -> list[str]:
+    """The headline table: one row a measure, one column a program."""
+    cols = [
+        (name, results[key])
+        for name, key in (("bridge", "bridge"), ("gammu-smsd", "gammu_smsd"))
+        if key in results
+    ]
+
+    def cell(r: dict, section: str, *keys: str, unit: str = "") -> str:
+        sec = r.get(section) or {}
+        vals = [sec.get(k) for k in keys]
+        if any(v is None for v in vals):
+            return "-"
+        return " / ".join(f"{v:g}" for v in vals) + unit
+
+    tp, lat = "throughput_115200", "latency_no_line_emulation"
+    rows = [
+        ("Commands answered per s, 115200 baud", lambda r: cell(r, tp, "commands_per_s")),
+        ("bytes on the line per Command", lambda r: cell(r, tp, "line_bytes_per_command")),
+        (
+            "share of the line (least module)",
+            lambda r: cell(r, tp, "line_share_pct_min", unit=" %"),
+        ),
+        (
+            "+CMTI -> AT+CMGS median / p99",
+            lambda r: cell(r, lat, "cmti_to_cmgs_median_ms", "cmti_to_cmgs_p99_ms", unit=" ms"),
+        ),
+        (
+            "CPU per Command (no line emulation)",
+            lambda r: cell(r, lat, "cpu_ms_per_command", unit=" ms"),
+        ),
+        ("RSS peak", lambda r: cell(r, tp, "rss_peak_mb", unit=" MB")),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    out = ["".join([" " * width, *(f"{n:>22}" for n, _ in cols)])]
+    for name, get in rows:
+        out.append("".join([name.ljust(width), *(f"{get(r):>22}" for _, r in cols)]))
+    per_module = (results.get("bridge", {}).get(tp) or {}).get("per_module")
+    if per_module:
+        out.append("")
+        out.append("module  Commands/s  share of its line")
+        out += [
+            f"{i:>6}  {row['commands_per_s']:>10}  {row['line_share_pct']:>15} %"
+            for i, row in enumerate(per_module)
+        ]
+    aims = results.get("bridge", {}).get("against_aims") or {}
+    if aims:
+        out.append("")
+        out += [f"aim, {k}: {v}" for k, v in aims.items()]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--commands", type=int, default=200, help="Commands per module (bridge)")
@@ -732,6 +784,8 @@ def main() -> int:
     if opts.json:
         print(json.dumps(results, indent=2))
     else:
+        print("\n".join(_summary(results)))
+        print()
         _print_table(results)
     return 0
 
