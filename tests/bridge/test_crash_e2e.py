@@ -270,7 +270,19 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
         sim.stop()
         reap_scripts(tmp_path)
 
-    # -- the plan happened: the kills landed where they were meant to -------------------
+    # -- the plan happened: every Command was sent in, the kills landed where planned ----
+    if injected < N_COMMANDS:  # the backlog never drained: say what the journal holds
+        db = sqlite3.connect(f"file:{tmp_path / 'journal.db'}?mode=ro", uri=True)
+        try:
+            stuck = db.execute(
+                "SELECT id, state, reason FROM entry WHERE state != 'sent' ORDER BY id"
+            ).fetchall()
+        finally:
+            db.close()
+        raise AssertionError(
+            f"only {injected} of {N_COMMANDS} Commands injected: the backlog stopped "
+            f"draining; entries not sent: {stuck}"
+        )
     assert sum(tracker.kills.values()) >= min(20, N_KILLS), tracker.kills
     assert set(paused_at) == set(order) - {"random"}, (paused_at, tracker.kills)
 
