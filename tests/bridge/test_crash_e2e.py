@@ -32,8 +32,9 @@ entry that was between ``sending`` and ``sent`` at a kill and whose journal
 counts the resend.
 
 ``E2E_CRASH_COMMANDS`` / ``E2E_CRASH_KILLS`` / ``E2E_CRASH_SEED`` make a
-longer run (e.g. 2000 and 200); ``E2E_BREAK`` (see ``rig_e2e``) breaks one
-guarantee on purpose, and the test must then fail.
+longer run (e.g. 600 and 60); ``E2E_CRASH_POINTS`` (comma-separated) replaces
+the points, e.g. with ``rig_e2e.EXTRA_POINTS``; ``E2E_BREAK`` (see
+``rig_e2e``) breaks one guarantee on purpose, and the test must then fail.
 """
 
 from __future__ import annotations
