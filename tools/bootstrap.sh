@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for running and testing the bridge:
 #   - Debian packages the test suite uses (gammu and libgammu for the interop
-#     and differential tests, pkg-config and gcc to build python-gammu;
+#     and differential tests, gammu-smsd for the bridge benchmark's peer,
+#     pkg-config and gcc to build python-gammu;
 #     systemd and udev for systemd-analyze / udevadm checks of the unit and
 #     the udev rule; nodejs to check the polkit rule);
 #   - a virtual environment in .venv with the project and its test extras.
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(gammu libgammu-dev pkg-config gcc systemd udev nodejs)
+debs=(gammu gammu-smsd libgammu-dev pkg-config gcc systemd udev nodejs)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
