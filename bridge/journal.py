@@ -23,10 +23,17 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
 * The high-water marks that must never go back -- the highest Command
   counter accepted and the device's own reply counter -- are kept also in a
   side file (``journal.db.counters``, JSON), written atomically (temporary
-  file, fsync, rename, fsync of the directory) *before* the transaction
-  that raises them commits. At open the larger of the two is taken; a fresh
-  file after corruption starts its replay window with every counter up to
-  the mark counted as used (:meth:`bridge.auth.ReplayWindow.after_loss`).
+  file, fsync, rename, fsync of the directory): the reply counter *before*
+  the transaction that raises it commits (a counter is never used twice; a
+  kill in between only skips one), the Command counter right *after* it (the
+  side file holds only counters a committed transaction accepted). At open
+  the larger of the two is taken; a database behind the side file (a fresh
+  file after corruption, a restored copy) starts its replay window with every
+  counter up to the mark counted as used
+  (:meth:`bridge.auth.ReplayWindow.after_loss`). The one Command accepted
+  between a commit and its side-file write is not in the mark: if the
+  database is lost at that very moment, that one Command could be replayed
+  once.
 
 States (:class:`State`; every transition is timed in ``transition``)::
 
@@ -678,15 +685,15 @@ class Journal:
         """Record a checked signature's counter and the window after it, atomically.
 
         One FULL transaction holds the ``ctr:`` dedupe key, the entry's
-        counter and the new window; the side file's mark is raised first.
+        counter and the new window; the side file's mark is raised after it
+        commits (a kill in between leaves the mark behind the database, which
+        the next open raises to the database's).
         False (nothing stored) when another entry holds the counter; True,
         with nothing changed, when this entry already does (it was
         authenticated before a restart: recovery must not check its counter
         against the window again, ``Entry.counter`` is set).
         """
         key = f"ctr:{counter}"
-        if window.highest > self._marks.command_counter:
-            self._write_marks(Marks(window.highest, self._marks.reply_counter))
         with self._tx(full=True):
             holder = self._duplicate_of([key])
             if holder is not None:
@@ -695,6 +702,13 @@ class Journal:
             self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (key, entry_id))
             self._db.execute("UPDATE entry SET counter = ? WHERE id = ?", (counter, entry_id))
             self._put("replay_window", window.to_text())
+        # Only after the commit: the side file holds committed marks, so a mark
+        # above the database's at open means the database went back (lost,
+        # restored) and every counter up to it counts as used. Written before
+        # the commit, a kill between the two made the Command being checked
+        # (and any queued with lower counters) look replayed: lost unanswered.
+        if window.highest > self._marks.command_counter:
+            self._write_marks(Marks(window.highest, self._marks.reply_counter))
         return True
 
     @_declared

@@ -68,10 +68,12 @@ JOURNAL_POINTS = (
     "mark_sent:before",
     "mark_sent:after",
 )
-POINTS = (*JOURNAL_POINTS, "script:mid", "pulse:mid")
-#: Also available: the replay counters' side file written (``authenticate`` and
-#: ``next_reply_counter`` write it before their transaction), ``authenticate``.
-EXTRA_POINTS = ("write_marks:after", "authenticate:before", "authenticate:after")
+#: ``write_marks:after``: the replay counters' side file just written (after
+#: ``authenticate``'s commit, before ``next_reply_counter``'s): a kill there
+#: once made the Command being authenticated look replayed after the restart.
+POINTS = (*JOURNAL_POINTS, "write_marks:after", "script:mid", "pulse:mid")
+#: Also available: ``authenticate`` itself.
+EXTRA_POINTS = ("authenticate:before", "authenticate:after")
 _WRAPPED = (
     "receive",
     "start",

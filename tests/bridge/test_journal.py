@@ -359,7 +359,7 @@ def test_side_file_written_atomically_and_private(j, path):
 
 
 def test_side_file_ahead_of_the_database_wins(path, clock):
-    """A crash after the side file was raised and before the commit."""
+    """The database went back (a restored copy, a lost file): the side file wins."""
     Journal.open(path, clock=clock).close()
     path.with_name("journal.db.counters").write_text(
         json.dumps({"command_counter": 80, "reply_counter": 5})
@@ -367,6 +367,31 @@ def test_side_file_ahead_of_the_database_wins(path, clock):
     with Journal.open(path, clock=clock) as j:
         assert j.replay_window().highest == 80 and j.replay_window().seen(80)
         assert j.next_reply_counter() == 6
+
+
+def test_a_kill_before_authenticate_commits_leaves_the_counter_usable(path, clock, monkeypatch):
+    """Killed inside authenticate, before its commit: nothing was accepted, so
+    after the restart the same Command (its counter) is checked and accepted,
+    not refused as a replay. The side file used to be raised before the commit:
+    the restart then counted every counter up to it as used, and the Command
+    (and any queued with lower counters) was lost unanswered."""
+    with Journal.open(path, clock=clock) as j:
+        first = receive(j, 1).entry_id
+        assert j.authenticate(first, 7, ReplayWindow().check(7))
+        eid = receive(j, 2).entry_id
+
+        def killed(*args, **kwargs):
+            raise SystemExit("killed before the commit")
+
+        monkeypatch.setattr(j, "_put", killed)
+        with pytest.raises(SystemExit):
+            j.authenticate(eid, 9, j.replay_window().check(9))
+        monkeypatch.undo()
+    with Journal.open(path, clock=clock) as j:
+        w = j.replay_window()
+        assert w.highest == 7 and w.seen(7) and not w.seen(9) and not w.seen(8)
+        assert j.authenticate(eid, 9, w.check(9))
+        assert j.get(eid).counter == 9
 
 
 def test_lost_database_keeps_the_marks(path, clock):
