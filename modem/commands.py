@@ -581,7 +581,9 @@ def parse_cpms_test(response: Response) -> tuple[tuple[str, ...], ...]:
             raise ProtocolError("+CPMS test form: not a storage list", rest[: end + 1][:80])
         lists.append(names)
         rest = rest[end + 1 :].strip()
-        if rest.startswith(","):
+        if rest:
+            if not rest.startswith(","):
+                raise ProtocolError("+CPMS test form: ',' expected between lists", payload[:80])
             rest = rest[1:].strip()
             if not rest:
                 raise ProtocolError("+CPMS test form: trailing ','", payload[:80])
