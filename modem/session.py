@@ -21,7 +21,10 @@ so every re-initialisation runs all of it again:
    PUK, no SIM and a failed SIM raise :class:`~modem.errors.SimProblem`
    (:attr:`~modem.errors.Fault.OPERATOR`). Then ``+CIMI`` (IMSI) and the
    ICCID (``+QCCID``/``+CCID``/``+CICCID``; readable without the PIN);
-4. SMS: ``+CMGF=0`` (PDU mode), ``+CPMS`` (storage), ``+CNMI`` (routing,
+4. SMS: ``+CMGF=0`` (PDU mode), ``+CPMS?`` (the storage the module uses
+   now - its boot default after a reboot - or ``+CPMS=?`` where the query is
+   refused: :attr:`Session.other_storages`, swept by the SMS service),
+   ``+CPMS=`` (storage), ``+CNMI`` (routing,
    TS 27.005 §3.4.1: ``<mt>`` 1 stores each SMS and indicates it with
    ``+CMTI``; ``<mt>`` 2 routes it directly as ``+CMT``, which must be
    acknowledged with ``+CNMA`` when ``+CSMS=1``, §3.4.4, or the module resets

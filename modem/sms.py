@@ -19,6 +19,15 @@ a damaged direct delivery is never acknowledged: negatively acknowledged
 with ``+CNMA=2`` where the module supports it (TS 27.005 §3.4.4), else left
 unacknowledged, so the network delivers it again.
 
+Every read, listing and delete carries a precondition the client checks
+under its lock right before the write (:meth:`~modem.client.AtClient.execute`):
+the session ready, in the generation of the read, with the location's storage
+selected as ``<mem1>`` (TS 27.005 §3.2.2) - a delete queued while the module
+rebooted is not written. Storages other than ``<mem1>`` that may hold received
+messages (:attr:`Session.other_storages`: the module's own before ``+CPMS``
+was set) are swept after every re-init, and one a ``+CMTI`` names, with that
+storage selected for the listing, the reads and the deletes.
+
 Storage is swept (``+CMGL=4``) at start-up, after every re-init, when storage
 is reported full, when the URC queue overflowed (a ``+CMTI`` may be lost), after
 a failed step and periodically. A ``+CMTI`` older than the last read of its
