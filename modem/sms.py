@@ -870,11 +870,13 @@ class SmsService:
                     self._other_wanted.discard(mem)
                     await self._sweep_other(mem)
                     continue
-                await self._reselect_mem1()
                 if self._pressure_check:
                     await self._check_storage(None, release=False)
                     continue
                 await self._release_due()
+                # deletes of parts held in another storage may have selected it:
+                # wait with the configured <mem1> selected
+                await self._reselect_mem1()
                 cue = await self._next_cue()
                 if cue is not None:
                     await self._read_index(cue)

@@ -192,3 +192,36 @@ async def test_delete_queued_behind_a_slow_command_is_not_written_after_a_reboot
         assert after.index(b"AT+CMGD=1\r", restored) > relisted
         assert texts(h).count("doomed delete") == 1
         assert not h.deleted_before_ack
+
+
+async def test_message_split_across_storages_is_joined_and_each_part_deleted_in_its_own(
+    fast_timing,
+):
+    # part 1 arrived in ME (the boot default) before start-up, part 2 comes in
+    # SM afterwards: one complete message, each index deleted in its storage
+    long_text = "split across storages " + "y" * 180
+    part1, part2 = codec.build_delivers(
+        "+15550001234",
+        long_text,
+        scts=datetime.now(UTC).replace(microsecond=0),
+        encoding=None,
+        ref=7,
+        smsc=None,
+    )
+
+    def before(sim: SimModem) -> None:
+        assert sim.store_raw(part1, mem="ME") == 1
+
+    async with running(ME_DEFAULT, before=before) as h:
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 2)  # SM, then ME
+        h.sim.deliver("probe")
+        await h.wait_for(lambda: "probe" in texts(h))
+        assert texts(h) == ["probe"]  # part 1 is held, not handed over alone
+        assert len(h.sim.storage("ME")) == 1
+        h.sim.store_raw(part2, mem="SM", notify=True)
+        await h.wait_for(lambda: long_text in texts(h), 5)
+        await h.settle()
+        (msg,) = [i for i in h.got if isinstance(i, ReceivedMessage) and i.text == long_text]
+        assert msg.complete and {loc.mem for loc in msg.locations} == {"ME", "SM"}
+        assert not h.deleted_before_ack
+        assert h.sim.cpms == ["SM", "SM", "SM"]
