@@ -225,3 +225,22 @@ async def test_message_split_across_storages_is_joined_and_each_part_deleted_in_
         assert msg.complete and {loc.mem for loc in msg.locations} == {"ME", "SM"}
         assert not h.deleted_before_ack
         assert h.sim.cpms == ["SM", "SM", "SM"]
+
+
+async def test_mt_boot_default_stands_for_sm_and_me(fast_timing):
+    # TS 27.005 §3.1: "MT" is every storage of the ME; with SM configured the
+    # other one to sweep is ME (listing MT would list SM's messages twice)
+    profile = dataclasses.replace(PROFILES["generic"], cpms_default=("MT", "MT", "MT"))
+
+    def before(sim: SimModem) -> None:
+        sim.storage("SM").capacity = 0  # MT fills SM first: make it go to ME
+        assert sim.deliver("in MT, that is ME") == [1]
+        sim.storage("SM").capacity = 30
+        assert len(sim.storage("ME")) == 1
+
+    async with running(profile, before=before) as h:
+        await h.wait_for(lambda: "in MT, that is ME" in texts(h), 5)
+        await h.settle()
+        assert h.session.other_storages == ("ME",)
+        assert texts(h).count("in MT, that is ME") == 1
+        assert SELECT_ME in wire(h) and b'AT+CPMS="MT"' not in wire(h)
