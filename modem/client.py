@@ -65,7 +65,7 @@ from .protocol import (
     Urc,
 )
 
-__all__ = ["TRACE", "AtClient", "Connector", "Subscription", "open_connector"]
+__all__ = ["TRACE", "AtClient", "Connector", "StaleCommand", "Subscription", "open_connector"]
 
 T = TypeVar("T")
 
@@ -82,6 +82,25 @@ ESC = b"\x1b"
 #: Default bound of each subscriber's URC queue. On overflow the oldest URC is
 #: dropped and :attr:`Subscription.overflowed` is set (the SMS service sweeps).
 URC_QUEUE_SIZE = 256
+
+class StaleCommand(ModemError):
+    """A command's precondition failed once the line was its turn: it was
+    **not written** (see :meth:`AtClient.execute`).
+
+    Raised, for example, for a ``+CMGD`` queued on the lock while the module
+    rebooted: the index it names belongs to a storage selection (``+CPMS``,
+    TS 27.005 §3.2.2) and a module generation that no longer hold. Safe to
+    issue again once the caller's state is valid again (never retried here).
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        super().__init__(f"{command!r}: not written, its precondition no longer holds")
+
+    @property
+    def transient(self) -> bool:
+        return True
+
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 Connector = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, Any]]]
@@ -562,19 +581,33 @@ class AtClient:
 
     # -- commands ----------------------------------------------------------------------
 
-    async def execute(self, command: Command[T]) -> T:
+    async def execute(
+        self, command: Command[T], *, precondition: Callable[[], bool] | None = None
+    ) -> T:
         """Run ``command`` with its retry policy; return its parsed value.
 
+        ``precondition`` (and the command's own, :meth:`Command.when`) is
+        evaluated once the lock is held, after any resync
+        and pause, right before the command line is written (and again before
+        each retry): when it returns False the command is not written and
+        :class:`StaleCommand` is raised (never retried). A command queued
+        behind a slow one may find the world changed by its turn - a reboot
+        noticed meanwhile loses ``+CPMS`` (TS 27.005 §3.2.2), so an index read
+        before it names another storage's slot now.
+
         Raises CmeError/CmsError/CommandFailed (the module said no),
-        CommandTimeout, ModemDisconnected/ClientClosed, ProtocolError.
+        CommandTimeout, ModemDisconnected/ClientClosed, ProtocolError,
+        StaleCommand.
         """
         policy = command.retry
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self.run(command)
+                response = await self.run(command, precondition=precondition)
                 return command.parse(response)
+            except StaleCommand:
+                raise
             except (CommandTimeout, ModemRebooted):
                 # Outcome unknown: the module may have executed the command before
                 # it went mute or restarted. Repeat only commands whose policy says
@@ -591,8 +624,14 @@ class AtClient:
                     raise
             await asyncio.sleep(policy.delay(attempt))
 
-    async def run(self, command: Command[Any]) -> Response:
-        """Send one command line (and its prompt data); return the raw response."""
+    async def run(
+        self, command: Command[Any], *, precondition: Callable[[], bool] | None = None
+    ) -> Response:
+        """Send one command line (and its prompt data); return the raw response.
+
+        ``precondition``: see :meth:`execute` (checked under the lock, with no
+        await between the check and the write).
+        """
         if self._closed:
             raise ClientClosed("client closed")
         async with self._lock:
@@ -605,6 +644,9 @@ class AtClient:
                 wait = self._last_done + pause - asyncio.get_running_loop().time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+            for check in (command.precondition, precondition):
+                if check is not None and not check():
+                    raise StaleCommand(command.text)
             try:
                 return await self._run_locked(command)
             finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
@@ -54,6 +54,7 @@ __all__ = [
     "cpin_query",
     "cpms_query",
     "cpms_set",
+    "cpms_test",
     "creg_query",
     "csca_query",
     "csq",
@@ -72,6 +73,7 @@ __all__ = [
     "parse_cops",
     "parse_cpin",
     "parse_cpms",
+    "parse_cpms_test",
     "parse_csq",
     "parse_digits",
     "parse_identity_line",
@@ -171,6 +173,10 @@ class Command(Generic[T]):
     data: str | None = None
     prompt_timeout: float = field(default_factory=lambda: timing.PROMPT_TIMEOUT)
     numeric: bool = False
+    #: Checked by the client under its lock, right before the line is written:
+    #: False -> not written, :class:`~modem.client.StaleCommand` (see
+    #: :meth:`~modem.client.AtClient.execute`). :meth:`when` sets it.
+    precondition: Callable[[], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if any(c in self.text for c in "\r\n\x1a\x1b"):
@@ -179,6 +185,11 @@ class Command(Generic[T]):
             raise UsageError(f"command line must start with AT: {self.text!r}")
         if self.data is not None and not re.fullmatch(r"[0-9A-Fa-f]*", self.data):
             raise UsageError("data after the prompt must be hex (PDU mode)")
+
+    def when(self, precondition: Callable[[], bool]) -> Command[T]:
+        """This command, written only while ``precondition()`` holds (checked
+        under the client's lock right before the write)."""
+        return replace(self, precondition=precondition)
 
     @property
     def request(self) -> Request:
@@ -547,6 +558,40 @@ def parse_cpms(response: Response) -> StorageStatus:
     return StorageStatus(tuple(mems), tuple(used), tuple(total))
 
 
+_MEM_NAME = re.compile(r"[A-Z]{2}")
+
+
+def parse_cpms_test(response: Response) -> tuple[tuple[str, ...], ...]:
+    """Test form ``+CPMS: ("SM","ME","MT"),("SM","ME"),("SM","ME")`` (TS 27.005
+    §3.2.2): the storages each of ``<mem1>``, ``<mem2>``, ``<mem3>`` may name,
+    in order; 1 to 3 lists. A name that is not two capitals (``SM``, ``ME``,
+    ``MT``, ``BM``, ``SR``, ``TA``) is damage: ProtocolError.
+    """
+    payload = _one(response, "+CPMS").strip()
+    lists: list[tuple[str, ...]] = []
+    rest = payload
+    while rest:
+        if not rest.startswith("("):
+            raise ProtocolError("+CPMS test form: '(' expected", payload[:80])
+        end = rest.find(")")
+        if end < 0:
+            raise ProtocolError("+CPMS test form: ')' missing", payload[:80])
+        names = tuple(a.upper() for a in split_args(rest[1:end]))
+        if not names or not all(_MEM_NAME.fullmatch(n) for n in names):
+            raise ProtocolError("+CPMS test form: not a storage list", rest[: end + 1][:80])
+        lists.append(names)
+        rest = rest[end + 1 :].strip()
+        if rest:
+            if not rest.startswith(","):
+                raise ProtocolError("+CPMS test form: ',' expected between lists", payload[:80])
+            rest = rest[1:].strip()
+            if not rest:
+                raise ProtocolError("+CPMS test form: trailing ','", payload[:80])
+    if not 1 <= len(lists) <= 3:
+        raise ProtocolError("+CPMS test form needs 1 to 3 lists", payload[:80])
+    return tuple(lists)
+
+
 # -- +CSQ (TS 27.007 §8.5) ---------------------------------------------------------
 
 
@@ -812,6 +857,17 @@ def cpms_set(mem1: str, mem2: str, mem3: str) -> Command[StorageStatus]:
     return Command(
         f'AT+CPMS="{mem1}","{mem2}","{mem3}"',
         parse_cpms,
+        prefixes=("+CPMS",),
+        timeout=timing.SIM_COMMAND_TIMEOUT,
+        retry=RETRY_TRANSIENT,
+    )
+
+
+def cpms_test() -> Command[tuple[tuple[str, ...], ...]]:
+    """``AT+CPMS=?``: the storages the module offers for each ``<mem>``."""
+    return Command(
+        "AT+CPMS=?",
+        parse_cpms_test,
         prefixes=("+CPMS",),
         timeout=timing.SIM_COMMAND_TIMEOUT,
         retry=RETRY_TRANSIENT,

@@ -21,7 +21,10 @@ so every re-initialisation runs all of it again:
    PUK, no SIM and a failed SIM raise :class:`~modem.errors.SimProblem`
    (:attr:`~modem.errors.Fault.OPERATOR`). Then ``+CIMI`` (IMSI) and the
    ICCID (``+QCCID``/``+CCID``/``+CICCID``; readable without the PIN);
-4. SMS: ``+CMGF=0`` (PDU mode), ``+CPMS`` (storage), ``+CNMI`` (routing,
+4. SMS: ``+CMGF=0`` (PDU mode), ``+CPMS?`` (the storage the module uses
+   now - its boot default after a reboot - or ``+CPMS=?`` where the query is
+   refused: :attr:`Session.other_storages`, swept by the SMS service),
+   ``+CPMS=`` (storage), ``+CNMI`` (routing,
    TS 27.005 §3.4.1: ``<mt>`` 1 stores each SMS and indicates it with
    ``+CMTI``; ``<mt>`` 2 routes it directly as ``+CMT``, which must be
    acknowledged with ``+CNMA`` when ``+CSMS=1``, §3.4.4, or the module resets
@@ -225,6 +228,11 @@ class Session:
         self.identity = Identity()
         self.pin_state: PinState | None = None
         self.storage: StorageStatus | None = None
+        #: Storages other than ``<mem1>`` that may hold received messages (the
+        #: module's own choice before ``+CPMS`` was set; see _learn_storages):
+        #: the SMS service sweeps them after every (re-)initialisation.
+        self.other_storages: tuple[str, ...] = ()
+        self._seen_storages: set[str] = set()
         self.smsc: str | None = None
         #: False when the module refused ``AT+CMEE=1``: errors are plain ``ERROR``.
         self.numeric_errors = True
@@ -360,6 +368,7 @@ class Session:
         await self._read_iccid()
         await self._sim_step(C.simple("AT+CMGF=0", timeout=timing.SIM_COMMAND_TIMEOUT), deadline)
         mems = self.config.storage or self.profile.storage
+        await self._learn_storages(mems[0], deadline)
         try:
             st = await self._sim_step(C.cpms_set(*mems), deadline)
             self.storage = replace(st, mem=tuple(mems[: len(st.used)]))
@@ -405,6 +414,39 @@ class Session:
         )
         for hook in list(self.on_ready):
             hook()
+
+    async def _learn_storages(self, mem1: str, deadline: float) -> None:
+        """Which storages besides ``mem1`` may hold received messages.
+
+        TS 27.005 §3.2.2: received messages are placed in ``<mem3>`` unless
+        routed to the TE, and a reboot restores the module's boot default -
+        so whatever arrived between the boot and our ``+CPMS=`` sits there
+        (``ME`` on many modules), where ``+CMGL`` with ``<mem1>`` SM never
+        looks. Asked with ``+CPMS?`` before the set (the storages in use
+        now); a module that refuses the query gets its receive storages from
+        ``+CPMS=?`` (the ``<mem3>`` list, also readable as ``<mem1>``). ``MT``
+        (all storages of the ME, §3.1) stands for SM and ME. What was
+        learned stays known for the session's life: a module that defaulted
+        to ME after one reboot does so after the next.
+        """
+        names: tuple[str, ...] = ()
+        try:
+            now = await self._sim_step(C.cpms_query(), deadline)
+            names = tuple(now.mem[-1:]) if len(now.mem) >= 3 else tuple(now.mem)
+        except (CommandFailed, ProtocolError) as exc:
+            log.info("+CPMS? not available (%s): asking +CPMS=?", exc)
+            offered = await self._optional(C.cpms_test(), None)
+            if offered is not None:
+                receive = offered[2] if len(offered) >= 3 else offered[-1]
+                names = tuple(n for n in receive if n in offered[0])
+        found: list[str] = []
+        for name in names:
+            for mem in ("SM", "ME") if name == "MT" else (name,):
+                if len(mem) == 2 and mem.isascii() and mem.isupper() and mem not in found:
+                    found.append(mem)
+        learned = [m for m in found if m not in ("BM", "MT")]
+        self._seen_storages.update(learned)
+        self.other_storages = tuple(sorted(m for m in self._seen_storages if m != mem1))
 
     def _cnmi(self) -> str:
         if self.config.cnmi:

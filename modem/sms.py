@@ -19,6 +19,15 @@ a damaged direct delivery is never acknowledged: negatively acknowledged
 with ``+CNMA=2`` where the module supports it (TS 27.005 §3.4.4), else left
 unacknowledged, so the network delivers it again.
 
+Every read, listing and delete carries a precondition the client checks
+under its lock right before the write (:meth:`~modem.client.AtClient.execute`):
+the session ready, in the generation of the read, with the location's storage
+selected as ``<mem1>`` (TS 27.005 §3.2.2) - a delete queued while the module
+rebooted is not written. Storages other than ``<mem1>`` that may hold received
+messages (:attr:`Session.other_storages`: the module's own before ``+CPMS``
+was set) are swept after every re-init, and one a ``+CMTI`` names, with that
+storage selected for the listing, the reads and the deletes.
+
 Storage is swept (``+CMGL=4``) at start-up, after every re-init, when storage
 is reported full, when the URC queue overflowed (a ``+CMTI`` may be lost), after
 a failed step and periodically. A ``+CMTI`` older than the last read of its
@@ -70,6 +79,7 @@ import pdu
 
 from . import commands as C
 from . import timing
+from .client import StaleCommand
 from .commands import StoredPdu
 from .errors import (
     CmsError,
@@ -423,8 +433,17 @@ class SmsService:
         #: cue counter when each location was last read, and when the last
         #: complete listing was issued: a cue not newer than that was seen
         self._handled: dict[Location, int] = {}
-        self._listed_mark = 0
+        #: per storage: the cue counter when its last complete listing was issued
+        self._listed_mark: dict[str, int] = {}
         self._sweep_wanted = asyncio.Event()
+        #: storages other than <mem1> to sweep (after a re-init, or a +CMTI naming one)
+        self._other_wanted: set[str] = set()
+        #: other storages whose sweep met damage: swept again with the backed-off re-sweep
+        self._other_retry: set[str] = set()
+        #: (session generation, the <mem1> this service selected in it; None:
+        #: unknown, a +CPMS= whose outcome is not known). Another generation:
+        #: the re-initialisation selected the configured <mem1>.
+        self._selection: tuple[int, str | None] | None = None
         self._wake = asyncio.Event()
         self._groups: list[_Group] = []
         self._held: dict[Location, str] = {}  # read, waiting for other parts: PDU hex
@@ -477,7 +496,7 @@ class SmsService:
             "ack_failures": 0,
             "routing_restored": 0,
         }
-        session.on_ready.append(self.request_sweep)
+        session.on_ready.append(self._on_session_ready)
         self._noise_timer: asyncio.TimerHandle | None = None
         #: lines the line discipline dropped as noise: how many, and the last one
         #: (a record's PDU line that is not hex ends up there, bounded)
@@ -530,10 +549,22 @@ class SmsService:
 
     # -- public --------------------------------------------------------------------
 
-    def request_sweep(self) -> None:
-        """Ask for a storage sweep (+CMGL=4) at the next opportunity."""
-        self._sweep_wanted.set()
+    def request_sweep(self, mem: str | None = None) -> None:
+        """Ask for a storage sweep (+CMGL=4) at the next opportunity: of
+        ``<mem1>``, or of storage ``mem`` (selected as ``<mem1>`` meanwhile)."""
+        if mem is None or mem == self._mem():
+            self._sweep_wanted.set()
+        else:
+            self._other_wanted.add(mem)
         self._wake.set()
+
+    def _on_session_ready(self) -> None:
+        """After every (re-)initialisation: sweep ``<mem1>`` and every other
+        storage that may hold what arrived before ``+CPMS`` was restored
+        (:attr:`Session.other_storages`)."""
+        self.request_sweep()
+        for mem in self.session.other_storages:
+            self.request_sweep(mem)
 
     async def run(self) -> None:
         """Receive until cancelled or until the client is closed.
@@ -562,7 +593,7 @@ class SmsService:
             self.client.on_discard.remove(self._on_noise)
         self._sub.close()
         with contextlib.suppress(ValueError):
-            self.session.on_ready.remove(self.request_sweep)
+            self.session.on_ready.remove(self._on_session_ready)
 
     async def send(
         self,
@@ -709,6 +740,9 @@ class SmsService:
     def _resweep_due(self) -> None:
         self._resweep_timer = None
         self.request_sweep()
+        for mem in self._other_retry:
+            self.request_sweep(mem)
+        self._other_retry.clear()
 
     def _want_routing_check(self, at: float | None = None) -> None:
         """Check +CNMI? now, or at loop time ``at`` (keeps the latest)."""
@@ -749,12 +783,20 @@ class SmsService:
             if urc.name in ("+CMTI", "+CDSI"):
                 mem, index = C.parse_cmti(urc.args)
                 if mem != self._mem():
-                    # +CMGR/+CMGD act on <mem1>; a notice for another storage (or a
-                    # damaged name) is not read by index: the sweep finds the message
-                    log.warning(
-                        "%s for storage %r, reading %r: sweeping", urc.name, mem, self._mem()
-                    )
-                    self.request_sweep()
+                    # +CMGR/+CMGD act on <mem1> (TS 27.005 §3.2.2): a message in
+                    # another storage is found by a sweep of that storage (it is
+                    # selected as <mem1> meanwhile); a damaged name by a sweep of
+                    # <mem1>, as the name cannot be trusted
+                    plausible = len(mem) == 2 and mem.isascii() and mem.isupper()
+                    known = self.session.other_storages
+                    if plausible and (mem in known or mem in ("SM", "ME")):
+                        log.warning("%s for storage %r: sweeping %r", urc.name, mem, mem)
+                        self.request_sweep(mem)
+                    else:
+                        log.warning(
+                            "%s for storage %r, reading %r: sweeping", urc.name, mem, self._mem()
+                        )
+                        self.request_sweep()
                     return
                 self._cue_count += 1
                 self._cues.put_nowait(_Cue(Location(mem, index), self._cue_count))
@@ -823,13 +865,26 @@ class SmsService:
                     self._sweep_wanted.clear()
                     await self.sweep()
                     continue
+                if self._other_wanted:
+                    mem = min(self._other_wanted)
+                    self._other_wanted.discard(mem)
+                    await self._sweep_other(mem)
+                    continue
                 if self._pressure_check:
                     await self._check_storage(None, release=False)
                     continue
                 await self._release_due()
+                # deletes of parts held in another storage may have selected it:
+                # wait with the configured <mem1> selected
+                await self._reselect_mem1()
                 cue = await self._next_cue()
                 if cue is not None:
                     await self._read_index(cue)
+            except StaleCommand as exc:
+                # a reboot (or re-init) came while it waited for the line: not
+                # written; the re-initialisation asks for the sweeps that find it
+                log.info("receive step not run (%s); sweeping after the re-init", exc)
+                self.request_sweep()
             except (CommandTimeout, ModemDisconnected) as exc:
                 if self.client.closed:
                     return
@@ -885,27 +940,114 @@ class SmsService:
             or self._routing_check_wanted
             or self._pressure_check
             or self._sweep_wanted.is_set()
+            or bool(self._other_wanted)
         )
 
     # -- receive: stored -------------------------------------------------------------
 
     async def _exec(self, command: C.Command[_T]) -> _T:
-        """Run a read, listing or delete once the session is ready (never
-        between the commands of a re-initialisation, before +CPMS is set)."""
+        """Run a command that names no storage location once the session is
+        ready (never between the commands of a re-initialisation)."""
         await self.session.ready.wait()
         return await self.client.execute(command)
 
-    async def sweep(self) -> int:
-        """List every stored message (+CMGL=4) and handle each; returns how many."""
+    def _selected(self, gen: int) -> str | None:
+        """``<mem1>`` in generation ``gen`` as far as this service knows."""
+        sel = self._selection
+        if sel is not None and sel[0] == gen:
+            return sel[1]
+        return self._mem()  # the re-initialisation set the configured one
+
+    def _usable(self, mem: str, gen: int) -> bool:
+        """A read, listing or delete of storage ``mem`` learned in generation
+        ``gen`` may be written now: the session is ready, in that generation,
+        with ``mem`` selected as ``<mem1>``."""
+        s = self.session
+        return s.ready.is_set() and s.generation == gen and self._selected(gen) == mem
+
+    def _storage_triple(self, mem1: str) -> tuple[str, str, str]:
+        """``+CPMS`` with ``<mem1>`` = ``mem1`` and the configured ``<mem2>``/
+        ``<mem3>`` (new messages keep arriving where the session put them)."""
+        configured = self.session.config.storage or self.session.profile.storage
+        st = self.session.storage
+        mems = list(configured)
+        if st is not None:
+            for i, name in enumerate(st.mem[:3]):
+                if len(name) == 2 and name.isascii() and name.isupper():
+                    mems[i] = name
+        return (mem1, mems[1], mems[2])
+
+    async def _select(self, mem: str) -> int:
+        """Make ``mem`` ``<mem1>`` (TS 27.005 §3.2.2: what ``+CMGL``/``+CMGR``/
+        ``+CMGD`` act on) unless it is; the session generation it holds in.
+
+        Before the ``+CPMS=`` the selection is unknown, so nothing that names
+        an index is written if its outcome is lost; a re-initialisation
+        selects the configured storage again (a new generation).
+        """
+        await self.session.ready.wait()
+        gen = self.session.generation
+        if self._selected(gen) == mem:
+            return gen
+        self._selection = (gen, None)
+        s = self.session
+        await self.client.execute(
+            C.cpms_set(*self._storage_triple(mem)).when(
+                lambda: s.ready.is_set() and s.generation == gen
+            )
+        )
+        self._selection = (gen, mem)
+        return gen
+
+    async def _reselect_mem1(self) -> None:
+        """Put the configured ``<mem1>`` back after work in another storage."""
+        if self.session.ready.is_set() and self._selected(self.session.generation) != self._mem():
+            await self._select(self._mem())
+
+    async def _exec_in(self, mem: str, command: C.Command[_T], gen: int | None = None) -> _T:
+        """Run a read, listing or delete of storage ``mem`` with ``mem`` selected,
+        once the session is ready; ``gen``: only in that session generation.
+
+        The condition is checked by the client under its lock right before the
+        line is written (:class:`~modem.client.StaleCommand` when it fails): a
+        command queued behind a slow one while the module rebooted is never
+        written into a storage (or a generation) it was not meant for.
+        """
+        now = await self._select(mem)
+        if gen is not None and gen != now:
+            raise StaleCommand(command.text)
+        return await self.client.execute(command.when(lambda: self._usable(mem, now)))
+
+    async def _sweep_other(self, mem: str) -> None:
+        """Sweep storage ``mem`` (not the configured ``<mem1>``): select it, list,
+        handle each entry as any other (handed over, deleted after the
+        acknowledgement, in that storage), then select ``<mem1>`` again."""
+        try:
+            await self.sweep(mem)
+        except CommandFailed as exc:
+            if not (exc.command or "").startswith("AT+CPMS="):
+                raise
+            log.warning("storage %s cannot be selected (%s): not swept", mem, exc)
+        # (after an error the work loop selects <mem1> again before it waits)
+        await self._reselect_mem1()
+
+    async def sweep(self, mem: str | None = None) -> int:
+        """List every stored message (+CMGL=4) of ``<mem1>`` (or of storage
+        ``mem``, selected as ``<mem1>`` for the listing, the reads and the
+        deletes) and handle each; returns how many."""
+        configured = self._mem()
+        mem = configured if mem is None else mem
+        other = mem != configured
         self.stats["sweeps"] += 1
-        self._last_sweep = self._clock()
+        if not other:
+            self._last_sweep = self._clock()
         self._round_failed = False
         await self.session.ready.wait()
         mark = self._cue_count
-        gen = self.session.generation
+        gen = await self._select(mem)
         trusted = True  # the listing shows everything there is
         try:
-            listing = await self._exec(C.cmgl_lenient(C.MessageStat.ALL))
+            listing = await self._exec_in(mem, C.cmgl_lenient(C.MessageStat.ALL), gen)
         except CmsError as exc:
             if exc.code in (CmsErrorCode.INVALID_MEMORY_INDEX, CmsErrorCode.MEMORY_FAILURE):
                 listing = C.Listing((), ())  # some modules answer an empty store so
@@ -925,13 +1067,12 @@ class SmsService:
         unplaced = len(listing.skipped) - len(damaged_records)
         if listing.skipped:
             log.warning("sweep met %d damaged entries", len(listing.skipped))
-        mem = self._mem()
         present = {Location(mem, s.index) for s in listed + damaged_records if s.index is not None}
         if trusted and unplaced <= 0:  # every index listed is known: absent is really gone
-            self._listed_mark = mark
-            for loc in [loc for loc in self._held if loc not in present]:
+            self._listed_mark[mem] = mark
+            for loc in [loc for loc in self._held if loc.mem == mem and loc not in present]:
                 self._drop_held(loc)
-            for loc in [loc for loc in self._to_delete if loc not in present]:
+            for loc in [loc for loc in self._to_delete if loc.mem == mem and loc not in present]:
                 del self._to_delete[loc]  # the delete did succeed; only its answer was lost
         for stored in listed + damaged_records:
             await self._drain_direct()
@@ -959,6 +1100,11 @@ class SmsService:
                 self._round_failed = True
         if unplaced > 0:
             self._round_failed = True
+        if other:
+            if self._round_failed:
+                self._other_retry.add(mem)
+                self._retry_later(at_once=True)
+            return len(listed) + len(damaged_records)
         drafts = sum(
             1 for e in listed if e.stat in (C.MessageStat.STO_UNSENT, C.MessageStat.STO_SENT)
         )
@@ -981,28 +1127,29 @@ class SmsService:
             return mem
         return (self.session.config.storage or self.session.profile.storage)[0]
 
-    async def _read_record(self, loc: Location) -> StoredPdu | None:
-        """``+CMGR`` leniently; a PDU line the line discipline dropped as noise
+    async def _read_record(self, loc: Location, gen: int | None = None) -> StoredPdu | None:
+        """``+CMGR`` leniently (in ``loc``'s storage; ``gen``: in that session
+        generation only); a PDU line the line discipline dropped as noise
         during the read (not hex) is put back as the record's raw content."""
         seq = self._noise_seq
-        record = await self._exec(C.cmgr(loc.index, lenient=True))
+        record = await self._exec_in(loc.mem, C.cmgr(loc.index, lenient=True), gen)
         if record is not None and record.damage and not record.pdu and self._noise_seq == seq + 1:
             record = replace(record, pdu=self._noise_data, damage="PDU line is not hex")
         return record
 
     async def _read_index(self, cue: _Cue) -> None:
         loc = cue.loc
-        if cue.mark <= max(self._handled.get(loc, 0), self._listed_mark):
+        if cue.mark <= max(self._handled.get(loc, 0), self._listed_mark.get(loc.mem, 0)):
             # a read or a complete listing issued after this cue saw the location
             self.stats["stale_cues"] += 1
             log.debug("cue for index %d older than its last read: dropped", loc.index)
             return
         if loc in self._held:
             return
-        await self.session.ready.wait()
-        mark, gen = self._cue_count, self.session.generation
+        gen = await self._select(loc.mem)
+        mark = self._cue_count
         try:
-            stored = await self._read_record(loc)
+            stored = await self._read_record(loc, gen)
         except CmsError as exc:
             if exc.code == CmsErrorCode.INVALID_MEMORY_INDEX:
                 self._handled[loc] = mark
@@ -1029,8 +1176,8 @@ class SmsService:
         if stored.damage:
             # a damaged record is reported only when two reads of it agree (the
             # listing's entry is not one of them: a non-hex line is lost there)
-            first = await self._read_record(loc) if listed else stored
-            again = await self._read_record(loc)
+            first = await self._read_record(loc, gen) if listed else stored
+            again = await self._read_record(loc, gen)
             if first is None or again is None:
                 return  # gone meanwhile
             if (again.pdu, again.damage, again.length) != (first.pdu, first.damage, first.length):
@@ -1040,7 +1187,7 @@ class SmsService:
             # a PDU that does not decode may be a good one that a noisy line
             # changed (a flipped octet keeps the length): read it again before
             # reporting it, and deleting it
-            again = await self._exec(C.cmgr(loc.index, lenient=True))
+            again = await self._exec_in(loc.mem, C.cmgr(loc.index, lenient=True), gen)
             if again is None:
                 return  # gone meanwhile
             first_read = (stored.pdu, stored.damage, stored.length)
@@ -1287,6 +1434,8 @@ class SmsService:
         used: int | None = None
         try:
             await self.session.ready.wait()
+            # +CPMS? reports the selected <mem1>: it must be the configured one
+            await self._reselect_mem1()
             status = await self.session.storage_status()
             if status.total:
                 total, used = status.total[-1], status.used[-1]
@@ -1302,8 +1451,10 @@ class SmsService:
                 oldest = min(holding, key=lambda g: (g.oldest(), g.first_seen))
                 await self._release(oldest, "storage reported full")
             return
-        stays_free = total - len(self._held) - self._stuck_other
-        free = total - (used if used is not None else len(self._held) + self._stuck_other)
+        mem1 = self._mem()
+        held_here = sum(1 for loc in self._held if loc.mem == mem1)
+        stays_free = total - held_here - self._stuck_other
+        free = total - (used if used is not None else held_here + self._stuck_other)
         if not release:
             # nearly full: the sweep hands over what can go, then decides
             if min(free, stays_free) < timing.HOLD_FREE_SLOTS and holding:
@@ -1371,15 +1522,18 @@ class SmsService:
         unread. A location read before the last re-init (another session
         generation: the module may have rebooted, changed storage, or stored a
         new message in a freed index) is read again first and deleted only if
-        it still holds that PDU.
+        it still holds that PDU. Each read and delete runs with the location's
+        storage selected and only in the generation of its read (checked by
+        the client right before the line is written): a delete that waited for
+        the line while the module rebooted is not written, and the location
+        stays on the module until a read of the new generation finds it.
         """
         for loc in locs:
             self._to_delete[loc] = self._pdu_at.get(loc, "")
         for loc in list(locs):
-            await self.session.ready.wait()
-            if self._read_gen.get(loc) != self.session.generation:
-                gen = self.session.generation
-                again = await self._exec(C.cmgr(loc.index, lenient=True))
+            gen = await self._select(loc.mem)
+            if self._read_gen.get(loc) != gen:
+                again = await self._exec_in(loc.mem, C.cmgr(loc.index, lenient=True), gen)
                 if again is None or again.pdu != self._to_delete.get(loc):
                     log.warning(
                         "index %d changed since it was read before a re-init: not deleted",
@@ -1391,7 +1545,9 @@ class SmsService:
                     continue
                 self._read_gen[loc] = gen
             try:
-                await self._exec(C.cmgd(loc.index))
+                # only in the generation (and storage selection) of the read: a
+                # reboot noticed while this waited for the line stops it unwritten
+                await self._exec_in(loc.mem, C.cmgd(loc.index), self._read_gen[loc])
             except CmsError as exc:
                 if exc.code != CmsErrorCode.INVALID_MEMORY_INDEX:
                     raise

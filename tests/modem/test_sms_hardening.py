@@ -742,9 +742,13 @@ async def test_delete_after_reboot_never_hits_the_boot_default_storage(fast_timi
         h.service.consumer = rebooting
         h.sim.deliver("accepted during a reboot")
         await h.wait_for(lambda: "accepted during a reboot" in texts(h), 5)
-        await h.wait_for(lambda: h.service.stats["deleted"] >= 1, 10)
-        assert [m.pdu_hex for m in h.sim.storage("ME").messages()]  # still there
-        assert not h.sim.storage("SM").messages()
+        # the message in ME (the module's boot default) is swept too: handed
+        # over, and deleted only after the acknowledgement - never unread
+        await h.wait_for(lambda: "unread in ME" in texts(h), 10)
+        await h.settle()
+        assert not h.deleted_before_ack
+        assert texts(h).count("accepted during a reboot") == 1
+        assert not h.sim.storage("SM").messages() and not h.sim.storage("ME").messages()
 
 
 async def test_storage_that_stays_full_is_reported(caplog):
