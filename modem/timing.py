@@ -109,11 +109,6 @@ SIM_BUSY_RETRY_MAX = 2.0
 #: (``+CREG?``) this often while something waits for registration.
 REGISTRATION_QUERY_INTERVAL = 30.0
 
-#: A concatenated message whose parts have not all arrived within this is
-#: handed over as incomplete parts (TS 23.040 sets no limit; operators keep
-#: parts a few hours at most; we keep a day).
-REASSEMBLY_MAX_AGE = 24 * 3600.0
-
 #: Sweep storage at least this often after the last sweep, cues or not (a +CMTI
 #: may have been lost on a noisy line). 0 disables the periodic sweep.
 PERIODIC_SWEEP = 300.0
