@@ -467,9 +467,7 @@ def parse(doc: Mapping[str, object]) -> Config:
     if hal_v is not None and not isinstance(hal_v, dict):
         raise ConfigError("hal", f"must be a table, not {_kind(hal_v)}")
     top.done()
-    return Config(
-        bridge, twilio, security, budgets, reports, modems, dict(hal_v or {}), status
-    )
+    return Config(bridge, twilio, security, budgets, reports, modems, dict(hal_v or {}), status)
 
 
 def loads(text: str) -> Config:
