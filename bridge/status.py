@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import stat
 import tempfile
@@ -214,8 +215,14 @@ def human(data: Mapping[str, Any]) -> str:
 # --- Prometheus text format -----------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
 def _label(value: str) -> str:
-    """A label value in the text exposition format (backslash, quote, newline escaped)."""
+    """A label value in the text exposition format: backslash, quote and
+    newline escaped (the format's only escapes); other control characters
+    (a carriage return would split the line for many readers) become U+FFFD."""
+    value = _CONTROL.sub("\ufffd", value)
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
@@ -323,6 +330,7 @@ class StatusServer:
         self._timeout = timeout
         self._active = 0
         self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[Any]] = set()
         self.refused = 0
 
     async def start(self) -> None:
@@ -341,6 +349,12 @@ class StatusServer:
         self._server.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        conns = list(self._conns)
+        for t in conns:
+            t.cancel()
+        for t in conns:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
         await self._server.wait_closed()
         self._server = None
 
@@ -349,11 +363,27 @@ class StatusServer:
         await writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
+        try:
+            await self._handle(reader, writer)
+        except asyncio.CancelledError:
+            # only close() cancels a connection; ending normally keeps
+            # asyncio's stream callback from logging the cancelled task
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if self._active >= self._max:
                 self.refused += 1
-                with contextlib.suppress(OSError, TimeoutError):
+                with contextlib.suppress(OSError, TimeoutError, ValueError, EOFError):
                     async with asyncio.timeout(self._timeout):
+                        # take the request line first: closing on unread data
+                        # resets the connection and the client would not see why
+                        with contextlib.suppress(asyncio.IncompleteReadError):
+                            await reader.readuntil(b"\n")
                         await self._reply(writer, {"ok": False, "error": "busy"})
                 return
             self._active += 1
