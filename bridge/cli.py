@@ -134,6 +134,8 @@ async def _serve(cfg: Config, *, ready_line: bool) -> int:
         except ServiceError as exc:
             sys.stderr.write(f"error: {_one_line(str(exc))}\n")
             return EXIT_USAGE
+        if ready_line:  # admitting since start() returned; READY=1 follows wait_ready()
+            log.info("ready: admitting Commands on %s", ", ".join(svc.links))
         runtime = Runtime(svc)
         await runtime.start()
         try:
@@ -141,11 +143,11 @@ async def _serve(cfg: Config, *, ready_line: bool) -> int:
             stopped = asyncio.ensure_future(svc.wait_stopped())
             asked = asyncio.ensure_future(stop.wait())
             await asyncio.wait((readying, stopped, asked), return_when=asyncio.FIRST_COMPLETED)
-            if readying.done() and ready_line:
-                log.info("ready: admitting Commands on %s", ", ".join(svc.links))
             if not stopped.done() and not asked.done():
                 await asyncio.wait((stopped, asked), return_when=asyncio.FIRST_COMPLETED)
             readying.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await readying  # a failure to get ready is the service's, reported there
             asked.cancel()
             systemd.stopping()  # before in-flight work is finished or journaled
             await svc.stop()
