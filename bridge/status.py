@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -312,6 +313,18 @@ def write_textfile(path: str | Path, text: str) -> None:
 # --- the status socket ----------------------------------------------------------------
 
 
+def _answers(path: Path) -> bool:
+    """True when something listens on the socket at ``path`` (a UNIX stream
+    connect succeeds or fails at once: ``ECONNREFUSED`` when nobody listens)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(CLIENT_TIMEOUT)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class StatusServer:
     """The service's end of the status socket (module doc, "status protocol")."""
 
@@ -334,10 +347,13 @@ class StatusServer:
         self.refused = 0
 
     async def start(self) -> None:
-        """Bind (replacing a stale socket file, never another kind of file), chmod 0660."""
+        """Bind (replacing a stale socket file, never a live one or another
+        kind of file: OSError), chmod 0660."""
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(self.path.lstat().st_mode):
-                self.path.unlink()
+                if _answers(self.path):
+                    raise OSError(errno.EADDRINUSE, "another sms-bridge answers there")
+                self.path.unlink()  # stale: left by a service that was killed
         self._server = await asyncio.start_unix_server(
             self._serve, path=str(self.path), limit=MAX_REQUEST
         )

@@ -333,6 +333,16 @@ def test_a_stale_socket_file_is_replaced_but_another_file_is_not(tmp_path):
     assert plain.read_text() == "keep me"
 
 
+def test_a_live_socket_of_another_service_is_not_taken_over(tmp_path):
+    async def scenario(path, server):
+        second = bstatus.StatusServer(path, None)
+        with pytest.raises(OSError, match="another sms-bridge answers there"):
+            await second.start()
+        return await asyncio.to_thread(bstatus.query, path)  # the first still answers
+
+    assert _serve(tmp_path, scenario) == {"state": "running", "n": 1}
+
+
 # --- `sms-bridge status` against a running Service --------------------------------------
 
 
