@@ -312,3 +312,35 @@ def test_a_module_in_recovery_keeps_the_pings(manager, tmp_path, monkeypatch):
 
     got, ready = asyncio.run(main())
     assert got == 3 and ready is False
+
+
+def test_stopping_is_sent_before_the_service_begins_to_stop(manager, tmp_path, monkeypatch):
+    from bridge import cli
+
+    order: list[str] = []
+    real_notify, real_stop = systemd.notify, Service.stop
+
+    def recording(*fields: str) -> bool:
+        order.extend(fields)
+        return real_notify(*fields)
+
+    async def stop(self: Service) -> None:
+        order.append(f"stop() in state {self.state}")
+        await real_stop(self)
+
+    monkeypatch.setattr(systemd, "notify", recording)
+    monkeypatch.setattr(Service, "stop", stop)
+
+    async def main() -> int:
+        serving = asyncio.create_task(cli._serve(_config(tmp_path), ready_line=False))
+        async with asyncio.timeout(WAIT):  # a failure bound
+            while "READY=1" not in order:
+                await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop's handler, as systemd's stop
+        return await asyncio.wait_for(serving, WAIT)
+
+    assert asyncio.run(main()) == 0
+    i = order.index("STOPPING=1")
+    assert order[i + 1] == "stop() in state running"  # nothing finished or journaled yet
+    assert order.count("STOPPING=1") == 1
+    assert b"STOPPING=1" in manager.drain()
