@@ -37,13 +37,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, auth, config
-from .config import Config, ConfigError, ModemConfig
+from . import __version__, auth, config, systemd
+from .config import DEFAULT_STATUS_SOCKET, Config, ConfigError, ModemConfig
 from .demo import run_demo
 from .journal import MIGRATIONS, Entry, Journal, JournalError, State, write_atomically
 from .service import Service, ServiceError, check
+from .status import Runtime, StatusUnavailable
+from .status import human as status_human
+from .status import query as status_query
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: ``status``: the service is not running or did not answer (LSB: 3, "not running").
+EXIT_UNAVAILABLE = 3
 #: Longest echo of a bad value in an error line.
 MAX_ERROR_LINE = 200
 
@@ -83,7 +88,7 @@ def run_config(args: argparse.Namespace) -> Config:
     ping/status/info/help open, every verb that changes the device refused
     until a key is configured)."""
     if args.config is not None:
-        if args.port or args.journal or args.key_file:
+        if args.port or args.journal or args.key_file or args.status_socket is not None:
             raise UsageProblem("--config is used alone; put port, journal and key in the file")
         return config.load(args.config)
     if not args.port:
@@ -98,6 +103,8 @@ def run_config(args: argparse.Namespace) -> Config:
         doc["bridge"]["journal"] = args.journal
     if args.key_file:
         doc["security"] = {"key_file": args.key_file}
+    if args.status_socket is not None:
+        doc["status"] = {"socket": args.status_socket}
     return config.parse(doc)
 
 
@@ -127,14 +134,26 @@ async def _serve(cfg: Config, *, ready_line: bool) -> int:
         except ServiceError as exc:
             sys.stderr.write(f"error: {_one_line(str(exc))}\n")
             return EXIT_USAGE
-        if ready_line:
+        if ready_line:  # admitting since start() returned; READY=1 follows wait_ready()
             log.info("ready: admitting Commands on %s", ", ".join(svc.links))
-        stopped = asyncio.ensure_future(svc.wait_stopped())
-        asked = asyncio.ensure_future(stop.wait())
-        await asyncio.wait((stopped, asked), return_when=asyncio.FIRST_COMPLETED)
-        asked.cancel()
-        await svc.stop()
-        stopped.cancel()
+        runtime = Runtime(svc)
+        await runtime.start()
+        try:
+            readying = asyncio.ensure_future(runtime.ready())
+            stopped = asyncio.ensure_future(svc.wait_stopped())
+            asked = asyncio.ensure_future(stop.wait())
+            await asyncio.wait((readying, stopped, asked), return_when=asyncio.FIRST_COMPLETED)
+            if not stopped.done() and not asked.done():
+                await asyncio.wait((stopped, asked), return_when=asyncio.FIRST_COMPLETED)
+            readying.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await readying  # a failure to get ready is the service's, reported there
+            asked.cancel()
+            systemd.stopping()  # before in-flight work is finished or journaled
+            await svc.stop()
+            stopped.cancel()
+        finally:
+            await runtime.close()
         if svc.failure is not None:
             sys.stderr.write(f"error: {_one_line(str(svc.failure))}\n")
             return EXIT_FAILED
@@ -142,6 +161,23 @@ async def _serve(cfg: Config, *, ready_line: bool) -> int:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.socket and args.config:
+        raise UsageProblem("status takes --socket PATH or --config FILE, not both")
+    path = args.socket or (
+        config.load(args.config).status.socket if args.config else DEFAULT_STATUS_SOCKET
+    )
+    if not path:
+        raise UsageProblem(f"{args.config}: status.socket is empty: the service has no socket")
+    try:
+        data = status_query(path, timeout=args.timeout)
+    except StatusUnavailable as exc:
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        return EXIT_UNAVAILABLE
+    _out(args, status_human(data), data)
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -458,6 +494,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--journal", metavar="PATH", help="with --port: the journal file")
     r.add_argument("--key-file", metavar="FILE", help="with --port: the key file (sign verbs)")
     r.add_argument("--baud", type=_baud, default=115200, help="with --port: the line speed")
+    r.add_argument(
+        "--status-socket",
+        metavar="PATH",
+        help=f'with --port: the status socket (default {DEFAULT_STATUS_SOCKET}; "" for none)',
+    )
+
+    st = sub.add_parser(
+        "status",
+        help="live state of the running service",
+        description="Ask the running service over its status socket (docs/bridge.md).",
+    )
+    st.add_argument("--socket", metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
+    st.add_argument("--config", metavar="FILE", help="take the socket path from this file")
+    st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    st.add_argument("--json", action="store_true", help="the status as one JSON object")
 
     d = sub.add_parser(
         "demo",
@@ -542,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 HANDLERS = {
     "run": cmd_run,
+    "status": cmd_status,
     "demo": cmd_demo,
     "check-config": cmd_check_config,
     "journal": cmd_journal,

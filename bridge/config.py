@@ -10,8 +10,9 @@ Sections: ``[bridge]`` (product, device id, journal, footer markers),
 ``[twilio]`` (senders, short codes, include_sid), ``[security]`` (key file,
 per-verb levels, bench numbers, expiry, replay window), ``[budgets]``
 (replies per hour and per day, per sender and global), ``[reports]`` (boot
-message, scheduled status, events), ``[[modem]]`` (one per module, side by
-side), ``[actions.VERB]`` (verbs that run one allow-listed script each) and
+message, scheduled status, events), ``[status]`` (status socket,
+Prometheus textfile), ``[[modem]]`` (one per module, side by side),
+``[actions.VERB]`` (verbs that run one allow-listed script each) and
 ``[hal]``, kept as an opaque mapping here and validated by the HAL's own
 parser (``hal.config.parse``).
 """
@@ -116,6 +117,19 @@ class ReportsSection:
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
 
 
+#: Where the service listens for ``sms-bridge status`` (the unit's RuntimeDirectory=).
+DEFAULT_STATUS_SOCKET = "/run/sms-bridge/status.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSection:
+    """``[status]``: the live-state socket and the Prometheus textfile (docs/bridge.md)."""
+
+    socket: str = DEFAULT_STATUS_SOCKET  # empty: no status socket
+    prometheus_textfile: str = ""  # empty: no textfile
+    prometheus_every: int = 15  # seconds between textfile writes
+
+
 @dataclass(frozen=True, slots=True)
 class ModemConfig:
     """One ``[[modem]]``: a module and how to reach it."""
@@ -161,6 +175,7 @@ class Config:
     reports: ReportsSection = ReportsSection()
     modems: tuple[ModemConfig, ...] = ()
     hal: Mapping[str, Any] = field(default_factory=dict)
+    status: StatusSection = StatusSection()
     actions: Mapping[str, ActionSection] = field(default_factory=dict)
 
     def framing(self, modem: ModemConfig | None = None) -> FramingConfig:
@@ -466,6 +481,20 @@ def parse(doc: Mapping[str, object]) -> Config:
         raise ConfigError("reports.status_every", "0 (off) or at least 60 seconds")
     r.done()
 
+    st = _Table(_or_empty(top.get("status")), "status")
+    status = StatusSection(
+        socket=st.text("socket", DEFAULT_STATUS_SOCKET),
+        prometheus_textfile=st.text("prometheus_textfile", ""),
+        prometheus_every=st.integer("prometheus_every", 15, 1, 3600),
+    )
+    for key in ("socket", "prometheus_textfile"):
+        value = getattr(status, key)
+        if value and not value.startswith("/"):
+            raise ConfigError(f"status.{key}", f"{value!r} is not an absolute path")
+    if len(status.socket.encode()) > 107:  # sun_path is 108 bytes with its NUL (unix(7))
+        raise ConfigError("status.socket", "longer than the 107 bytes a socket path may have")
+    st.done()
+
     modems_v = top.get("modem")
     if modems_v is None:
         modems_v = []
@@ -487,7 +516,15 @@ def parse(doc: Mapping[str, object]) -> Config:
         raise ConfigError("hal", f"must be a table, not {_kind(hal_v)}")
     top.done()
     return Config(
-        bridge, twilio, security, budgets, reports, modems, dict(hal_v or {}), actions=actions
+        bridge,
+        twilio,
+        security,
+        budgets,
+        reports,
+        modems,
+        dict(hal_v or {}),
+        status,
+        actions=actions,
     )
 
 

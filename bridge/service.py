@@ -108,6 +108,30 @@ ACCESS_NAMES = {
 }
 
 
+class _WatchedCounters(Counters):
+    """:class:`Counters` that set :attr:`changed` on every increment (the
+    ``STATUS=`` line and the status socket follow them without polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def inc(self, name: str, n: int = 1) -> None:
+        super().inc(name, n)
+        self.changed.set()
+
+
+def _heartbeat(journal: Journal) -> int:
+    """One FULL (fsynced) commit of the ``heartbeat`` kv row: proof that the
+    journal accepts a write (SQLite ``PRAGMA synchronous=FULL``). Returns the
+    heartbeat count kept in the journal."""
+    with journal._tx(full=True) as db:
+        row = db.execute("SELECT value FROM kv WHERE name = 'heartbeat'").fetchone()
+        count = (int(row[0]) if row is not None and str(row[0]).isdecimal() else 0) + 1
+        journal._put("heartbeat", str(count))
+    return count
+
+
 class ServiceError(Exception):
     """The service cannot start: a one-line message for the operator (a
     configuration key named where one is at fault)."""
@@ -290,7 +314,9 @@ class Service:
         self._clock = clock
         self._stop_grace = stop_grace
         self._outbox_options = dict(outbox_options or {})
-        self.counters = Counters()
+        self.counters = _WatchedCounters()
+        #: set on a registration change or a counter increment (cleared by the reader)
+        self.changed = self.counters.changed
         self.state = "new"
         self.device_id = config.bridge.device_id
         self.keys: auth.Keyring | None = None
@@ -747,6 +773,7 @@ class Service:
                 return
             now = asyncio.get_running_loop().time()
             registered = link.stack.session.registered
+            self.changed.set()
             if not registered:
                 self._lost_at.setdefault(link.name, now)
                 return
@@ -766,6 +793,22 @@ class Service:
             log.error("report: journal failed: %s", exc)
 
     # --- status ---------------------------------------------------------------------
+
+    async def heartbeat(self) -> bool:
+        """The watchdog's health check: one FULL write through the journal
+        worker (the worker thread is alive and the file accepts a commit).
+        Raises the journal's error when it does not; called once per watchdog
+        round, so at most one fsync per ping interval."""
+        if self.worker is None:
+            return False
+        await self.worker.call(_heartbeat)
+        return True
+
+    def queue_depths(self) -> dict[str, int]:
+        """Replies waiting in the outbox, per module."""
+        if self.outbox is None:
+            return {}
+        return {name: q.qsize() for name, q in self.outbox._queues.items()}
 
     def status(self) -> dict[str, Any]:
         """A snapshot for ``sms-bridge status``: state, modules, counters (no keys,

@@ -41,6 +41,7 @@ def test_example_has_every_key():
         "security": config.SecuritySection,
         "budgets": config.BudgetsSection,
         "reports": config.ReportsSection,
+        "status": config.StatusSection,
     }
     for name, cls in sections.items():
         assert set(doc[name]) == set(_fields(cls)), name
@@ -248,3 +249,22 @@ def test_reports_threshold_errors_name_the_key(text, key, message):
     with pytest.raises(ConfigError) as e:
         config.loads(text)
     assert e.value.key == key and message in str(e.value)
+
+
+def test_status_section_keys_and_their_errors():
+    cfg = config.loads(
+        '[status]\nsocket = "/tmp/s.sock"\nprometheus_textfile = "/tmp/b.prom"\n'
+        "prometheus_every = 5\n"
+    )
+    assert cfg.status == config.StatusSection("/tmp/s.sock", "/tmp/b.prom", 5)
+    assert config.loads('[status]\nsocket = ""').status.socket == ""
+    for text, message in [
+        ('socket = "run/s.sock"', "status.socket: 'run/s.sock' is not an absolute path"),
+        ('prometheus_textfile = "x.prom"', "status.prometheus_textfile: 'x.prom' is not"),
+        ('socket = "/' + "a" * 107 + '"', "status.socket: longer than the 107 bytes"),
+        ("prometheus_every = 0", "status.prometheus_every"),
+        ("sockets = 1", "status.sockets"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config.loads("[status]\n" + text)
+        assert str(info.value).startswith(message), str(info.value)
