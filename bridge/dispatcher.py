@@ -504,15 +504,18 @@ class Dispatcher:
     async def _check_budgets(self, e: Entry) -> None:
         b = self.config.budgets
         now = self._clock()
-        checks = (
-            ("global-hour", HOUR, None, b.global_per_hour),
-            ("global-day", DAY, None, b.global_per_day),
-            ("sender-hour", HOUR, e.sender, b.sender_per_hour),
-            ("sender-day", DAY, e.sender, b.sender_per_day),
+        # one journal call for the four counts (each as Journal.replies_since)
+        used = await self._worker.call(
+            Journal.reply_usage, hour_since=now - HOUR, day_since=now - DAY, sender=e.sender or ""
         )
-        for name, span, sender, limit in checks:
-            used = await self._worker.call(Journal.replies_since, now - span, sender=sender)
-            if used >= limit:
+        checks = (
+            ("global-hour", b.global_per_hour),
+            ("global-day", b.global_per_day),
+            ("sender-hour", b.sender_per_hour),
+            ("sender-day", b.sender_per_day),
+        )
+        for (name, limit), n in zip(checks, used, strict=True):
+            if n >= limit:
                 self.counters.inc("over_budget")
                 raise _Reject(f"over-budget:{name}")
 
