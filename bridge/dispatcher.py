@@ -150,6 +150,21 @@ def _clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def _finish_and_queue(
+    j: Journal, entry_id: int, *, ok: bool, reason: str | None, to: str, reply: str | bytes
+) -> JournalError | None:
+    """In the journal thread: ``finish`` then ``queue_reply``, each its own
+    transaction as before. A failure of ``finish`` raises (nothing moved); one
+    of ``queue_reply`` is returned (the outcome is recorded, the reply is not:
+    recovery answers it)."""
+    j.finish(entry_id, ok=ok, reason=reason)
+    try:
+        j.queue_reply(entry_id, to=to, reply=reply)
+    except JournalError as exc:
+        return exc
+    return None
+
+
 class Dispatcher:
     """Commands from the journal to the outbox (module doc)."""
 
@@ -416,14 +431,30 @@ class Dispatcher:
                     else await self._execute(e.id, p, ctx)
                 )
             ok = all(d.status == STATUS_OK for d in done)
-            await self._worker.call(
-                Journal.finish, e.id, ok=ok, reason=None if ok else "command-failed"
-            )
+            reason = None if ok else "command-failed"
         else:  # every segment is a usage error: answered, nothing ran
             done = [self._grammar_error(p) for p in parsed if isinstance(p, GrammarError)]
-            await self._worker.call(Journal.finish, e.id, ok=False, reason="usage")
-        self.counters.inc("executed" if commands else "usage_errors")
-        await self._queue_reply(e, framed, done)
+            ok, reason = False, "usage"
+        counter = "executed" if commands else "usage_errors"
+        if self.keys is not None:  # the reply's counter is taken between the two
+            await self._worker.call(Journal.finish, e.id, ok=ok, reason=reason)
+            self.counters.inc(counter)
+            await self._queue_reply(e, framed, done)
+            return
+        try:
+            content = self._compose(framed, done)
+        except Exception:  # a bug: the outcome is still recorded first
+            await self._worker.call(Journal.finish, e.id, ok=ok, reason=reason)
+            self.counters.inc(counter)
+            raise
+        # One hand-off, the same two transactions (finish, then queue_reply FULL).
+        failed = await self._worker.call(
+            _finish_and_queue, e.id, ok=ok, reason=reason, to=framed.reply_to, reply=content
+        )
+        self.counters.inc(counter)
+        if failed is not None:
+            raise failed
+        self._reply_queued(e, framed, done)
 
     # --- the checks -----------------------------------------------------------------
 
@@ -504,15 +535,18 @@ class Dispatcher:
     async def _check_budgets(self, e: Entry) -> None:
         b = self.config.budgets
         now = self._clock()
-        checks = (
-            ("global-hour", HOUR, None, b.global_per_hour),
-            ("global-day", DAY, None, b.global_per_day),
-            ("sender-hour", HOUR, e.sender, b.sender_per_hour),
-            ("sender-day", DAY, e.sender, b.sender_per_day),
+        # one journal call for the four counts (each as Journal.replies_since)
+        used = await self._worker.call(
+            Journal.reply_usage, hour_since=now - HOUR, day_since=now - DAY, sender=e.sender or ""
         )
-        for name, span, sender, limit in checks:
-            used = await self._worker.call(Journal.replies_since, now - span, sender=sender)
-            if used >= limit:
+        checks = (
+            ("global-hour", b.global_per_hour),
+            ("global-day", b.global_per_day),
+            ("sender-hour", b.sender_per_hour),
+            ("sender-day", b.sender_per_day),
+        )
+        for (name, limit), n in zip(checks, used, strict=True):
+            if n >= limit:
                 self.counters.inc("over_budget")
                 raise _Reject(f"over-budget:{name}")
 
@@ -613,12 +647,15 @@ class Dispatcher:
             )
         return auth.sign_reply(content, keys=self.keys, device_id=self.device_id, counter=counter)
 
+    def _compose(self, framed: framing.Framed, done: Sequence[_Done]) -> str | bytes:
+        return self._compose_binary(done) if framed.binary_replies else self._compose_text(done)
+
     async def _queue_reply(self, e: Entry, framed: framing.Framed, done: Sequence[_Done]) -> None:
-        content: str | bytes = (
-            self._compose_binary(done) if framed.binary_replies else self._compose_text(done)
-        )
-        signed = await self._sign(content)
+        signed = await self._sign(self._compose(framed, done))
         await self._worker.call(Journal.queue_reply, e.id, to=framed.reply_to, reply=signed)
+        self._reply_queued(e, framed, done)
+
+    def _reply_queued(self, e: Entry, framed: framing.Framed, done: Sequence[_Done]) -> None:
         self.counters.inc("replies")
         effects = [d.effect for d in done if d.effect is not None]
         self._outbox.submit(e.id, e.modem, effects)

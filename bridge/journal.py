@@ -924,6 +924,26 @@ class Journal:
         return int(self._db.execute(q, params).fetchone()[0])
 
     @_declared
+    def reply_usage(
+        self, *, hour_since: float, day_since: float, sender: str
+    ) -> tuple[int, int, int, int]:
+        """The four reply budgets' counts in one query: (all since
+        ``hour_since``, all since ``day_since``, ``sender``'s since
+        ``hour_since``, ``sender``'s since ``day_since``), each what
+        :meth:`replies_since` gives for the same bounds (``hour_since`` is at
+        or after ``day_since``)."""
+        row = self._db.execute(
+            "SELECT count(DISTINCT CASE WHEN t.at >= ? THEN t.entry_id END),"
+            " count(DISTINCT t.entry_id),"
+            " count(DISTINCT CASE WHEN t.at >= ? AND e.sender = ? THEN t.entry_id END),"
+            " count(DISTINCT CASE WHEN e.sender = ? THEN t.entry_id END)"
+            " FROM transition t JOIN entry e ON e.id = t.entry_id"
+            " WHERE t.state = 'reply_queued' AND t.at >= ?",
+            (hour_since, hour_since, sender, sender, min(day_since, hour_since)),
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    @_declared
     def counts(self) -> dict[State, int]:
         """Entries per state (every state, zero included)."""
         out = dict.fromkeys(State, 0)

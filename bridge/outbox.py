@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .actions.context import Counters, Effect
-from .journal import Journal, JournalError, State
+from .journal import Entry, Journal, JournalError, State
 from .worker import JournalWorker
 
 log = logging.getLogger("bridge.outbox")
@@ -49,6 +49,18 @@ MAX_ATTEMPTS = 3
 RETRY_DELAYS = (5.0, 30.0, 120.0)
 #: How long stop() lets a send in flight finish before cancelling it.
 STOP_GRACE = 10.0
+
+
+def _claim(j: Journal, entry_id: int) -> tuple[Entry, int] | None:
+    """In the journal thread, one hand-off: the entry as it was and its resend
+    count after ``mark_sending`` (FULL, before ``AT+CMGS``), or None when
+    there is nothing to send (settled meanwhile, or no reply)."""
+    e = j.get(entry_id)
+    if e.state not in (State.REPLY_QUEUED, State.SENDING) or e.reply is None:
+        return None
+    if e.reply_to is None:  # pragma: no cover - queue_reply always sets it
+        return None
+    return e, j.mark_sending(entry_id)
 
 
 class ReplySender(Protocol):
@@ -214,13 +226,12 @@ class Outbox:
 
     async def _attempt(self, modem: str, entry_id: int) -> float | None:
         """One send; the delay before the next attempt, or None when settled."""
-        e = await self._worker.call(Journal.get, entry_id)
-        if e.state not in (State.REPLY_QUEUED, State.SENDING) or e.reply is None:
+        claimed = await self._worker.call(_claim, entry_id)
+        if claimed is None:
             return None
-        if e.reply_to is None:  # pragma: no cover - queue_reply always sets it
-            return None
+        e, after = claimed
+        assert e.reply is not None and e.reply_to is not None  # checked by _claim
         resends = e.resends
-        after = await self._worker.call(Journal.mark_sending, entry_id)
         if after > resends:
             self.counters.inc("resends")
             log.warning("outbox: entry %d: outcome unknown after a restart, sent again", entry_id)

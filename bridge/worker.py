@@ -13,7 +13,7 @@ awaited as a future::
     await worker.close()        # runs every call already queued, then closes the file
 
 A call is submitted when :meth:`JournalWorker.call` is awaited; cancelling
-the awaiting task does not cancel a call the thread has started (a commit
+the awaiting task does not cancel the call, queued or started (a commit
 is never torn), and :meth:`close` drains every call queued before it.
 Errors are the journal's own (:class:`~bridge.journal.JournalError`); a call
 after :meth:`close` raises :class:`WorkerClosed`, a subclass.
@@ -36,9 +36,15 @@ class WorkerClosed(JournalError):
     """The journal worker was closed; nothing more is written."""
 
 
-def _retrieve(fut: asyncio.Future[Any]) -> None:
+def _set_result(fut: asyncio.Future[Any], result: object) -> None:
+    if not fut.cancelled():  # a caller cancelled meanwhile: the call still ran
+        fut.set_result(result)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
     if not fut.cancelled():
-        fut.exception()
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
 
 
 class JournalWorker:
@@ -67,9 +73,22 @@ class JournalWorker:
         if self._closed:
             raise WorkerClosed(f"journal {self.journal.path}: the worker is closed")
         journal = self.journal
-        fut = asyncio.wrap_future(self._pool.submit(lambda: fn(journal, *args, **kwargs)))
-        fut.add_done_callback(_retrieve)  # a caller cancelled meanwhile leaves no warning
-        return await asyncio.shield(fut)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+
+        # The thread settles the loop's future itself (one call_soon_threadsafe),
+        # cheaper than wrapping the executor's future. Cancelling the awaiting
+        # task cancels only ``fut``: the queued or running call is left alone.
+        def job() -> None:
+            try:
+                result = fn(journal, *args, **kwargs)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_set_exception, fut, exc)
+            else:
+                loop.call_soon_threadsafe(_set_result, fut, result)
+
+        self._pool.submit(job)
+        return await fut
 
     async def close(self) -> None:
         """Drain the calls already queued, then close the journal (in the thread).

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bridge import auth
-from bridge.journal import Journal, State
+from bridge.journal import Journal, JournalError, State
 
 from .test_dispatcher_rig import DEVICE, KEY, Rig, script_runs, signed
 
@@ -148,3 +150,42 @@ async def test_sending_with_unknown_outcome_resent_same_reference_counted(tmp_pa
         assert rig.replies() == [reply]  # same text, same counter: the server drops it
         assert rig.counters["resends"] == 1
         assert rig.counters["executed"] == 0  # nothing ran again
+
+
+async def test_unsigned_reply_lost_to_a_journal_failure_after_finish_is_answered_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a key, finish and queue_reply go to the journal thread in one
+    # hand-off: a failure of the second still leaves the first recorded.
+    real = Journal.queue_reply
+
+    def broken(self: Journal, *a: object, **kw: object) -> str:
+        raise JournalError("journal: disk I/O error")
+
+    monkeypatch.setattr(Journal, "queue_reply", broken)
+    async with Rig(tmp_path, keys=None) as rig:
+        e = await rig.sms("ping")
+        assert e.state is State.DONE and e.reply is None
+        assert rig.counters["executed"] == 1 and rig.counters["journal_errors"] == 1
+        assert rig.counters["replies"] == 0 and rig.replies() == []
+    monkeypatch.setattr(Journal, "queue_reply", real)
+    async with Rig(tmp_path, keys=None) as rig:
+        await rig.settle()
+        assert (await rig.worker.call(Journal.get, e.id)).state is State.SENT
+        assert rig.replies() == ["done"] and rig.counters["replies_lost"] == 1
+
+
+async def test_unsigned_reply_is_queued_after_the_outcome_in_order(tmp_path: Path) -> None:
+    async with Rig(tmp_path, keys=None) as rig:
+        e = await rig.sms("ping")
+        assert rig.replies() == ["pong"]
+        states = [t.state for t in e.transitions]
+        assert states == [
+            State.RECEIVED,
+            State.EXECUTING,
+            State.DONE,
+            State.REPLY_QUEUED,
+            State.SENDING,
+            State.SENT,
+        ]
+        assert rig.counters["executed"] == 1 and rig.counters["replies"] == 1

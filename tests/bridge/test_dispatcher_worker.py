@@ -84,3 +84,33 @@ async def test_journal_errors_are_the_journals_own(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="no journal entry 99"):
         await worker.call(Journal.get, 99)
     await worker.close()
+
+
+async def test_a_queued_call_whose_caller_was_cancelled_still_runs_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.db"
+    worker = JournalWorker(Journal.open(path))
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow(j: Journal) -> int:
+        inside.set()
+        release.wait()
+        return _receive(j, "first")
+
+    first = asyncio.ensure_future(worker.call(slow))
+    await asyncio.to_thread(inside.wait)  # the thread is busy: the next calls wait in the queue
+    queued = asyncio.ensure_future(worker.call(_receive, "second"))
+    failing = asyncio.ensure_future(worker.call(Journal.get, 99))
+    await asyncio.sleep(0)
+    queued.cancel()
+    failing.cancel()
+    release.set()
+    assert await first == 1
+    assert await worker.call(_receive, "third") == 3  # "second" ran before it
+    await worker.close()
+    assert queued.cancelled() and failing.cancelled()
+    with Journal.open(path) as j:
+        assert [j.get(n).identity for n in (1, 2, 3)] == ["first", "second", "third"]
+    assert "never retrieved" not in caplog.text

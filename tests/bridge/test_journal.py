@@ -629,6 +629,35 @@ def test_replies_since_counts_what_the_budgets_need(j, clock):
     assert j.replies_since(t0, sender="+447700900123") == 1
 
 
+def test_reply_usage_gives_the_four_budget_counts_of_replies_since(j, clock):
+    def answered(n, sender):
+        eid = receive(j, n, sender=sender).entry_id
+        j.start(eid, idempotent=True)
+        j.finish(eid, ok=True)
+        j.queue_reply(eid, to="2936", reply="x")
+        return eid
+
+    t0 = clock.now
+    answered(1, "2936")
+    clock.tick(3600)
+    answered(2, "2936")
+    eid = answered(3, "+447700900123")
+    j.mark_sending(eid)
+    j.requeue(eid, "transient")  # queued again: still one reply
+    clock.tick(1)
+    j.enqueue_report(modem="m0", to="2936", message="boot")
+    for hour, day in ((t0 + 1, t0), (t0 + 3600, t0), (t0 + 3601, t0 + 1), (t0 + 9999, t0 + 9999)):
+        for sender in ("2936", "+447700900123", "000"):
+            want = (
+                j.replies_since(hour),
+                j.replies_since(day),
+                j.replies_since(hour, sender=sender),
+                j.replies_since(day, sender=sender),
+            )
+            assert j.reply_usage(hour_since=hour, day_since=day, sender=sender) == want
+    assert j.reply_usage(hour_since=t0 + 1, day_since=t0, sender="2936") == (3, 4, 1, 2)
+
+
 def test_disk_full_is_a_journal_error_and_nothing_half_written(j, path):
     receive(j, 1)
     pages = j._db.execute("PRAGMA page_count").fetchone()[0]
