@@ -35,9 +35,10 @@ def incoming(msg: ReceivedMessage) -> Incoming:
 
     The body is the joined text, else the joined 8-bit data; a message with
     neither (parts of mixed codings) has an empty text body, which the
-    grammar refuses as empty. ``part_ids`` comes from the SMS service's
-    ``ReceivedMessage.part_ids`` (agreed in the interface plan); an older
-    service without it gives no part ids.
+    grammar refuses as empty. ``part_ids`` are the SMS service's
+    ``ReceivedMessage.part_ids`` (one per part): the journal keeps them so the
+    service's ``known`` hook can have a leftover part of a journaled message
+    deleted instead of held.
     """
     text = msg.text
     body: str | bytes
@@ -46,12 +47,11 @@ def incoming(msg: ReceivedMessage) -> Incoming:
     else:
         data = msg.data
         body = data if data is not None else ""
-    part_ids = tuple(str(p) for p in getattr(msg, "part_ids", ()))
     return Incoming(
         sender=msg.sender,
         body=body,
         coding=msg.first.tp_dcs.alphabet,
         identity=msg.identity,
-        part_ids=part_ids,
+        part_ids=msg.part_ids,
         complete=msg.complete,
     )

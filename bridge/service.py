@@ -318,12 +318,17 @@ class Service:
         self.state = "starting"
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             self.state = "stopping"
             await self._exit.aclose()
             self.state = "stopped"
             self._stopped.set()
+            if self.failure is not None and not isinstance(exc, asyncio.CancelledError):
+                return  # a module's stack failed while starting: stopped, `failure` says why
             raise
+        if self.failure is not None:  # a stack failed while the rest was starting
+            await self.stop()
+            return
         self.state = "running"
         self.started_at = self._clock()
         log.info(
@@ -532,6 +537,8 @@ class Service:
         except BaseException as exc:
             self.failure = exc
             log.error("%s: the modem stack failed (%s); stopping", link.name, exc)
+            if self.state == "starting":
+                return  # start() sees the failure and stops once its own steps unwound
             # not one of self._tasks: stopping cancels those
             self._stopper = asyncio.get_running_loop().create_task(self.stop())
 

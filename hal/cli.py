@@ -17,9 +17,9 @@ default, ``--json`` for scripts (one JSON document on stdout).
 Exit codes (:data:`EXIT_OK` ...): 0 done; 1 the action failed (a sensor read,
 a script that failed or exited non-zero, a GPIO write); 2 bad command line;
 3 configuration error (the file cannot be read, is not TOML, a key is wrong,
-or it names a chip, line, sensor or program the device does not have), the
-message names the key; 4 the device refused access (line busy, permission,
-the gpiod module missing).
+or it names a chip, line, sensor or program the device does not have, also
+when ``run`` finds its program not executable), the message names the key;
+4 the device refused access (line busy, permission, the gpiod module missing).
 """
 
 from __future__ import annotations
@@ -33,8 +33,16 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .config import HalConfig, parse
-from .device import Hal, Problem, build, check
-from .errors import ConfigError, GpioError, HalError, PowerError, ScriptError, SensorError
+from .device import Hal, Problem, build, check, sensor_problem
+from .errors import (
+    ConfigError,
+    GpioError,
+    HalError,
+    PowerError,
+    ScriptError,
+    ScriptErrorKind,
+    SensorError,
+)
 from .interfaces import PowerAction, Reading, SystemSnapshot
 
 __all__ = [
@@ -70,6 +78,10 @@ def load_config(path: str) -> HalConfig:
         raise ConfigError("", f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib.load decodes before it parses
+        raise ConfigError(
+            "", f"{path} is not valid TOML: not UTF-8 (byte {exc.start}: {exc.reason})"
+        ) from None
     return parse(table)
 
 
@@ -105,15 +117,19 @@ def _emit(out: TextIO, as_json: bool, doc: Any, text: str) -> None:
     out.flush()
 
 
-async def _sensor_rows(hal: Hal, names: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
-    rows, ok = [], True
+async def _sensor_rows(
+    hal: Hal, names: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """One read of each sensor: its rows, and the problems of those that failed."""
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     for name in names:
         key = hal.config.sensors[name].key
         try:
             r: Reading = await hal.sensors.read(name)
             rows.append({**r.to_json(), "key": key, "error": None})
         except SensorError as exc:
-            ok = False
+            problems.append(sensor_problem(hal.config, exc))
             rows.append(
                 {
                     "sensor": name,
@@ -123,7 +139,7 @@ async def _sensor_rows(hal: Hal, names: Sequence[str]) -> tuple[list[dict[str, A
                     "error": f"{exc.fault.value}: {exc.detail}",
                 }
             )
-    return rows, ok
+    return rows, problems
 
 
 def _sensor_text(rows: list[dict[str, Any]]) -> str:
@@ -205,8 +221,8 @@ def _system_text(s: SystemSnapshot) -> str:
 async def _info(hal: Hal, out: TextIO, as_json: bool) -> int:
     cfg = hal.config
     gpio = await _gpio_rows(hal)
-    sensors, _ = await _sensor_rows(hal, hal.sensors.names())
-    problems: list[Problem] = await check(hal)
+    sensors, problems = await _sensor_rows(hal, hal.sensors.names())
+    problems += await check(hal, sensors=False)  # the sensors were just read once
     scripts: list[dict[str, Any]] = []
     for s in hal.scripts.scripts():
         sc = cfg.scripts[s.name]
@@ -286,16 +302,22 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             names = [args.name] if args.name else list(hal.sensors.names())
             if args.name and args.name not in hal.config.sensors:
                 raise _Exit(EXIT_FAILED, f"no sensor named {args.name!r} in {args.config}")
-            rows, ok = await _sensor_rows(hal, names)
+            rows, failed = await _sensor_rows(hal, names)
             _emit(out, as_json, rows, _sensor_text(rows))
-            return EXIT_OK if ok else EXIT_FAILED
+            return EXIT_FAILED if failed else EXIT_OK
         if args.cmd == "system":
             snap = await hal.system.snapshot()
             _emit(out, as_json, snap.to_json(), _system_text(snap))
             return EXIT_OK
         if args.cmd == "gpio":
             return await _gpio(hal, args, out, as_json)
-        result = await hal.scripts.run(args.name, args.args)
+        try:
+            result = await hal.scripts.run(args.name, args.args)
+        except ScriptError as exc:
+            sc = hal.config.scripts.get(args.name)
+            if exc.kind is ScriptErrorKind.NOT_EXECUTABLE and sc is not None:
+                raise ConfigError(f"{sc.key}.command[0]", exc.detail) from None
+            raise
         text = result.stdout.decode("utf-8", "replace")
         if result.stdout_truncated:
             text += "\n[stdout truncated]\n"

@@ -46,7 +46,8 @@ BIASES: tuple[Bias, ...] = ("as-is", "pull-up", "pull-down", "disabled")
 SENSOR_TYPES: tuple[SensorType, ...] = ("thermal", "hwmon", "ds18b20", "file")
 
 #: hwmon sysfs attribute prefix -> (unit, power of ten of the raw value), from
-#: the kernel's Documentation/hwmon/sysfs-interface.rst.
+#: the kernel's Documentation/hwmon/sysfs-interface.rst; ``freq`` is not in that
+#: standard list but drivers export it in Hz (Documentation/gpu/amdgpu, ``freq1_input``).
 HWMON_UNITS: dict[str, tuple[str, int]] = {
     "temp": ("°C", -3),  # millidegree Celsius
     "in": ("V", -3),  # millivolt
@@ -313,7 +314,8 @@ def _abs_path(t: _Table, name: str, default: str | None = None) -> str:
 
 def _line(name: str, t: _Table) -> LineConfig:
     chip = t.text("chip")
-    if "/" in chip and not chip.startswith("/dev/"):
+    base = chip.removeprefix("/dev/")
+    if "/" in base or base in ("", ".", ".."):
         raise ConfigError(
             t.sub("chip"), f"must be a chip name (gpiochip0) or a /dev path, not {chip!r}"
         )
@@ -356,7 +358,11 @@ def _sensor(name: str, t: _Table) -> SensorConfig:
     cfg: SensorConfig
     if kind == "thermal":
         zone = t.raw("zone") if t.has("zone") else None
-        if isinstance(zone, int) and not isinstance(zone, bool) and 0 <= zone < 10_000:
+        if isinstance(zone, int) and not isinstance(zone, bool):
+            if not 0 <= zone < 10_000:
+                raise ConfigError(
+                    t.sub("zone"), f"must be thermal_zoneN or N (0 to 9999), not {zone}"
+                )
             zone_name = f"thermal_zone{zone}"
         else:
             zone_name = t.text("zone")
@@ -420,7 +426,8 @@ def _script(name: str, t: _Table) -> ScriptConfig:
     for i, text in enumerate(t.str_list("args", ())):
         try:
             patterns.append(re.compile(text))
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
+            # OverflowError: a repeat count too large; RecursionError: nesting too deep
             raise ConfigError(f"{t.sub('args')}[{i}]", f"bad pattern: {exc}") from None
     min_args = t.integer("min_args", len(patterns), lo=0, hi=len(patterns))
     env_t = t.table("env")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 
 from .config import HalConfig
-from .errors import ScriptError, ScriptErrorKind, SensorError
+from .errors import ScriptError, SensorError
 from .gpio_linux import LinuxGpio  # imports gpiod lazily, only with lines to request
 from .interfaces import CommandRunner, Gpio, Power, Scripts, Sensors, System
 from .power import LinuxPower, run_command
-from .scripts import ScriptRunner
+from .scripts import ScriptRunner, check_program
 from .sensors import LinuxSensors, Opener
 from .sim import SimControl
 from .system import LinuxSystem, ioctl_ipv4
 
-__all__ = ["Hal", "Problem", "build", "check"]
+__all__ = ["Hal", "Problem", "build", "check", "sensor_problem"]
 
 
 @dataclass
@@ -93,26 +92,23 @@ class Problem:
         return f"{self.key}: {self.message}"
 
 
-async def check(hal: Hal) -> list[Problem]:
+async def check(hal: Hal, *, sensors: bool = True) -> list[Problem]:
     """Try what can be tried without side effects: read each sensor, look at each script.
 
-    GPIO lines were checked when :func:`build` requested them.
+    GPIO lines were checked when :func:`build` requested them. ``sensors=False``
+    skips the sensor reads (for a caller that has just read them itself).
     """
     cfg = hal.config
     out = []
-    for name in hal.sensors.names():
+    for name in hal.sensors.names() if sensors else ():
         try:
             await hal.sensors.read(name)
         except SensorError as exc:
-            out.append(Problem(cfg.sensors[name].key, f"{exc.fault.value}: {exc.detail}"))
+            out.append(sensor_problem(cfg, exc))
     for name, sc in cfg.scripts.items():
         try:
             hal.scripts.info(name)
-            program = sc.command[0]
-            if not os.path.isfile(program) or not os.access(program, os.X_OK):
-                raise ScriptError(
-                    name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
-                )
+            check_program(sc)
         except ScriptError as exc:
             out.append(Problem(f"{sc.key}.command[0]", exc.detail))
     if (
@@ -127,3 +123,8 @@ async def check(hal: Hal) -> list[Problem]:
             )
         )
     return out
+
+
+def sensor_problem(config: HalConfig, exc: SensorError) -> Problem:
+    """The :class:`Problem` a failed read of a configured sensor is."""
+    return Problem(config.sensors[exc.sensor].key, f"{exc.fault.value}: {exc.detail}")

@@ -18,11 +18,16 @@ from .config import LineConfig
 from .errors import GpioError
 from .interfaces import EdgeEvent, LineInfo
 
-__all__ = ["EDGE_QUEUE_LIMIT", "EdgeQueue", "GpioBase"]
+__all__ = ["EDGE_QUEUE_LIMIT", "EdgeQueue", "GpioBase", "is_level"]
 
 log = logging.getLogger(__name__)
 
 EDGE_QUEUE_LIMIT = 256  # edges kept per subscriber; older ones are dropped (and logged)
+
+
+def is_level(value: object) -> bool:
+    """The integers 0 and 1 only (not True, not 1.0: a typed caller never sends them)."""
+    return type(value) is int and value in (0, 1)
 
 
 class EdgeQueue:
@@ -106,7 +111,7 @@ class GpioBase:
         cfg = self.config(name)
         if cfg.direction != "output":
             raise GpioError(name, "is an input; it cannot be written")
-        if value not in (0, 1) or isinstance(value, bool):
+        if not is_level(value):
             raise GpioError(name, f"value must be 0 or 1, not {value!r}")
         return cfg
 
@@ -152,7 +157,7 @@ class GpioBase:
         skipped = []
         for name, value in states.items():
             cfg = self._cfg.get(name)
-            if cfg is None or cfg.direction != "output" or value not in (0, 1):
+            if cfg is None or cfg.direction != "output" or not is_level(value):
                 skipped.append(name)
                 continue
             await self.write(name, value)
@@ -161,6 +166,9 @@ class GpioBase:
     def edges(self) -> EdgeQueue:
         """Subscribe to input edges (every input line); close the subscription when done."""
         sub = EdgeQueue(self)
+        if self._closed:
+            sub.close()  # no edge will ever come: end at once rather than wait forever
+            return sub
         self._subscribers.add(sub)
         self._on_subscribe()
         return sub

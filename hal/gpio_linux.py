@@ -135,11 +135,23 @@ class _V2Handle:
         self._req.release()
 
 
-class _V2Adapter:
-    api = "v2"
+class _Adapter:
+    """What both adapters share: the module, and opening a chip with errors named by key."""
+
+    api = ""
 
     def __init__(self, g: ModuleType) -> None:
         self._g: Any = g
+
+    def _open(self, path: str, cfg: LineConfig) -> Any:
+        try:
+            return self._g.Chip(path)
+        except OSError as exc:
+            raise _os_error(cfg, path, exc) from None
+
+
+class _V2Adapter(_Adapter):
+    api = "v2"
 
     def settings(self, cfg: LineConfig) -> Any:
         """The ``gpiod.LineSettings`` for a configured line."""
@@ -168,10 +180,7 @@ class _V2Adapter:
 
     def request(self, path: str, cfg: LineConfig, consumer: str) -> LineHandle:
         g = self._g
-        try:
-            chip = g.Chip(path)
-        except OSError as exc:
-            raise _os_error(cfg, path, exc) from None
+        chip = self._open(path, cfg)
         try:
             if isinstance(cfg.line, str):
                 try:
@@ -184,10 +193,9 @@ class _V2Adapter:
                     n = chip.get_info().num_lines
                     raise _no_line(cfg, path, f"no offset {offset} (the chip has {n} lines)")
             line_name = chip.get_line_info(offset).name or ""
-            try:
-                req = chip.request_lines({offset: self.settings(cfg)}, consumer=consumer)
-            except OSError as exc:
-                raise _os_error(cfg, path, exc) from None
+            req = chip.request_lines({offset: self.settings(cfg)}, consumer=consumer)
+        except OSError as exc:  # busy, permission, or the chip failing after the open
+            raise _os_error(cfg, path, exc) from None
         finally:
             chip.close()  # closing the chip leaves the line request in place
         return _V2Handle(g, req, offset, line_name)
@@ -227,11 +235,8 @@ class _V1Handle:
             self._chip.close()
 
 
-class _V1Adapter:
+class _V1Adapter(_Adapter):
     api = "v1"
-
-    def __init__(self, g: ModuleType) -> None:
-        self._g: Any = g
 
     def flags(self, cfg: LineConfig) -> int:
         g = self._g
@@ -246,10 +251,7 @@ class _V1Adapter:
 
     def request(self, path: str, cfg: LineConfig, consumer: str) -> LineHandle:
         g = self._g
-        try:
-            chip = g.Chip(path)
-        except OSError as exc:
-            raise _os_error(cfg, path, exc) from None
+        chip = self._open(path, cfg)
         try:
             line = None
             offset: int | None = None
@@ -267,20 +269,20 @@ class _V1Adapter:
                 if offset >= n:
                     raise _no_line(cfg, path, f"no offset {offset} (the chip has {n} lines)")
                 line = chip.get_line(offset)
-            try:
-                if cfg.direction == "output":
-                    line.request(
-                        consumer=consumer,
-                        type=g.LINE_REQ_DIR_OUT,
-                        flags=self.flags(cfg),
-                        default_val=cfg.initial,
-                    )
-                else:
-                    line.request(
-                        consumer=consumer, type=g.LINE_REQ_EV_BOTH_EDGES, flags=self.flags(cfg)
-                    )
-            except OSError as exc:
-                raise _os_error(cfg, path, exc) from None
+            if cfg.direction == "output":
+                line.request(
+                    consumer=consumer,
+                    type=g.LINE_REQ_DIR_OUT,
+                    flags=self.flags(cfg),
+                    default_val=cfg.initial,
+                )
+            else:
+                line.request(
+                    consumer=consumer, type=g.LINE_REQ_EV_BOTH_EDGES, flags=self.flags(cfg)
+                )
+        except OSError as exc:  # busy, permission, or the chip failing after the open
+            chip.close()
+            raise _os_error(cfg, path, exc) from None
         except BaseException:
             chip.close()
             raise
@@ -339,13 +341,32 @@ class LinuxGpio(GpioBase):
         try:
             for cfg in lines.values():
                 path = chip_path(root, cfg.chip)
-                self._handles[cfg.name] = adapter.request(path, cfg, consumer)
+                try:
+                    self._handles[cfg.name] = adapter.request(path, cfg, consumer)
+                except GpioError:
+                    self._same_line_twice(cfg, path)  # EBUSY because we hold it already?
+                    raise
                 self._paths[cfg.name] = path
                 if cfg.direction == "input":
-                    self._last[cfg.name] = self._handles[cfg.name].get()
+                    self._last[cfg.name] = self._get(cfg)
         except BaseException:
             self._release_all()
             raise
+
+    def _same_line_twice(self, cfg: LineConfig, path: str) -> None:
+        """Raise ConfigError if ``cfg`` names a line another configured name already holds.
+
+        :func:`hal.config.parse` refuses the same name or offset twice, but not
+        ``"GPIO17"`` and ``17``: only the chip knows they are one line.
+        """
+        for name, h in self._handles.items():
+            if self._paths[name] != path:
+                continue
+            if cfg.line == (h.line_name if isinstance(cfg.line, str) else h.offset):
+                raise ConfigError(
+                    f"{cfg.key}.line",
+                    f"is the line gpio.{name} already uses ({path} offset {h.offset})",
+                )
 
     def _info(self, cfg: LineConfig) -> LineInfo:
         h = self._handles[cfg.name]
@@ -395,7 +416,9 @@ class LinuxGpio(GpioBase):
                 # Edges queued in the kernel before anyone listened are history, not news:
                 # drop them and start from the level the line has now.
                 with contextlib.suppress(OSError):
-                    while select.select([h.fileno()], [], [], 0)[0]:
+                    pending = select.poll()  # not select(): it cannot watch an fd >= 1024
+                    pending.register(h.fileno(), select.POLLIN)
+                    while any(ev & select.POLLIN for _, ev in pending.poll(0)):
                         h.read_events()
                     self._last[name] = h.get()
                 self._loop.add_reader(h.fileno(), self._on_events, name)

@@ -1,9 +1,10 @@
 """The small interfaces the bridge uses, and the values they return.
 
-One Protocol per capability; each has a simulated and a Linux backend
-(``hal.sim``, ``hal.linux``), chosen by configuration in :func:`hal.build`.
-Everything that can block is ``async``: sysfs reads run in a worker thread
-with a timeout, scripts and ``systemctl`` are subprocesses.
+One Protocol per capability; each has a simulated backend (``hal.sim``) and a
+Linux one (``hal.gpio_linux``, ``hal.sensors``, ``hal.system``, ``hal.power``),
+chosen by configuration in :func:`hal.build`; scripts are real programs in both
+(``hal.scripts``). Everything that can block is ``async``: sysfs reads run in
+a worker thread with a timeout, scripts and ``systemctl`` are subprocesses.
 """
 
 from __future__ import annotations

@@ -26,10 +26,35 @@ from .config import PowerConfig
 from .errors import PowerError
 from .interfaces import CommandResult, CommandRunner, PowerAction, PowerRequest
 
-__all__ = ["SYSTEMCTL_VERB", "LinuxPower", "run_command"]
+__all__ = [
+    "SYSTEMCTL_VERB",
+    "LinuxPower",
+    "allowed_actions",
+    "check_allowed",
+    "run_command",
+]
 
 SYSTEMCTL_VERB: dict[PowerAction, str] = {"reboot": "reboot", "shutdown": "poweroff"}
 _STDERR_LIMIT = 2000
+
+
+def allowed_actions(config: PowerConfig) -> list[PowerAction]:
+    """The actions ``[power]`` allows, in a fixed order."""
+    out: list[PowerAction] = []
+    if config.allow_reboot:
+        out.append("reboot")
+    if config.allow_shutdown:
+        out.append("shutdown")
+    return out
+
+
+def check_allowed(config: PowerConfig, action: PowerAction) -> None:
+    """Refuse an unknown action, or one ``[power]`` does not allow (both backends)."""
+    if action not in SYSTEMCTL_VERB:
+        raise PowerError(str(action), "unknown power action")
+    if action not in allowed_actions(config):
+        key = "allow_reboot" if action == "reboot" else "allow_shutdown"
+        raise PowerError(action, f"not allowed by configuration (power.{key} = false)")
 
 
 async def run_command(argv: Sequence[str], timeout_s: float) -> CommandResult:
@@ -66,12 +91,7 @@ class LinuxPower:
         self._runner = runner
 
     def allowed(self) -> Sequence[PowerAction]:
-        out: list[PowerAction] = []
-        if self._cfg.allow_reboot:
-            out.append("reboot")
-        if self._cfg.allow_shutdown:
-            out.append("shutdown")
-        return out
+        return allowed_actions(self._cfg)
 
     def command(self, action: PowerAction) -> tuple[str, ...]:
         """The command line that would run."""
@@ -81,11 +101,7 @@ class LinuxPower:
         return os.path.isdir(os.path.join(self._root, "run/systemd/system"))
 
     def request(self, action: PowerAction) -> PowerRequest:
-        if action not in SYSTEMCTL_VERB:
-            raise PowerError(str(action), "unknown power action")
-        if action not in self.allowed():
-            key = "allow_reboot" if action == "reboot" else "allow_shutdown"
-            raise PowerError(action, f"not allowed by configuration (power.{key} = false)")
+        check_allowed(self._cfg, action)
         if not self.systemd_running():
             raise PowerError(action, "systemd is not running here (/run/systemd/system is absent)")
         argv = self.command(action)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from .config import DEFAULT_PATH, ScriptConfig
 from .errors import ScriptError, ScriptErrorKind
 from .interfaces import ScriptInfo, ScriptResult
 
-__all__ = ["REAP_BOUND_S", "ScriptRunner"]
+__all__ = ["REAP_BOUND_S", "ScriptRunner", "check_program"]
 
 _CHUNK = 65536
 #: After SIGKILL to the group, how long to wait for the pipes to close. Only a
@@ -51,6 +52,15 @@ class _Capture:
             if room > 0:
                 self.data += chunk[:room]
             self.dropped += max(0, len(chunk) - max(room, 0))
+
+
+def check_program(cfg: ScriptConfig) -> None:
+    """Refuse a program that is missing or not an executable file (``not-executable``)."""
+    program = cfg.command[0]
+    if not os.path.isfile(program) or not os.access(program, os.X_OK):
+        raise ScriptError(
+            cfg.name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
+        )
 
 
 class ScriptRunner:
@@ -85,6 +95,8 @@ class ScriptRunner:
         """Refuse bad arguments or a missing program; raises :class:`ScriptError`."""
         cfg = self._config(name)
         refused = ScriptErrorKind.REFUSED_ARGUMENT
+        if isinstance(args, str | bytes):
+            raise ScriptError(name, refused, "arguments must be a list of strings, not one string")
         if not cfg.min_args <= len(args) <= len(cfg.args):
             want = (
                 f"{len(cfg.args)}"
@@ -97,11 +109,7 @@ class ScriptRunner:
                 raise ScriptError(
                     name, refused, f"argument {i + 1} {arg!r} does not match {pattern.pattern!r}"
                 )
-        program = cfg.command[0]
-        if not os.path.isfile(program) or not os.access(program, os.X_OK):
-            raise ScriptError(
-                name, ScriptErrorKind.NOT_EXECUTABLE, f"{program} is not an executable file"
-            )
+        check_program(cfg)
 
     async def run(self, name: str, args: Sequence[str] = ()) -> ScriptResult:
         """Run one script to completion; see the module docstring for the rules."""
@@ -126,15 +134,14 @@ class ScriptRunner:
         try:
             proc = await asyncio.shield(spawn)
         except OSError as exc:
-            raise ScriptError(
-                name, ScriptErrorKind.SPAWN_FAILED, f"{cfg.command[0]}: {exc.strerror or exc}"
-            ) from None
+            raise ScriptError(name, ScriptErrorKind.SPAWN_FAILED, _spawn_detail(cfg, exc)) from None
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 started = await spawn
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(started.pid, signal.SIGKILL)
                 await started.wait()
+                await _close_pipes(started)
             raise
         assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
         out, err = _Capture(cfg.output_limit), _Capture(cfg.output_limit)
@@ -189,3 +196,28 @@ class ScriptRunner:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+            await _close_pipes(proc)
+
+
+async def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close our ends of the pipes a program that left its group (setsid) still holds.
+
+    asyncio closes a subprocess transport only once every pipe has reached EOF;
+    without this its file descriptors would stay open for the life of the process.
+    """
+    transport = getattr(proc, "_transport", None)  # asyncio keeps no public handle on it
+    if transport is not None:
+        transport.close()
+        await asyncio.sleep(0)  # the pipes' fds are closed by a callback the loop runs next
+
+
+def _spawn_detail(cfg: ScriptConfig, exc: OSError) -> str:
+    """What could not be started: the working directory, the program, or its interpreter."""
+    program = cfg.command[0]
+    what = exc.filename or program
+    if what == cfg.cwd and what != program:
+        return f"working directory {what}: {exc.strerror or exc}"
+    detail = f"{what}: {exc.strerror or exc}"
+    if exc.errno == errno.ENOENT and what == program and os.path.exists(program):
+        detail += " (its #! interpreter?)"  # execve gives ENOENT for a missing interpreter
+    return detail

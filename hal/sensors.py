@@ -23,12 +23,15 @@ Sources:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .config import HWMON_UNITS, SensorConfig
 from .errors import Fault, ParseError, SensorError
@@ -41,6 +44,7 @@ __all__ = [
     "LinuxSensors",
     "Opener",
     "dallas_crc8",
+    "in_daemon_thread",
     "parse_int_attribute",
     "parse_number",
     "parse_w1_slave",
@@ -64,26 +68,26 @@ _W1_SLAVE = re.compile(
     r"((?:[0-9a-f]{2} ){9}): crc=([0-9a-f]{2}) (YES|NO)\n((?:[0-9a-f]{2} ){9})t=(-?[0-9]{1,9})\n?"
 )
 _EXACT = Context(prec=80, traps=[Inexact])
+_T = TypeVar("_T")
+
+
+def _number_text(pattern: re.Pattern[str], text: str, what: str) -> str:
+    if not text:
+        raise ParseError(Fault.MALFORMED, "empty")
+    m = pattern.fullmatch(text)
+    if not m:
+        raise ParseError(Fault.MALFORMED, f"not {what}: {text[:40]!r}")
+    return m.group(1)
 
 
 def parse_int_attribute(text: str) -> int:
     """A sysfs integer attribute ("42000\\n") -> 42000."""
-    if not text:
-        raise ParseError(Fault.MALFORMED, "empty")
-    m = _INT.fullmatch(text)
-    if not m:
-        raise ParseError(Fault.MALFORMED, f"not an integer: {text[:40]!r}")
-    return int(m.group(1))
+    return int(_number_text(_INT, text, "an integer"))
 
 
 def parse_number(text: str) -> Decimal:
     """A decimal number, as a generic file sensor may hold ("1234", "-3.25")."""
-    if not text:
-        raise ParseError(Fault.MALFORMED, "empty")
-    m = _NUMBER.fullmatch(text)
-    if not m:
-        raise ParseError(Fault.MALFORMED, f"not a number: {text[:40]!r}")
-    return Decimal(m.group(1))
+    return Decimal(_number_text(_NUMBER, text, "a number"))
 
 
 def dallas_crc8(data: bytes) -> int:
@@ -151,6 +155,39 @@ def scale(raw: int | Decimal, factor: Decimal, offset: Decimal = Decimal(0)) -> 
         raise ParseError(Fault.RANGE, "value too large to scale exactly") from None
 
 
+def in_daemon_thread(fn: Callable[[], _T], name: str) -> asyncio.Future[_T]:
+    """Run ``fn`` in a daemon thread of its own; its result or exception completes the future.
+
+    Not the loop's default executor: ``asyncio.run()`` joins that executor's
+    threads on the way out, so one read stuck in the kernel (a 1-Wire bus that
+    never answers, a dead NFS mount under ``statvfs``) would keep the process
+    from ever exiting. A daemon thread is abandoned at exit instead. Callers
+    keep at most one such thread per sensor (and one for the status report).
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def work() -> None:
+        try:
+            value: Any = fn()
+            ok = True
+        except BaseException as exc:  # handed to the awaiting task, not lost in the thread
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop was closed in the meantime
+            loop.call_soon_threadsafe(deliver, ok, value)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return fut
+
+
 def _fault_of(exc: OSError) -> Fault:
     if isinstance(exc, PermissionError):
         return Fault.PERMISSION
@@ -159,13 +196,22 @@ def _fault_of(exc: OSError) -> Fault:
     return Fault.IO
 
 
+def _os_detail(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
+
+
 def read_text(path: str, opener: Opener | None = None) -> str:
     """Read a small sysfs file as text (one read, as sysfs attributes are meant to be read)."""
-    fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.read(fd, _MAX_FILE + 1)
-    finally:
-        os.close(fd)
+        fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, _MAX_FILE + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.filename is None:  # os.read names no file: say which one (same subclass)
+            raise OSError(exc.errno, exc.strerror, path) from None
+        raise
     if len(data) > _MAX_FILE:
         raise ParseError(Fault.MALFORMED, f"more than {_MAX_FILE} bytes")
     try:
@@ -221,6 +267,8 @@ class LinuxSensors:
         cfg = self._config(name)
         try:
             return self._resolve(cfg)
+        except OSError as exc:
+            raise SensorError(name, _fault_of(exc), _os_detail(exc)) from None
         except ParseError as exc:
             raise SensorError(name, exc.fault, exc.message) from None
 
@@ -259,12 +307,11 @@ class LinuxSensors:
         """The blocking read (a worker thread runs it; see :meth:`read`)."""
         cfg = self._config(name)
         try:
-            path = self._resolve(cfg)
-            try:
-                text = read_text(path, self._opener)
-            except OSError as exc:
-                raise ParseError(_fault_of(exc), f"{path}: {exc.strerror or exc}") from None
+            # stat() while finding an hwmon file fails too (EACCES, ENAMETOOLONG)
+            text = read_text(self._resolve(cfg), self._opener)
             value = self._value(cfg, text)
+        except OSError as exc:
+            raise SensorError(name, _fault_of(exc), _os_detail(exc)) from None
         except ParseError as exc:
             raise SensorError(name, exc.fault, exc.message) from None
         return Reading(name, value, cfg.unit)
@@ -292,7 +339,7 @@ class LinuxSensors:
         cfg = self._config(name)
         fut = self._inflight.get(name)
         if fut is None:
-            fut = asyncio.get_running_loop().run_in_executor(None, self.read_sync, name)
+            fut = in_daemon_thread(lambda: self.read_sync(name), f"hal-sensor-{name}")
             self._inflight[name] = fut
             fut.add_done_callback(lambda f: self._done(name, f))
         try:

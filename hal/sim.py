@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from .config import HalConfig, LineConfig, PowerConfig, SensorConfig
 from .errors import Fault, GpioError, PowerError, SensorError
-from .gpio import GpioBase
+from .gpio import GpioBase, is_level
 from .interfaces import (
     DiskUsage,
     Interface,
@@ -34,6 +34,7 @@ from .interfaces import (
     Reading,
     SystemSnapshot,
 )
+from .power import SYSTEMCTL_VERB, allowed_actions, check_allowed
 
 __all__ = ["SimControl", "SimGpio", "SimPower", "SimSensors", "SimSystem"]
 
@@ -81,7 +82,7 @@ class SimGpio(GpioBase):
         cfg = self.config(name)
         if cfg.direction != "input":
             raise GpioError(name, "is an output; only inputs are driven from outside")
-        if value not in (0, 1):
+        if not is_level(value):
             raise GpioError(name, f"value must be 0 or 1, not {value!r}")
         if self._level[name] != value:
             self._level[name] = value
@@ -189,19 +190,10 @@ class SimPower:
         self.refuse_with: PowerError | None = None  # set to make run() fail
 
     def allowed(self) -> Sequence[PowerAction]:
-        out: list[PowerAction] = []
-        if self._cfg.allow_reboot:
-            out.append("reboot")
-        if self._cfg.allow_shutdown:
-            out.append("shutdown")
-        return out
+        return allowed_actions(self._cfg)
 
     def request(self, action: PowerAction) -> PowerRequest:
-        if action not in ("reboot", "shutdown"):
-            raise PowerError(str(action), "unknown power action")
-        if action not in self.allowed():
-            key = "allow_reboot" if action == "reboot" else "allow_shutdown"
-            raise PowerError(action, f"not allowed by configuration (power.{key} = false)")
+        check_allowed(self._cfg, action)
         self.requests.append(action)
 
         async def run() -> None:
@@ -209,8 +201,7 @@ class SimPower:
                 raise self.refuse_with
             self.executed.append(action)
 
-        verb = "reboot" if action == "reboot" else "poweroff"
-        return PowerRequest(action, ("sim", verb), run)
+        return PowerRequest(action, ("sim", SYSTEMCTL_VERB[action]), run)
 
 
 class SimControl:

@@ -38,7 +38,7 @@ from typing import TypeVar
 from .config import SystemConfig
 from .errors import Fault, ParseError
 from .interfaces import DiskUsage, Interface, OsInfo, ProgramInfo, SystemSnapshot
-from .sensors import parse_int_attribute, read_text
+from .sensors import in_daemon_thread, parse_int_attribute, read_text
 
 __all__ = [
     "SNAPSHOT_TIMEOUT_S",
@@ -166,12 +166,13 @@ class LinuxSystem:
         root: str = "/",
         *,
         ipv4: Ipv4Lookup = ioctl_ipv4,
-        timeout_s: float = SNAPSHOT_TIMEOUT_S,
+        timeout_s: float | None = None,
     ) -> None:
         self._cfg = config
         self._root = root
         self._ipv4 = ipv4
-        self._timeout_s = timeout_s
+        # None: SNAPSHOT_TIMEOUT_S, read now (not frozen into the signature at import)
+        self._timeout_s = SNAPSHOT_TIMEOUT_S if timeout_s is None else timeout_s
         self._inflight: asyncio.Future[SystemSnapshot] | None = None
 
     def _p(self, path: str) -> str:
@@ -189,7 +190,7 @@ class LinuxSystem:
         the same thread rather than starting another.
         """
         if self._inflight is None:
-            fut = asyncio.get_running_loop().run_in_executor(None, self.snapshot_sync, None)
+            fut = in_daemon_thread(self.snapshot_sync, "hal-system-snapshot")
             self._inflight = fut
             fut.add_done_callback(self._done)
         try:
@@ -299,11 +300,11 @@ class LinuxSystem:
         for n in names:
             try:
                 state = self._read(f"/sys/class/net/{n}/operstate").strip()
-            except OSError:
+            except (OSError, ParseError):
                 state = "unknown"
             try:
                 mac = self._read(f"/sys/class/net/{n}/address").strip()
-            except OSError:
+            except (OSError, ParseError):
                 mac = ""
             out.append(
                 Interface(

@@ -173,6 +173,15 @@ def part_identity(part: pdu.Deliver) -> str:
     return h.hexdigest()[:32]
 
 
+def _decode_error(raw: str) -> str:
+    """Why ``raw`` does not decode (the codec's message); "" when it does."""
+    try:
+        pdu.decode(raw, smsc=True)
+    except ValueError as exc:
+        return str(exc) or type(exc).__name__
+    return ""
+
+
 def _raw_identity(hex_pdu: str) -> str:
     return "raw-" + hashlib.sha256(hex_pdu.upper().encode()).hexdigest()[:28]
 
@@ -447,6 +456,9 @@ class SmsService:
         self._next_release: float | None = None  # service clock when a held group is due
         self._storage_full_seen = False
         self._pressure_check = False
+        #: records the last sweep had to leave on the module (drafts, damaged
+        #: records not yet confirmed): they take slots that held parts cannot use
+        self._stuck_other = 0
         self.stats = {
             "received": 0,
             "acked": 0,
@@ -947,6 +959,12 @@ class SmsService:
                 self._round_failed = True
         if unplaced > 0:
             self._round_failed = True
+        drafts = sum(
+            1 for e in listed if e.stat in (C.MessageStat.STO_UNSENT, C.MessageStat.STO_SENT)
+        )
+        # damaged records handed over in this sweep are counted once too many
+        # (until the next sweep): errs on the side of freeing slots
+        self._stuck_other = drafts + len(damaged_records) + max(unplaced, 0)
         await self._check_storage(len(listed) + len(damaged_records))
         if self._round_failed:
             self._retry_later(at_once=True)
@@ -955,8 +973,13 @@ class SmsService:
         return len(listed) + len(damaged_records)
 
     def _mem(self) -> str:
+        """``<mem1>`` (read and delete storage) as the module last reported it;
+        a name that is not two capitals (a noisy +CPMS? line) is not taken."""
         st = self.session.storage
-        return st.mem[0] if st is not None and st.mem and st.mem[0] else "SM"
+        mem = st.mem[0] if st is not None and st.mem else ""
+        if len(mem) == 2 and mem.isascii() and mem.isupper():
+            return mem
+        return (self.session.config.storage or self.session.profile.storage)[0]
 
     async def _read_record(self, loc: Location) -> StoredPdu | None:
         """``+CMGR`` leniently; a PDU line the line discipline dropped as noise
@@ -1013,7 +1036,10 @@ class SmsService:
             if (again.pdu, again.damage, again.length) != (first.pdu, first.damage, first.length):
                 raise ProtocolError(f"two reads of index {loc.index} disagree", first.pdu[:80])
             stored = again
-        elif self.verify_reads or verify:
+        elif self.verify_reads or verify or _decode_error(stored.pdu):
+            # a PDU that does not decode may be a good one that a noisy line
+            # changed (a flipped octet keeps the length): read it again before
+            # reporting it, and deleting it
             again = await self._exec(C.cmgr(loc.index, lenient=True))
             if again is None:
                 return  # gone meanwhile
@@ -1243,40 +1269,55 @@ class SmsService:
         return await self._deliver(item, locs)
 
     async def _check_storage(self, listed: int | None, *, release: bool = True) -> None:
-        """After a sweep (``listed`` entries): free held slots when storage is
-        (nearly) full; warn when it stays full. When a part was held
-        (``release`` False): only sweep when storage is nearly full - what the
-        sweep hands over frees slots first (a full store of other messages is
-        not a reason to split a message), held parts go only if that was not
-        enough."""
+        """Free held slots when what the service cannot hand over fills storage.
+
+        Pressure is counted on what stays: the parts held plus the records
+        the last sweep had to leave (drafts, damaged records not yet
+        confirmed). Messages that merely arrived meanwhile do not count - they
+        are handed over and deleted anyway, so a store that a burst filled is
+        no reason to split a message (a soak with the storage-full fault found
+        this one). After a sweep (``listed`` entries) the oldest held groups
+        go while fewer than ``HOLD_FREE_SLOTS`` would stay free; when a part
+        was held (``release`` False) and storage is nearly full, a sweep is
+        asked for instead. A warning
+        is logged while storage stays nearly full with nothing held.
+        """
         self._pressure_check = False
-        free: int | None = None
+        total: int | None = None
+        used: int | None = None
         try:
             await self.session.ready.wait()
             status = await self.session.storage_status()
-            free = status.total[-1] - status.used[-1] if status.total else None
+            if status.total:
+                total, used = status.total[-1], status.used[-1]
         except (CommandFailed, ProtocolError):
             st = self.session.storage
-            if st is not None and st.total and listed is not None:
-                free = st.total[0] - listed
-            elif st is not None and st.total:
-                free = st.total[0] - len(self._held)
-        if free is None and self._storage_full_seen:
-            free = 0
-        self._storage_full_seen = False
-        if free is None:
+            if st is not None and st.total:
+                total = st.total[0]
+                used = listed if listed is not None else None
+        full_seen, self._storage_full_seen = self._storage_full_seen, False
+        holding = [g for g in self._groups if g.locations()]  # direct parts hold no slot
+        if total is None:
+            if full_seen and holding and release:  # no count at all: the indication only
+                oldest = min(holding, key=lambda g: (g.oldest(), g.first_seen))
+                await self._release(oldest, "storage reported full")
             return
+        stays_free = total - len(self._held) - self._stuck_other
+        free = total - (used if used is not None else len(self._held) + self._stuck_other)
         if not release:
-            if free < timing.HOLD_FREE_SLOTS and self._groups:
+            # nearly full: the sweep hands over what can go, then decides
+            if min(free, stays_free) < timing.HOLD_FREE_SLOTS and holding:
                 self.request_sweep()
             return
-        while free < timing.HOLD_FREE_SLOTS and self._groups:
-            oldest = min(self._groups, key=lambda g: (g.oldest(), g.first_seen))
+        while stays_free < timing.HOLD_FREE_SLOTS and holding:
+            oldest = min(holding, key=lambda g: (g.oldest(), g.first_seen))
             slots = len(oldest.locations())
-            if not await self._release(oldest, f"storage nearly full, {free} slots free"):
+            if not await self._release(oldest, f"storage nearly full, {stays_free} slots free"):
                 break
+            stays_free += slots
             free += slots
-        if free < timing.HOLD_FREE_SLOTS and not self._groups:
+            holding = [g for g in self._groups if g.locations()]
+        if free < timing.HOLD_FREE_SLOTS and not holding:
             log.warning(
                 "SMS storage still full (%d slots free) with nothing held for reassembly: "
                 "what fills it is not ours to delete (drafts, another application); new "
@@ -1375,6 +1416,13 @@ class SmsService:
         """+CMT/+CDS (direct delivery): classify, hand over, then acknowledge
         (+CNMA, TS 27.005 §3.4.4) when ``+CSMS=1``, before the deadline."""
         needs_ack = self._needs_ack()
+        if not d.damage:
+            error = _decode_error(d.raw)
+            if error:
+                # the length held but the content does not decode: a flipped
+                # octet on the line looks just like this. Not acknowledged
+                # until the network delivers the same PDU again.
+                d.damage = f"does not decode: {error}"
         try:
             if d.damage:
                 self.stats["direct_damaged"] += 1

@@ -39,8 +39,11 @@ _TICK = 0.01  # pacing granularity, seconds
 class _Pacer:
     """Output at the rate of a serial line: ``baud`` / 10 bytes a second.
 
-    Writes a tick's worth of bytes (at least one) each time the line is free
-    again, so the average rate is exact at any baud rate.
+    A chunk (a tick's worth of bytes at the most) reaches the reader when its
+    last byte would have crossed the wire: the line starts sending when it is
+    free (or now, if it was idle) and takes ``len(chunk) / rate`` seconds, so
+    neither a burst nor a short answer after an idle line arrives sooner than
+    a real UART would deliver it.
     """
 
     def __init__(
@@ -51,31 +54,34 @@ class _Pacer:
         self._write = write
         self._out = bytearray()
         self._timer: asyncio.Handle | None = None
-        self._free_at = 0.0  # loop time at which the last byte written is through
+        self._in_flight = 0  # bytes of the chunk on the wire now
+        self._free_at = 0.0  # loop time at which the chunk on the wire is through
 
     def push(self, data: bytes) -> None:
         self._out += data
         if self._timer is None:
-            self._timer = self._loop.call_soon(self._drain)
+            self._send_next()
+
+    def _send_next(self) -> None:
+        n = min(len(self._out), max(1, int(self._rate * _TICK)))
+        self._in_flight = n
+        self._free_at = max(self._free_at, self._loop.time()) + n / self._rate
+        self._timer = self._loop.call_at(self._free_at, self._drain)
 
     def _drain(self) -> None:
         self._timer = None
-        if not self._out:
-            return
-        now = self._loop.time()
-        n = max(1, int(self._rate * _TICK))
-        chunk = bytes(self._out[:n])
-        del self._out[:n]
-        # A late timer is made up for, up to a tick; an idle line starts now.
-        self._free_at = max(self._free_at, now - _TICK) + len(chunk) / self._rate
+        chunk = bytes(self._out[: self._in_flight])
+        del self._out[: self._in_flight]
+        self._in_flight = 0
         self._write(chunk)
         if self._out:
-            self._timer = self._loop.call_at(self._free_at, self._drain)
+            self._send_next()
 
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._in_flight = 0
         self._out.clear()
 
 

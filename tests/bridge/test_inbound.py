@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +10,7 @@ import pdu
 from bridge import framing
 from bridge.inbound import incoming
 from bridge.journal import Journal, State
-from modem.sms import Location, ReceivedMessage, message_identity
+from modem.sms import Location, ReceivedMessage, message_identity, part_identity
 from pdu.dcs import Alphabet
 
 SCTS = datetime(2026, 12, 1, 8, 40, tzinfo=UTC)
@@ -70,13 +69,10 @@ def test_ucs2_body_limit_uses_the_alphabet_it_came_in():
         framing.frame(inc.sender, inc.body, framing.FramingConfig(), coding=inc.coding)
 
 
-def test_part_ids_taken_from_the_service_when_present():
-    msg = received("ping")
-
-    @dataclasses.dataclass(frozen=True)
-    class WithParts(ReceivedMessage):
-        part_ids: tuple[str, ...] = ()
-
-    richer = WithParts(msg.identity, msg.parts, msg.locations, part_ids=("a1",))
-    assert incoming(richer).part_ids == ("a1",)
-    assert incoming(msg).part_ids == ()
+def test_part_ids_are_the_services_one_per_part():
+    single = received("ping")
+    assert incoming(single).part_ids == (part_identity(single.parts[0]),)
+    long = received("ж" * 71)  # two parts
+    ids = incoming(long).part_ids
+    assert ids == tuple(part_identity(p) for p in long.parts)
+    assert len(set(ids)) == 2

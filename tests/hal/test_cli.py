@@ -265,3 +265,44 @@ def test_linux_gpio_unknown_chip_names_the_key(tmp_path):
     assert p.stderr == (
         f"configuration error: gpio.relay1.chip: no such GPIO chip: {tmp_path}/root/dev/gpiochip7\n"
     )
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error(tmp_path):
+    cfg = tmp_path / "hal.toml"
+    cfg.write_bytes(b'backend = "sim"\n# caf\xe9 in Latin-1\n')
+    p = run(cfg, "info")
+    no_traceback(p)
+    assert p.returncode == EXIT_CONFIG
+    assert p.stderr.startswith(f"configuration error: {cfg} is not valid TOML: not UTF-8")
+    assert p.stderr.count("\n") == 1
+
+
+def test_run_of_a_program_that_is_not_executable_names_its_key(tmp_path):
+    cfg = linux_config(tmp_path)  # scripts.report points at a file without the x bit
+    p = run(cfg, "run", "report")
+    no_traceback(p)
+    assert p.returncode == EXIT_CONFIG
+    assert p.stderr == (
+        f"configuration error: scripts.report.command[0]: "
+        f"{tmp_path}/report.sh is not an executable file\n"
+    )
+
+
+def test_info_reads_each_sensor_once(sim_config, monkeypatch):
+    # A DS18B20 read is a 750 ms conversion, and two reads can disagree: the row
+    # shown and the problem listed must come from the same single read.
+    import io
+
+    import hal.cli
+
+    built = []
+    real_build = hal.cli.build
+
+    def spy(config):
+        built.append(real_build(config))
+        return built[-1]
+
+    monkeypatch.setattr(hal.cli, "build", spy)
+    out = io.StringIO()
+    assert hal.cli.main(["--config", str(sim_config), "info"], out=out) == EXIT_OK
+    assert built[0].sim.sensors.reads == ["cpu"]

@@ -281,3 +281,179 @@ def test_arbitrary_gpio_tables(gpio):
         for name, line in cfg.gpio.items():
             assert line.key == f"hal.gpio.{name}"
             assert line.direction in ("input", "output")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["x{99999999999}", "(" * 2000 + ")" * 2000],
+    ids=["repetition-overflow", "nesting-too-deep"],
+)
+def test_a_pattern_re_cannot_compile_is_a_config_error(pattern):
+    # re.compile raises OverflowError or RecursionError for these, not re.error
+    with pytest.raises(ConfigError) as e:
+        parse({"scripts": {"s": {"command": ["/bin/true"], "args": [pattern]}}}, where="hal")
+    assert e.value.key == "hal.scripts.s.args[0]" and "bad pattern" in e.value.message
+
+
+@pytest.mark.parametrize("zone", [-1, 10_000, 10**30])
+def test_thermal_zone_number_out_of_range_says_so(zone):
+    with pytest.raises(ConfigError) as e:
+        parse({"sensors": {"t": {"type": "thermal", "zone": zone}}}, where="hal")
+    assert e.value.key == "hal.sensors.t.zone"
+    assert e.value.message == f"must be thermal_zoneN or N (0 to 9999), not {zone}"
+
+
+@pytest.mark.parametrize("chip", ["/dev/", "/dev/../etc/passwd", "..", "."])
+def test_chip_must_name_a_device_file(chip):
+    with pytest.raises(ConfigError) as e:
+        parse({"gpio": {"r": {**GPIO, "chip": chip}}}, where="hal")
+    assert e.value.key == "hal.gpio.r.chip"
+
+
+script_values = st.one_of(
+    st.text(max_size=20),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.lists(st.one_of(st.text(max_size=12), st.integers()), max_size=4),
+    st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3),
+)
+script_tables = st.dictionaries(
+    st.sampled_from(
+        ["command", "args", "min_args", "timeout_s", "kill_grace_s", "output_limit", "env", "cwd"]
+    ),
+    script_values,
+    max_size=5,
+)
+
+
+@given(script_tables, st.lists(st.text(max_size=30), max_size=3))
+def test_arbitrary_script_tables_give_a_config_or_a_config_error(table, patterns):
+    if "args" not in table:
+        table = {**table, "args": patterns}  # regular expressions of every shape
+    try:
+        cfg = parse({"scripts": {"s": table}}, where="hal")
+    except ConfigError as e:
+        assert e.key.startswith("hal.scripts.s")
+    else:
+        assert cfg.scripts["s"].command[0].startswith("/")
+
+
+sensor_tables = st.fixed_dictionaries(
+    {"type": st.sampled_from(["thermal", "hwmon", "ds18b20", "file", "x"])},
+    optional={
+        "zone": st.one_of(st.integers(-(10**20), 10**20), st.text(max_size=16)),
+        "device": st.text(max_size=20),
+        "input": st.text(max_size=16),
+        "path": st.text(max_size=16),
+        "scale": st.one_of(st.text(max_size=24), st.integers(), st.floats()),
+        "offset": st.one_of(st.text(max_size=24), st.integers(), st.floats()),
+        "timeout_s": st.one_of(st.floats(), st.integers()),
+        "unit": st.text(max_size=4),
+    },
+)
+
+
+@given(sensor_tables)
+def test_arbitrary_sensor_tables_give_a_config_or_a_config_error(table):
+    try:
+        cfg = parse({"sensors": {"s": table}}, where="hal")
+    except ConfigError as e:
+        assert e.key.startswith("hal.sensors.s")
+    else:
+        s = cfg.sensors["s"]
+        assert s.scale.is_finite() and s.offset.is_finite() and 0 < s.timeout_s <= 60
+
+
+def docs_key_table() -> list[tuple[str, str]]:
+    """(key, default) of every row of the configuration table in docs/hal.md."""
+    body = DOC.read_text().split("| key | default | meaning |")[1].split("\n\n")[0]
+    rows = []
+    for line in body.splitlines()[2:]:
+        key, default = (c.strip() for c in line.strip().strip("|").split("|")[:2])
+        keys = re.findall(r"`([^`]+)`", key)
+        defaults = re.findall(r"`([^`]+)`", default) or [default]
+        if keys[0].endswith(".scale"):  # "`sensors.NAME.scale` / `offset`"
+            keys[1] = keys[0].rsplit(".", 1)[0] + "." + keys[1]
+        rows += zip(
+            keys, defaults if len(defaults) == len(keys) else defaults * len(keys), strict=True
+        )
+    return rows
+
+
+# the smallest valid table each documented key can be left out of (or set in)
+_BASE = {
+    "gpio": {"chip": "gpiochip0", "line": 1, "direction": "output"},
+    "gpio-input": {"chip": "gpiochip0", "line": 1, "direction": "input"},
+    "thermal": {"type": "thermal", "zone": 0},
+    "ds18b20": {"type": "ds18b20", "device": "28-0000075e8a2b"},
+    "file": {"type": "file", "path": "/x"},
+    "scripts": {"command": ["/bin/true"]},
+}
+
+
+def _where(key: str) -> tuple[dict, object]:
+    """A config table without ``key``, and a function giving the parsed field."""
+    parts = key.split(".")
+    attr = parts[-1]
+    if parts[0] == "gpio":
+        base = _BASE["gpio-input" if attr == "debounce_ms" else "gpio"]
+        return {"gpio": {"x": base}}, lambda c: getattr(c.gpio["x"], attr)
+    if parts[0] == "sensors":
+        kind = {"attribute": "ds18b20", "unit": "file", "scale": "file", "offset": "file"}
+        base = _BASE[kind.get(attr, "thermal")]
+        return {"sensors": {"x": base}}, lambda c: getattr(c.sensors["x"], attr)
+    if parts[0] == "scripts":
+        return {"scripts": {"x": _BASE["scripts"]}}, lambda c: getattr(c.scripts["x"], attr)
+    if parts[0] in ("system", "power"):
+        return {}, lambda c: getattr(getattr(c, parts[0]), attr)
+    return {}, lambda c: getattr(c, attr)
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, dict):
+        return sorted(v.items())
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, Decimal):
+        return v.normalize()
+    return v
+
+
+DOC_KEYS = [(k, d) for k, d in docs_key_table() if not k.startswith("sim.") and "required" not in d]
+
+
+@pytest.mark.parametrize(("key", "default"), DOC_KEYS, ids=[k for k, _ in DOC_KEYS])
+def test_every_documented_default_is_the_parsed_default(key, default):
+    table, get = _where(key)
+    got = get(parse(table))
+    if default == "len(args)":  # min_args: every argument required
+        assert got == len(parse(table).scripts["x"].args)
+        return
+    literal = tomllib.loads(f"v = {default}")["v"]
+    want = Decimal(str(literal)) if isinstance(got, Decimal) else literal
+    assert _plain(got) == _plain(want), f"{key}: docs say {default}, parse gives {got!r}"
+    # the key is accepted when given its documented default
+    section = dict(table)
+    parts = key.split(".")
+    if parts[0] in ("gpio", "sensors", "scripts"):
+        section[parts[0]] = {"x": {**next(iter(table[parts[0]].values())), parts[-1]: literal}}
+    elif len(parts) == 2:
+        section[parts[0]] = {parts[1]: literal}
+    else:
+        section[parts[0]] = literal
+    assert _plain(get(parse(section))) == _plain(got)
+
+
+def test_every_key_parse_accepts_is_documented():
+    documented = {k for k, _ in docs_key_table()}
+    example = tomllib.loads(docs_example())
+    seen = set()
+    for top, v in example.items():
+        if top in ("gpio", "sensors", "scripts"):
+            seen |= {f"{top}.NAME.{k}" for t in v.values() for k in t}
+        elif isinstance(v, dict):
+            seen |= {f"{top}.{k}" for k in v}
+        else:
+            seen.add(top)
+    assert seen <= documented, seen - documented

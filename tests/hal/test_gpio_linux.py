@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 from datetime import timedelta
@@ -368,3 +369,129 @@ async def test_edges_queued_before_subscribing_are_not_reported(tmp_path, chip, 
         assert (ev.value, ev.timestamp_ns) == (0, 40)
         assert edges._queue.empty()
     await g.close()
+
+
+def _levels(g, name, values):
+    """Make the handle of ``name`` return ``values`` on successive reads; count them."""
+    h = g._handles[name]
+    seq = iter(values)
+    calls = []
+
+    def get():
+        calls.append(1)
+        return next(seq)
+
+    h.get = get
+    return calls
+
+
+async def test_v1_debounced_read_waits_for_two_agreeing_samples(tmp_path, chip):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path,
+        {"door": {"chip": "gpiochip0", "line": 3, "direction": "input", "debounce_ms": 1}},
+        "v1",
+        world,
+    )
+    calls = _levels(g, "door", [1, 0, 1, 0, 0, 1])  # bouncing, then settled at 0
+    assert await g.read("door") == 0
+    assert len(calls) == 5  # sampled until two reads debounce_ms apart agreed
+    _levels(g, "door", [0, 1] * 20)  # never settles
+    with pytest.raises(GpioError, match="input did not settle for 1 ms"):
+        await g.read("door")
+    await g.close()
+
+
+async def test_v2_read_is_not_sampled_the_kernel_debounces(tmp_path, chip):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path,
+        {"door": {"chip": "gpiochip0", "line": 3, "direction": "input", "debounce_ms": 50}},
+        "v2",
+        world,
+    )
+    calls = _levels(g, "door", [1, 0])
+    assert await g.read("door") == 1 and len(calls) == 1
+    await g.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_a_subscription_after_close_ends_and_watches_nothing(tmp_path, chip, api):
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path, {"door": {"chip": "gpiochip0", "line": 3, "direction": "input"}}, api, world
+    )
+    await g.close()
+    assert [e async for e in g.edges()] == []
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_edges_work_with_an_event_fd_above_1023(tmp_path, chip, api):
+    # select() cannot watch a descriptor >= FD_SETSIZE (1024); a long-running process
+    # with many open files gets such descriptors for its line requests.
+    world = World({chip: NAMES})
+    g = lines(
+        tmp_path, {"door": {"chip": "gpiochip0", "line": 3, "direction": "input"}}, api, world
+    )
+    r = world.requests[0]
+    high = 1500
+    os.dup2(r.read_fd, high)
+    os.close(r.read_fd)
+    r.read_fd = high
+    if api == "v2":
+        g._handles["door"]._req.fd = high
+    world.edge(chip, 3, 1, ts=5)  # queued before anyone listens: dropped
+    async with g.edges() as edges:
+        world.edge(chip, 3, 0, ts=6)
+        ev = await anext(edges)
+    assert (ev.value, ev.timestamp_ns) == (0, 6)
+    await g.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+@pytest.mark.parametrize("where", ["lookup", "first-read"])
+def test_an_os_error_while_requesting_is_a_gpio_error(tmp_path, chip, api, where, monkeypatch):
+    # a chip that answers the open but fails later (unbound mid-way, an I/O error)
+    world = World({chip: NAMES})
+    module = APIS[api](world)
+    eio = OSError(errno.EIO, "Input/output error")
+
+    def fail(*a, **k):
+        raise eio
+
+    if where == "lookup":
+        monkeypatch.setattr(module.Chip, "get_line_info" if api == "v2" else "find_line", fail)
+    elif api == "v2":
+        monkeypatch.setattr(module.LineRequest, "get_value", fail)
+    else:
+        monkeypatch.setattr(module.Line, "get_value", fail)
+    cfg = parse(
+        {
+            "backend": "linux",
+            "gpio": {"door": {"chip": "gpiochip0", "line": "GPIO3", "direction": "input"}},
+        }
+    )
+    with pytest.raises(GpioError) as e:
+        LinuxGpio(cfg.gpio, str(tmp_path), module=module)
+    assert str(e.value) == f"gpio door: {chip}: Input/output error"
+    assert all(r.released for r in world.requests)
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_one_line_configured_twice_by_name_and_offset_names_both_keys(tmp_path, chip, api):
+    # parse() cannot see that "GPIO17" is offset 7; the kernel answers EBUSY, which
+    # must not read "in use by another program" when the other user is us.
+    world = World({chip: NAMES})
+    with pytest.raises(ConfigError) as e:
+        lines(
+            tmp_path,
+            {
+                "relay": {"chip": "gpiochip0", "line": "GPIO17", "direction": "output"},
+                "again": {"chip": "/dev/gpiochip0", "line": 7, "direction": "output"},
+            },
+            api,
+            world,
+        )
+    assert e.value.key == "hal.gpio.again.line"
+    assert e.value.message == f"is the line gpio.relay already uses ({chip} offset 7)"
+    assert all(r.released for r in world.requests)

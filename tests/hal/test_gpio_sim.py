@@ -145,3 +145,31 @@ def test_line_info(dev):
     infos = {i.name: i for i in dev.gpio.lines()}
     assert infos["door"].bias == "pull-up" and infos["door"].direction == "input"
     assert infos["relay2"].offset == 22
+
+
+async def test_a_subscription_taken_after_close_ends_at_once(dev):
+    await dev.close()
+    edges = dev.gpio.edges()
+    assert [e async for e in edges] == []  # ends, instead of waiting for edges that never come
+    assert dev.gpio._subscribers == set()
+
+
+async def test_restore_skips_values_write_would_refuse_and_restores_the_rest(dev):
+    skipped = await dev.gpio.restore({"relay1": True, "relay2": 0, "x": 1.0})
+    assert skipped == ["relay1", "x"]
+    assert dev.sim.gpio.writes == [("relay2", 0)]
+
+
+@pytest.mark.parametrize("value", [1.0, 0.0, "1", None])
+async def test_write_takes_the_integers_0_and_1_only(dev, value):
+    with pytest.raises(GpioError, match="value must be 0 or 1"):
+        await dev.gpio.write("relay1", value)
+    assert await dev.gpio.restore({"relay1": value}) == ["relay1"]
+    assert dev.sim.gpio.writes == []
+
+
+@pytest.mark.parametrize("value", [True, 2, 1.0])
+async def test_drive_takes_the_integers_0_and_1_like_write(dev, value):
+    with pytest.raises(GpioError, match="value must be 0 or 1"):
+        dev.sim.drive("door", value)
+    assert await dev.gpio.read("door") == 1 and type(await dev.gpio.read("door")) is int

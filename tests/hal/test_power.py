@@ -108,3 +108,33 @@ async def test_sim_records_requests_and_runs():
     with pytest.raises(PowerError, match="refused in the test"):
         await p.request("reboot").run()
     assert p.executed == ["reboot"]
+
+
+async def test_real_runner_kills_a_command_past_its_timeout():
+    with pytest.raises(TimeoutError):
+        await run_command(["sleep", "300"], 0.2)
+
+
+async def test_a_systemctl_that_does_not_return_is_a_power_error(tmp_path):
+    async def hangs(argv, timeout_s):
+        raise TimeoutError
+
+    req = power(systemd_root(tmp_path), hangs, allow_reboot=True, timeout_s=7).request("reboot")
+    with pytest.raises(PowerError) as e:
+        await req.run()
+    assert str(e.value) == "reboot: systemctl did not return in 7 s"
+
+
+@pytest.mark.parametrize("backend", ["sim", "linux"])
+def test_both_backends_refuse_alike(tmp_path, backend):
+    cfg = parse({"power": {"allow_shutdown": True}}).power
+    p = SimPower(cfg) if backend == "sim" else LinuxPower(cfg, systemd_root(tmp_path))
+    assert list(p.allowed()) == ["shutdown"]
+    for action, message in (
+        ("reboot", "reboot: not allowed by configuration (power.allow_reboot = false)"),
+        ("hibernate", "hibernate: unknown power action"),
+    ):
+        with pytest.raises(PowerError) as e:
+            p.request(action)
+        assert str(e.value) == message
+    assert p.request("shutdown").command[-1] == "poweroff"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import signal
 import stat
 from pathlib import Path
 
@@ -211,3 +212,69 @@ async def test_cancelled_while_the_spawn_returns_still_kills_the_group(tmp_path,
     with pytest.raises(asyncio.CancelledError):
         await task
     assert gone(child)
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def test_a_program_that_left_its_group_holding_the_pipes_leaks_no_fd(tmp_path, monkeypatch):
+    # setsid puts the child out of reach of killpg; it keeps stdout and stderr open.
+    # After the bounded wait the pipes must be closed on our side all the same.
+    monkeypatch.setattr("hal.scripts.REAP_BOUND_S", 0.2)
+    pidfile = tmp_path / "child.pid"
+    p = program(tmp_path, "s", f"setsid sleep 300 &\necho $! > {pidfile}\nwait\n")
+    r = runner(s={"command": [p], "timeout_s": 1.0, "kill_grace_s": 0.1})
+    before = open_fds()
+    try:
+        with pytest.raises(ScriptError) as e:
+            await r.run("s")
+        assert e.value.kind is ScriptErrorKind.TIMEOUT
+        assert open_fds() <= before
+    finally:
+        escaped = int(pidfile.read_text())
+        os.kill(escaped, signal.SIGKILL)
+    assert gone(escaped)
+
+
+@pytest.mark.parametrize(("size", "truncated"), [(999, False), (1000, False), (1001, True)])
+async def test_output_limit_is_exact(tmp_path, size, truncated):
+    p = program(tmp_path, "s", f"head -c {size} /dev/zero | tr '\\0' a\n")
+    res = await runner(s={"command": [p], "output_limit": 1000}).run("s")
+    assert res.stdout == b"a" * min(size, 1000) and res.stdout_truncated is truncated
+
+
+async def test_spawn_failures_name_what_failed(tmp_path):
+    ok = program(tmp_path, "ok", "echo hi\n")
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\x01\x02 not a program")
+    junk.chmod(0o755)
+    interp = program(tmp_path, "interp", "")
+    Path(interp).write_text("#!/nonexistent/interpreter\n")
+    r = runner(
+        cwd={"command": [ok], "cwd": str(tmp_path / "gone")},
+        junk={"command": [str(junk)]},
+        interp={"command": [interp]},
+    )
+    details = {}
+    for name in ("cwd", "junk", "interp"):
+        with pytest.raises(ScriptError) as e:
+            await r.run(name)
+        assert e.value.kind is ScriptErrorKind.SPAWN_FAILED
+        details[name] = e.value.detail
+    assert details == {
+        "cwd": f"working directory {tmp_path / 'gone'}: No such file or directory",
+        "junk": f"{junk}: Exec format error",
+        "interp": f"{interp}: No such file or directory (its #! interpreter?)",
+    }
+
+
+async def test_arguments_given_as_one_string_are_refused_not_split_into_letters(tmp_path):
+    marker = tmp_path / "ran"
+    p = program(tmp_path, "s", f"touch {marker}\n")
+    r = runner(s={"command": [p], "args": ["[0-9]", "[0-9]"]})
+    with pytest.raises(ScriptError) as e:
+        await r.run("s", "12")  # a str is a Sequence[str]: ("1", "2") would match
+    assert e.value.kind is ScriptErrorKind.REFUSED_ARGUMENT
+    assert e.value.detail == "arguments must be a list of strings, not one string"
+    assert not marker.exists()

@@ -295,7 +295,8 @@ async def test_directory_where_a_file_is_expected(tmp_path):
     s = sensors(tmp_path, {"cpu": {"type": "thermal", "zone": 0}})
     with pytest.raises(SensorError) as e:
         await s.read("cpu")
-    assert e.value.fault is Fault.IO and "Is a directory" in e.value.detail
+    assert e.value.fault is Fault.IO
+    assert e.value.detail == f"{tmp_path}/sys/class/thermal/thermal_zone0/temp: Is a directory"
 
 
 async def test_garbage_content_is_malformed_not_a_value(tmp_path):
@@ -401,3 +402,97 @@ def test_any_file_content_gives_a_reading_or_a_sensor_error(which, content):
         else:
             assert isinstance(r.value, Decimal) and r.value.is_finite()
             assert r.unit == cfg.sensors[which].unit
+
+
+async def test_an_os_error_while_finding_the_hwmon_file_is_a_sensor_error(tmp_path):
+    # hwmonN with a name longer than NAME_MAX: stat() fails with ENAMETOOLONG, which
+    # Path.exists() does not swallow (nor EACCES for a non-root user).
+    (tmp_path / "sys/class/hwmon").mkdir(parents=True)
+    s = sensors(
+        tmp_path, {"t": {"type": "hwmon", "device": "hwmon" + "1" * 300, "input": "in0_input"}}
+    )
+    with pytest.raises(SensorError) as e:
+        await s.read("t")
+    assert e.value.sensor == "t" and e.value.fault is Fault.IO
+    assert "File name too long" in e.value.detail
+    with pytest.raises(SensorError) as e:
+        s.path_of("t")
+    assert e.value.fault is Fault.IO
+
+
+decimal_text = st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{1,40})?", fullmatch=True)
+
+
+@given(
+    st.from_regex(r"[ \t]{0,2}-?[0-9]{1,35}(\.[0-9]{1,35})?[ \t]{0,2}\n?", fullmatch=True),
+    decimal_text | st.from_regex(r"-?[0-9]{1,3}[eE][+-]?[0-9]{1,7}", fullmatch=True),
+    decimal_text,
+)
+def test_file_sensor_value_is_exact_or_refused(content, scale_text, offset_text):
+    import tempfile
+    from decimal import Context
+
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "raw").write_text(content)
+        table = {"type": "file", "path": "/raw", "scale": scale_text, "offset": offset_text}
+        cfg = parse({"sensors": {"s": table}})
+        try:
+            r = LinuxSensors(cfg.sensors, root).read_sync("s")
+        except SensorError as e:
+            assert e.fault in (Fault.RANGE, Fault.MALFORMED)
+            if e.fault is Fault.MALFORMED:  # only a raw value beyond 30 + 30 digits
+                int_part, _, frac = content.strip().lstrip("-").partition(".")
+                assert len(int_part) > 30 or len(frac) > 30
+            return
+    big = Context(prec=100_000, Emax=10**9, Emin=-(10**9))
+    raw = Decimal(content.strip())
+    want = big.add(big.multiply(raw, Decimal(scale_text)), Decimal(offset_text))
+    assert r.value == want  # the exact value, never a rounded one
+
+
+HUNG_READ = """
+import asyncio, os, sys, threading
+from hal.config import parse
+from hal.errors import SensorError
+from hal.sensors import LinuxSensors
+from hal.system import LinuxSystem
+
+root = sys.argv[1]
+cfg = parse({"sensors": {"cpu": {"type": "thermal", "zone": 0, "timeout_s": 0.1}}})
+never = threading.Event()
+
+def opener(path):
+    never.wait()  # a read stuck in the kernel (a 1-Wire bus that never answers)
+
+os.statvfs = lambda path: never.wait()  # an NFS mount that never answers
+
+async def main():
+    try:
+        await LinuxSensors(cfg.sensors, root, opener=opener).read("cpu")
+    except SensorError as e:
+        print(e.fault.value)
+    snap = await LinuxSystem(cfg.system, root, ipv4=lambda n: [], timeout_s=0.1).snapshot()
+    print(snap.errors[0])
+
+asyncio.run(main())
+print("exited")
+"""
+
+
+def test_a_hung_read_does_not_keep_the_process_from_exiting(tmp_path):
+    # asyncio.run() joins the default executor's threads at exit: a read stuck there
+    # would hang `python -m hal sensor` (and the bridge's shutdown) for ever.
+    import subprocess
+    import sys
+
+    Tree(tmp_path).thermal(0, "40000\n")
+    p = subprocess.run(
+        [sys.executable, "-c", HUNG_READ, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (p.returncode, p.stderr) == (0, "")
+    assert p.stdout == "timeout\nno answer within 0.1 s (a hung mount?)\nexited\n"

@@ -209,3 +209,31 @@ async def test_a_hung_snapshot_is_reported_then_joined(tmp_path, monkeypatch):
     s = await later
     assert s.hostname == "gateway-7" and s.program == prog
     assert len(calls) == 1  # the second call joined the thread that was stuck
+
+
+async def test_one_unreadable_interface_file_does_not_hide_the_others(tmp_path):
+    t = Tree(tmp_path)
+    t.proc()
+    (tmp_path / "sys/class/net/eth0/address").write_bytes(b"\xff\xfe\n")  # not ASCII
+    s = await LinuxSystem(parse({}).system, str(tmp_path), ipv4=lambda n: []).snapshot()
+    assert [(i.name, i.state, i.mac) for i in s.interfaces] == [
+        ("eth0", "up", ""),
+        ("wwan0", "down", ""),
+    ]
+
+
+async def test_the_snapshot_timeout_is_read_when_used(tmp_path, monkeypatch):
+    # SNAPSHOT_TIMEOUT_S is the one place that tunes it: read when a LinuxSystem is made
+    import threading
+
+    import hal.system
+
+    Tree(tmp_path).proc()
+    release = threading.Event()
+    monkeypatch.setattr("hal.system.os.statvfs", lambda path: release.wait())
+    monkeypatch.setattr(hal.system, "SNAPSHOT_TIMEOUT_S", 0.05)
+    try:
+        s = await LinuxSystem(parse({}).system, str(tmp_path), ipv4=lambda n: []).snapshot()
+        assert s.errors == ("no answer within 0.05 s (a hung mount?)",)
+    finally:
+        release.set()

@@ -13,7 +13,7 @@ from modem.sms import ReceivedMessage, StatusReportReceived, Undecodable
 
 from .harness import running
 
-PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m"]
+PROFILES = ["generic", "bg96", "ec25", "sim7600", "sara-r410m", "minimal"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

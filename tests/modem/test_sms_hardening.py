@@ -680,14 +680,12 @@ async def test_hold_age_counted_on_the_module_clock(age, released):
 
 
 def minimal_sms_quirks():
-    """``minimal`` with its SMS quirks (plain ERROR for an empty +CMGL, a stray OK
-    after ERROR, delete flag refused, +CPMS? refused, indexes never reused, no
-    echo) and the session-level ones (bare AT ERROR, no +CMEE) off."""
-    import dataclasses
-
+    """The ``minimal`` profile: plain ERROR for everything (no +CMEE), an empty
+    +CMGL among them, a stray OK after ERROR, delete flag refused, +CPMS?
+    refused, indexes never reused, no echo, bare AT answered ERROR."""
     from modem.sim import PROFILES
 
-    return dataclasses.replace(PROFILES["minimal"], bare_at_error=False, cmee_supported=True)
+    return PROFILES["minimal"]
 
 
 async def test_minimal_profile_sms_quirks_receive_and_delete():
@@ -709,7 +707,6 @@ async def test_plain_error_for_an_empty_listing_does_not_spin(fast_timing):
     # not retried back to back
     async with running(minimal_sms_quirks(), service_kwargs={"periodic_sweep": 0}) as h:
         await start_up_done(h)
-        await h.client.execute(C.simple("AT+CMEE=0"))  # errors as a plain ERROR from now on
         before = h.service.stats["sweeps"]
         h.service.request_sweep()
         await asyncio.sleep(0.3)  # room for back-to-back sweeps, were there any
@@ -789,3 +786,60 @@ async def test_storage_full_of_deliverable_messages_does_not_split_a_held_messag
         await h.wait_for(lambda: "P" * 250 in texts(h), 5)
         assert not [i for i in h.got if isinstance(i, ReceivedMessage) and not i.complete]
         await h.settle()
+
+
+async def test_store_refilled_by_new_arrivals_does_not_split_a_held_message():
+    # a part is held; the SIM fills up and the network holds 40 more messages:
+    # the sweep frees slots, the network refills them at once, so the store is
+    # full again when the sweep ends - with messages that will be handed over,
+    # not a reason to hand over the held part incomplete
+    parts = codec.build_delivers("2936", "Q" * 250, scts=now_utc(), encoding=None, ref=6, smsc=None)
+    at_once = SimTiming(network_retry_delay=0.0)  # a freed slot is refilled before the next command
+    async with running(service_kwargs={"periodic_sweep": 0}, sim_kwargs={"timing": at_once}) as h:
+        await start_up_done(h)
+        h.sim.deliver(pdu=parts[0].hex())
+        await h.wait_for(lambda: len(h.on_sim()) == 1)
+        h.sim.fault("storage-full")
+        for i in range(40):  # more than the slots the sweep frees
+            h.sim.deliver(f"held back {i}")
+        h.client._on_data(b'\r\n+CIEV: "smsfull",1\r\n')
+        await h.wait_for(lambda: {f"held back {i}" for i in range(40)} <= set(texts(h)), 10)
+        h.sim.deliver(pdu=parts[1].hex())
+        await h.wait_for(lambda: "Q" * 250 in texts(h), 5)
+        assert not [i for i in h.got if isinstance(i, ReceivedMessage) and not i.complete]
+        await h.settle()
+
+
+async def test_direct_pdu_that_does_not_decode_is_not_acknowledged_at_first():
+    # right length, wrong content (a flipped octet looks so): RP-ERROR first;
+    # only the same PDU delivered again is reported as undecodable
+    (good,) = codec.build_delivers(
+        "2936", "flipped", scts=now_utc(), encoding=None, ref=0, smsc=None
+    )
+    bad = bytearray(good)
+    bad[-8] = 0xFF  # inside TP-UD length/data: the septets no longer add up
+    bad = bytes(bad)
+    bad_hex = bad.hex().upper()
+    assert C.pdu_line_damage(bad_hex, len(bad) - 1) == ""
+    with pytest.raises(ValueError):
+        pdu.decode(bad_hex, smsc=True)
+    async with running(config=DIRECT) as h:
+        writes = record_writes(h)
+        h.sim.fault("urc", f"+CMT: ,{len(bad) - 1}", bad_hex)
+        await h.wait_for(lambda: any(w.startswith(b"AT+CNMA=2") for w in writes), 5)
+        assert not h.got
+        h.sim.fault("urc", f"+CMT: ,{len(bad) - 1}", bad_hex)
+        await h.wait_for(lambda: len(h.got) == 1, 5)
+        (item,) = h.got
+        assert isinstance(item, Undecodable) and item.raw == bad_hex
+
+
+async def test_stored_pdu_that_does_not_decode_is_read_twice_before_reported():
+    async with running(service_kwargs={"periodic_sweep": 0}) as h:
+        await start_up_done(h)
+        writes = record_writes(h)
+        (index,) = h.sim.deliver(pdu="07911326040000F0")  # SMSC only: no TPDU
+        await h.wait_for(lambda: any(isinstance(i, Undecodable) for i in h.got), 5)
+        await h.settle()
+        reads = [w for w in writes if w == f"AT+CMGR={index}\r".encode()]
+        assert len(reads) == 2  # a noisy line could have changed a good PDU

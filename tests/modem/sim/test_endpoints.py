@@ -198,9 +198,36 @@ def test_line_rate_is_exact_at_any_baud(baud):
     pacer.push(b"x" * n)
     loop.run()
     assert sum(k for _, k in got) == n
-    last_at, last_len = got[-1]
-    took = last_at + last_len * 10 / baud - 100.0
+    last_at, _ = got[-1]
+    took = last_at - 100.0  # a chunk arrives when its last byte is through
     assert took == pytest.approx(2.0, rel=0.02)
+
+
+def test_paced_output_never_arrives_before_its_wire_time():
+    """An answer after an idle line, and each turn of a command/answer exchange,
+    arrive no sooner than a UART would deliver them: an idle line used to hand
+    a tick's worth of bytes (115 at 115200 baud) over at once, so short AT turns
+    ran about ten times faster than the line allows."""
+    from modem.sim.endpoints import _Pacer
+
+    loop = _VirtualLoop()
+    got: list[tuple[float, bytes]] = []
+    pacer = _Pacer(loop, 115200, lambda chunk: got.append((loop.now, chunk)))  # type: ignore[arg-type]
+    for turn in range(5):
+        loop.now = 100.0 + turn  # the line was idle for a second before each answer
+        pacer.push(b"\r\nOK\r\n")
+        loop.run()
+    assert [c for _, c in got] == [b"\r\nOK\r\n"] * 5
+    for turn, (at, _) in enumerate(got):
+        assert at - (100.0 + turn) == pytest.approx(6 * 10 / 115200)
+    # a burst: the second push waits for the first on the wire
+    got.clear()
+    loop.now = 200.0
+    pacer.push(b"a" * 100)
+    pacer.push(b"b" * 100)
+    loop.run()
+    assert b"".join(c for _, c in got) == b"a" * 100 + b"b" * 100
+    assert got[-1][0] - 200.0 == pytest.approx(200 * 10 / 115200)
 
 
 async def test_pty_symlink_failure_leaks_no_fds(sim, tmp_path):
