@@ -68,14 +68,14 @@ from tests.bridge.rig_e2e import (  # noqa: E402
     write_setup,
 )
 
-#: No line from the bridge for this long: it is stuck, and is killed (that run's
-#: kill comes early; in the last run it is killed and started again, at most
-#: MAX_STALL_RESTARTS times, then what is missing is reported as lost). An SMS whose
+#: No line from the bridge for this long: it is stuck, and is killed and started
+#: again (not one of the planned kills), at most MAX_STALL_RESTARTS times in all;
+#: then the soak ends and what is missing is reported as lost. An SMS whose
 #: ``+CMTI`` was lost to dropped bytes, or that the network holds while the storage
 #: is full of messages the bridge did not see arrive, waits otherwise for the
 #: periodic sweep (``modem.timing.PERIODIC_SWEEP``, 300 s); a start sweeps at once.
 STALL = 10.0
-MAX_STALL_RESTARTS = 20
+MAX_STALL_RESTARTS = 200
 #: Commands delivered and not yet answered, at most (a SIM holds 30; the replay
 #: window is 64 counters).
 BACKLOG = 16
@@ -145,20 +145,28 @@ def _config(tmp: Path, link: str, journal_dir: Path) -> Path:
     cfg = write_setup(tmp, link)
     text = cfg.read_text()
     text = text.replace("[reports]\nboot = false", "[reports]\nboot = true")
-    text = text.replace(f'journal = "{tmp / "journal.db"}"', f'journal = "{journal_dir / "journal.db"}"')
+    text = text.replace(
+        f'journal = "{tmp / "journal.db"}"', f'journal = "{journal_dir / "journal.db"}"'
+    )
     cfg.write_text(text)
     return cfg
 
 
-def _journal_rows(journal: Path) -> list[tuple[int, str, str | None, str, str | None, int, str | None]]:
-    """(id, kind, sid, state, reply, resends, reason) of every entry, read-only."""
+def _journal_rows(
+    journal: Path,
+) -> list[tuple[int, str, str | None, str, str | None, int, str | None]]:
+    """(id, kind, sid, state, reply, copies counted, reason) of every entry, read-only;
+    copies counted: resends after a kill plus sends after a failed send."""
     if not journal.exists():
         return []
     db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
     try:
         return [
             (int(r[0]), str(r[1]), r[2], str(r[3]), r[4], int(r[5]), r[6])
-            for r in db.execute("SELECT id, kind, sid, state, reply_text, resends, reason FROM entry")
+            for r in db.execute(
+                "SELECT id, kind, sid, state, reply_text,"
+                " resends + MAX(send_attempts - 1, 0), reason FROM entry"
+            )
         ]
     finally:
         db.close()
@@ -221,7 +229,8 @@ class _LoopJournal:
         self._mount(self.image)  # ext4 replays its own journal, as after a power loss
 
     def close(self) -> None:
-        subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+        if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
+            subprocess.run(["umount", "-l", str(self.mnt)], check=False)
 
 
 def _check_after_cut(journal: Path, acked: set[str], highest_sent: int) -> list[str]:
@@ -233,7 +242,7 @@ def _check_after_cut(journal: Path, acked: set[str], highest_sent: int) -> list[
         with Journal.open(journal) as j:
             sids = {e.sid for e in j.list_entries(limit=1_000_000)}
             marks = j.marks() if hasattr(j, "marks") else None
-    except Exception as e:  # noqa: BLE001 - reported, the run goes on
+    except Exception as e:
         return [f"journal does not open after a cut: {type(e).__name__}: {e}"]
     moved = sorted(p.name for p in journal.parent.glob("journal.db.corrupt-*"))
     if moved:
@@ -262,6 +271,7 @@ def run_soak(
     backlog: int = BACKLOG,
     fault_every: float = FAULT_EVERY,
     stall: float = STALL,
+    max_stall_restarts: int = MAX_STALL_RESTARTS,
     progress: Callable[[SoakResult, int], None] | None = None,
 ) -> SoakResult:
     """The soak (module docstring) in ``tmp``; every process it starts is gone
@@ -354,7 +364,7 @@ def run_soak(
             while not outcome:
                 until = last_line + stall
                 if undo:
-                    until = min(until, min(u[0] for u in undo))
+                    until = min(until, *(u[0] for u in undo))
                 for line in bridge.events(until):
                     last_line = time.monotonic()
                     run_undo(last_line)
@@ -375,14 +385,22 @@ def run_soak(
                                 res.kills = run
                                 progress(res, answered_seen)
                         inject(1 if not final else backlog)
-                    if what in ("receive", "start", "finish", "queue_reply", "mark_sending",
-                                "mark_sent", "authenticate", "write_marks"):
+                    if what in (
+                        "receive",
+                        "start",
+                        "finish",
+                        "queue_reply",
+                        "mark_sending",
+                        "mark_sent",
+                        "authenticate",
+                        "write_marks",
+                    ):
                         writes += 1
                         if limit is not None and writes >= limit:
                             outcome = "kill"
                             break
-                    if final and injected >= commands and len(sent_ids) >= commands:
-                        outcome = "done"
+                    if injected >= commands and len(sent_ids) >= commands:
+                        outcome = "done" if final else "kill"  # nothing left to kill it in
                         break
                 if outcome:
                     break
@@ -401,18 +419,17 @@ def run_soak(
                 bridge.stop()
                 bridge = None
                 break
-            if outcome == "stalled":
+            if outcome == "stalled":  # killed and started again; the planned kill is still due
                 res.stalls += 1
-                if final:
-                    stall_restarts += 1
-                    if stall_restarts > MAX_STALL_RESTARTS:
-                        bridge.stop()
-                        bridge = None
-                        break
+                stall_restarts += 1
+                if stall_restarts > max_stall_restarts:
+                    bridge.stop()
+                    bridge = None
+                    break
             assert bridge is not None
             rest = bridge.kill()
             bridge = None
-            if not final:
+            if outcome == "kill":
                 res.kills += 1
                 run += 1
             for line in rest:
@@ -432,7 +449,9 @@ def run_soak(
                     ids_to_sid[eid] = sid
                     if state == "sending":
                         in_window.add(eid)
-            sent_ids = {eid for eid, kind, _s, state, *_ in rows if kind == "command" and state == "sent"}
+            sent_ids = {
+                eid for eid, kind, _s, state, *_ in rows if kind == "command" and state == "sent"
+            }
             burnt.update(_burnt(journal))
         # let anything still undone (registration back, drop cleared) be undone
         for _, op, args in undo:
@@ -441,7 +460,11 @@ def run_soak(
     finally:
         if bridge is not None:
             bridge.kill()
-        wire = collections.Counter(sim.sent_texts()) if sim.proc.poll() is None else collections.Counter()
+        wire = (
+            collections.Counter(sim.sent_texts())
+            if sim.proc.poll() is None
+            else collections.Counter()
+        )
         sim.stop()
         reap_scripts(tmp)
         if loopfs is not None:
@@ -474,7 +497,7 @@ def run_soak(
     res.lost = len(lost)
     res.lost_sids = lost[:20]
     windows: collections.Counter[str] = collections.Counter()
-    for eid, _k, _sid_, _st, reply, resends, _r in commands_rows:
+    for eid, _k, _s, _st, reply, resends, _r in commands_rows:
         n = wire[reply] if reply else 0
         if n > 1:
             res.duplicate_replies += n - 1
@@ -489,16 +512,22 @@ def run_soak(
     journaled_twice = [s for s, rs in by_sid.items() if len(rs) > 1 and s in delivered]
     extra = set(once) - {f"c{i}" for i in range(injected)}
     if injected < commands:
-        res.problems.append(f"only {injected} of {commands} Commands sent (the backlog stopped draining)")
+        res.problems.append(
+            f"only {injected} of {commands} Commands sent (the backlog stopped draining)"
+        )
     if res.lost:
         res.problems.append(f"{res.lost} Commands lost (not answered): {res.lost_sids[:5]}")
     if res.double_executed:
         twice = [c for c, n in once.items() if n > 1]
         res.problems.append(f"{res.double_executed} Commands executed more than once: {twice[:5]}")
     if journaled_twice:
-        res.problems.append(f"{len(journaled_twice)} Commands journaled twice: {journaled_twice[:5]}")
+        res.problems.append(
+            f"{len(journaled_twice)} Commands journaled twice: {journaled_twice[:5]}"
+        )
     if res.unexplained_duplicates:
-        res.problems.append(f"{res.unexplained_duplicates} duplicate replies the journal did not count")
+        res.problems.append(
+            f"{res.unexplained_duplicates} duplicate replies the journal did not count"
+        )
     if extra:
         res.problems.append(f"effects without a Command: {sorted(extra)[:5]}")
     res.problems.extend(res.power_cut_problems)
@@ -520,7 +549,7 @@ def table(res: SoakResult) -> str:
         *[(f"  {w}", n) for w, n in sorted(res.duplicates_by_window.items())],
         ("lost", res.lost),
         ("refused as replayed: counter burnt by a kill", res.burnt),
-        ("stalls (no progress for the stall time: killed)", res.stalls),
+        ("stalls (no progress for the stall time: restarted)", res.stalls),
         ("SIGKILLs", res.kills),
         ("exits by itself (restarted)", res.self_exits),
         ("boot messages journaled", res.boot_reports),
@@ -538,9 +567,7 @@ def table(res: SoakResult) -> str:
 
 
 def _progress(res: SoakResult, answered: int) -> None:
-    print(
-        f"\rsoak: {answered}/{res.commands} answered, {res.kills} kills", end="", file=sys.stderr
-    )
+    print(f"\rsoak: {answered}/{res.commands} answered, {res.kills} kills", end="", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -554,10 +581,18 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda v: tuple(v.split(",")),
         help="comma-separated names, from: " + ", ".join(n for n, _ in FAULTS),
     )
-    ap.add_argument("--power-cut", action="store_true", help="journal on a loop-mounted image (root)")
+    ap.add_argument(
+        "--power-cut", action="store_true", help="journal on a loop-mounted image (root)"
+    )
     ap.add_argument("--backlog", type=int, default=BACKLOG, help="Commands in flight at most")
-    ap.add_argument("--break", dest="broken", choices=["no-dedupe", "ack-before-journal", "rerun-all"])
+    ap.add_argument(
+        "--break", dest="broken", choices=["no-dedupe", "ack-before-journal", "rerun-all"]
+    )
     ap.add_argument("--idle", type=float, metavar="SECONDS", help="idle wake-ups and RSS instead")
+    ap.add_argument("--stall", type=float, default=STALL, help="seconds without progress: restart")
+    ap.add_argument(
+        "--fault-every", type=float, default=FAULT_EVERY, help="answered Commands a fault"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args(argv)
@@ -582,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
             broken=a.broken,
             power_cut=a.power_cut,
             backlog=a.backlog,
+            fault_every=a.fault_every,
+            stall=a.stall,
             progress=_progress,
         )
         print(file=sys.stderr)
