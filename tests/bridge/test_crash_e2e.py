@@ -13,7 +13,8 @@ at points chosen by a seeded plan, then started again on the same journal:
   (a script announced its effect and is still running; a GPIO pulse is
   active), before and after the reply is queued, after ``sending`` is durable,
   between ``+CMGS`` and ``mark_sent``, after ``mark_sent``;
-* at a random moment of the run.
+* at a random moment of the run: after a random number of probe lines, the
+  process running on meanwhile.
 
 Commands (all signed, each with its own SID, injected through the control
 socket, half before a start and half once the bridge is up; every 10th one
@@ -152,23 +153,26 @@ def _run(
     *,
     done: Callable[[], bool],
     stop_on: str | None,
-    kill_at: float | None,
+    kill_after: int | None,
     on_ready: Callable[[], None],
     on_progress: Callable[[], None],
 ) -> str:
     """Read the bridge's lines until: its pause point or script announcement
-    (``"point"``), the random moment (``"random"``), ``done()`` after the
+    (``"point"``), its ``kill_after``-th probe line (``"random"``: the process
+    runs on meanwhile, so the kill lands wherever it then is), ``done()`` after the
     bridge is up (``"done"``), or no line for ``STALL`` s (``"stalled"``: work
     is missing, which the checks afterwards name). Fails when it exits by itself."""
     ready = False
+    probe_lines = 0
     while True:
         until = time.monotonic() + STALL
-        if kill_at is not None:
-            until = min(until, kill_at)
         got_line = False
         for line in bridge.events(until):
             got_line = True
             tracker.see(line)
+            probe_lines += line.startswith("@@")
+            if kill_after is not None and probe_lines >= kill_after:
+                return "random"
             if line == "@@ready":
                 ready = True
                 on_ready()
@@ -180,8 +184,6 @@ def _run(
                 on_progress()
             if ready and done():
                 return "done"
-        if kill_at is not None and time.monotonic() >= kill_at:
-            return "random"
         code = bridge.proc.poll()
         assert code is None, f"the bridge exited by itself ({code}):\n{bridge.tail()}"
         if not got_line and time.monotonic() >= until:
@@ -239,13 +241,13 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
                 nth = 1 if point == "pulse:mid" else rng.randint(1, 2)
                 pause = f"{point}:{nth}"
             bridge = BridgeProcess(tmp_path, cfg, pause=pause, broken=BROKEN)
-            kill_at = time.monotonic() + rng.uniform(0.3, 2.0) if point == "random" else None
+            kill_after = rng.randint(1, 60) if point == "random" else None
             outcome = _run(
                 bridge,
                 tracker,
                 done=lambda f=final: len(tracker.sent) >= (N_COMMANDS if f else injected),
                 stop_on=point,
-                kill_at=kill_at,
+                kill_after=kill_after,
                 on_ready=lambda k=later: inject(k),
                 on_progress=feed if final else lambda: None,
             )
