@@ -1,0 +1,635 @@
+"""Soak the bridge: many Commands, random module faults, SIGKILL and restart.
+
+One standalone simulator (``python -m modem.sim --pty ... --control ...``) lives
+through the whole run; a real ``python -m bridge run`` (the rig of
+``tests/bridge/rig_e2e.py``) is started on it, killed with SIGKILL (its process
+group) at a random journal write, and started again on the same journal, K
+times. Meanwhile faults are injected through the simulator's control socket
+(docs/simulator.md, "Faults"): module reboots, garbage, dropped bytes,
+``+CMS ERROR`` on sends, port disconnects, full storage, unregistered periods.
+
+Every Command is a signed ``run once cN`` whose script is *not* idempotent and
+appends ``cN`` to a count file before it answers: the count file survives every
+kill, so it counts executions. Every 10th Command is delivered twice by the
+network, every 10th again a dozen later as Twilio's retry (same SID).
+
+At the end (a last, unkilled run that drains everything, then SIGTERM) it reports:
+Commands sent, executed, answered, duplicated replies (and their window: a kill
+while the entry was ``sending``, or a resend after a failed send; the journal must
+count each copy in ``resends``), lost. Lost, double-executed and unexplained
+duplicates must be 0: the exit code is 1 otherwise.
+
+What it injects (the faults, their arguments, the kill points counted in journal
+writes, the Commands) comes from ``--seed``; the interleaving with the bridge's own
+timing does not, so two runs with one seed inject the same plan, not the same trace.
+
+``--power-cut`` puts the journal on a loop-mounted ext4 image (root only) and at
+each kill snapshots the image as the loop device holds it (no unmount, no sync:
+what the bridge wrote and did not fsync is gone), then continues on the snapshot,
+as after a power loss; the snapshot's journal must open (``quick_check`` passes,
+or it is moved aside with the counters' high-water mark kept) and hold every
+Command the module was told to delete. ``--idle SECONDS``: see ``rig_soak``.
+
+    python tools/soak.py                       # 10,000 Commands, 100 kills
+    python tools/soak.py --commands 1000 --kills 20 --seed 7 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import math
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bridge import auth  # noqa: E402
+from tests.bridge.rig_e2e import (  # noqa: E402
+    DEVICE,
+    KEY,
+    BridgeProcess,
+    SimProcess,
+    count_lines,
+    reap_scripts,
+    write_setup,
+)
+
+#: No line from the bridge for this long: it is stuck, and is killed and started
+#: again (not one of the planned kills), at most MAX_STALL_RESTARTS times in all;
+#: then the soak ends and what is missing is reported as lost. An SMS whose
+#: ``+CMTI`` was lost to dropped bytes, or that the network holds while the storage
+#: is full of messages the bridge did not see arrive, waits otherwise for the
+#: periodic sweep (``modem.timing.PERIODIC_SWEEP``, 300 s); a start sweeps at once.
+STALL = 10.0
+MAX_STALL_RESTARTS = 200
+#: Commands delivered and not yet answered, at most (a SIM holds 30; the replay
+#: window is 64 counters).
+BACKLOG = 16
+RETRY_AFTER = 12
+#: Probe lines (journal writes) per Command, about: kill points are drawn in them.
+WRITES_PER_COMMAND = 7
+#: The faults drawn from, with their weights.
+FAULTS = (
+    ("reboot", 3),
+    ("garbage", 3),
+    ("drop", 2),
+    ("cms-error", 3),
+    ("disconnect", 2),
+    ("storage-full", 1),
+    ("unregister", 2),
+)
+#: A fault every this many answered Commands, on average.
+FAULT_EVERY = 50
+
+
+@dataclass
+class SoakResult:
+    seed: int
+    commands: int
+    kills_planned: int
+    kills: int = 0
+    self_exits: int = 0
+    deliveries: int = 0  # SMS delivered by the network: Commands, duplicates, retries
+    sent: int = 0
+    executed: int = 0
+    double_executed: int = 0
+    answered: int = 0
+    interrupted: int = 0
+    duplicate_replies: int = 0
+    duplicates_by_window: dict[str, int] = field(default_factory=dict)
+    unexplained_duplicates: int = 0
+    lost: int = 0
+    burnt: int = 0  # refused as replayed: its counter was burnt by a kill (see below)
+    stalls: int = 0
+    lost_sids: list[str] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)
+    boot_reports: int = 0
+    power_cuts: int = 0
+    power_cut_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _sid(i: int) -> str:
+    return f"DC{i:032x}"
+
+
+def _body(i: int) -> str:
+    return auth.sign_command(
+        f"run once c{i}", key=KEY, key_version=1, device_id=DEVICE, counter=i + 1
+    )
+
+
+def _config(tmp: Path, link: str, journal_dir: Path) -> Path:
+    """The rig's configuration, with boot messages on (every restart sends one;
+    the rig's budgets are already raised far above what a soak sends) and the
+    journal in ``journal_dir``."""
+    cfg = write_setup(tmp, link)
+    text = cfg.read_text()
+    text = text.replace("[reports]\nboot = false", "[reports]\nboot = true")
+    text = text.replace(
+        f'journal = "{tmp / "journal.db"}"', f'journal = "{journal_dir / "journal.db"}"'
+    )
+    cfg.write_text(text)
+    return cfg
+
+
+def _journal_rows(
+    journal: Path,
+) -> list[tuple[int, str, str | None, str, str | None, int, str | None]]:
+    """(id, kind, sid, state, reply, copies counted, reason) of every entry, read-only;
+    copies counted: resends after a kill plus sends after a failed send."""
+    if not journal.exists():
+        return []
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        return [
+            (int(r[0]), str(r[1]), r[2], str(r[3]), r[4], int(r[5]), r[6])
+            for r in db.execute(
+                "SELECT id, kind, sid, state, reply_text,"
+                " resends + MAX(send_attempts - 1, 0), reason FROM entry"
+            )
+        ]
+    finally:
+        db.close()
+
+
+def _burnt(journal: Path) -> set[int]:
+    """The counter high-water mark of the side file when no entry holds it: a kill
+    came after the side file was written and before ``authenticate`` committed
+    (docs/bridge.md, "Corruption and the counters that never go back"); that
+    Command is then refused as replayed when recovery runs it."""
+    side = journal.with_name("journal.db.counters")
+    if not side.exists() or not journal.exists():
+        return set()
+    mark = int(json.loads(side.read_text())["command_counter"])
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        held = db.execute("SELECT 1 FROM entry WHERE counter = ?", (mark,)).fetchone()
+    finally:
+        db.close()
+    return set() if held or not mark else {mark}
+
+
+def _on_sim(sim: SimProcess) -> set[str]:
+    """SIDs of the Commands still on the simulated SIM (not yet acknowledged)."""
+    import pdu
+
+    out = set()
+    for rec in sim.request("storage", name="SM"):
+        with contextlib.suppress(pdu.PduError, AttributeError):
+            text = str(pdu.decode(rec["pdu"]).tp_ud.text)  # type: ignore[union-attr]
+            if text.startswith("DC"):
+                out.add(text[:34])
+    return out
+
+
+class _LoopJournal:
+    """The journal's directory on a loop-mounted ext4 image; ``cut()`` replaces it by
+    a snapshot of what the loop device held at that moment."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.image = tmp / "journal.img"
+        self.mnt = tmp / "jfs"
+        self.mnt.mkdir()
+        subprocess.run(["truncate", "-s", "64M", str(self.image)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
+        self._mount(self.image)
+        self.dir = self.mnt / "state"
+        self.dir.mkdir()
+
+    def _mount(self, image: Path) -> None:
+        subprocess.run(["mount", "-o", "loop", str(image), str(self.mnt)], check=True)
+
+    def cut(self) -> None:
+        snap = self.image.with_suffix(".cut")
+        # what the loop device has received: the mounted file system's dirty pages
+        # (written, not fsynced) are not in the image yet and are lost with the copy
+        shutil.copyfile(self.image, snap)
+        subprocess.run(["umount", str(self.mnt)], check=True)
+        snap.replace(self.image)
+        self._mount(self.image)  # ext4 replays its own journal, as after a power loss
+
+    def close(self) -> None:
+        if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
+            subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+
+
+def _check_after_cut(journal: Path, acked: set[str], highest_sent: int) -> list[str]:
+    """The journal opens after the cut and holds every Command the module deleted."""
+    from bridge.journal import Journal
+
+    problems = []
+    try:
+        with Journal.open(journal) as j:
+            sids = {e.sid for e in j.list_entries(limit=1_000_000)}
+            marks = j.marks() if hasattr(j, "marks") else None
+    except Exception as e:
+        return [f"journal does not open after a cut: {type(e).__name__}: {e}"]
+    moved = sorted(p.name for p in journal.parent.glob("journal.db.corrupt-*"))
+    if moved:
+        problems.append(f"moved aside as corrupt: {moved}")
+    missing = acked - sids
+    if missing and not moved:
+        problems.append(f"{len(missing)} acknowledged Commands missing: {sorted(missing)[:5]}")
+    side = journal.with_name("journal.db.counters")
+    if side.exists() and highest_sent:
+        hw = json.loads(side.read_text())["command_counter"]
+        if moved and hw < highest_sent:
+            problems.append(f"counter high-water mark went back: {hw} < {highest_sent}")
+    del marks
+    return problems
+
+
+def run_soak(
+    tmp: Path,
+    *,
+    commands: int = 10_000,
+    kills: int = 100,
+    seed: int = 1,
+    faults: bool | tuple[str, ...] = True,
+    broken: str | None = None,
+    power_cut: bool = False,
+    backlog: int = BACKLOG,
+    fault_every: float = FAULT_EVERY,
+    stall: float = STALL,
+    max_stall_restarts: int = MAX_STALL_RESTARTS,
+    progress: Callable[[SoakResult, int], None] | None = None,
+) -> SoakResult:
+    """The soak (module docstring) in ``tmp``; every process it starts is gone
+    when it returns or raises."""
+    rng = random.Random(seed)
+    res = SoakResult(seed=seed, commands=commands, kills_planned=kills)
+    t0 = time.monotonic()
+    per_run = math.ceil(commands / (kills + 1))
+    # the plan, drawn up front: where each kill lands (in journal writes of its run)
+    # and which fault comes after which answered Command
+    kill_after = [rng.randint(1, 2 * WRITES_PER_COMMAND * per_run) for _ in range(kills)]
+    chosen = [(n, w) for n, w in FAULTS if faults is True or (faults and n in faults)]
+    names = [n for n, _ in chosen]
+    weights = [w for _, w in chosen]
+    plan: dict[int, tuple[str, list[Any], float]] = {}
+    if chosen:
+        for a in range(commands):
+            if rng.random() < 1 / fault_every:
+                name = rng.choices(names, weights)[0]
+                args: list[Any] = {
+                    "reboot": [],
+                    "garbage": [rng.randint(1, 64)],
+                    "drop": [round(rng.uniform(0.005, 0.05), 3)],
+                    "cms-error": [rng.choice([500, 331, 42]), 1],
+                    "disconnect": [rng.randint(50, 500)],
+                    "storage-full": [],
+                    "unregister": [],
+                }[name]
+                plan[a] = (name, args, round(rng.uniform(0.3, 3.0), 2))  # how long it lasts
+
+    ids_to_sid: dict[int, str] = {}
+    sent_ids: set[int] = set()
+    in_window: set[int] = set()  # command entries `sending` at a kill
+    burnt: set[int] = set()  # counters the side file holds and no entry does, after a kill
+    injected = 0
+    answered_seen = 0
+    undo: list[tuple[float, str, dict[str, Any]]] = []
+    fault_count: collections.Counter[str] = collections.Counter()
+    loopfs: _LoopJournal | None = None
+    sim = SimProcess(tmp, seed=seed)
+    bridge: BridgeProcess | None = None
+    try:
+        if power_cut:
+            loopfs = _LoopJournal(tmp)
+            jdir = loopfs.dir
+        else:
+            jdir = tmp
+        journal = jdir / "journal.db"
+        cfg = _config(tmp, sim.link, jdir)
+
+        def inject(k: int) -> None:
+            nonlocal injected
+            k = min(k, backlog - (injected - len(sent_ids & set(ids_to_sid))), commands - injected)
+            for i in range(injected, injected + max(k, 0)):
+                sim.deliver(_body(i), sid=_sid(i), duplicate=i % 10 == 9)
+                res.deliveries += 2 if i % 10 == 9 else 1
+                if i % 10 == 7 and i >= RETRY_AFTER:
+                    j = i - RETRY_AFTER
+                    sim.deliver(_body(j), sid=_sid(j))
+                    res.deliveries += 1
+            injected += max(k, 0)
+
+        def fault_due(a: int) -> None:
+            if a not in plan:
+                return
+            name, args, lasts = plan[a]
+            fault_count[name] += 1
+            if name == "unregister":
+                sim.request("set_registered", registered=False)
+                undo.append((time.monotonic() + lasts, "set_registered", {"registered": True}))
+            else:
+                sim.request("fault", name=name, args=args)
+                if name == "drop":
+                    undo.append((time.monotonic() + lasts, "fault", {"name": "clear", "args": []}))
+
+        def run_undo(now: float) -> None:
+            for item in [u for u in undo if u[0] <= now]:
+                undo.remove(item)
+                sim.request(item[1], **item[2])
+
+        run = 0
+        stall_restarts = 0
+        while run <= kills:
+            final = run == kills
+            bridge = BridgeProcess(tmp, cfg, broken=broken)
+            writes = 0
+            limit = None if final else kill_after[run]
+            outcome = ""
+            last_line = time.monotonic()
+            while not outcome:
+                until = last_line + stall
+                if undo:
+                    until = min(until, *(u[0] for u in undo))
+                for line in bridge.events(until):
+                    last_line = time.monotonic()
+                    run_undo(last_line)
+                    if not line.startswith("@@"):
+                        continue
+                    what, *rest = line[2:].split()
+                    if what == "ready":
+                        inject(per_run if not final else backlog)
+                    elif what == "receive":
+                        ids_to_sid[int(rest[0])] = rest[1]
+                    elif what == "mark_sent":
+                        eid = int(rest[0])
+                        if eid in ids_to_sid and eid not in sent_ids:
+                            sent_ids.add(eid)
+                            fault_due(answered_seen)
+                            answered_seen += 1
+                            if progress is not None and answered_seen % 100 == 0:
+                                res.kills = run
+                                progress(res, answered_seen)
+                        inject(1 if not final else backlog)
+                    if what in (
+                        "receive",
+                        "start",
+                        "finish",
+                        "queue_reply",
+                        "mark_sending",
+                        "mark_sent",
+                        "authenticate",
+                        "write_marks",
+                    ):
+                        writes += 1
+                        if limit is not None and writes >= limit:
+                            outcome = "kill"
+                            break
+                    if injected >= commands and len(sent_ids) >= commands:
+                        outcome = "done" if final else "kill"  # nothing left to kill it in
+                        break
+                if outcome:
+                    break
+                now = time.monotonic()
+                run_undo(now)
+                if bridge.proc.poll() is not None:
+                    outcome = "exit"
+                elif now - last_line >= stall:
+                    outcome = "stalled"
+            if outcome == "exit":  # exit 1 after a stack failure: restart, as systemd does
+                res.self_exits += 1
+                bridge.drain()
+                bridge = None
+                continue
+            if outcome == "done":
+                bridge.stop()
+                bridge = None
+                break
+            if outcome == "stalled":  # killed and started again; the planned kill is still due
+                res.stalls += 1
+                stall_restarts += 1
+                if stall_restarts > max_stall_restarts:
+                    bridge.stop()
+                    bridge = None
+                    break
+            assert bridge is not None
+            rest = bridge.kill()
+            bridge = None
+            if outcome == "kill":
+                res.kills += 1
+                run += 1
+            for line in rest:
+                if line.startswith("@@receive "):
+                    _, eid, sid, *_ = line[2:].split()
+                    ids_to_sid[int(eid)] = sid
+            rows = _journal_rows(journal)
+            if power_cut and loopfs is not None:
+                acked = {_sid(i) for i in range(injected)} - _on_sim(sim)
+                loopfs.cut()
+                res.power_cuts += 1
+                for p in _check_after_cut(journal, acked, injected):
+                    res.power_cut_problems.append(f"cut {res.power_cuts}: {p}")
+                rows = _journal_rows(journal)
+            for eid, kind, sid, state, *_ in rows:
+                if kind == "command" and sid:
+                    ids_to_sid[eid] = sid
+                    if state == "sending":
+                        in_window.add(eid)
+            sent_ids = {
+                eid for eid, kind, _s, state, *_ in rows if kind == "command" and state == "sent"
+            }
+            burnt.update(_burnt(journal))
+        # let anything still undone (registration back, drop cleared) be undone
+        for _, op, args in undo:
+            sim.request(op, **args)
+        rows = _journal_rows(journal)
+    finally:
+        if bridge is not None:
+            bridge.kill()
+        wire = (
+            collections.Counter(sim.sent_texts())
+            if sim.proc.poll() is None
+            else collections.Counter()
+        )
+        sim.stop()
+        reap_scripts(tmp)
+        if loopfs is not None:
+            with contextlib.suppress(Exception):
+                rows = _journal_rows(journal)
+            loopfs.close()
+    # -- the figures ------------------------------------------------------------------
+    res.seconds = round(time.monotonic() - t0, 1)
+    res.faults = dict(fault_count)
+    res.sent = injected
+    once = count_lines(tmp / "once.count")
+    res.executed = len(once)
+    res.double_executed = sum(1 for n in once.values() if n > 1)
+    delivered = {_sid(i) for i in range(injected)}
+    commands_rows = [r for r in rows if r[1] == "command"]
+    res.boot_reports = sum(1 for r in rows if r[1] == "report")
+    by_sid: dict[str, list[Any]] = collections.defaultdict(list)
+    for r in commands_rows:
+        by_sid[r[2] or ""].append(r)
+    answered = {s for s, rs in by_sid.items() if any(r[3] == "sent" and wire[r[4]] for r in rs)}
+    res.answered = len(answered & delivered)
+    res.interrupted = sum(1 for r in commands_rows if r[6] == "interrupted")
+    burnt_sids = {
+        r[2]
+        for r in commands_rows
+        if r[6] == "auth:replayed" and r[2] in delivered and int(r[2][2:], 16) + 1 in burnt
+    }
+    res.burnt = len(burnt_sids)
+    lost = sorted(delivered - answered - burnt_sids)
+    res.lost = len(lost)
+    res.lost_sids = lost[:20]
+    windows: collections.Counter[str] = collections.Counter()
+    for eid, _k, _s, _st, reply, resends, _r in commands_rows:
+        n = wire[reply] if reply else 0
+        if n > 1:
+            res.duplicate_replies += n - 1
+            if resends < n - 1:
+                res.unexplained_duplicates += n - 1
+                windows["unexplained"] += n - 1
+            elif eid in in_window:
+                windows["killed while sending"] += n - 1
+            else:
+                windows["resent after a failed send"] += n - 1
+    res.duplicates_by_window = dict(windows)
+    journaled_twice = [s for s, rs in by_sid.items() if len(rs) > 1 and s in delivered]
+    extra = set(once) - {f"c{i}" for i in range(injected)}
+    if injected < commands:
+        res.problems.append(
+            f"only {injected} of {commands} Commands sent (the backlog stopped draining)"
+        )
+    if res.lost:
+        res.problems.append(f"{res.lost} Commands lost (not answered): {res.lost_sids[:5]}")
+    if res.double_executed:
+        twice = [c for c, n in once.items() if n > 1]
+        res.problems.append(f"{res.double_executed} Commands executed more than once: {twice[:5]}")
+    if journaled_twice:
+        res.problems.append(
+            f"{len(journaled_twice)} Commands journaled twice: {journaled_twice[:5]}"
+        )
+    if res.unexplained_duplicates:
+        res.problems.append(
+            f"{res.unexplained_duplicates} duplicate replies the journal did not count"
+        )
+    if extra:
+        res.problems.append(f"effects without a Command: {sorted(extra)[:5]}")
+    res.problems.extend(res.power_cut_problems)
+    return res
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def table(res: SoakResult) -> str:
+    rows = [
+        ("Commands sent", res.sent),
+        ("  SMS delivered (with network duplicates, retries)", res.deliveries),
+        ("executed (count file)", res.executed),
+        ("  executed more than once", res.double_executed),
+        ("answered (reply on the wire)", res.answered),
+        ("  of which 'interrupted'", res.interrupted),
+        ("duplicate replies", res.duplicate_replies),
+        *[(f"  {w}", n) for w, n in sorted(res.duplicates_by_window.items())],
+        ("lost", res.lost),
+        ("refused as replayed: counter burnt by a kill", res.burnt),
+        ("stalls (no progress for the stall time: restarted)", res.stalls),
+        ("SIGKILLs", res.kills),
+        ("exits by itself (restarted)", res.self_exits),
+        ("boot messages journaled", res.boot_reports),
+        ("faults injected", sum(res.faults.values())),
+        *[(f"  {n}", c) for n, c in sorted(res.faults.items())],
+    ]
+    if res.power_cuts:
+        rows.append(("power cuts (journal image snapshots)", res.power_cuts))
+    rows.append(("seconds", res.seconds))
+    w = max(len(k) for k, _ in rows)
+    out = [f"soak seed={res.seed}: {'OK' if res.ok else 'FAILED'}"]
+    out += [f"{k:<{w}}  {v:>8}" for k, v in rows]
+    out += [f"problem: {p}" for p in res.problems]
+    return "\n".join(out)
+
+
+def _progress(res: SoakResult, answered: int) -> None:
+    print(f"\rsoak: {answered}/{res.commands} answered, {res.kills} kills", end="", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--commands", type=int, default=10_000)
+    ap.add_argument("--kills", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-faults", action="store_true", help="kills only, no module faults")
+    ap.add_argument(
+        "--faults",
+        type=lambda v: tuple(v.split(",")),
+        help="comma-separated names, from: " + ", ".join(n for n, _ in FAULTS),
+    )
+    ap.add_argument(
+        "--power-cut", action="store_true", help="journal on a loop-mounted image (root)"
+    )
+    ap.add_argument("--backlog", type=int, default=BACKLOG, help="Commands in flight at most")
+    ap.add_argument(
+        "--break", dest="broken", choices=["no-dedupe", "ack-before-journal", "rerun-all"]
+    )
+    ap.add_argument("--idle", type=float, metavar="SECONDS", help="idle wake-ups and RSS instead")
+    ap.add_argument("--stall", type=float, default=STALL, help="seconds without progress: restart")
+    ap.add_argument(
+        "--fault-every", type=float, default=FAULT_EVERY, help="answered Commands a fault"
+    )
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    a = ap.parse_args(argv)
+    if a.faults and set(a.faults) - {n for n, _ in FAULTS}:
+        ap.error(f"--faults: unknown {sorted(set(a.faults) - {n for n, _ in FAULTS})}")
+    if a.commands < 1 or a.kills < 0 or a.backlog < 1:
+        ap.error("--commands and --backlog must be >= 1, --kills >= 0")
+    tmp = Path(tempfile.mkdtemp(prefix="soak-"))
+    try:
+        if a.idle is not None:
+            from tests.bridge.rig_soak import idle_report, run_idle
+
+            idle = run_idle(tmp, a.idle, seed=a.seed)
+            print(json.dumps(idle, indent=1) if a.json else idle_report(idle))
+            return 0 if idle["ok"] else 1
+        res = run_soak(
+            tmp,
+            commands=a.commands,
+            kills=a.kills,
+            seed=a.seed,
+            faults=False if a.no_faults else (a.faults or True),
+            broken=a.broken,
+            power_cut=a.power_cut,
+            backlog=a.backlog,
+            fault_every=a.fault_every,
+            stall=a.stall,
+            progress=_progress,
+        )
+        print(file=sys.stderr)
+        print(json.dumps({**asdict(res), "ok": res.ok}, indent=1) if a.json else table(res))
+        return 0 if res.ok else 1
+    finally:
+        if a.keep:
+            print(f"work directory: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
