@@ -17,9 +17,7 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import threading
@@ -34,46 +32,24 @@ from bridge import systemd
 from bridge.config import Config, ModemConfig, StatusSection
 from bridge.service import Service
 
+from .test_systemd import Manager as SystemdManager
+
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # a failure bound, never a timing assertion
 USEC = 400_000
 INTERVAL = USEC * systemd.PING_FRACTION / 1e6
-_CREDS = struct.Struct("iII")
 
 
-class Manager:
+class Manager(SystemdManager):
     """systemd's end of $NOTIFY_SOCKET (an abstract name: no path length limits)."""
 
     def __init__(self) -> None:
         self.name = f"/sms-bridge-notify-test/{uuid.uuid4().hex}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(b"\0" + self.name.encode())
-        self.env = "@" + self.name
+        super().__init__(b"\0" + self.name.encode(), "@" + self.name)
+        self.env = self.env_value
 
     def recv(self, timeout: float = WAIT) -> tuple[bytes, int]:
-        self.sock.settimeout(timeout)
-        data, anc, _f, _a = self.sock.recvmsg(4096, socket.CMSG_SPACE(_CREDS.size))
-        pid = -1
-        for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid = _CREDS.unpack(payload[: _CREDS.size])[0]
-        return data, pid
-
-    def drain(self) -> list[bytes]:
-        """Everything already sent (AF_UNIX datagrams are queued at sendto)."""
-        out = []
-        self.sock.setblocking(False)
-        try:
-            while True:
-                out.append(self.sock.recv(4096))
-        except BlockingIOError:
-            return out
-        finally:
-            self.sock.setblocking(True)
-
-    def close(self) -> None:
-        self.sock.close()
+        return super().recv(timeout)
 
 
 @pytest.fixture
