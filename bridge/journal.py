@@ -720,6 +720,17 @@ class Journal:
             self._put("reply_counter", str(n))
         return n
 
+    @_declared
+    def heartbeat(self) -> int:
+        """One FULL (fsynced) commit of the ``heartbeat`` row: proof that the
+        journal accepts a write, the service's watchdog health check
+        (``WATCHDOG=1`` only while this succeeds). Returns the count kept."""
+        with self._tx(full=True):
+            text = self._kv("heartbeat")
+            count = (int(text) if text is not None and text.isdecimal() else 0) + 1
+            self._put("heartbeat", str(count))
+        return count
+
     # --- device state -------------------------------------------------------------
 
     @_declared

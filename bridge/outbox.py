@@ -122,6 +122,10 @@ class Outbox:
 
     # --- feeding ---------------------------------------------------------------
 
+    def depths(self) -> dict[str, int]:
+        """Replies waiting per module (for ``sms-bridge status`` and the metrics)."""
+        return {name: q.qsize() for name, q in self._queues.items()}
+
     def submit(self, entry_id: int, modem: str, effects: Sequence[Effect] = ()) -> None:
         """Queue a journaled reply (``reply_queued`` or ``sending``) for its module.
 

@@ -121,17 +121,6 @@ class _WatchedCounters(Counters):
         self.changed.set()
 
 
-def _heartbeat(journal: Journal) -> int:
-    """One FULL (fsynced) commit of the ``heartbeat`` kv row: proof that the
-    journal accepts a write (SQLite ``PRAGMA synchronous=FULL``). Returns the
-    heartbeat count kept in the journal."""
-    with journal._tx(full=True) as db:
-        row = db.execute("SELECT value FROM kv WHERE name = 'heartbeat'").fetchone()
-        count = (int(row[0]) if row is not None and str(row[0]).isdecimal() else 0) + 1
-        journal._put("heartbeat", str(count))
-    return count
-
-
 class ServiceError(Exception):
     """The service cannot start: a one-line message for the operator (a
     configuration key named where one is at fault)."""
@@ -801,14 +790,14 @@ class Service:
         round, so at most one fsync per ping interval."""
         if self.worker is None:
             return False
-        await self.worker.call(_heartbeat)
+        await self.worker.call(Journal.heartbeat)
         return True
 
     def queue_depths(self) -> dict[str, int]:
         """Replies waiting in the outbox, per module."""
         if self.outbox is None:
             return {}
-        return {name: q.qsize() for name, q in self.outbox._queues.items()}
+        return self.outbox.depths()
 
     def status(self) -> dict[str, Any]:
         """A snapshot for ``sms-bridge status``: state, modules, counters (no keys,
