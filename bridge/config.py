@@ -23,7 +23,7 @@ import enum
 import re
 import tomllib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from .grammar import Level
 from .journal import DEFAULT_PATH
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -195,6 +196,7 @@ class Config:
 _ADDRESS = re.compile(r"\+?[0-9]{1,20}")
 _VERB = re.compile(r"[a-z][a-z0-9_-]*( [a-z][a-z0-9_-]*)?")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_NOT_A_VERB = "not a verb (one or two lower-case words)"
 _PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -275,6 +277,21 @@ class _Table:
         if v is None:
             return default
         return _enum(self.key(name), v, enum)
+
+    def named(
+        self, name: str, pattern: re.Pattern[str], what: str, read: Callable[[object, str], T]
+    ) -> dict[str, T]:
+        """A sub-table of entries the user names (``[security.levels]``,
+        ``[reports.thresholds.SENSOR]``, ``[actions.VERB]``): each name must
+        match ``pattern`` (else ``what`` is the error), each value is ``read``."""
+        sub = _Table(_or_empty(self.get(name)), self.key(name))
+        out: dict[str, T] = {}
+        for key in list(sub.data):
+            if not pattern.fullmatch(key):
+                raise ConfigError(sub.key(key), what)
+            out[key] = read(sub.get(key), sub.key(key))
+        sub.done()
+        return out
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.used)
@@ -434,13 +451,7 @@ def parse(doc: Mapping[str, object]) -> Config:
     t.done()
 
     s = _Table(_or_empty(top.get("security")), "security")
-    levels_t = _Table(_or_empty(s.get("levels")), "security.levels")
-    levels: dict[str, Level] = {}
-    for verb in list(levels_t.data):
-        if not _VERB.fullmatch(verb):
-            raise ConfigError(levels_t.key(verb), "not a verb (one or two lower-case words)")
-        levels[verb] = _enum(levels_t.key(verb), levels_t.get(verb), Level)
-    levels_t.done()
+    levels = s.named("levels", _VERB, _NOT_A_VERB, lambda v, key: _enum(key, v, Level))
     security = SecuritySection(
         key_file=s.text("key_file", ""),
         levels=levels,
@@ -462,13 +473,7 @@ def parse(doc: Mapping[str, object]) -> Config:
     g.done()
 
     r = _Table(_or_empty(top.get("reports")), "reports")
-    th = _Table(_or_empty(r.get("thresholds")), "reports.thresholds")
-    thresholds: dict[str, Threshold] = {}
-    for sensor in list(th.data):
-        if not _NAME.fullmatch(sensor):
-            raise ConfigError(th.key(sensor), "not a sensor name")
-        thresholds[sensor] = _threshold(th.get(sensor), th.key(sensor))
-    th.done()
+    thresholds = r.named("thresholds", _NAME, "not a sensor name", _threshold)
     reports = ReportsSection(
         boot=r.flag("boot", True),
         status_every=r.integer("status_every", 0, 0, 366 * 86400),
@@ -503,13 +508,7 @@ def parse(doc: Mapping[str, object]) -> Config:
     seen: set[str] = set()
     modems = tuple(_modem(m, i, seen) for i, m in enumerate(modems_v))
 
-    a = _Table(_or_empty(top.get("actions")), "actions")
-    actions: dict[str, ActionSection] = {}
-    for verb in list(a.data):
-        if not _VERB.fullmatch(verb):
-            raise ConfigError(a.key(verb), "not a verb (one or two lower-case words)")
-        actions[verb] = _action(a.get(verb), a.key(verb))
-    a.done()
+    actions = top.named("actions", _VERB, _NOT_A_VERB, _action)
 
     hal_v = top.get("hal")
     if hal_v is not None and not isinstance(hal_v, dict):
