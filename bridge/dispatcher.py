@@ -72,7 +72,7 @@ from .actions.registry import Action, Registry
 from .config import Config
 from .grammar import Command, GrammarError, Level
 from .inbound import Incoming
-from .journal import Entry, Journal, JournalError, Kind, Receipt, State
+from .journal import Budget, Entry, Journal, JournalError, Kind, Receipt, State
 from .reply import BinaryField, Field, fit, fit_binary
 from .worker import JournalWorker
 
@@ -82,6 +82,8 @@ log = logging.getLogger("bridge.dispatcher")
 BINARY_REPLY_MAGIC = 0xB0
 #: Status octet of each Command in a binary reply.
 STATUS_OK, STATUS_FAILED, STATUS_USAGE, STATUS_TIMEOUT, STATUS_INTERRUPTED = 0, 1, 2, 3, 4
+#: How the log line of a queued reply names each Command's outcome.
+_OUTCOMES = {STATUS_OK: "done", STATUS_FAILED: "failed", STATUS_TIMEOUT: "timed out"}
 #: Bytes of one Command's text in a binary reply (room for the header and trailer).
 BINARY_TEXT_MAX = 120
 #: Priority of the field that says a Command failed (kept before any detail).
@@ -150,21 +152,6 @@ def _clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def _finish_and_queue(
-    j: Journal, entry_id: int, *, ok: bool, reason: str | None, to: str, reply: str | bytes
-) -> JournalError | None:
-    """In the journal thread: ``finish`` then ``queue_reply``, each its own
-    transaction as before. A failure of ``finish`` raises (nothing moved); one
-    of ``queue_reply`` is returned (the outcome is recorded, the reply is not:
-    recovery answers it)."""
-    j.finish(entry_id, ok=ok, reason=reason)
-    try:
-        j.queue_reply(entry_id, to=to, reply=reply)
-    except JournalError as exc:
-        return exc
-    return None
-
-
 class Dispatcher:
     """Commands from the journal to the outbox (module doc)."""
 
@@ -205,6 +192,8 @@ class Dispatcher:
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._queued: set[int] = set()
+        #: entries as admit() journaled them, so _process need not read them back
+        self._fresh: dict[int, Entry] = {}
 
     @property
     def stop_grace(self) -> float:
@@ -261,7 +250,7 @@ class Dispatcher:
             modem,
             f" sid={sid}" if sid else "",
         )
-        self.submit(receipt.entry_id)
+        self.submit(receipt.entry_id, receipt.entry)
         return receipt
 
     async def admit_undecodable(
@@ -285,11 +274,14 @@ class Dispatcher:
         belongs to is journaled (the part is then deleted from the SIM, not held)."""
         return await self._worker.call(Journal.has_part, part_id)
 
-    def submit(self, entry_id: int) -> None:
-        """Queue a journaled entry for the dispatcher's task (once)."""
+    def submit(self, entry_id: int, entry: Entry | None = None) -> None:
+        """Queue a journaled entry for the dispatcher's task (once); ``entry`` is
+        the entry as just journaled, if the caller has it (saves reading it back)."""
         if entry_id in self._queued:
             return
         self._queued.add(entry_id)
+        if entry is not None:
+            self._fresh[entry_id] = entry
         self._queue.put_nowait(entry_id)
 
     # --- lifecycle ----------------------------------------------------------------
@@ -349,6 +341,7 @@ class Dispatcher:
                 raise
             finally:
                 self._queued.discard(entry_id)
+                self._fresh.pop(entry_id, None)
                 self._queue.task_done()
 
     async def _finish_in_flight(self, entry_id: int, current: asyncio.Future[None]) -> None:
@@ -395,7 +388,9 @@ class Dispatcher:
         log.warning("entry %d: rejected (%s), not answered; sender %s", entry_id, reason, sender)
 
     async def _process(self, entry_id: int) -> None:
-        e = await self._worker.call(Journal.get, entry_id)
+        e = self._fresh.pop(entry_id, None)
+        if e is None:
+            e = await self._worker.call(Journal.get, entry_id, transitions=False)
         if e.kind is not Kind.COMMAND:
             return
         rerun = e.state is State.EXECUTING
@@ -407,7 +402,8 @@ class Dispatcher:
             parsed = self._parse(payload)
             ctx = self._context(e, level)
             self._check_levels(parsed, ctx)
-            if not rerun:
+            commands = [p for p in parsed if isinstance(p, Command)]
+            if not rerun and not commands:  # answered with the usage: a reply's budget
                 await self._check_budgets(e)
         except _Reject as r:
             if rerun:  # checked before it first ran: cannot fail now but a config change
@@ -417,13 +413,22 @@ class Dispatcher:
                 return
             await self._reject(e.id, r.reason, e.sender)
             return
-        commands = [p for p in parsed if isinstance(p, Command)]
         verbs = " ".join(c.verb.replace(" ", "-") for c in commands) or None
         done: list[_Done] = []
         if commands:
             idempotent = all(self._action(c).idempotent(ctx, c.args) for c in commands)
-            if not rerun:
-                await self._worker.call(Journal.start, e.id, idempotent=idempotent, summary=verbs)
+            if not rerun:  # the budgets checked in the same transaction
+                over = await self._worker.call(
+                    Journal.start,
+                    e.id,
+                    idempotent=idempotent,
+                    summary=verbs,
+                    budget=self._budget(e),
+                )
+                if over is not None:
+                    self.counters.inc("over_budget")
+                    await self._reject(e.id, f"over-budget:{over}", e.sender)
+                    return
             for p in parsed:
                 done.append(
                     self._grammar_error(p)
@@ -436,25 +441,34 @@ class Dispatcher:
             done = [self._grammar_error(p) for p in parsed if isinstance(p, GrammarError)]
             ok, reason = False, "usage"
         counter = "executed" if commands else "usage_errors"
-        if self.keys is not None:  # the reply's counter is taken between the two
-            await self._worker.call(Journal.finish, e.id, ok=ok, reason=reason)
-            self.counters.inc(counter)
-            await self._queue_reply(e, framed, done)
-            return
         try:
             content = self._compose(framed, done)
         except Exception:  # a bug: the outcome is still recorded first
             await self._worker.call(Journal.finish, e.id, ok=ok, reason=reason)
             self.counters.inc(counter)
             raise
-        # One hand-off, the same two transactions (finish, then queue_reply FULL).
-        failed = await self._worker.call(
-            _finish_and_queue, e.id, ok=ok, reason=reason, to=framed.reply_to, reply=content
+        # One hand-off, one FULL transaction: the outcome, the reply (signed with
+        # the next reply counter, taken in that transaction) and its reference.
+        await self._worker.call(
+            Journal.complete,
+            e.id,
+            ok=ok,
+            reason=reason,
+            to=framed.reply_to,
+            reply=self._signer(content),
         )
         self.counters.inc(counter)
-        if failed is not None:
-            raise failed
-        self._reply_queued(e, framed, done)
+        ran = (
+            " ".join(
+                f"{p.verb} {_OUTCOMES.get(d.status, 'failed')}"
+                if isinstance(p, Command)
+                else "usage"
+                for p, d in zip(parsed, done, strict=True)
+            )
+            if commands
+            else "usage"
+        )
+        self._reply_queued(e, framed, done, ran)
 
     # --- the checks -----------------------------------------------------------------
 
@@ -532,23 +546,26 @@ class Dispatcher:
             if isinstance(p, Command) and ctx.level_of(p.verb) > ctx.level:
                 raise _Reject(f"level:{p.verb.replace(' ', '-')}")
 
-    async def _check_budgets(self, e: Entry) -> None:
+    def _budget(self, e: Entry) -> Budget:
         b = self.config.budgets
         now = self._clock()
-        # one journal call for the four counts (each as Journal.replies_since)
-        used = await self._worker.call(
-            Journal.reply_usage, hour_since=now - HOUR, day_since=now - DAY, sender=e.sender or ""
+        return Budget(
+            hour_since=now - HOUR,
+            day_since=now - DAY,
+            sender=e.sender or "",
+            global_per_hour=b.global_per_hour,
+            global_per_day=b.global_per_day,
+            sender_per_hour=b.sender_per_hour,
+            sender_per_day=b.sender_per_day,
         )
-        checks = (
-            ("global-hour", b.global_per_hour),
-            ("global-day", b.global_per_day),
-            ("sender-hour", b.sender_per_hour),
-            ("sender-day", b.sender_per_day),
-        )
-        for (name, limit), n in zip(checks, used, strict=True):
-            if n >= limit:
-                self.counters.inc("over_budget")
-                raise _Reject(f"over-budget:{name}")
+
+    async def _check_budgets(self, e: Entry) -> None:
+        """For a reply with nothing to run (usage errors): the budgets alone.
+        A Command that runs has them checked by :meth:`Journal.start`."""
+        over = await self._worker.call(Journal.over_budget, self._budget(e))
+        if over is not None:
+            self.counters.inc("over_budget")
+            raise _Reject(f"over-budget:{over}")
 
     # --- running -------------------------------------------------------------------
 
@@ -605,7 +622,7 @@ class Dispatcher:
             self.counters.inc("action_errors")
             log.warning("entry %d: %s raised %s", entry_id, c.verb, type(exc).__name__)
             return _Done((Field(f"{c.verb}: error", PRIORITY_ERROR),), STATUS_FAILED)
-        log.info("entry %d: %s done", entry_id, c.verb)
+        log.debug("entry %d: %s done", entry_id, c.verb)  # the reply's line says how it ended
         return _Done(result.fields, STATUS_OK, result.effect)
 
     # --- the reply ------------------------------------------------------------------
@@ -647,6 +664,22 @@ class Dispatcher:
             )
         return auth.sign_reply(content, keys=self.keys, device_id=self.device_id, counter=counter)
 
+    def _signer(self, content: str | bytes) -> str | bytes | Callable[[int], str | bytes]:
+        """The reply for :meth:`Journal.complete`: as it is, or when keys are
+        configured a function of the reply counter that signs it (run in the
+        journal's thread, inside the transaction that takes the counter)."""
+        keys = self.keys
+        if keys is None:
+            return content
+        device_id = self.device_id
+
+        def sign(counter: int) -> str | bytes:
+            if isinstance(content, str):
+                return auth.sign_reply(content, keys=keys, device_id=device_id, counter=counter)
+            return auth.sign_reply(content, keys=keys, device_id=device_id, counter=counter)
+
+        return sign
+
     def _compose(self, framed: framing.Framed, done: Sequence[_Done]) -> str | bytes:
         return self._compose_binary(done) if framed.binary_replies else self._compose_text(done)
 
@@ -655,11 +688,15 @@ class Dispatcher:
         await self._worker.call(Journal.queue_reply, e.id, to=framed.reply_to, reply=signed)
         self._reply_queued(e, framed, done)
 
-    def _reply_queued(self, e: Entry, framed: framing.Framed, done: Sequence[_Done]) -> None:
+    def _reply_queued(
+        self, e: Entry, framed: framing.Framed, done: Sequence[_Done], ran: str = ""
+    ) -> None:
+        """Hand the queued reply to the outbox; one log line for the Command's
+        outcome and its reply (``ran``: each verb and how it ended)."""
         self.counters.inc("replies")
         effects = [d.effect for d in done if d.effect is not None]
         self._outbox.submit(e.id, e.modem, effects)
-        log.info("entry %d: reply queued to %s", e.id, framed.reply_to)
+        log.info("entry %d: %sreply queued to %s", e.id, f"{ran}, " if ran else "", framed.reply_to)
 
     async def _ran_unanswered(self) -> list[Entry]:
         """Commands that ran (done, failed) but whose reply was never queued: a

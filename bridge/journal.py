@@ -9,10 +9,14 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
 * WAL mode. Writes that gate an irreversible step commit with
   ``synchronous=FULL`` (the WAL is fsynced at commit): the inbound record
   before the SMS service deletes the SIM copy (:meth:`Journal.receive`),
-  "executing" before an action (:meth:`Journal.start`), the counter and
-  replay window before execution (:meth:`Journal.authenticate`), the reply
-  before it is sent (:meth:`Journal.queue_reply`, :meth:`Journal.mark_sending`)
-  and its outcome. Other writes use ``NORMAL``.
+  "executing" before a non-idempotent action (:meth:`Journal.start`), the
+  counter and replay window before execution (:meth:`Journal.authenticate`),
+  the reply before it is sent (:meth:`Journal.complete` or
+  :meth:`Journal.queue_reply`, then :meth:`Journal.mark_sending`) and a
+  failed send. Other writes use ``NORMAL`` (in WAL mode a process kill
+  keeps them, a power cut may lose the last ones, each of which recovery
+  handles: "executing" of an idempotent action, "sent", "done" or "failed"
+  before its reply, "rejected"); the next FULL commit makes them durable.
 * Schema versioned by ``PRAGMA user_version``; :data:`MIGRATIONS` brings a
   file from any older version up, one transaction per step; a newer file is
   refused (:class:`SchemaTooNew`).
@@ -65,6 +69,7 @@ returned (``auto_vacuum=INCREMENTAL``) so the file stays bounded.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import enum
@@ -238,10 +243,29 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What :meth:`Journal.receive` did: the entry, and whether it was already there."""
+    """What :meth:`Journal.receive` did: the entry, and whether it was already there.
+
+    ``entry`` is the new entry as stored (no transitions), so the dispatcher
+    need not read it back; None for a duplicate.
+    """
 
     entry_id: int
     duplicate: bool
+    entry: Entry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The reply budgets :meth:`Journal.start` checks (``[budgets]``): the four
+    limits and the bounds of the hour and the day they count in."""
+
+    hour_since: float
+    day_since: float
+    sender: str
+    global_per_hour: int
+    global_per_day: int
+    sender_per_hour: int
+    sender_per_day: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +333,70 @@ def _declared(fn: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[
     return wrapper
 
 
+#: The reply budgets count back a day at most; the index keeps an hour more.
+_INDEX_SPAN = 25 * 3600.0
+
+
+class _ReplyIndex:
+    """Every entry's latest ``reply_queued`` time since a horizon, sorted, in
+    memory: the reply budgets' counts in O(log n) instead of a scan of the
+    day's transitions (:meth:`Journal.replies_since` semantics: an entry
+    queued again counts once, at its latest queueing).
+
+    Exact for any ``since`` at or after :attr:`horizon`; :meth:`count` gives
+    None for an older one (the caller asks SQL). Filled from the file at open
+    and kept by :class:`Journal` after each commit that queues a reply.
+    """
+
+    def __init__(self, horizon: float) -> None:
+        self.horizon = horizon
+        self._latest: dict[int, tuple[float, str | None]] = {}
+        self._all: list[float] = []
+        self._by_sender: dict[str, list[float]] = {}
+
+    def add(self, entry_id: int, sender: str | None, at: float) -> None:
+        old = self._latest.get(entry_id)
+        if old is not None:
+            if old[0] >= at:  # the clock went back: the latest queueing stays the latest
+                return
+            self._remove(self._all, old[0])
+            if old[1] is not None:
+                self._remove(self._by_sender[old[1]], old[0])
+        self._latest[entry_id] = (at, sender)
+        bisect.insort(self._all, at)
+        if sender is not None:
+            bisect.insort(self._by_sender.setdefault(sender, []), at)
+
+    @staticmethod
+    def _remove(times: list[float], at: float) -> None:
+        i = bisect.bisect_left(times, at)
+        if i < len(times) and times[i] == at:
+            del times[i]
+
+    def count(self, since: float, sender: str | None = None) -> int | None:
+        """Entries whose latest queueing is at or after ``since`` (all, or
+        ``sender``'s); None when ``since`` is before the horizon."""
+        if since < self.horizon:
+            return None
+        times = self._all if sender is None else self._by_sender.get(sender, [])
+        return len(times) - bisect.bisect_left(times, since)
+
+    def forget_before(self, horizon: float) -> None:
+        """Drop what is older than ``horizon`` once it has moved an hour past
+        the present one (one rebuild an hour; the horizon only moves forward)."""
+        if horizon < self.horizon + 3600.0:
+            return
+        self.horizon = horizon
+        kept = {k: v for k, v in self._latest.items() if v[0] >= horizon}
+        self._latest = kept
+        self._all = sorted(at for at, _ in kept.values())
+        by: dict[str, list[float]] = {}
+        for at, sender in kept.values():
+            if sender is not None:
+                by.setdefault(sender, []).append(at)
+        self._by_sender = {k: sorted(v) for k, v in by.items()}
+
+
 class Journal:
     """The durable state machine (module doc). Open with :meth:`open`.
 
@@ -321,6 +409,9 @@ class Journal:
         self.path = path
         self._clock = clock
         self._sync = ""
+        #: replies queued by the transaction in progress: (entry, sender, at)
+        self._queued_in_tx: list[tuple[int, str | None, float]] = []
+        self._replies = _ReplyIndex(float("inf"))  # filled by open()
         self.marks_path = path.with_name(path.name + ".counters")
         self._marks = self._read_marks()
         #: Set when :meth:`open` found the file corrupt: where the old one went.
@@ -366,7 +457,21 @@ class Journal:
         j = cls(db, p, clock)
         j.moved_aside = moved
         j._reconcile(window_size, fresh=moved is not None)
+        j._load_reply_index()
         return j
+
+    def _load_reply_index(self) -> None:
+        horizon = self._clock() - _INDEX_SPAN
+        index = _ReplyIndex(horizon)
+        rows = self._db.execute(
+            "SELECT t.entry_id, e.sender, max(t.at) FROM transition t"
+            " JOIN entry e ON e.id = t.entry_id"
+            " WHERE t.state = 'reply_queued' AND t.at >= ? GROUP BY t.entry_id",
+            (horizon,),
+        )
+        for entry_id, sender, at in rows:
+            index.add(int(entry_id), sender, float(at))
+        self._replies = index
 
     @staticmethod
     def _connect_checked(p: Path, timeout: float) -> sqlite3.Connection:
@@ -380,6 +485,9 @@ class Journal:
                 raise JournalError(f"journal {p}: WAL mode refused ({mode})")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+            # 512 KiB of page cache (default 2 MiB): the hot pages are the last
+            # entries and the indexes; memory is scarce on the devices.
+            db.execute("PRAGMA cache_size=-512")
             rows = db.execute("PRAGMA quick_check").fetchall()
             if rows != [("ok",)]:
                 raise _Corrupt("quick_check: " + "; ".join(str(r[0]) for r in rows[:3]))
@@ -501,13 +609,20 @@ class Journal:
             self._db.execute(f"PRAGMA synchronous={want}")
             self._sync = want
         self._db.execute("BEGIN IMMEDIATE")
+        self._queued_in_tx.clear()
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
+            self._queued_in_tx.clear()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        if self._queued_in_tx:  # committed: the budgets' index follows the file
+            for entry_id, sender, at in self._queued_in_tx:
+                self._replies.add(entry_id, sender, at)
+            self._queued_in_tx.clear()
+            self._replies.forget_before(self._clock() - _INDEX_SPAN)
 
     def _kv(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
@@ -562,6 +677,9 @@ class Journal:
             "INSERT INTO transition(entry_id, state, at, detail) VALUES (?, ?, ?, ?)",
             (entry_id, to.value, now, detail),
         )
+        if to is State.REPLY_QUEUED:
+            row = self._db.execute("SELECT sender FROM entry WHERE id = ?", (entry_id,))
+            self._queued_in_tx.append((entry_id, row.fetchone()[0], now))
         return now
 
     def _insert(self, kind: Kind, state: State, detail: str | None, **columns: object) -> int:
@@ -578,6 +696,9 @@ class Journal:
             "INSERT INTO transition(entry_id, state, at, detail) VALUES (?, ?, ?, ?)",
             (entry_id, state.value, now, detail),
         )
+        if state is State.REPLY_QUEUED:
+            sender = columns.get("sender")
+            self._queued_in_tx.append((entry_id, sender if isinstance(sender, str) else None, now))
         return entry_id
 
     def _duplicate_of(self, keys: Sequence[str]) -> int | None:
@@ -632,7 +753,8 @@ class Journal:
             for k in keys:
                 self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (k, entry_id))
             self._add_parts(entry_id, part_ids)
-        return Receipt(entry_id, False)
+            (entry,) = self._entries("id = ?", (entry_id,))
+        return Receipt(entry_id, False, entry)
 
     def _add_parts(self, entry_id: int, part_ids: Sequence[str]) -> None:
         for pid in part_ids:
@@ -714,10 +836,17 @@ class Journal:
     @_declared
     def next_reply_counter(self) -> int:
         """The next counter for a signed reply or report, persisted (never reused)."""
-        n = max(int(self._kv("reply_counter") or 0), self._marks.reply_counter) + 1
-        self._write_marks(Marks(self._marks.command_counter, n))
+        n = self._take_reply_counter()
         with self._tx(full=True):
             self._put("reply_counter", str(n))
+        return n
+
+    def _take_reply_counter(self) -> int:
+        """The next reply counter, its side-file mark written (fsynced) before
+        the transaction that stores it commits: a kill in between skips one
+        counter, never reuses it."""
+        n = max(int(self._kv("reply_counter") or 0), self._marks.reply_counter) + 1
+        self._write_marks(Marks(self._marks.command_counter, n))
         return n
 
     @_declared
@@ -758,12 +887,52 @@ class Journal:
             self._move(entry_id, State.REJECTED, reason, reason=reason)
 
     @_declared
-    def start(self, entry_id: int, *, idempotent: bool, summary: str | None = None) -> None:
-        """received -> executing, durable (FULL) before the action runs."""
-        with self._tx(full=True):
+    def start(
+        self,
+        entry_id: int,
+        *,
+        idempotent: bool,
+        summary: str | None = None,
+        budget: Budget | None = None,
+    ) -> str | None:
+        """received -> executing before the action runs; with ``budget``, only
+        when no reply budget is used up (checked in the same transaction).
+
+        Returns None when started, else the name of the budget used up
+        (``global-hour``, ``global-day``, ``sender-hour``, ``sender-day``) and
+        nothing is changed. Durable (FULL) before a non-idempotent action; for
+        an idempotent one ``NORMAL`` (a process kill keeps it, a power cut may
+        take it back to ``received``, and recovery then runs the action again,
+        as it would from ``executing``).
+        """
+        with self._tx(full=not idempotent):
+            if budget is not None:
+                over = self._over_budget(budget)
+                if over is not None:
+                    return over
             self._move(
                 entry_id, State.EXECUTING, summary, idempotent=int(idempotent), summary=summary
             )
+        return None
+
+    @_declared
+    def over_budget(self, budget: Budget) -> str | None:
+        """The name of the first reply budget ``budget`` finds used up, or None
+        (what :meth:`start` checks; for a reply with nothing to run)."""
+        return self._over_budget(budget)
+
+    def _over_budget(self, b: Budget) -> str | None:
+        used = self._reply_usage(b.hour_since, b.day_since, b.sender)
+        limits = (
+            ("global-hour", b.global_per_hour),
+            ("global-day", b.global_per_day),
+            ("sender-hour", b.sender_per_hour),
+            ("sender-day", b.sender_per_day),
+        )
+        for (name, limit), n in zip(limits, used, strict=True):
+            if n >= limit:
+                return name
+        return None
 
     @_declared
     def finish(self, entry_id: int, *, ok: bool, reason: str | None = None) -> None:
@@ -787,6 +956,50 @@ class Journal:
         text = reply if isinstance(reply, str) else None
         data = reply if isinstance(reply, bytes) else None
         with self._tx(full=True):
+            self._move(
+                entry_id,
+                State.REPLY_QUEUED,
+                None,
+                _RAN,
+                reply_to=to,
+                reply_text=text,
+                reply_data=data,
+                reply_ref=ref,
+            )
+        return ref
+
+    @_declared
+    def complete(
+        self,
+        entry_id: int,
+        *,
+        ok: bool,
+        reason: str | None = None,
+        to: str,
+        reply: str | bytes | Callable[[int], str | bytes],
+        ref: str | None = None,
+    ) -> str:
+        """:meth:`finish` and :meth:`queue_reply` in one FULL transaction (the
+        outcome and the reply are durable together, before the send).
+
+        ``reply`` may be a function of the next reply counter (a signed reply):
+        the counter is taken as :meth:`next_reply_counter` takes it (its side
+        file written before the commit) and committed in the same transaction.
+        Returns the reply's reference.
+        """
+        ref = ref if ref is not None else f"{entry_id:x}"
+        counter: int | None = None
+        if callable(reply):
+            counter = self._take_reply_counter()
+            reply = reply(counter)
+        text = reply if isinstance(reply, str) else None
+        data = reply if isinstance(reply, bytes) else None
+        with self._tx(full=True):
+            to_state = State.DONE if ok else State.FAILED
+            sources = _EXECUTING if ok else _RECEIVED_OR_EXECUTING
+            self._move(entry_id, to_state, reason, sources, reason=reason)
+            if counter is not None:
+                self._put("reply_counter", str(counter))
             self._move(
                 entry_id,
                 State.REPLY_QUEUED,
@@ -861,8 +1074,14 @@ class Journal:
 
     @_declared
     def mark_sent(self, entry_id: int, tp_mr: int) -> None:
-        """sending -> sent with the TP-MR of ``+CMGS`` (FULL)."""
-        with self._tx(full=True):
+        """sending -> sent with the TP-MR of ``+CMGS``.
+
+        ``NORMAL``, not FULL: nothing irreversible follows it. A process kill
+        keeps it; a power cut may take the entry back to ``sending``, and the
+        reply is then sent again with its reference and counted as a resend,
+        the window the module doc names.
+        """
+        with self._tx(full=False):
             self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
 
     @_declared
@@ -899,11 +1118,14 @@ class Journal:
         )
 
     @_declared
-    def get(self, entry_id: int) -> Entry:
-        """One entry with its transitions; :class:`UnknownEntry` if absent."""
+    def get(self, entry_id: int, *, transitions: bool = True) -> Entry:
+        """One entry, with its transitions unless ``transitions=False``;
+        :class:`UnknownEntry` if absent."""
         found = self._entries("id = ?", (entry_id,))
         if not found:
             raise UnknownEntry(f"no journal entry {entry_id}")
+        if not transitions:
+            return found[0]
         rows = self._db.execute(
             "SELECT state, at, detail FROM transition WHERE entry_id = ? ORDER BY seq",
             (entry_id,),
@@ -923,7 +1145,12 @@ class Journal:
         """Replies and reports queued at or after ``since`` (Unix seconds), all
         or those answering ``sender``: what the reply budgets count (a reply
         queued again after a failed send counts once). Kept in the journal so
-        a restart does not reset a budget."""
+        a restart does not reset a budget; counted from an in-memory index of
+        the last day (exact), by SQL for an older ``since``."""
+        n = self._replies.count(since, sender)
+        return n if n is not None else self._replies_since_sql(since, sender)
+
+    def _replies_since_sql(self, since: float, sender: str | None) -> int:
         q = (
             "SELECT count(DISTINCT t.entry_id) FROM transition t JOIN entry e ON e.id = t.entry_id"
             " WHERE t.state = 'reply_queued' AND t.at >= ?"
@@ -943,6 +1170,20 @@ class Journal:
         ``hour_since``, ``sender``'s since ``day_since``), each what
         :meth:`replies_since` gives for the same bounds (``hour_since`` is at
         or after ``day_since``)."""
+        return self._reply_usage(hour_since, day_since, sender)
+
+    def _reply_usage(
+        self, hour_since: float, day_since: float, sender: str
+    ) -> tuple[int, int, int, int]:
+        r = self._replies
+        counts = (
+            r.count(hour_since),
+            r.count(day_since),
+            r.count(hour_since, sender),
+            r.count(day_since, sender),
+        )
+        if None not in counts:
+            return counts  # type: ignore[return-value]
         row = self._db.execute(
             "SELECT count(DISTINCT CASE WHEN t.at >= ? THEN t.entry_id END),"
             " count(DISTINCT t.entry_id),"

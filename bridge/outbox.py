@@ -55,7 +55,7 @@ def _claim(j: Journal, entry_id: int) -> tuple[Entry, int] | None:
     """In the journal thread, one hand-off: the entry as it was and its resend
     count after ``mark_sending`` (FULL, before ``AT+CMGS``), or None when
     there is nothing to send (settled meanwhile, or no reply)."""
-    e = j.get(entry_id)
+    e = j.get(entry_id, transitions=False)
     if e.state not in (State.REPLY_QUEUED, State.SENDING) or e.reply is None:
         return None
     if e.reply_to is None:  # pragma: no cover - queue_reply always sets it

@@ -22,7 +22,9 @@ after :meth:`close` raises :class:`WorkerClosed`, a subclass.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -47,16 +49,38 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
 
 
+def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+    """The thread: run each job in order until the ``None`` that ends it."""
+    while (job := jobs.get()) is not None:
+        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it
+            job()
+
+
 class JournalWorker:
-    """One thread that runs every journal call, in submission order."""
+    """One thread that runs every journal call, in submission order.
+
+    A plain thread on a :class:`queue.SimpleQueue` rather than a
+    ``ThreadPoolExecutor``: the pool's locks, work items and futures cost
+    about half of each hand-off here, and one thread in order is all the
+    journal wants. Started at the first call; a daemon thread, so a process
+    exiting without :meth:`close` is not held up (the journal's commits are
+    durable when made; an unfinished one is rolled back by SQLite).
+    """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="journal"
-        )
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_serve, args=(self._jobs,), name="journal", daemon=True
+            )
+            self._thread.start()
+        self._jobs.put(job)
 
     @property
     def closed(self) -> bool:
@@ -87,7 +111,7 @@ class JournalWorker:
             else:
                 loop.call_soon_threadsafe(_set_result, fut, result)
 
-        self._pool.submit(job)
+        self._submit(job)
         return await fut
 
     async def close(self) -> None:
@@ -99,12 +123,22 @@ class JournalWorker:
             await asyncio.shield(self._closing)
             return
         self._closed = True
-        fut = asyncio.wrap_future(self._pool.submit(self.journal.close))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._closing = fut
-        try:
-            await asyncio.shield(fut)
-        finally:
-            self._pool.shutdown(wait=False)
+        journal = self.journal
+
+        def job() -> None:
+            try:
+                journal.close()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_set_exception, fut, exc)
+            else:
+                loop.call_soon_threadsafe(_set_result, fut, None)
+
+        self._submit(job)
+        self._jobs.put(None)  # the thread ends after the close
+        await asyncio.shield(fut)
 
     async def __aenter__(self) -> JournalWorker:
         return self

@@ -645,9 +645,16 @@ class SmsService:
     def _note_sent(self, mr: int, recipient: str) -> None:
         now = self._clock()
         window = timing.STATUS_REPORT_WINDOW
-        for k in [k for k, (_, at) in self._recent_sends.items() if now - at > window]:
-            del self._recent_sends[k]
-        self._recent_sends[mr] = (recipient, now)  # a reused TP-MR replaces the older send
+        sends = self._recent_sends  # oldest first: a reused TP-MR moves to the end
+        stale = []
+        for k, (_, at) in sends.items():
+            if now - at <= window:
+                break  # the rest are younger (a clock step back leaves some: matching checks age)
+            stale.append(k)
+        for k in stale:
+            del sends[k]
+        sends.pop(mr, None)
+        sends[mr] = (recipient, now)  # a reused TP-MR replaces the older send
 
     def _report_matches(self, report: pdu.StatusReport) -> bool:
         """TS 23.040 §9.2.2.3: TP-MR names the SUBMIT, TP-RA its recipient."""

@@ -152,27 +152,32 @@ async def test_sending_with_unknown_outcome_resent_same_reference_counted(tmp_pa
         assert rig.counters["executed"] == 0  # nothing ran again
 
 
-async def test_unsigned_reply_lost_to_a_journal_failure_after_finish_is_answered_next_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("keys", [None, "default"])
+async def test_journal_failure_recording_outcome_and_reply_leaves_it_executing_then_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str | None
 ) -> None:
-    # Without a key, finish and queue_reply go to the journal thread in one
-    # hand-off: a failure of the second still leaves the first recorded.
-    real = Journal.queue_reply
+    # The outcome and the reply (signed or not) are one transaction
+    # (Journal.complete): when it fails, neither is recorded, the idempotent
+    # Command stays executing and the next start runs it again and answers it.
+    real = Journal.complete
 
     def broken(self: Journal, *a: object, **kw: object) -> str:
         raise JournalError("journal: disk I/O error")
 
-    monkeypatch.setattr(Journal, "queue_reply", broken)
-    async with Rig(tmp_path, keys=None) as rig:
+    rig_keys = {} if keys else {"keys": None}
+    monkeypatch.setattr(Journal, "complete", broken)
+    async with Rig(tmp_path, **rig_keys) as rig:
         e = await rig.sms("ping")
-        assert e.state is State.DONE and e.reply is None
-        assert rig.counters["executed"] == 1 and rig.counters["journal_errors"] == 1
+        assert e.state is State.EXECUTING and e.reply is None
+        assert rig.counters["executed"] == 0 and rig.counters["journal_errors"] == 1
         assert rig.counters["replies"] == 0 and rig.replies() == []
-    monkeypatch.setattr(Journal, "queue_reply", real)
-    async with Rig(tmp_path, keys=None) as rig:
+    monkeypatch.setattr(Journal, "complete", real)
+    async with Rig(tmp_path, **rig_keys) as rig:
         await rig.settle()
-        assert (await rig.worker.call(Journal.get, e.id)).state is State.SENT
-        assert rig.replies() == ["done"] and rig.counters["replies_lost"] == 1
+        after = await rig.worker.call(Journal.get, e.id)
+        assert after.state is State.SENT
+        assert [r.split(" #")[0] for r in rig.replies()] == ["pong"]
+        assert rig.counters["rerun"] == 1 and rig.counters["executed"] == 1
 
 
 async def test_unsigned_reply_is_queued_after_the_outcome_in_order(tmp_path: Path) -> None:

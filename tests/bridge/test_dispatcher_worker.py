@@ -114,3 +114,44 @@ async def test_a_queued_call_whose_caller_was_cancelled_still_runs_in_order(
     with Journal.open(path) as j:
         assert [j.get(n).identity for n in (1, 2, 3)] == ["first", "second", "third"]
     assert "never retrieved" not in caplog.text
+
+
+async def test_close_ends_the_thread_and_a_loop_closed_mid_call_does_not_kill_it(
+    tmp_path: Path,
+) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    await worker.call(_receive, "a")
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("journal") == 1
+    await worker.close()
+    thread = worker._thread
+    assert thread is not None
+    await asyncio.to_thread(thread.join, 10)
+    assert not thread.is_alive() and "journal" not in [t.name for t in threading.enumerate()]
+
+
+def test_a_call_whose_loop_closed_meanwhile_leaves_the_thread_serving(tmp_path: Path) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    gate, inside = threading.Event(), threading.Event()
+
+    def held(j: Journal) -> int:
+        inside.set()
+        gate.wait(10)
+        return _receive(j, "held")
+
+    async def start_and_leave() -> None:
+        call = asyncio.ensure_future(worker.call(held))
+        await asyncio.to_thread(inside.wait, 10)  # running; the loop now ends under it
+        assert not call.done()
+
+    asyncio.run(start_and_leave())
+    gate.set()  # the job's call_soon_threadsafe meets a closed loop
+
+    async def after() -> tuple[int, list[State]]:
+        eid = await worker.call(_receive, "next")
+        states = [e.state for e in await worker.call(Journal.list_entries, limit=10)]
+        await worker.close()
+        return eid, states
+
+    eid, states = asyncio.run(after())
+    assert eid == 2 and states == [State.RECEIVED, State.RECEIVED]

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace as dataclasses_replace
 
 import pytest
 from hypothesis import given
@@ -277,6 +278,146 @@ def test_gating_writes_commit_with_synchronous_full(j):
         "PRAGMA synchronous=FULL",
         "PRAGMA synchronous=FULL",
     ]
+
+
+def _modes_of_commits(j, ops):
+    """The synchronous mode in force at each BEGIN while ``ops`` run."""
+    start = {1: "NORMAL", 2: "FULL"}[j._db.execute("PRAGMA synchronous").fetchone()[0]]
+    seen = [f"PRAGMA synchronous={start}"]
+    j._db.set_trace_callback(seen.append)
+    try:
+        ops()
+    finally:
+        j._db.set_trace_callback(None)
+    out, mode = [], start
+    for s in seen:
+        if s.startswith("PRAGMA synchronous="):
+            mode = s.split("=")[1]
+        elif s.startswith("BEGIN"):
+            out.append(mode)
+    return out
+
+
+def test_idempotent_start_and_sent_are_normal_the_rest_of_the_path_full(j):
+    eid = receive(j).entry_id
+    eid2 = receive(j, 2).entry_id
+
+    def ops():
+        j.start(eid, idempotent=True)  # recovery runs it again if a power cut loses it
+        j.start(eid2, idempotent=False)  # gates a non-idempotent action
+        j.complete(eid, ok=True, to="2936", reply="pong")
+        j.mark_sending(eid)
+        j.mark_sent(eid, 7)  # a lost "sent" is a counted resend
+
+    assert _modes_of_commits(j, ops) == ["NORMAL", "FULL", "FULL", "FULL", "NORMAL"]
+    assert j.get(eid).state is State.SENT and j.get(eid2).state is State.EXECUTING
+
+
+def test_complete_records_outcome_and_reply_in_one_transaction(j):
+    eid = receive(j).entry_id
+    j.start(eid, idempotent=True)
+    seen = []
+    j._db.set_trace_callback(seen.append)
+    ref = j.complete(eid, ok=False, reason="command-failed", to="2936", reply="gpio: error")
+    j._db.set_trace_callback(None)
+    assert [s for s in seen if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    e = j.get(eid)
+    assert ref == f"{eid:x}" == e.reply_ref
+    assert (e.state, e.reason, e.reply, e.reply_to) == (
+        State.REPLY_QUEUED,
+        "command-failed",
+        "gpio: error",
+        "2936",
+    )
+    assert [t.state for t in e.transitions][-3:] == [
+        State.EXECUTING,
+        State.FAILED,
+        State.REPLY_QUEUED,
+    ]
+    assert [e.id for e in j.recovery().send] == [eid]
+
+
+def test_complete_answers_a_usage_error_straight_from_received(j):
+    eid = receive(j).entry_id
+    j.complete(eid, ok=False, reason="usage", to="2936", reply="usage: gpio get NAME")
+    assert [t.state for t in j.get(eid).transitions] == [
+        State.RECEIVED,
+        State.FAILED,
+        State.REPLY_QUEUED,
+    ]
+    eid2 = receive(j, 2).entry_id
+    with pytest.raises(IllegalTransition, match="received -> done"):
+        j.complete(eid2, ok=True, to="2936", reply="pong")  # success needs executing
+    assert j.get(eid2).state is State.RECEIVED and j.get(eid2).reply is None
+
+
+def test_complete_with_a_signer_takes_the_next_reply_counter_in_its_transaction(j, path):
+    first = j.next_reply_counter()
+    eid = receive(j).entry_id
+    j.start(eid, idempotent=True)
+    got = []
+
+    def sign(counter):
+        got.append(counter)
+        # the side file already holds the counter before the commit
+        assert (
+            json.loads(path.with_name(path.name + ".counters").read_text())["reply_counter"]
+            == counter
+        )
+        return f"pong #{counter}"
+
+    j.complete(eid, ok=True, to="2936", reply=sign)
+    assert got == [first + 1] and j.get(eid).reply == f"pong #{first + 1}"
+    assert j.next_reply_counter() == first + 2
+
+
+def test_complete_that_fails_records_nothing_and_keeps_the_counter_unused_twice(j):
+    eid = receive(j).entry_id
+    j.start(eid, idempotent=True)
+    before = j.next_reply_counter()
+    j._db.execute(
+        "CREATE TRIGGER no_replies BEFORE UPDATE OF reply_text ON entry "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    with pytest.raises(JournalError, match="disk I/O error"):
+        j.complete(eid, ok=True, to="2936", reply=lambda n: f"pong #{n}")
+    j._db.execute("DROP TRIGGER no_replies")
+    e = j.get(eid)
+    assert (e.state, e.reply) == (State.EXECUTING, None)  # the outcome is not half-recorded
+    assert j.next_reply_counter() == before + 2  # the one taken is skipped, never reused
+
+
+def test_start_with_budget_used_up_changes_nothing_and_names_it(j, clock):
+    budget = jmod.Budget(
+        hour_since=clock() - 3600,
+        day_since=clock() - DAY,
+        sender="2936",
+        global_per_hour=10,
+        global_per_day=10,
+        sender_per_hour=1,
+        sender_per_day=10,
+    )
+    eid = receive(j).entry_id
+    assert j.start(eid, idempotent=True, budget=budget) is None
+    j.complete(eid, ok=True, to="2936", reply="pong")
+    eid2 = receive(j, 2).entry_id
+    assert j.over_budget(budget) == "sender-hour"
+    assert j.start(eid2, idempotent=False, budget=budget) == "sender-hour"
+    e = j.get(eid2)
+    assert e.state is State.RECEIVED and [t.state for t in e.transitions] == [State.RECEIVED]
+    assert (
+        j.start(eid2, idempotent=False, budget=dataclasses_replace(budget, sender_per_hour=5))
+        is None
+    )
+    assert j.get(eid2).state is State.EXECUTING
+
+
+def test_receive_hands_back_the_new_entry_as_stored(j):
+    r = receive(j)
+    assert r.entry is not None and r.entry == j.get(r.entry_id, transitions=False)
+    assert r.entry.state is State.RECEIVED and r.entry.transitions == ()
+    dup = receive(j)
+    assert dup.duplicate and dup.entry is None
 
 
 def test_newer_schema_refused(path, clock):
@@ -684,3 +825,97 @@ def test_closed_journal_is_a_journal_error(path, clock):
     j.close()
     with pytest.raises(JournalError, match="closed"):
         j.has_part("x")
+
+
+# --- the reply budgets' index ----------------------------------------------------
+
+_INDEX_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("queue"), st.sampled_from(["2936", "000", "+15551234567"])),
+        st.tuples(st.just("report"), st.none()),
+        st.tuples(st.just("requeue"), st.integers(0, 30)),
+        st.tuples(
+            st.just("tick"),
+            st.sampled_from([-3600.0, -60.0, 30.0, 3600.0, 25 * 3600.0])
+            | st.floats(-7200.0, 30 * 3600.0),
+        ),
+        st.tuples(st.just("reopen"), st.none()),
+    ),
+    max_size=40,
+)
+
+
+@given(
+    ops=_INDEX_OPS,
+    probes=st.lists(
+        st.sampled_from([-3600.0, -1800.0, -30.0, 0.0, 1800.0]) | st.floats(-3 * DAY, 3600.0),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_reply_counts_equal_the_sql_count_whatever_the_history(tmp_path_factory, ops, probes):
+    path = tmp_path_factory.mktemp("idx") / "journal.db"
+    clock = Clock()
+    j = Journal.open(path, clock=clock)
+    queued: list[int] = []
+    n = itertools.count()
+    try:
+        for op, arg in ops:
+            if op == "queue":
+                eid = receive(j, next(n), sender=arg).entry_id
+                j.start(eid, idempotent=True)
+                j.complete(eid, ok=True, to="2936", reply="pong")
+                queued.append(eid)
+            elif op == "report":
+                queued.append(j.enqueue_report(modem="m0", to="2936", message="boot"))
+            elif op == "requeue" and queued:
+                eid = queued[arg % len(queued)]
+                if j.get(eid).state is State.REPLY_QUEUED:
+                    j.mark_sending(eid)
+                    j.requeue(eid, "timeout")  # queued again: counts once, at its latest
+            elif op == "tick":
+                clock.tick(arg)
+            elif op == "reopen":
+                j.close()
+                j = Journal.open(path, clock=clock)
+            for back in probes:
+                since = clock() + back
+                for sender in (None, "2936", "000", "+15551234567"):
+                    assert j.replies_since(since, sender=sender) == j._replies_since_sql(
+                        since, sender
+                    ), (op, since, sender)
+            hour, day = clock() - 3600, clock() - DAY
+            assert j.reply_usage(hour_since=hour, day_since=day, sender="2936") == (
+                j._replies_since_sql(hour, None),
+                j._replies_since_sql(day, None),
+                j._replies_since_sql(hour, "2936"),
+                j._replies_since_sql(day, "2936"),
+            )
+    finally:
+        j.close()
+
+
+def test_reply_index_is_used_for_the_budgets_no_scan_of_the_day(j, clock):
+    for i in range(20):
+        eid = receive(j, i).entry_id
+        j.start(eid, idempotent=True)
+        j.complete(eid, ok=True, to="2936", reply="pong")
+        clock.tick(60)
+    seen = []
+    j._db.set_trace_callback(seen.append)
+    used = j.reply_usage(hour_since=clock() - 600, day_since=clock() - DAY, sender="2936")
+    j._db.set_trace_callback(None)
+    assert used == (10, 20, 10, 20) and seen == []  # answered from memory
+
+
+def test_reply_requeued_after_the_clock_went_back_counts_at_its_latest_time(j, clock):
+    eid = receive(j).entry_id
+    j.start(eid, idempotent=True)
+    j.complete(eid, ok=True, to="2936", reply="pong")
+    queued_at = clock()
+    clock.tick(-3600)  # the clock stepped back (NTP after a boot without RTC)
+    j.mark_sending(eid)
+    j.requeue(eid, "timeout")
+    since = queued_at - 1800  # after the requeue, before the first queueing
+    assert j.replies_since(since) == j._replies_since_sql(since, None) == 1
+    assert j.replies_since(since, sender="2936") == 1
