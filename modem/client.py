@@ -83,6 +83,7 @@ ESC = b"\x1b"
 #: dropped and :attr:`Subscription.overflowed` is set (the SMS service sweeps).
 URC_QUEUE_SIZE = 256
 
+
 class StaleCommand(ModemError):
     """A command's precondition failed once the line was its turn: it was
     **not written** (see :meth:`AtClient.execute`).
