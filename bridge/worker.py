@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .journal import Journal, JournalError
+
+log = logging.getLogger("bridge.worker")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,11 +52,17 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
 
 
-def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
-    """The thread: run each job in order until the ``None`` that ends it."""
+def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None], journal: Journal) -> None:
+    """The thread: run each job in order until the ``None`` that ends it; when
+    nothing is queued, the journal's idle work (its checkpoint)."""
     while (job := jobs.get()) is not None:
         with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it
             job()
+        if jobs.empty():
+            try:
+                journal.idle()
+            except Exception as exc:  # never stops the worker; the next call meets the file
+                log.warning("journal: idle checkpoint failed: %s", exc)
 
 
 class JournalWorker:
@@ -77,7 +86,7 @@ class JournalWorker:
     def _submit(self, job: Callable[[], None]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=_serve, args=(self._jobs,), name="journal", daemon=True
+                target=_serve, args=(self._jobs, self.journal), name="journal", daemon=True
             )
             self._thread.start()
         self._jobs.put(job)

@@ -155,3 +155,34 @@ def test_a_call_whose_loop_closed_meanwhile_leaves_the_thread_serving(tmp_path: 
 
     eid, states = asyncio.run(after())
     assert eid == 2 and states == [State.RECEIVED, State.RECEIVED]
+
+
+async def test_the_worker_checkpoints_when_idle_not_inside_a_call(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bridge import journal as jmod
+
+    checkpointed = threading.Event()
+
+    class Watched(Journal):
+        def idle(self) -> bool:
+            done = super().idle()
+            if done:
+                checkpointed.set()
+            return done
+
+    path = tmp_path / "j.db"
+    worker = JournalWorker(Watched.open(path))
+    await worker.call(Journal._checkpoint)
+    for k in range(jmod.CHECKPOINT_IDLE_COMMITS):
+        await worker.call(_receive, f"i{k}")
+        assert not checkpointed.is_set() or k == jmod.CHECKPOINT_IDLE_COMMITS - 1
+    assert await asyncio.to_thread(checkpointed.wait, 10)  # once the queue ran dry
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())  # the file without its WAL
+    db = sqlite3.connect(copy)
+    try:
+        assert db.execute("SELECT count(*) FROM entry").fetchone()[0] == 64
+    finally:
+        db.close()
+    await worker.close()

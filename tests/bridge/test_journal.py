@@ -919,3 +919,46 @@ def test_reply_requeued_after_the_clock_went_back_counts_at_its_latest_time(j, c
     since = queued_at - 1800  # after the requeue, before the first queueing
     assert j.replies_since(since) == j._replies_since_sql(since, None) == 1
     assert j.replies_since(since, sender="2936") == 1
+
+
+# --- checkpoints off the Command's path --------------------------------------------
+
+
+def _entries_in_main_file(path, tmp_path):
+    """What the database file holds without its WAL (what a checkpoint copied)."""
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())
+    db = sqlite3.connect(copy)
+    try:
+        return db.execute("SELECT count(*) FROM entry").fetchone()[0]
+    except sqlite3.OperationalError:  # no table yet in the file itself
+        return 0
+    finally:
+        db.close()
+
+
+def test_no_checkpoint_inside_commits_until_the_limit(j, path, tmp_path):
+    assert j._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    j._checkpoint()  # the opening's own commits
+    before = _entries_in_main_file(path, tmp_path)
+    seen = []
+    j._db.set_trace_callback(seen.append)
+    n = 0
+    while not any("wal_checkpoint" in s for s in seen):
+        receive(j, n)
+        n += 1
+        assert n <= jmod.CHECKPOINT_MAX_COMMITS
+    j._db.set_trace_callback(None)
+    assert n == jmod.CHECKPOINT_MAX_COMMITS
+    assert _entries_in_main_file(path, tmp_path) == before + n
+
+
+def test_idle_checkpoints_only_after_enough_commits(j, path, tmp_path):
+    j._checkpoint()
+    for n in range(jmod.CHECKPOINT_IDLE_COMMITS - 1):
+        receive(j, n)
+    assert j.idle() is False
+    assert _entries_in_main_file(path, tmp_path) == 0
+    receive(j, 999)
+    assert j.idle() is True
+    assert _entries_in_main_file(path, tmp_path) == jmod.CHECKPOINT_IDLE_COMMITS
