@@ -108,7 +108,15 @@ DAY = 86400.0
 class ReplyQueue(Protocol):
     """Where queued replies go (the :class:`~bridge.outbox.Outbox`)."""
 
-    def submit(self, entry_id: int, modem: str, effects: Sequence[Effect] = ()) -> None: ...
+    def ready(self, modem: str) -> bool: ...
+
+    def submit(
+        self,
+        entry_id: int,
+        modem: str,
+        effects: Sequence[Effect] = (),
+        claimed: tuple[Entry, int] | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,14 +457,18 @@ class Dispatcher:
             raise
         # One hand-off, one FULL transaction: the outcome, the reply (signed with
         # the next reply counter, taken in that transaction) and its reference.
-        await self._worker.call(
-            Journal.complete,
-            e.id,
-            ok=ok,
-            reason=reason,
-            to=framed.reply_to,
-            reply=self._signer(content),
-        )
+        # With the module's outbox idle, the reply is marked sending in the same
+        # transaction (its send starts at once): one commit fewer before AT+CMGS.
+        claimed: tuple[Entry, int] | None = None
+        to, reply = framed.reply_to, self._signer(content)
+        if self._outbox.ready(e.modem):
+            claimed = await self._worker.call(
+                Journal.complete_and_claim, e.id, ok=ok, reason=reason, to=to, reply=reply
+            )
+        else:
+            await self._worker.call(
+                Journal.complete, e.id, ok=ok, reason=reason, to=to, reply=reply
+            )
         self.counters.inc(counter)
         ran = (
             " ".join(
@@ -468,7 +480,7 @@ class Dispatcher:
             if commands
             else "usage"
         )
-        self._reply_queued(e, framed, done, ran)
+        self._reply_queued(e, framed, done, ran, claimed)
 
     # --- the checks -----------------------------------------------------------------
 
@@ -689,13 +701,18 @@ class Dispatcher:
         self._reply_queued(e, framed, done)
 
     def _reply_queued(
-        self, e: Entry, framed: framing.Framed, done: Sequence[_Done], ran: str = ""
+        self,
+        e: Entry,
+        framed: framing.Framed,
+        done: Sequence[_Done],
+        ran: str = "",
+        claimed: tuple[Entry, int] | None = None,
     ) -> None:
         """Hand the queued reply to the outbox; one log line for the Command's
         outcome and its reply (``ran``: each verb and how it ended)."""
         self.counters.inc("replies")
         effects = [d.effect for d in done if d.effect is not None]
-        self._outbox.submit(e.id, e.modem, effects)
+        self._outbox.submit(e.id, e.modem, effects, claimed)
         log.info("entry %d: %sreply queued to %s", e.id, f"{ran}, " if ran else "", framed.reply_to)
 
     async def _ran_unanswered(self) -> list[Entry]:

@@ -1017,6 +1017,45 @@ class Journal:
         file written before the commit) and committed in the same transaction.
         Returns the reply's reference.
         """
+        ref, _ = self._complete(
+            entry_id, ok=ok, reason=reason, to=to, reply=reply, ref=ref, claim=False
+        )
+        return ref
+
+    @_declared
+    def complete_and_claim(
+        self,
+        entry_id: int,
+        *,
+        ok: bool,
+        reason: str | None = None,
+        to: str,
+        reply: str | bytes | Callable[[int], str | bytes],
+        ref: str | None = None,
+    ) -> tuple[Entry, int]:
+        """:meth:`complete` and :meth:`mark_sending` in one FULL transaction,
+        for a reply its module's outbox sends at once (nothing ahead of it).
+
+        Returns what the outbox's claim gives: the entry as queued (before
+        ``sending``) and its resend count (0).
+        """
+        _, claimed = self._complete(
+            entry_id, ok=ok, reason=reason, to=to, reply=reply, ref=ref, claim=True
+        )
+        assert claimed is not None
+        return claimed
+
+    def _complete(
+        self,
+        entry_id: int,
+        *,
+        ok: bool,
+        reason: str | None,
+        to: str,
+        reply: str | bytes | Callable[[int], str | bytes],
+        ref: str | None,
+        claim: bool,
+    ) -> tuple[str, tuple[Entry, int] | None]:
         ref = ref if ref is not None else f"{entry_id:x}"
         counter: int | None = None
         if callable(reply):
@@ -1024,6 +1063,7 @@ class Journal:
             reply = reply(counter)
         text = reply if isinstance(reply, str) else None
         data = reply if isinstance(reply, bytes) else None
+        claimed: tuple[Entry, int] | None = None
         with self._tx(full=True):
             to_state = State.DONE if ok else State.FAILED
             sources = _EXECUTING if ok else _RECEIVED_OR_EXECUTING
@@ -1040,7 +1080,10 @@ class Journal:
                 reply_data=data,
                 reply_ref=ref,
             )
-        return ref
+            if claim:
+                (queued,) = self._entries("id = ?", (entry_id,))
+                claimed = (queued, self._mark_sending(entry_id))
+        return ref, claimed
 
     @_declared
     def enqueue_report(
@@ -1091,16 +1134,19 @@ class Journal:
         """reply_queued -> sending before ``AT+CMGS`` (FULL); sending -> sending
         when resending after a restart, counted. Returns the resend count."""
         with self._tx(full=True):
-            current = self._state(entry_id)
-            resend = current is State.SENDING
-            self._move(entry_id, State.SENDING, "resend" if resend else None)
-            self._db.execute(
-                "UPDATE entry SET send_attempts = send_attempts + 1,"
-                " resends = resends + ? WHERE id = ?",
-                (int(resend), entry_id),
-            )
-            row = self._db.execute("SELECT resends FROM entry WHERE id = ?", (entry_id,))
-            return int(row.fetchone()[0])
+            return self._mark_sending(entry_id)
+
+    def _mark_sending(self, entry_id: int) -> int:
+        current = self._state(entry_id)
+        resend = current is State.SENDING
+        self._move(entry_id, State.SENDING, "resend" if resend else None)
+        self._db.execute(
+            "UPDATE entry SET send_attempts = send_attempts + 1,"
+            " resends = resends + ? WHERE id = ?",
+            (int(resend), entry_id),
+        )
+        row = self._db.execute("SELECT resends FROM entry WHERE id = ?", (entry_id,))
+        return int(row.fetchone()[0])
 
     @_declared
     def mark_sent(self, entry_id: int, tp_mr: int) -> None:

@@ -4,9 +4,13 @@ The service implements :class:`ReplySender` over its modem stack (one per
 ``[[modem]]``); the outbox drives each reply through the journal's states
 (docs/bridge.md, "Journal")::
 
-    reply_queued --mark_sending (FULL)--> sending --send--> mark_sent(tp_mr) (FULL)
+    reply_queued --mark_sending (FULL)--> sending --send--> mark_sent(tp_mr) (NORMAL)
                                              |--fails, times out--> reply_queued (retry later)
                                              '--max attempts------> send_failed
+
+A reply for a module whose outbox is idle is queued and marked ``sending``
+in one transaction by the dispatcher (``Journal.complete_and_claim``): one
+commit fewer on the path to ``AT+CMGS``.
 
 ``mark_sending`` is durable before the PDU is handed to the module, so a
 crash between ``AT+CMGS`` and ``mark_sent`` leaves ``sending``: the next
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -98,6 +103,8 @@ class Outbox:
         self._effects: dict[int, list[Effect]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._current: dict[str, asyncio.Future[None]] = {}
+        #: replies claimed (``sending``) when they were queued: their first claim
+        self._claimed: dict[int, tuple[Entry, int]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -126,12 +133,31 @@ class Outbox:
         """Replies waiting per module (for ``sms-bridge status`` and the metrics)."""
         return {name: q.qsize() for name, q in self._queues.items()}
 
-    def submit(self, entry_id: int, modem: str, effects: Sequence[Effect] = ()) -> None:
+    def ready(self, modem: str) -> bool:
+        """True when a reply for ``modem`` would be sent at once: the module has
+        a running task, nothing queued and nothing in flight. The dispatcher
+        then has the reply claimed in the transaction that queues it
+        (:meth:`~bridge.journal.Journal.complete_and_claim`)."""
+        q = self._queues.get(modem)
+        return q is not None and q.empty() and modem in self._tasks and modem not in self._current
+
+    def submit(
+        self,
+        entry_id: int,
+        modem: str,
+        effects: Sequence[Effect] = (),
+        claimed: tuple[Entry, int] | None = None,
+    ) -> None:
         """Queue a journaled reply (``reply_queued`` or ``sending``) for its module.
 
-        An entry already pending is not queued twice (its effects are added).
-        An entry for a module with no sender is left in the journal and logged.
+        ``claimed``: what :meth:`~bridge.journal.Journal.complete_and_claim`
+        returned (the reply is already ``sending``; its first attempt needs no
+        claim). An entry already pending is not queued twice (its effects are
+        added). An entry for a module with no sender is left in the journal
+        and logged (a claimed one is resent at the next start, counted).
         """
+        if claimed is not None:
+            self._claimed[entry_id] = claimed
         if effects:
             self._effects.setdefault(entry_id, []).extend(effects)
         if entry_id in self._pending:
@@ -191,6 +217,8 @@ class Outbox:
         while True:
             entry_id = await q.get()
             current = asyncio.ensure_future(self._settle(modem, entry_id))
+            self._current[modem] = current
+            current.add_done_callback(functools.partial(self._settled, modem))
             try:
                 await asyncio.shield(current)
             except asyncio.CancelledError:
@@ -204,6 +232,10 @@ class Outbox:
                 except Exception:
                     pass
                 raise
+
+    def _settled(self, modem: str, fut: asyncio.Future[None]) -> None:
+        if self._current.get(modem) is fut:
+            del self._current[modem]
 
     def _done(self, entry_id: int) -> None:
         self._pending.discard(entry_id)
@@ -225,12 +257,15 @@ class Outbox:
             log.error("outbox: entry %d: %s", entry_id, type(exc).__name__)
             self.counters.inc("outbox_errors")
         finally:
+            self._claimed.pop(entry_id, None)
             self._effects.pop(entry_id, None)  # settled: an effect never outlives its reply
             self._done(entry_id)
 
     async def _attempt(self, modem: str, entry_id: int) -> float | None:
         """One send; the delay before the next attempt, or None when settled."""
-        claimed = await self._worker.call(_claim, entry_id)
+        claimed = self._claimed.pop(entry_id, None)
+        if claimed is None:
+            claimed = await self._worker.call(_claim, entry_id)
         if claimed is None:
             return None
         e, after = claimed

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 import hal
 from bridge import auth
+from bridge.inbound import Incoming
 from bridge.journal import Journal, State
+from pdu.dcs import Alphabet
 
-from .test_dispatcher_rig import DEVICE, KEY, Rig, entry_state, signed
+from .test_dispatcher_rig import DEVICE, KEY, MODEM, Rig, entry_state, signed
 
 
 async def test_failed_send_retried_then_sent(tmp_path: Path) -> None:
@@ -162,3 +166,68 @@ async def test_stop_cancels_a_hanging_send_past_the_grace_then_resends(tmp_path:
         e = await again.worker.call(Journal.get, r.entry_id)
         assert e.state is State.SENT and e.resends == 1
         assert again.counters["resends"] == 1
+
+
+async def test_reply_for_an_idle_module_is_claimed_when_queued_one_commit_fewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims: list[int] = []
+    real = Journal.mark_sending
+
+    def counted(self: Journal, entry_id: int) -> int:
+        claims.append(entry_id)
+        return real(self, entry_id)
+
+    monkeypatch.setattr(Journal, "mark_sending", counted)
+    async with Rig(tmp_path, keys=None) as rig:
+        assert rig.outbox.ready(MODEM) and not rig.outbox.ready("nosuchmodem")
+        e = await rig.sms("ping")
+        assert claims == []  # claimed by complete_and_claim, not by a separate commit
+        assert (e.state, e.send_attempts, e.resends) == (State.SENT, 1, 0)
+        assert [t.state for t in e.transitions][-4:] == [
+            State.DONE,
+            State.REPLY_QUEUED,
+            State.SENDING,
+            State.SENT,
+        ]
+        assert rig.replies() == ["pong"] and rig.counters["resends"] == 0
+
+
+async def test_reply_behind_another_in_flight_is_claimed_by_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims: list[int] = []
+    real = Journal.mark_sending
+
+    def counted(self: Journal, entry_id: int) -> int:
+        claims.append(entry_id)
+        return real(self, entry_id)
+
+    monkeypatch.setattr(Journal, "mark_sending", counted)
+    async with Rig(tmp_path, keys=None) as rig:
+        entered, gate = asyncio.Event(), asyncio.Event()
+        real_send = rig.sender.send
+
+        async def slow(to: str, content: str | bytes, *, binary: bool) -> tuple[int, ...]:
+            entered.set()
+            await gate.wait()
+            return await real_send(to, content, binary=binary)
+
+        rig.sender.send = slow  # type: ignore[method-assign]
+
+        def sms(ident: str) -> Incoming:
+            return Incoming("2936", "ping", Alphabet.GSM7, ident, (f"{ident}/1",), True)
+
+        first = await rig.dispatcher.admit(sms("a"), modem=MODEM)
+        await entered.wait()  # the first reply is on its way to the module
+        assert not rig.outbox.ready(MODEM)
+        second = await rig.dispatcher.admit(sms("b"), modem=MODEM)
+        await rig.dispatcher.drain()  # the second reply is queued behind it
+        gate.set()
+        await rig.settle()
+        e1 = await rig.worker.call(Journal.get, first.entry_id)
+        e2 = await rig.worker.call(Journal.get, second.entry_id)
+        assert claims == [e2.id]  # the second waited: claimed when its turn came
+        assert (e1.state, e2.state) == (State.SENT, State.SENT)
+        assert (e1.send_attempts, e2.send_attempts, e2.resends) == (1, 1, 0)
+        assert rig.outbox.ready(MODEM)

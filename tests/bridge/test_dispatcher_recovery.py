@@ -9,12 +9,13 @@ count files (which survive the "crash", like a real device's state).
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bridge import auth
-from bridge.journal import Journal, JournalError, State
+from bridge.journal import Journal, State
 
 from .test_dispatcher_rig import DEVICE, KEY, Rig, script_runs, signed
 
@@ -157,21 +158,22 @@ async def test_journal_failure_recording_outcome_and_reply_leaves_it_executing_t
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str | None
 ) -> None:
     # The outcome and the reply (signed or not) are one transaction
-    # (Journal.complete): when it fails, neither is recorded, the idempotent
-    # Command stays executing and the next start runs it again and answers it.
-    real = Journal.complete
+    # (Journal.complete, or complete_and_claim when the outbox is idle): when it
+    # fails, neither is recorded, the idempotent Command stays executing and the
+    # next start runs it again and answers it.
+    real = Journal._complete
 
     def broken(self: Journal, *a: object, **kw: object) -> str:
-        raise JournalError("journal: disk I/O error")
+        raise sqlite3.OperationalError("disk I/O error")
 
     rig_keys = {} if keys else {"keys": None}
-    monkeypatch.setattr(Journal, "complete", broken)
+    monkeypatch.setattr(Journal, "_complete", broken)
     async with Rig(tmp_path, **rig_keys) as rig:
         e = await rig.sms("ping")
         assert e.state is State.EXECUTING and e.reply is None
         assert rig.counters["executed"] == 0 and rig.counters["journal_errors"] == 1
         assert rig.counters["replies"] == 0 and rig.replies() == []
-    monkeypatch.setattr(Journal, "complete", real)
+    monkeypatch.setattr(Journal, "_complete", real)
     async with Rig(tmp_path, **rig_keys) as rig:
         await rig.settle()
         after = await rig.worker.call(Journal.get, e.id)

@@ -962,3 +962,25 @@ def test_idle_checkpoints_only_after_enough_commits(j, path, tmp_path):
     receive(j, 999)
     assert j.idle() is True
     assert _entries_in_main_file(path, tmp_path) == jmod.CHECKPOINT_IDLE_COMMITS
+
+
+def test_complete_and_claim_queues_and_marks_sending_in_one_full_transaction(j):
+    eid = receive(j).entry_id
+    j.start(eid, idempotent=True)
+    modes = []
+
+    def ops():
+        modes.append(j.complete_and_claim(eid, ok=True, to="2936", reply="pong"))
+
+    assert _modes_of_commits(j, ops) == ["FULL"]
+    queued, resends = modes[0]
+    assert (queued.state, queued.reply, queued.send_attempts, resends) == (
+        State.REPLY_QUEUED,
+        "pong",
+        0,
+        0,
+    )
+    e = j.get(eid)
+    assert (e.state, e.send_attempts, e.resends) == (State.SENDING, 1, 0)
+    assert [t.state for t in e.transitions][-3:] == [State.DONE, State.REPLY_QUEUED, State.SENDING]
+    assert [x.id for x in j.recovery().resend] == [eid]  # a kill now: resent, counted
