@@ -116,6 +116,7 @@ class ReplyQueue(Protocol):
         modem: str,
         effects: Sequence[Effect] = (),
         claimed: tuple[Entry, int] | None = None,
+        note: str = "",
     ) -> None: ...
 
 
@@ -712,8 +713,11 @@ class Dispatcher:
         outcome and its reply (``ran``: each verb and how it ended)."""
         self.counters.inc("replies")
         effects = [d.effect for d in done if d.effect is not None]
-        self._outbox.submit(e.id, e.modem, effects, claimed)
-        log.info("entry %d: %sreply queued to %s", e.id, f"{ran}, " if ran else "", framed.reply_to)
+        self._outbox.submit(e.id, e.modem, effects, claimed, ran)
+        # the outbox's line for the reply says what ran: one INFO line per Command answered
+        log.debug(
+            "entry %d: %sreply queued to %s", e.id, f"{ran}, " if ran else "", framed.reply_to
+        )
 
     async def _ran_unanswered(self) -> list[Entry]:
         """Commands that ran (done, failed) but whose reply was never queued: a

@@ -105,6 +105,8 @@ class Outbox:
         self._current: dict[str, asyncio.Future[None]] = {}
         #: replies claimed (``sending``) when they were queued: their first claim
         self._claimed: dict[int, tuple[Entry, int]] = {}
+        #: what the Command did, for the one log line of its reply (from submit)
+        self._notes: dict[int, str] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -147,8 +149,12 @@ class Outbox:
         modem: str,
         effects: Sequence[Effect] = (),
         claimed: tuple[Entry, int] | None = None,
+        note: str = "",
     ) -> None:
         """Queue a journaled reply (``reply_queued`` or ``sending``) for its module.
+
+        ``note`` (what the Command did, ``ping done``) goes into the log line
+        of the reply's outcome: one line per Command answered.
 
         ``claimed``: what :meth:`~bridge.journal.Journal.complete_and_claim`
         returned (the reply is already ``sending``; its first attempt needs no
@@ -158,6 +164,8 @@ class Outbox:
         """
         if claimed is not None:
             self._claimed[entry_id] = claimed
+        if note:
+            self._notes[entry_id] = note
         if effects:
             self._effects.setdefault(entry_id, []).extend(effects)
         if entry_id in self._pending:
@@ -258,6 +266,7 @@ class Outbox:
             self.counters.inc("outbox_errors")
         finally:
             self._claimed.pop(entry_id, None)
+            self._notes.pop(entry_id, None)
             self._effects.pop(entry_id, None)  # settled: an effect never outlives its reply
             self._done(entry_id)
 
@@ -308,7 +317,14 @@ class Outbox:
             return self._delay(attempt)
         await self._worker.call(Journal.mark_sent, entry_id, mrs[0])
         self.counters.inc("sent")
-        log.info("outbox: entry %d to %s: sent, mr=%d", entry_id, e.reply_to, mrs[0])
+        note = self._notes.pop(entry_id, "")
+        log.info(
+            "entry %d: %sreply sent to %s, mr=%d",
+            entry_id,
+            f"{note}, " if note else "",
+            e.reply_to,
+            mrs[0],
+        )
         for effect in self._effects.pop(entry_id, []):
             try:
                 await effect()

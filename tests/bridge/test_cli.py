@@ -268,7 +268,7 @@ def test_run_without_a_file_stops_on_sigint(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
-            if "sent, mr=" in line:  # the boot message went out
+            if "reply sent to" in line:  # the boot message went out
                 break
         proc.send_signal(signal.SIGINT)
         rest = proc.stderr.read()

@@ -523,7 +523,7 @@ async def test_logs_one_line_per_event_without_body_key_or_signature(
     for secret in (trailer, trailer[8:], bad.split()[-1], "relay1 on", "relay1 of", KEY.hex()):
         assert secret not in text
     assert "rejected (auth:bad-tag), not answered" in text
-    assert "entry 1: gpio set done, reply queued to 2936" in text
+    assert "entry 1: gpio set done, reply sent to 2936, mr=" in text
 
 
 async def test_known_hook_answers_from_the_journal(tmp_path: Path) -> None:

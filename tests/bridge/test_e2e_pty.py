@@ -152,9 +152,9 @@ async def test_sigterm_stops_a_real_bridge_run_cleanly(tmp_path: Path) -> None:
         assert bridge.stderr is not None
         log: list[str] = []
         await _line_with(bridge.stderr, "ready: admitting", log)
-        await _line_with(bridge.stderr, "entry 1 to 2936: sent", log)  # the boot message
+        await _line_with(bridge.stderr, "entry 1: reply sent to 2936", log)  # the boot message
         await control_request(ctl, {"op": "deliver", "text": "ping"})
-        await _line_with(bridge.stderr, "entry 2 to 2936: sent", log)
+        await _line_with(bridge.stderr, "entry 2: ping done, reply sent to 2936", log)
         # a Command in flight at the stop: it finishes within the grace, its
         # reply is journaled; nothing is left executing or half-sent
         await control_request(ctl, {"op": "deliver", "text": signed("run slow", 1)})
@@ -178,7 +178,7 @@ async def test_sigterm_stops_a_real_bridge_run_cleanly(tmp_path: Path) -> None:
         await _line_with(bridge.stderr, "boot report queued", log)
         sent = await control_request(ctl, {"op": "sent"})
         while not any("slept" in (s.get("text") or "") for s in sent):
-            await _line_with(bridge.stderr, "sent, mr=", log)
+            await _line_with(bridge.stderr, "reply sent to", log)
             sent = await control_request(ctl, {"op": "sent"})
         bridge.send_signal(signal.SIGTERM)
         await bridge.stderr.read()
