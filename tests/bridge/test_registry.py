@@ -156,7 +156,7 @@ def test_broken_entry_point_named(tmp_path, monkeypatch):
 # --- finding plugins without importlib.metadata ------------------------------------------
 #
 # may_offer_entry_points() only proves that no distribution declares the group, so
-# the service can skip importlib.metadata (about 4 MB) on a device without plugins.
+# the service can skip importlib.metadata (about 1.8 MB) on a device without plugins.
 # importlib.metadata stays the authority: whenever it would find an entry point,
 # the scan must say True.
 
