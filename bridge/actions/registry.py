@@ -130,7 +130,7 @@ def _zip_offers(archive: str, group: str, base_is_egg: bool) -> bool:
                     return True
     except zipfile.BadZipFile:
         return False  # importlib.metadata: no children (zipfile.Path fails the same way)
-    except (OSError, KeyError, RuntimeError, ValueError, EOFError):
+    except Exception:  # unreadable here (an unsupported compression...): importlib decides
         return True
     return False
 
