@@ -39,7 +39,6 @@ from typing import Any, NoReturn
 
 from . import __version__, auth, config, systemd
 from .config import DEFAULT_STATUS_SOCKET, Config, ConfigError, ModemConfig
-from .demo import run_demo
 from .journal import MIGRATIONS, Entry, Journal, JournalError, State, write_atomically
 from .service import Service, ServiceError, check
 from .status import Runtime, StatusUnavailable
@@ -59,7 +58,31 @@ class UsageProblem(Exception):
     """A bad argument: one line, exit 2."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout at the terminal's width, found the way
+    ``shutil.get_terminal_size()`` finds it (``COLUMNS``, then the terminal of
+    standard output, else 80) without importing :mod:`shutil`: argparse imports
+    it for every formatter it makes, and it brings ``bz2`` and ``lzma`` (their
+    libraries too) into the service for good."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        super().__init__(prog, width=(columns or 80) - 2)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageProblem(f"{message} (see --help)")
 
@@ -434,6 +457,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo (and the simulator it drives) is never part of `run`.
+    from .demo import run_demo  # noqa: PLC0415
+
     return asyncio.run(run_demo(sys.stdout, as_json=args.json))
 
 

@@ -39,7 +39,6 @@ import os
 import re
 import socket
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -296,6 +295,8 @@ def write_textfile(path: str | Path, text: str) -> None:
     temporary file in the same directory (mode 0644, so the exporter can read
     it despite the unit's UMask), then ``rename(2)`` over ``path``; a reader
     sees the old file or the new one, never a part."""
+    import tempfile  # noqa: PLC0415  (here: it brings shutil, bz2, lzma; only a textfile needs it)
+
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", dir=target.parent)
     try:

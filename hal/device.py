@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING
 
 from .config import HalConfig
 from .errors import ScriptError, SensorError
-from .gpio_linux import LinuxGpio  # imports gpiod lazily, only with lines to request
 from .interfaces import CommandRunner, Gpio, Power, Scripts, Sensors, System
 from .power import LinuxPower, run_command
 from .scripts import ScriptRunner, check_program
-from .sensors import LinuxSensors, Opener
-from .sim import SimControl
-from .system import LinuxSystem, ioctl_ipv4
+
+# The backends are imported by build(), only the one the configuration names: a
+# service on the simulated HAL never loads the Linux readers (and their imports),
+# a device on Linux never loads the simulator.
+if TYPE_CHECKING:
+    from .sensors import Opener
+    from .sim import SimControl
 
 __all__ = ["Hal", "Problem", "build", "check", "sensor_problem"]
 
@@ -57,7 +61,7 @@ def build(
     gpiod: ModuleType | None = None,
     runner: CommandRunner = run_command,
     opener: Opener | None = None,
-    ipv4: Callable[[str], Sequence[str]] = ioctl_ipv4,
+    ipv4: Callable[[str], Sequence[str]] | None = None,
 ) -> Hal:
     """Build the backend ``config.backend`` names.
 
@@ -65,12 +69,20 @@ def build(
     line that is not there raises :class:`~hal.errors.ConfigError` naming its
     key, a busy line or a permission problem :class:`~hal.errors.GpioError`.
     ``gpiod`` (the module), ``runner``, ``opener`` and ``ipv4`` replace the
-    real thing in tests.
+    real thing in tests (``ipv4`` defaults to :func:`hal.system.ioctl_ipv4`).
     """
     scripts = ScriptRunner(config.scripts)
     if config.backend == "sim":
+        from .sim import SimControl  # noqa: PLC0415
+
         sim = SimControl.build(config)
         return Hal(config, sim.gpio, sim.sensors, sim.system, sim.power, scripts, sim)
+    from .gpio_linux import LinuxGpio  # noqa: PLC0415  (gpiod itself only with lines to request)
+    from .sensors import LinuxSensors  # noqa: PLC0415
+    from .system import LinuxSystem, ioctl_ipv4  # noqa: PLC0415
+
+    if ipv4 is None:
+        ipv4 = ioctl_ipv4
     return Hal(
         config,
         LinuxGpio(config.gpio, config.root, config.consumer, module=gpiod),

@@ -8,7 +8,6 @@ of the module the Command came in on (TS 27.007 §5.1-5.4 ``+CGMI``,
 from __future__ import annotations
 
 import logging
-import platform
 
 from ..grammar import Level
 from ..reply import Field
@@ -20,6 +19,8 @@ log = logging.getLogger("bridge.actions")
 
 @action("info", level=Level.OPEN, idempotent=True, timeout=10.0, binary_id=3, help="identities")
 async def info(ctx: ActionContext) -> list[Field]:
+    import platform  # noqa: PLC0415  (here: the service needs it only when asked for info)
+
     ident = ModemIdentity()
     if ctx.modem is not None:
         try:

@@ -25,10 +25,12 @@ entry point), loaded by :meth:`Registry.add_entry_points`::
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.machinery import PathFinder
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -62,6 +64,91 @@ class Action:
         if self.idempotent_when is None:
             return self.spec.idempotent
         return bool(self.idempotent_when(ctx, args))
+
+
+#: Names of the files importlib.metadata's path finder takes for distribution metadata.
+_INFO_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def may_offer_entry_points(group: str, path: Sequence[object] | None = None) -> bool:
+    """Whether ``importlib.metadata.entry_points(group=group)`` could find anything.
+
+    A cheap proof of absence that never imports ``importlib.metadata``: False
+    only when no distribution on ``path`` (default ``sys.path``) has an
+    ``entry_points.txt`` with a ``[group]`` section, found the way the
+    standard path finder finds them (importlib.metadata ``FastPath``/``Lookup``:
+    the children of each directory or zip archive named ``*.dist-info`` or
+    ``*.egg-info``, and ``EGG-INFO`` in a ``*.egg``; sections read as
+    ``Sectioned.read`` does). Anything it cannot judge (a meta-path finder of
+    its own that finds distributions, a file it cannot read or decode, a path
+    entry that is not a string) is True, so importlib.metadata decides. Plugins
+    are therefore found exactly as before in wheels, editable installs, the
+    zipapp (a zip on ``sys.path``) and the Debian tree.
+    """
+    for finder in sys.meta_path:
+        if getattr(finder, "find_distributions", None) is not None and finder is not PathFinder:
+            return True
+    for entry in sys.path if path is None else path:
+        if not isinstance(entry, str):
+            return True
+        base_is_egg = os.path.basename(entry).lower().endswith(".egg")
+        try:
+            children = os.listdir(entry or ".")
+        except OSError:
+            if not os.path.isfile(entry):
+                continue  # importlib.metadata: no children either
+            if _zip_offers(entry, group, base_is_egg):
+                return True
+            continue
+        for child in children:
+            low = child.lower()
+            if low.endswith(_INFO_SUFFIXES) or (base_is_egg and low == "egg-info"):
+                try:
+                    with open(os.path.join(entry, child, "entry_points.txt"), "rb") as f:
+                        data = f.read()
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    continue  # importlib.metadata reads no entry points there either
+                except OSError:
+                    return True
+                if _declares(data, group):
+                    return True
+    return False
+
+
+def _zip_offers(archive: str, group: str, base_is_egg: bool) -> bool:
+    """:func:`may_offer_entry_points` for a zip archive on the path (the zipapp)."""
+    # Here: only for an archive on the path (the zipapp); a service from a tree never needs it.
+    import zipfile  # noqa: PLC0415
+
+    try:
+        with zipfile.ZipFile(archive) as z:
+            for name in z.namelist():
+                top, _, rest = name.partition("/")
+                low = top.lower()
+                is_info = low.endswith(_INFO_SUFFIXES) or (base_is_egg and low == "egg-info")
+                if rest == "entry_points.txt" and is_info and _declares(z.read(name), group):
+                    return True
+    except zipfile.BadZipFile:
+        return False  # importlib.metadata: no children (zipfile.Path fails the same way)
+    except Exception:  # unreadable here (an unsupported compression...): importlib decides
+        return True
+    return False
+
+
+def _declares(data: bytes, group: str) -> bool:
+    """Whether an ``entry_points.txt`` has the section ``[group]``, read the way
+    importlib.metadata's ``Sectioned.read`` reads one (stripped lines; a
+    section is a line in brackets, its name the line with the brackets
+    stripped). Text that is not UTF-8 is True: importlib.metadata decides."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    for line in text.splitlines():
+        value = line.strip()
+        if value.startswith("[") and value.endswith("]") and value.strip("[]") == group:
+            return True
+    return False
 
 
 class RegistryError(ValueError):
@@ -145,9 +232,17 @@ class Registry:
 
         An entry point names a module (all its decorated functions) or one
         decorated function. One that fails to load raises
-        :class:`RegistryError` naming it and its package.
+        :class:`RegistryError` naming it and its package. Found by
+        ``importlib.metadata``, imported only when :func:`may_offer_entry_points`
+        sees a distribution that declares ``group``.
         """
         added: list[Action] = []
+        if not may_offer_entry_points(group):
+            return added
+        # Imported here, only when a distribution declares the group: importlib.metadata
+        # brings email, zipfile, csv... (about 1.8 MB the service would keep for its life).
+        import importlib.metadata  # noqa: PLC0415
+
         for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
             where = f"entry point {ep.name!r} ({ep.value})"
             if ep.dist is not None:

@@ -366,3 +366,31 @@ def test_a_damaged_journal_is_reported_not_moved_aside(
     rc, out, err = _main(capsys, "journal", "--journal", str(path), "counts")
     assert rc == 1 and out == "" and err.startswith(f"error: journal {path}: ")
     assert [f.name for f in tmp_path.iterdir()] == ["j.db"]  # left where it was
+
+
+@pytest.mark.parametrize("columns", ["50", "120", "0", "junk", None])
+def test_help_is_laid_out_as_argparse_lays_it_out(monkeypatch, columns):
+    """The help formatter finds the width without shutil (whose import brings bz2
+    and lzma into the service) and lays out exactly what argparse's own would."""
+    import argparse
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours = [cli.build_parser().format_help()]
+    ours += [a.format_help() for a in cli.build_parser()._subparsers._actions[-1].choices.values()]
+    monkeypatch.setattr(cli, "_Formatter", argparse.HelpFormatter)
+    theirs = [cli.build_parser().format_help()]
+    theirs += [
+        a.format_help() for a in cli.build_parser()._subparsers._actions[-1].choices.values()
+    ]
+    assert ours == theirs
+
+
+def test_help_follows_the_terminal_width(monkeypatch):
+    widths = {}
+    for columns in ("50", "120"):
+        monkeypatch.setenv("COLUMNS", columns)
+        widths[columns] = max(len(line) for line in cli.build_parser().format_help().splitlines())
+    assert widths["50"] <= 48 < widths["120"]
