@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import signal
 import stat
@@ -394,3 +396,23 @@ def test_help_follows_the_terminal_width(monkeypatch):
         monkeypatch.setenv("COLUMNS", columns)
         widths[columns] = max(len(line) for line in cli.build_parser().format_help().splitlines())
     assert widths["50"] <= 48 < widths["120"]
+
+
+def test_the_run_logging_gathers_no_caller_and_puts_everything_back() -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    logging.getLogger("bridge.test").addHandler(keep)
+    try:
+        with cli._logging(argparse.Namespace(cmd="run", verbose=0)):
+            logging.getLogger("bridge.test").info("inside")
+        logging.getLogger("bridge.test").warning("after")
+    finally:
+        logging.getLogger("bridge.test").removeHandler(keep)
+    inside, after = seen
+    assert (inside.lineno, inside.thread, inside.process) == (0, None, None)
+    assert after.lineno > 0 and after.thread is not None and after.process is not None
