@@ -61,6 +61,8 @@ class BridgeSection:
     device_id: str = ""  # empty: the SIM's ICCID, read from the module
     journal: str = DEFAULT_PATH
     footer_markers: tuple[str, ...] = ()
+    #: load OpenSSL in ``run`` (for a plugin's TLS); read before start-up by bridge.start
+    openssl: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +433,7 @@ def parse(doc: Mapping[str, object]) -> Config:
         device_id=b.text("device_id", "", re.compile(r"[\x21-\x7e]{1,64}")),
         journal=b.text("journal", DEFAULT_PATH) or DEFAULT_PATH,
         footer_markers=b.strs("footer_markers", ()),
+        openssl=b.flag("openssl", False),
     )
     if any(not m for m in bridge.footer_markers):
         raise ConfigError("bridge.footer_markers", "an empty marker would cut every Command")

@@ -22,7 +22,7 @@ The archive (a standard library ``zipapp``) holds:
   temporary directory, wheels only);
 * a ``.dist-info`` for ``sms-command-bridge`` itself, so ``--version`` tells
   the version of ``pyproject.toml``;
-* ``__main__.py``: ``sys.exit(bridge.cli.main())``, the ``sms-bridge`` command.
+* ``__main__.py``: ``sys.exit(bridge.start.main())``, the ``sms-bridge`` command.
 
 The shebang is ``#!/usr/bin/env python3``. A dependency that is not pure
 Python fails the build (zipimport cannot load a C extension from an
@@ -66,7 +66,7 @@ MAIN_PY = '''\
 
 import sys
 
-from bridge.cli import main
+from bridge.start import main
 
 sys.exit(main())
 '''
