@@ -233,7 +233,8 @@ class Dispatcher:
             err = exc.reason
         if err is None and not msg.complete:
             err = "incomplete"
-        receipt = await self._worker.call(
+        # first: the SIM copy's delete (and the modem line) waits on this one
+        receipt = await self._worker.call_first(
             Journal.receive,
             modem=modem,
             sender=msg.sender,
@@ -266,7 +267,7 @@ class Dispatcher:
         self, *, modem: str, identity: str, raw_pdu: str, error: str
     ) -> Receipt:
         """Journal a PDU the codec refused, raw, rejected; never answered."""
-        receipt = await self._worker.call(
+        receipt = await self._worker.call_first(
             Journal.receive_undecodable,
             modem=modem,
             identity=identity,
@@ -281,7 +282,7 @@ class Dispatcher:
     async def known(self, part_id: str) -> bool:
         """The SMS service's ``known`` hook: True when the message this SMS part
         belongs to is journaled (the part is then deleted from the SIM, not held)."""
-        return await self._worker.call(Journal.has_part, part_id)
+        return await self._worker.call_first(Journal.has_part, part_id)
 
     def submit(self, entry_id: int, entry: Entry | None = None) -> None:
         """Queue a journaled entry for the dispatcher's task (once); ``entry`` is

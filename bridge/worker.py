@@ -22,6 +22,7 @@ after :meth:`close` raises :class:`WorkerClosed`, a subclass.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -52,13 +53,37 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
 
 
-def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None], journal: Journal) -> None:
-    """The thread: run each job in order until the ``None`` that ends it; when
-    nothing is queued, the journal's idle work (its checkpoint)."""
-    while (job := jobs.get()) is not None:
+class _Lanes:
+    """The thread's work: two lanes, ``first`` served before ``rest``; one token
+    in ``tokens`` per job (or the ``None`` that ends the thread), so the thread
+    sleeps in one blocking get and never polls."""
+
+    def __init__(self) -> None:
+        self.tokens: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
+        self.first: collections.deque[Callable[[], None]] = collections.deque()
+        self.rest: collections.deque[Callable[[], None]] = collections.deque()
+
+    def put(self, job: Callable[[], None], *, first: bool) -> None:
+        (self.first if first else self.rest).append(job)
+        self.tokens.put(True)
+
+    def end(self) -> None:
+        self.tokens.put(None)
+
+    def take(self) -> Callable[[], None] | None:
+        if self.tokens.get() is None:
+            return None
+        return self.first.popleft() if self.first else self.rest.popleft()
+
+
+def _serve(lanes: _Lanes, journal: Journal) -> None:
+    """The thread: run each job (the first lane's before the rest) until the
+    ``None`` that ends it; when nothing is queued, the journal's idle work (its
+    checkpoint)."""
+    while (job := lanes.take()) is not None:
         with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it
             job()
-        if jobs.empty():
+        if lanes.tokens.empty():
             try:
                 journal.idle()
             except Exception as exc:  # never stops the worker; the next call meets the file
@@ -66,7 +91,8 @@ def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None], journal: Journal)
 
 
 class JournalWorker:
-    """One thread that runs every journal call, in submission order.
+    """One thread that runs every journal call, in submission order (those
+    submitted with :meth:`call_first` ahead of the others).
 
     A plain thread on a :class:`queue.SimpleQueue` rather than a
     ``ThreadPoolExecutor``: the pool's locks, work items and futures cost
@@ -78,18 +104,18 @@ class JournalWorker:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lanes = _Lanes()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
 
-    def _submit(self, job: Callable[[], None]) -> None:
+    def _submit(self, job: Callable[[], None], *, first: bool = False) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=_serve, args=(self._jobs, self.journal), name="journal", daemon=True
+                target=_serve, args=(self._lanes, self.journal), name="journal", daemon=True
             )
             self._thread.start()
-        self._jobs.put(job)
+        self._lanes.put(job, first=first)
 
     @property
     def closed(self) -> bool:
@@ -103,6 +129,27 @@ class JournalWorker:
         ``fn`` is an unbound :class:`Journal` method (``Journal.receive``) or
         any function taking the journal first.
         """
+        return await self._call(False, fn, *args, **kwargs)
+
+    async def call_first(
+        self, fn: Callable[Concatenate[Journal, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """:meth:`call`, served before every call queued with :meth:`call` (in
+        order among themselves): for what the modem line waits on -- an SMS is
+        deleted from the SIM only once journaled, and while it waits the line
+        is idle -- so it does not queue behind the bookkeeping of earlier
+        Commands. Only for calls that do not depend on an earlier queued one.
+        """
+        return await self._call(True, fn, *args, **kwargs)
+
+    async def _call(
+        self,
+        first: bool,
+        fn: Callable[Concatenate[Journal, P], R],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
         if self._closed:
             raise WorkerClosed(f"journal {self.journal.path}: the worker is closed")
         journal = self.journal
@@ -120,7 +167,7 @@ class JournalWorker:
             else:
                 loop.call_soon_threadsafe(_set_result, fut, result)
 
-        self._submit(job)
+        self._submit(job, first=first)
         return await fut
 
     async def close(self) -> None:
@@ -146,7 +193,7 @@ class JournalWorker:
                 loop.call_soon_threadsafe(_set_result, fut, None)
 
         self._submit(job)
-        self._jobs.put(None)  # the thread ends after the close
+        self._lanes.end()  # the thread ends after the close
         await asyncio.shield(fut)
 
     async def __aenter__(self) -> JournalWorker:

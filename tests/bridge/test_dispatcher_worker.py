@@ -186,3 +186,28 @@ async def test_the_worker_checkpoints_when_idle_not_inside_a_call(tmp_path: Path
     finally:
         db.close()
     await worker.close()
+
+
+async def test_call_first_is_served_before_the_calls_queued_with_call(tmp_path: Path) -> None:
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    inside, gate = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold(j: Journal) -> None:
+        inside.set()
+        gate.wait(10)
+
+    def note(j: Journal, what: str) -> str:
+        order.append(what)
+        return what
+
+    held = asyncio.ensure_future(worker.call(hold))
+    await asyncio.to_thread(inside.wait, 10)  # the thread is busy: the rest queue up
+    rest = [asyncio.ensure_future(worker.call(note, f"rest{k}")) for k in range(3)]
+    first = [asyncio.ensure_future(worker.call_first(note, f"first{k}")) for k in range(2)]
+    await asyncio.sleep(0)  # every call submitted (each task ran to its await)
+    gate.set()
+    assert await asyncio.gather(*rest, *first) == ["rest0", "rest1", "rest2", "first0", "first1"]
+    await held
+    assert order == ["first0", "first1", "rest0", "rest1", "rest2"]
+    await worker.close()
