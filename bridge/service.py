@@ -415,7 +415,9 @@ class Service:
                     m.port,
                     session=session_config(m),
                     consumer=self._consumer(m.name),
-                    sms={"known": self._known},
+                    # the journal dedupes and commits durably before the delete: the
+                    # next message is read meanwhile (modem.sms, read_ahead)
+                    sms={"known": self._known, "read_ahead": True},
                     client_options=options,
                 )
             except ModemError as exc:

@@ -408,6 +408,7 @@ class SmsService:
         send_retry: C.RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         verify_reads: bool = False,
+        read_ahead: bool = False,
     ) -> None:
         self.session = session
         self.client = session.client
@@ -424,6 +425,12 @@ class SmsService:
         #: (a PDU of the right length that decodes to the wrong text). One more
         #: +CMGR per message.
         self.verify_reads = verify_reads
+        #: Read the next cued message while the consumer takes the last one (its
+        #: delete still waits for the consumer): for a consumer that journals
+        #: durably, during which the line would be idle. One hand-over in flight
+        #: at most; settled before anything else the work loop does.
+        self.read_ahead = read_ahead
+        self._ahead: asyncio.Task[bool] | None = None
         self._sub = self.client.subscribe(
             ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CIEV", "+QIND", "^SMMEMFULL")
         )
@@ -858,9 +865,32 @@ class SmsService:
         return self.session.config.csms == 1
 
     async def _work_loop(self) -> None:
+        try:
+            await self._work()
+        finally:
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None and not ahead.done():
+                ahead.cancel()  # the consumer's own cancellation: the item stays
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
+
+    async def _settle_ahead(self) -> None:
+        """Wait for the hand-over in flight (read-ahead), and its delete; its
+        failure is raised here, in the work loop, as if it had run inline."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            await ahead
+
+    def _ahead_done(self, task: asyncio.Task[bool]) -> None:
+        if task is self._ahead and not task.cancelled() and task.exception() is not None:
+            self._wake.set()  # the work loop settles it (and reacts) at once
+
+    async def _work(self) -> None:
         while True:
             try:
                 await self.session.ready.wait()
+                if self._ahead is not None and (self._ahead.done() or self._wanted()):
+                    await self._settle_ahead()
                 if self._direct:
                     await self._handle_direct(self._direct.popleft())
                     continue
@@ -880,6 +910,8 @@ class SmsService:
                 if self._pressure_check:
                     await self._check_storage(None, release=False)
                     continue
+                if self._next_release is not None and self._next_release <= self._clock():
+                    await self._settle_ahead()
                 await self._release_due()
                 # deletes of parts held in another storage may have selected it:
                 # wait with the configured <mem1> selected
@@ -887,6 +919,8 @@ class SmsService:
                 cue = await self._next_cue()
                 if cue is not None:
                     await self._read_index(cue)
+                elif self._ahead is not None and self._ahead.done():
+                    await self._settle_ahead()
             except StaleCommand as exc:
                 # a reboot (or re-init) came while it waited for the line: not
                 # written; the re-initialisation asks for the sweeps that find it
@@ -925,7 +959,7 @@ class SmsService:
             timeout = due if timeout is None else min(timeout, due)
         if not self._cues.empty():
             return self._cues.get_nowait()
-        if self._wanted():
+        if self._wanted() or (self._ahead is not None and self._ahead.done()):
             return None
         self._wake.clear()
         get = asyncio.ensure_future(self._cues.get())
@@ -1163,16 +1197,26 @@ class SmsService:
                 return  # already gone (a sweep handled it)
             raise
         self._handled[loc] = mark
+        # read while the last one was handed over: that one settles first (one
+        # hand-over in flight; its delete goes out now, before this one's)
+        await self._settle_ahead()
         if stored is None:
             return  # already gone (handled by a sweep)
         try:
-            await self._handle_record(loc, stored, gen, listed=False)
+            await self._handle_record(loc, stored, gen, listed=False, ahead=self.read_ahead)
         except ProtocolError as exc:
             log.warning("index %d not handled (%s); sweeping", loc.index, exc)
             self._retry_later(at_once=True)
 
     async def _handle_record(
-        self, loc: Location, stored: StoredPdu, gen: int, *, verify: bool = False, listed: bool
+        self,
+        loc: Location,
+        stored: StoredPdu,
+        gen: int,
+        *,
+        verify: bool = False,
+        listed: bool,
+        ahead: bool = False,
     ) -> None:
         """One stored record: read again when asked (or damaged), then classify."""
         if stored.damage and not listed and stored.length == 0 and stored.pdu == "":
@@ -1217,12 +1261,18 @@ class SmsService:
         self._read_gen[loc] = gen
         if stored.damage:
             log.warning("index %d holds a damaged record (%s)", loc.index, stored.damage)
-        await self._accept(stored.pdu, stored.damage, loc)
+        await self._accept(stored.pdu, stored.damage, loc, ahead=ahead)
 
     # -- classification: one path for stored and direct deliveries ------------------------
 
     async def _accept(
-        self, raw: str, damage: str, loc: Location | None, *, timeout: float | None = None
+        self,
+        raw: str,
+        damage: str,
+        loc: Location | None,
+        *,
+        timeout: float | None = None,
+        ahead: bool = False,
     ) -> bool:
         """Classify one PDU and hand it over; True when it is taken care of (the
         consumer accepted it, it is held as a part, or the application has it).
@@ -1254,6 +1304,10 @@ class SmsService:
         concat = msg.tp_ud.concat
         if concat is None or concat.total <= 1:
             item = ReceivedMessage(message_identity([msg]), (msg,), where)
+            if ahead and loc is not None:  # a cued single-part message: read-ahead
+                self._ahead = asyncio.ensure_future(self._deliver(item, locs))
+                self._ahead.add_done_callback(self._ahead_done)
+                return True
             return await self._deliver(item, locs, timeout=timeout)
         return await self._take_part(msg, concat, raw, loc, timeout=timeout)
 
