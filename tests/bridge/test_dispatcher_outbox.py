@@ -168,17 +168,23 @@ async def test_stop_cancels_a_hanging_send_past_the_grace_then_resends(tmp_path:
         assert again.counters["resends"] == 1
 
 
-async def test_reply_for_an_idle_module_is_claimed_when_queued_one_commit_fewer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    claims: list[int] = []
+@pytest.fixture
+def claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The entries the outbox claimed with its own commit (Journal.mark_sending)."""
+    seen: list[int] = []
     real = Journal.mark_sending
 
     def counted(self: Journal, entry_id: int) -> int:
-        claims.append(entry_id)
+        seen.append(entry_id)
         return real(self, entry_id)
 
     monkeypatch.setattr(Journal, "mark_sending", counted)
+    return seen
+
+
+async def test_reply_for_an_idle_module_is_claimed_when_queued_one_commit_fewer(
+    tmp_path: Path, claims: list[int]
+) -> None:
     async with Rig(tmp_path, keys=None) as rig:
         assert rig.outbox.ready(MODEM) and not rig.outbox.ready("nosuchmodem")
         e = await rig.sms("ping")
@@ -194,16 +200,8 @@ async def test_reply_for_an_idle_module_is_claimed_when_queued_one_commit_fewer(
 
 
 async def test_reply_behind_another_in_flight_is_claimed_by_the_outbox(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, claims: list[int]
 ) -> None:
-    claims: list[int] = []
-    real = Journal.mark_sending
-
-    def counted(self: Journal, entry_id: int) -> int:
-        claims.append(entry_id)
-        return real(self, entry_id)
-
-    monkeypatch.setattr(Journal, "mark_sending", counted)
     async with Rig(tmp_path, keys=None) as rig:
         entered, gate = asyncio.Event(), asyncio.Event()
         real_send = rig.sender.send

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,8 @@ from pathlib import Path
 import pytest
 
 import bridge
+
+from .rig_run import run_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,32 +129,7 @@ def _run_until_ready(tmp: Path, backend: str) -> set[str]:
         sys.exit(main(["run", "--config", {str(cfg)!r}]))
         """
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "ready: admitting Commands" in line:
-                break
-        else:
-            pytest.fail(f"the bridge never got ready: {''.join(lines)}")
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, "".join(lines) + rest
+    run_until_ready([sys.executable, "-c", code], lambda pid: None)
     return set(json.loads(out.read_text()))
 
 

@@ -7,7 +7,6 @@ mapped (``/proc/PID/maps``) says whether OpenSSL's ``libcrypto`` was loaded.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from bridge import start
+
+from .rig_run import run_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,34 +41,10 @@ def _maps_when_ready(tmp: Path, extra: str) -> str:
     """``python -m bridge run --config FILE`` until ready; its memory map then."""
     cfg = tmp / "bridge.toml"
     cfg.write_text(_CONFIG.format(tmp=tmp, extra=extra))
-    proc = subprocess.Popen(
+    return run_until_ready(
         [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        lambda pid: Path(f"/proc/{pid}/maps").read_text(),
     )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "ready: admitting Commands" in line:
-                break
-        else:
-            pytest.fail(f"the bridge never got ready: {''.join(lines)}")
-        maps = Path(f"/proc/{proc.pid}/maps").read_text()
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, "".join(lines) + rest
-    return maps
 
 
 def test_run_does_not_load_openssl_by_default(tmp_path: Path) -> None:
@@ -84,6 +61,8 @@ def test_without_openssl_hmac_sha256_is_right_and_ssl_says_it_is_absent() -> Non
     code = textwrap.dedent(
         """\
         from bridge import start
+
+from .rig_run import run_until_ready
         start.keep_openssl_out()
         import asyncio, hashlib, hmac
         try:
