@@ -41,8 +41,10 @@ import collections
 import contextlib
 import json
 import math
+import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -61,12 +63,12 @@ from bridge import auth  # noqa: E402
 from tests.bridge.rig_e2e import (  # noqa: E402
     DEVICE,
     KEY,
-    BridgeProcess,
     SimProcess,
     count_lines,
     reap_scripts,
     write_setup,
 )
+from tests.bridge.rig_soak import SoakBridge  # noqa: E402
 
 #: No line from the bridge for this long: it is stuck, and is killed and started
 #: again (not one of the planned kills), at most MAX_STALL_RESTARTS times in all;
@@ -79,6 +81,10 @@ MAX_STALL_RESTARTS = 200
 #: Commands delivered and not yet answered, at most (a SIM holds 30; the replay
 #: window is 64 counters).
 BACKLOG = 16
+#: In the last run, stall restarts in a row that answer nothing: every start sweeps
+#: the SIM at once, so what is still missing after these is not coming (it is lost,
+#: and reported so) and the soak ends instead of restarting up to the cap.
+BARREN_RESTARTS = 3
 RETRY_AFTER = 12
 #: Probe lines (journal writes) per Command, about: kill points are drawn in them.
 WRITES_PER_COMMAND = 7
@@ -101,6 +107,7 @@ class SoakResult:
     seed: int
     commands: int
     kills_planned: int
+    kill_at: str = "random"
     kills: int = 0
     self_exits: int = 0
     deliveries: int = 0  # SMS delivered by the network: Commands, duplicates, retries
@@ -149,7 +156,51 @@ def _config(tmp: Path, link: str, journal_dir: Path) -> Path:
         f'journal = "{tmp / "journal.db"}"', f'journal = "{journal_dir / "journal.db"}"'
     )
     cfg.write_text(text)
+    script = tmp / "scripts" / "once"
+    script.write_text(ONCE_SH.format(tmp=tmp))
     return cfg
+
+
+#: The soak's ``once`` script (rig_e2e's, plus a hold): the effect first (a line in
+#: the count file), then the announcement on the bridge's standard error; then, when
+#: the file ``hold-scripts`` exists and this is the Command's first execution, it
+#: announces ``@@held`` and blocks until killed, so a kill lands while it runs
+#: (``kill_at="script"``).
+ONCE_SH = """\
+#!/bin/sh
+echo $$ >> {tmp}/script.pids
+first=1
+grep -qx "$1" {tmp}/once.count 2>/dev/null && first=0
+echo "$1" >> {tmp}/once.count
+echo "@@script once $1" > /proc/$PPID/fd/2 2>/dev/null
+if [ "$first" = 1 ] && [ -e {tmp}/hold-scripts ]; then
+    echo $$ >> {tmp}/held.pids
+    echo "@@held once $1" > /proc/$PPID/fd/2 2>/dev/null
+    exec sleep 3600
+fi
+echo "ran $1"
+"""
+#: Where the planned kills land: ``random`` (after a seeded number of journal
+#: writes), ``script`` (in a Command's script, held running: the window of a
+#: non-idempotent action found executing by recovery), ``ack`` (the first ``receive``
+#: of the run held in the journal's thread, the kill after the SMS service next
+#: deletes SIM copies: the window between the module's acknowledgement and the
+#: journal write, which only a broken bridge opens; when no delete comes within the
+#: stall time the kill lands there anyway).
+KILL_AT = ("random", "script", "ack")
+#: The kill placement each broken guarantee is shown with (``--break``).
+KILL_AT_FOR_BREAK = {"rerun-all": "script", "ack-before-journal": "ack", "no-dedupe": "random"}
+
+
+def _release_held(tmp: Path) -> None:
+    """Kill the scripts held by ``hold-scripts`` (each in a session of its own)."""
+    p = tmp / "held.pids"
+    if not p.exists():
+        return
+    for pid in {int(x) for x in p.read_text().split()}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    p.unlink()
 
 
 def _journal_rows(
@@ -273,11 +324,20 @@ def run_soak(
     stall: float = STALL,
     max_stall_restarts: int = MAX_STALL_RESTARTS,
     progress: Callable[[SoakResult, int], None] | None = None,
+    kill_at: str | None = None,
+    network_repeats: bool = True,
 ) -> SoakResult:
     """The soak (module docstring) in ``tmp``; every process it starts is gone
-    when it returns or raises."""
+    when it returns or raises. ``kill_at``: where the planned kills land
+    (:data:`KILL_AT`; by default the one :data:`KILL_AT_FOR_BREAK` gives for
+    ``broken``, else ``random``). ``network_repeats=False``: no network duplicates
+    nor Twilio retries (a lost Command is then not found again by a retry)."""
+    if kill_at is None:
+        kill_at = KILL_AT_FOR_BREAK.get(broken or "", "random")
+    if kill_at not in KILL_AT:
+        raise ValueError(f"kill_at must be one of {KILL_AT}, not {kill_at!r}")
     rng = random.Random(seed)
-    res = SoakResult(seed=seed, commands=commands, kills_planned=kills)
+    res = SoakResult(seed=seed, commands=commands, kills_planned=kills, kill_at=kill_at)
     t0 = time.monotonic()
     per_run = math.ceil(commands / (kills + 1))
     # the plan, drawn up front: where each kill lands (in journal writes of its run)
@@ -312,7 +372,8 @@ def run_soak(
     fault_count: collections.Counter[str] = collections.Counter()
     loopfs: _LoopJournal | None = None
     sim = SimProcess(tmp, seed=seed)
-    bridge: BridgeProcess | None = None
+    bridge: SoakBridge | None = None
+    hold = tmp / "hold-scripts"
     try:
         if power_cut:
             loopfs = _LoopJournal(tmp)
@@ -326,9 +387,10 @@ def run_soak(
             nonlocal injected
             k = min(k, backlog - (injected - len(sent_ids & set(ids_to_sid))), commands - injected)
             for i in range(injected, injected + max(k, 0)):
-                sim.deliver(_body(i), sid=_sid(i), duplicate=i % 10 == 9)
-                res.deliveries += 2 if i % 10 == 9 else 1
-                if i % 10 == 7 and i >= RETRY_AFTER:
+                dup = network_repeats and i % 10 == 9
+                sim.deliver(_body(i), sid=_sid(i), duplicate=dup)
+                res.deliveries += 2 if dup else 1
+                if network_repeats and i % 10 == 7 and i >= RETRY_AFTER:
                     j = i - RETRY_AFTER
                     sim.deliver(_body(j), sid=_sid(j))
                     res.deliveries += 1
@@ -354,15 +416,25 @@ def run_soak(
 
         run = 0
         stall_restarts = 0
+        barren = 0  # stall restarts in a row with nothing answered in between
+        answered_at_stall = -1
         while run <= kills:
             final = run == kills
-            bridge = BridgeProcess(tmp, cfg, broken=broken)
+            if kill_at == "script" and not final:
+                hold.touch()
+            else:
+                hold.unlink(missing_ok=True)
+            pause = "receive:before:1" if kill_at == "ack" and not final else None
+            bridge = SoakBridge(tmp, cfg, pause=pause, broken=broken)
             writes = 0
-            limit = None if final else kill_after[run]
+            limit = None if final or kill_at != "random" else kill_after[run]
+            paused_at: float | None = None  # kill_at="ack": the receive held since
             outcome = ""
             last_line = time.monotonic()
             while not outcome:
                 until = last_line + stall
+                if paused_at is not None:
+                    until = min(until, paused_at + stall)
                 if undo:
                     until = min(until, *(u[0] for u in undo))
                 for line in bridge.events(until):
@@ -371,6 +443,14 @@ def run_soak(
                     if not line.startswith("@@"):
                         continue
                     what, *rest = line[2:].split()
+                    if what == "held" and not final:  # kill_at="script"
+                        outcome = "kill"
+                        break
+                    if what == "pause" and rest[:1] == ["receive:before"]:
+                        paused_at = time.monotonic()
+                    elif what == "deleted" and paused_at is not None:  # kill_at="ack"
+                        outcome = "kill"
+                        break
                     if what == "ready":
                         inject(per_run if not final else backlog)
                     elif what == "receive":
@@ -408,6 +488,8 @@ def run_soak(
                 run_undo(now)
                 if bridge.proc.poll() is not None:
                     outcome = "exit"
+                elif paused_at is not None and now - paused_at >= stall:
+                    outcome = "kill"  # held in receive and no SIM copy deleted meanwhile
                 elif now - last_line >= stall:
                     outcome = "stalled"
             if outcome == "exit":  # exit 1 after a stack failure: restart, as systemd does
@@ -422,13 +504,16 @@ def run_soak(
             if outcome == "stalled":  # killed and started again; the planned kill is still due
                 res.stalls += 1
                 stall_restarts += 1
-                if stall_restarts > max_stall_restarts:
+                barren = barren + 1 if answered_seen == answered_at_stall else 1
+                answered_at_stall = answered_seen
+                if stall_restarts > max_stall_restarts or (final and barren > BARREN_RESTARTS):
                     bridge.stop()
                     bridge = None
                     break
             assert bridge is not None
             rest = bridge.kill()
             bridge = None
+            _release_held(tmp)
             if outcome == "kill":
                 res.kills += 1
                 run += 1
@@ -550,7 +635,7 @@ def table(res: SoakResult) -> str:
         ("lost", res.lost),
         ("refused as replayed: counter burnt by a kill", res.burnt),
         ("stalls (no progress for the stall time: restarted)", res.stalls),
-        ("SIGKILLs", res.kills),
+        (f"SIGKILLs (at: {res.kill_at})", res.kills),
         ("exits by itself (restarted)", res.self_exits),
         ("boot messages journaled", res.boot_reports),
         ("faults injected", sum(res.faults.values())),
@@ -588,6 +673,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--break", dest="broken", choices=["no-dedupe", "ack-before-journal", "rerun-all"]
     )
+    ap.add_argument(
+        "--kill-at",
+        choices=KILL_AT,
+        help="where planned kills land (default: random; script for --break rerun-all,"
+        " ack for --break ack-before-journal)",
+    )
+    ap.add_argument(
+        "--no-repeats",
+        action="store_true",
+        help="no network duplicates nor Twilio retries of the Commands",
+    )
     ap.add_argument("--idle", type=float, metavar="SECONDS", help="idle wake-ups and RSS instead")
     ap.add_argument("--stall", type=float, default=STALL, help="seconds without progress: restart")
     ap.add_argument(
@@ -620,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
             fault_every=a.fault_every,
             stall=a.stall,
             progress=_progress,
+            kill_at=a.kill_at,
+            network_repeats=not a.no_repeats,
         )
         print(file=sys.stderr)
         print(json.dumps({**asdict(res), "ok": res.ok}, indent=1) if a.json else table(res))

@@ -40,7 +40,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .rig_e2e import ROOT, SimProcess, _env, _kill_group, _stop, bridge_run_argv, write_setup
+from .rig_e2e import (
+    ROOT,
+    BridgeProcess,
+    SimProcess,
+    _env,
+    _kill_group,
+    _stop,
+    bridge_run_argv,
+    write_setup,
+)
 
 SITECUSTOMIZE = """\
 import os
@@ -53,7 +62,68 @@ if os.environ.get("SOAK_SWEEP_PERIOD"):
 if os.environ.get("SOAK_IDLE_LOG"):
     from tests.bridge.rig_soak import install_idle_probe
     install_idle_probe(os.environ["SOAK_IDLE_LOG"])
+if os.environ.get("SOAK_PROBES"):
+    from tests.bridge.rig_soak import install_soak_probes
+    install_soak_probes()
 """
+
+
+def install_soak_probes() -> None:
+    """Inside the bridge: ``@@deleted INDEXES`` on standard error each time the SMS
+    service has deleted acknowledged SIM copies (``SmsService._delete`` returned:
+    the module answered every ``+CMGD``), so a kill can be placed after it."""
+    from modem import sms
+
+    orig = sms.SmsService._delete
+
+    async def probed_delete(self: Any, locs: list[Any]) -> None:
+        await orig(self, locs)
+        idx = ",".join(f"{loc.mem}{loc.index}" for loc in locs)
+        os.write(2, f"@@deleted {idx or '-'}\n".encode())
+
+    sms.SmsService._delete = probed_delete  # type: ignore[method-assign]
+
+
+class SoakBridge(BridgeProcess):
+    """:class:`rig_e2e.BridgeProcess` with this rig's probes loaded as well
+    (``@@deleted``, see :func:`install_soak_probes`)."""
+
+    def __init__(
+        self, tmp: Path, config: Path, *, pause: str | None = None, broken: str | None = None
+    ) -> None:
+        probes = tmp / "probes-soak"
+        probes.mkdir(exist_ok=True)
+        (probes / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        env = {
+            **_env(),
+            "PYTHONPATH": f"{probes}{os.pathsep}{ROOT}",
+            "E2E_PROBES": "1",
+            "SOAK_PROBES": "1",
+            "E2E_PAUSE": pause or "",
+            "E2E_GPIO_LOG": str(tmp / "gpio.log"),
+            "E2E_BREAK": broken or "",
+        }
+        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOAK_IDLE_LOG"):
+            env.pop(var, None)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            bridge_run_argv(config),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        assert self.proc.stderr is not None
+        self._fd = self.proc.stderr.fileno()
+        os.set_blocking(self._fd, False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._fd, selectors.EVENT_READ)
+        self._buf = b""
+        self._eof = False
+        self.log: collections.deque[str] = collections.deque(maxlen=60)
+
 
 #: The timers allowed to wake an idle bridge, by their probe label (exact): the
 #: systemd watchdog's ping round (``bridge.systemd.Watchdog.run`` sleeping to its
