@@ -127,6 +127,7 @@ class SoakResult:
     boot_reports: int = 0
     power_cuts: int = 0
     power_cut_problems: list[str] = field(default_factory=list)
+    power_cut_checked: int = 0  # acknowledged Commands looked for after the cuts, in all
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -253,35 +254,89 @@ def _on_sim(sim: SimProcess) -> set[str]:
     return out
 
 
+def power_cut_unavailable() -> str | None:
+    """Why ``--power-cut`` cannot run here (one line), or None when it can: it needs
+    root, ``losetup``, ``mkfs.ext4``, ``mount``/``umount`` and a free loop device
+    (``losetup --find``; in a container, ``/dev/loop*`` and ``CAP_SYS_ADMIN``)."""
+    if os.geteuid() != 0:
+        return "--power-cut needs root (loop devices and mount)"
+    for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"--power-cut needs {tool} (util-linux, e2fsprogs)"
+    r = subprocess.run(["losetup", "--find"], capture_output=True, text=True, check=False)
+    if r.returncode or not r.stdout.strip():
+        why = r.stderr.strip() or "no free loop device"
+        return f"--power-cut needs a free loop device: losetup --find: {why}"
+    return None
+
+
 class _LoopJournal:
-    """The journal's directory on a loop-mounted ext4 image; ``cut()`` replaces it by
-    a snapshot of what the loop device held at that moment."""
+    """The journal's directory on an ext4 image attached to a loop device of its own
+    and mounted; ``cut()`` replaces it by a copy of what the loop device held at
+    that moment (a power cut); ``close()`` unmounts and detaches, and checks that
+    nothing is left (no mount, no loop device on the image)."""
 
     def __init__(self, tmp: Path) -> None:
+        why = power_cut_unavailable()
+        if why:
+            raise RuntimeError(why)
         self.image = tmp / "journal.img"
         self.mnt = tmp / "jfs"
         self.mnt.mkdir()
+        self.dev: str | None = None
+        self.mounted = False
         subprocess.run(["truncate", "-s", "64M", str(self.image)], check=True)
         subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
-        self._mount(self.image)
-        self.dir = self.mnt / "state"
-        self.dir.mkdir()
+        try:
+            self._attach()
+            self.dir = self.mnt / "state"
+            self.dir.mkdir()
+        except BaseException:
+            self.close()
+            raise
 
-    def _mount(self, image: Path) -> None:
-        subprocess.run(["mount", "-o", "loop", str(image), str(self.mnt)], check=True)
+    def _run(self, *argv: str) -> str:
+        r = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if r.returncode:
+            raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip() or r.returncode}")
+        return r.stdout.strip()
+
+    def _attach(self) -> None:
+        self.dev = self._run("losetup", "--find", "--show", str(self.image))
+        self._run("mount", "-t", "ext4", self.dev, str(self.mnt))
+        self.mounted = True  # ext4 replays its own journal, as after a power loss
+
+    def _detach(self) -> None:
+        if self.mounted:
+            if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
+                subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+            self.mounted = False
+        if self.dev is not None:
+            subprocess.run(["losetup", "-d", self.dev], check=False)
+            self.dev = None
 
     def cut(self) -> None:
         snap = self.image.with_suffix(".cut")
         # what the loop device has received: the mounted file system's dirty pages
         # (written, not fsynced) are not in the image yet and are lost with the copy
         shutil.copyfile(self.image, snap)
-        subprocess.run(["umount", str(self.mnt)], check=True)
+        self._detach()
         snap.replace(self.image)
-        self._mount(self.image)  # ext4 replays its own journal, as after a power loss
+        self._attach()
 
     def close(self) -> None:
-        if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
-            subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+        self._detach()
+
+    def leftovers(self) -> list[str]:
+        """Mounts on the mount point and loop devices on the image still there."""
+        out = []
+        mounts = Path("/proc/self/mounts").read_text().split("\n")
+        out += [f"mounted: {m}" for m in mounts if f" {self.mnt} " in m]
+        r = subprocess.run(
+            ["losetup", "-j", str(self.image)], capture_output=True, text=True, check=False
+        )
+        out += [f"loop device: {line}" for line in r.stdout.splitlines() if line.strip()]
+        return out
 
 
 def _check_after_cut(journal: Path, acked: set[str], highest_sent: int) -> list[str]:
@@ -371,6 +426,8 @@ def run_soak(
     undo: list[tuple[float, str, dict[str, Any]]] = []
     fault_count: collections.Counter[str] = collections.Counter()
     loopfs: _LoopJournal | None = None
+    if power_cut and (why := power_cut_unavailable()):
+        raise RuntimeError(why)
     sim = SimProcess(tmp, seed=seed)
     bridge: SoakBridge | None = None
     hold = tmp / "hold-scripts"
@@ -523,9 +580,15 @@ def run_soak(
                     ids_to_sid[int(eid)] = sid
             rows = _journal_rows(journal)
             if power_cut and loopfs is not None:
-                acked = {_sid(i) for i in range(injected)} - _on_sim(sim)
+                # acknowledged: journaled by a FULL commit (its @@receive line came,
+                # or an entry holds it), and, when the network holds nothing back,
+                # every Command no longer on the SIM (deleted: the module was told)
+                acked = set(ids_to_sid.values()) & {_sid(i) for i in range(injected)}
+                if not sim.request("status")["pending_mt"]:
+                    acked |= {_sid(i) for i in range(injected)} - _on_sim(sim)
                 loopfs.cut()
                 res.power_cuts += 1
+                res.power_cut_checked += len(acked)
                 for p in _check_after_cut(journal, acked, injected):
                     res.power_cut_problems.append(f"cut {res.power_cuts}: {p}")
                 rows = _journal_rows(journal)
@@ -556,6 +619,7 @@ def run_soak(
             with contextlib.suppress(Exception):
                 rows = _journal_rows(journal)
             loopfs.close()
+            res.power_cut_problems += [f"left behind: {x}" for x in loopfs.leftovers()]
     # -- the figures ------------------------------------------------------------------
     res.seconds = round(time.monotonic() - t0, 1)
     res.faults = dict(fault_count)
@@ -643,6 +707,7 @@ def table(res: SoakResult) -> str:
     ]
     if res.power_cuts:
         rows.append(("power cuts (journal image snapshots)", res.power_cuts))
+        rows.append(("  acknowledged Commands checked after them", res.power_cut_checked))
     rows.append(("seconds", res.seconds))
     w = max(len(k) for k, _ in rows)
     out = [f"soak seed={res.seed}: {'OK' if res.ok else 'FAILED'}"]
@@ -696,6 +761,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--faults: unknown {sorted(set(a.faults) - {n for n, _ in FAULTS})}")
     if a.commands < 1 or a.kills < 0 or a.backlog < 1:
         ap.error("--commands and --backlog must be >= 1, --kills >= 0")
+    if a.power_cut and (why := power_cut_unavailable()):
+        print(f"soak: {why}", file=sys.stderr)
+        return 2
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # the finally clauses stop what was started
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     try:
         if a.idle is not None:
