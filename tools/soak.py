@@ -23,15 +23,27 @@ What it injects (the faults, their arguments, the kill points counted in journal
 writes, the Commands) comes from ``--seed``; the interleaving with the bridge's own
 timing does not, so two runs with one seed inject the same plan, not the same trace.
 
-``--power-cut`` puts the journal on a loop-mounted ext4 image (root only) and at
-each kill snapshots the image as the loop device holds it (no unmount, no sync:
-what the bridge wrote and did not fsync is gone), then continues on the snapshot,
-as after a power loss; the snapshot's journal must open (``quick_check`` passes,
-or it is moved aside with the counters' high-water mark kept) and hold every
-Command the module was told to delete. ``--idle SECONDS``: see ``rig_soak``.
+``--kill-at script|ack`` places every planned kill in one window on purpose: in a
+Command's script, held running (recovery then finds a non-idempotent action
+executing: answered 'interrupted', never run again), or after the SMS service
+deleted SIM copies while the run's first journal ``receive`` is held (a window only
+a broken bridge opens). ``--break rerun-all`` kills in scripts and
+``--break ack-before-journal`` at the acknowledgement by default, so each fails
+every run, with Commands executed twice and Commands lost respectively.
+
+``--power-cut`` puts the journal on an ext4 image on a loop device of its own
+(root, util-linux, e2fsprogs, a free loop device; else a one-line reason and exit
+2) and at each kill copies the image as the loop device holds it (no unmount, no
+sync: what the bridge wrote and did not fsync is gone), then unmounts, detaches and
+continues on the copy, as after a power loss; the copy's journal must open and hold
+every Command acknowledged to the module (journaled by a FULL ``receive``, or gone
+from the SIM). Nothing is left mounted or attached afterwards (checked, reported as
+a problem). SIGTERM and SIGHUP stop the run through the same cleanup.
+``--idle SECONDS``: see ``tests/bridge/rig_soak.py``.
 
     python tools/soak.py                       # 10,000 Commands, 100 kills
     python tools/soak.py --commands 1000 --kills 20 --seed 7 --json
+    python tools/soak.py --break rerun-all --commands 20 --kills 3 --no-faults  # fails
 """
 
 from __future__ import annotations

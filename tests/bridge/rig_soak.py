@@ -11,18 +11,27 @@ Two counts, one from the kernel and one from inside the process:
   of a thread that then sleeps again adds one: their sum over the window is the
   number of times the process was woken, whoever woke it.
 * **Event loop**: ``sitecustomize`` (``SOAK_IDLE_LOG``) wraps, at class level,
-  the selector's ``select`` (one call returning = one loop wake-up; with no
-  event ready it was a timer that woke it) and ``asyncio.Handle._run`` for
-  timer handles, named by what they wake: the task waiting in ``asyncio.sleep``
-  / ``wait_for`` (its coroutine's qualified name) or the callback's qualified
-  name. The process writes them (monotonic time, label) as JSON when it exits
-  (SIGTERM at the end of the window, ``atexit``); only those inside the window
-  are counted. ``CLOCK_MONOTONIC`` is one clock for every process.
+  the selector's ``select`` and ``asyncio.Handle._run``. A wake-up is a
+  ``select`` that blocked (``select(0)`` while callbacks are ready is a poll, not
+  a wake-up) and returned; its cause is the first timer handle run after it,
+  named by what it wakes (the task in ``asyncio.sleep``, the task in an
+  ``asyncio.wait`` timeout, or the callback's qualified name), or for I/O the
+  ready descriptors (``pty``: the modem line; ``socket``: the loop's self-pipe,
+  by which the journal's thread answers) and the first callback. The process
+  writes them (monotonic time, kind, cause) as JSON when it exits (SIGTERM at the
+  end of the window, ``atexit``); only those inside the window are counted.
+  ``CLOCK_MONOTONIC`` is one clock for every process.
 
-Allowed in the window: the systemd watchdog's ping task and the SMS service's
-periodic sweep (``modem.timing.PERIODIC_SWEEP``). ``NOTIFY_SOCKET`` and
-``WATCHDOG_USEC`` are set to a real ``AF_UNIX`` datagram socket read here, so
-pings are counted if the process sends them.
+Allowed in the window (:data:`ALLOWED_TIMERS`, exact labels): the systemd
+watchdog's round (``sleep in Watchdog.run``) and the SMS service's periodic sweep
+(its named timer ``SmsService._periodic_sweep_due``), and the I/O that answers
+them within :data:`EPISODE` s (the sweep's ``AT+CMGL``, the watchdog's journal
+heartbeat). ``NOTIFY_SOCKET`` is a real ``AF_UNIX`` datagram socket bound here
+and ``WATCHDOG_USEC`` is set (30 s, the unit's ``WatchdogSec=``, unless given), so
+the pings are counted as systemd would receive them.
+
+:class:`SoakBridge` is the e2e rig's bridge process with this rig's probe
+``@@deleted`` as well (``tools/soak.py``'s ``kill_at="ack"``).
 """
 
 from __future__ import annotations
