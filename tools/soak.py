@@ -140,6 +140,7 @@ class SoakResult:
     power_cuts: int = 0
     power_cut_problems: list[str] = field(default_factory=list)
     power_cut_checked: int = 0  # acknowledged Commands looked for after the cuts, in all
+    power_cut_rolled_back: int = 0  # entries whose state or copy count a cut took back
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -603,7 +604,10 @@ def run_soak(
                 res.power_cut_checked += len(acked)
                 for p in _check_after_cut(journal, acked, injected):
                     res.power_cut_problems.append(f"cut {res.power_cuts}: {p}")
+                before = {(r[0], r[3], r[5]) for r in rows}
                 rows = _journal_rows(journal)
+                # what the cut took back (written, not yet fsynced): the stand-in bites
+                res.power_cut_rolled_back += len(before - {(r[0], r[3], r[5]) for r in rows})
             for eid, kind, sid, state, *_ in rows:
                 if kind == "command" and sid:
                     ids_to_sid[eid] = sid
@@ -720,6 +724,7 @@ def table(res: SoakResult) -> str:
     if res.power_cuts:
         rows.append(("power cuts (journal image snapshots)", res.power_cuts))
         rows.append(("  acknowledged Commands checked after them", res.power_cut_checked))
+        rows.append(("  entry states the cuts took back (not fsynced)", res.power_cut_rolled_back))
     rows.append(("seconds", res.seconds))
     w = max(len(k) for k, _ in rows)
     out = [f"soak seed={res.seed}: {'OK' if res.ok else 'FAILED'}"]
