@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bridge.status import STATUS_MIN_INTERVAL
+
 from .rig_e2e import (
     ROOT,
     BridgeProcess,
@@ -356,7 +358,9 @@ def run_idle(
                 raise RuntimeError(f"the bridge exited ({proc.returncode}):\n{text[-2000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the bridge did not get ready in 60 s:\n{text[-2000:]}")
-        receive(time.monotonic() + 1.0)  # the boot message's last writes settle
+        # start-up's tail settles: the boot message's last writes, and the STATUS=
+        # line that follows its counters (then held STATUS_MIN_INTERVAL s, a timer)
+        receive(time.monotonic() + SETTLE)
         before = len(messages)
         start_threads = _threads(proc.pid)
         t_start = time.monotonic()
@@ -404,6 +408,11 @@ def run_idle(
         "loop_wakeups": dict(kinds),
         "wakeups_by_cause": causes["by_cause"],
         "not_allowed": causes["not_allowed"],
+        "not_allowed_at": [
+            (round(t - t_start, 3), f"{kind} {cause}")
+            for t, kind, cause in inside
+            if classify([(t, kind, cause)])["not_allowed"] and kind == "timer"
+        ][:20],
         "timers": dict(timers),
         "watchdog_pings": pings,
         "threads": threads,
@@ -417,6 +426,10 @@ def run_idle(
     }
 
 
+#: Seconds after READY=1, the boot message's send and a first ping before the
+#: window opens: the status line's rate limit (``bridge.status.STATUS_MIN_INTERVAL``)
+#: after the boot message's counters is start-up, not idle.
+SETTLE = 2.0 + STATUS_MIN_INTERVAL
 #: RSS growth over an idle window that still counts as flat.
 RSS_GROWTH_KIB = 1024
 
