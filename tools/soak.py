@@ -190,7 +190,7 @@ echo "@@script once $1" > /proc/$PPID/fd/2 2>/dev/null
 if [ "$first" = 1 ] && [ -e {tmp}/hold-scripts ]; then
     echo $$ >> {tmp}/held.pids
     echo "@@held once $1" > /proc/$PPID/fd/2 2>/dev/null
-    exec sleep 3600
+    sleep 3600  # not exec: the script (its command line names the work directory) stays
 fi
 echo "ran $1"
 """
