@@ -949,6 +949,7 @@ class SmsService:
         message whose ``+CMTI`` was lost is still found.
         """
         timeout: float | None = None
+        due_cb = self._periodic_sweep_due
         if self.periodic_sweep > 0:
             timeout = self.periodic_sweep - (self._clock() - self._last_sweep)
             if timeout <= 0:
@@ -956,24 +957,39 @@ class SmsService:
                 return None
         if self._next_release is not None:
             due = max(0.0, self._next_release - self._clock())
-            timeout = due if timeout is None else min(timeout, due)
+            if timeout is None or due < timeout:
+                timeout, due_cb = due, self._held_release_due
         if not self._cues.empty():
             return self._cues.get_nowait()
         if self._wanted() or (self._ahead is not None and self._ahead.done()):
             return None
         self._wake.clear()
+        # the wait's end is a timer of its own, named by what it is for: an idle
+        # process's wake-ups can then be told apart (docs/reliability.md, "Long idle")
+        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, due_cb)
         get = asyncio.ensure_future(self._cues.get())
         wake = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait((get, wake), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((get, wake), return_when=asyncio.FIRST_COMPLETED)
             if get.done():
                 return get.result()
             return None
         finally:
+            if timer is not None:
+                timer.cancel()
             if not get.done():
                 get.cancel()
             wake.cancel()
             await asyncio.gather(get, wake, return_exceptions=True)
+
+    def _periodic_sweep_due(self) -> None:
+        """Timer: the periodic sweep is due; :meth:`_next_cue` returns and the
+        next call finds it due and asks for it."""
+        self._wake.set()
+
+    def _held_release_due(self) -> None:
+        """Timer: a held group's hold ends; the work loop releases it."""
+        self._wake.set()
 
     def _wanted(self) -> bool:
         return (

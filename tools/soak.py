@@ -23,15 +23,27 @@ What it injects (the faults, their arguments, the kill points counted in journal
 writes, the Commands) comes from ``--seed``; the interleaving with the bridge's own
 timing does not, so two runs with one seed inject the same plan, not the same trace.
 
-``--power-cut`` puts the journal on a loop-mounted ext4 image (root only) and at
-each kill snapshots the image as the loop device holds it (no unmount, no sync:
-what the bridge wrote and did not fsync is gone), then continues on the snapshot,
-as after a power loss; the snapshot's journal must open (``quick_check`` passes,
-or it is moved aside with the counters' high-water mark kept) and hold every
-Command the module was told to delete. ``--idle SECONDS``: see ``rig_soak``.
+``--kill-at script|ack`` places every planned kill in one window on purpose: in a
+Command's script, held running (recovery then finds a non-idempotent action
+executing: answered 'interrupted', never run again), or after the SMS service
+deleted SIM copies while the run's first journal ``receive`` is held (a window only
+a broken bridge opens). ``--break rerun-all`` kills in scripts and
+``--break ack-before-journal`` at the acknowledgement by default, so each fails
+every run, with Commands executed twice and Commands lost respectively.
+
+``--power-cut`` puts the journal on an ext4 image on a loop device of its own
+(root, util-linux, e2fsprogs, a free loop device; else a one-line reason and exit
+2) and at each kill copies the image as the loop device holds it (no unmount, no
+sync: what the bridge wrote and did not fsync is gone), then unmounts, detaches and
+continues on the copy, as after a power loss; the copy's journal must open and hold
+every Command acknowledged to the module (journaled by a FULL ``receive``, or gone
+from the SIM). Nothing is left mounted or attached afterwards (checked, reported as
+a problem). SIGTERM and SIGHUP stop the run through the same cleanup.
+``--idle SECONDS``: see ``tests/bridge/rig_soak.py``.
 
     python tools/soak.py                       # 10,000 Commands, 100 kills
     python tools/soak.py --commands 1000 --kills 20 --seed 7 --json
+    python tools/soak.py --break rerun-all --commands 20 --kills 3 --no-faults  # fails
 """
 
 from __future__ import annotations
@@ -41,8 +53,10 @@ import collections
 import contextlib
 import json
 import math
+import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -61,12 +75,12 @@ from bridge import auth  # noqa: E402
 from tests.bridge.rig_e2e import (  # noqa: E402
     DEVICE,
     KEY,
-    BridgeProcess,
     SimProcess,
     count_lines,
     reap_scripts,
     write_setup,
 )
+from tests.bridge.rig_soak import SoakBridge  # noqa: E402
 
 #: No line from the bridge for this long: it is stuck, and is killed and started
 #: again (not one of the planned kills), at most MAX_STALL_RESTARTS times in all;
@@ -79,6 +93,10 @@ MAX_STALL_RESTARTS = 200
 #: Commands delivered and not yet answered, at most (a SIM holds 30; the replay
 #: window is 64 counters).
 BACKLOG = 16
+#: In the last run, stall restarts in a row that answer nothing: every start sweeps
+#: the SIM at once, so what is still missing after these is not coming (it is lost,
+#: and reported so) and the soak ends instead of restarting up to the cap.
+BARREN_RESTARTS = 3
 RETRY_AFTER = 12
 #: Probe lines (journal writes) per Command, about: kill points are drawn in them.
 WRITES_PER_COMMAND = 7
@@ -101,6 +119,7 @@ class SoakResult:
     seed: int
     commands: int
     kills_planned: int
+    kill_at: str = "random"
     kills: int = 0
     self_exits: int = 0
     deliveries: int = 0  # SMS delivered by the network: Commands, duplicates, retries
@@ -120,6 +139,8 @@ class SoakResult:
     boot_reports: int = 0
     power_cuts: int = 0
     power_cut_problems: list[str] = field(default_factory=list)
+    power_cut_checked: int = 0  # acknowledged Commands looked for after the cuts, in all
+    power_cut_rolled_back: int = 0  # entries whose state or copy count a cut took back
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -149,7 +170,51 @@ def _config(tmp: Path, link: str, journal_dir: Path) -> Path:
         f'journal = "{tmp / "journal.db"}"', f'journal = "{journal_dir / "journal.db"}"'
     )
     cfg.write_text(text)
+    script = tmp / "scripts" / "once"
+    script.write_text(ONCE_SH.format(tmp=tmp))
     return cfg
+
+
+#: The soak's ``once`` script (rig_e2e's, plus a hold): the effect first (a line in
+#: the count file), then the announcement on the bridge's standard error; then, when
+#: the file ``hold-scripts`` exists and this is the Command's first execution, it
+#: announces ``@@held`` and blocks until killed, so a kill lands while it runs
+#: (``kill_at="script"``).
+ONCE_SH = """\
+#!/bin/sh
+echo $$ >> {tmp}/script.pids
+first=1
+grep -qx "$1" {tmp}/once.count 2>/dev/null && first=0
+echo "$1" >> {tmp}/once.count
+echo "@@script once $1" > /proc/$PPID/fd/2 2>/dev/null
+if [ "$first" = 1 ] && [ -e {tmp}/hold-scripts ]; then
+    echo $$ >> {tmp}/held.pids
+    echo "@@held once $1" > /proc/$PPID/fd/2 2>/dev/null
+    sleep 3600  # not exec: the script (its command line names the work directory) stays
+fi
+echo "ran $1"
+"""
+#: Where the planned kills land: ``random`` (after a seeded number of journal
+#: writes), ``script`` (in a Command's script, held running: the window of a
+#: non-idempotent action found executing by recovery), ``ack`` (the first ``receive``
+#: of the run held in the journal's thread, the kill after the SMS service next
+#: deletes SIM copies: the window between the module's acknowledgement and the
+#: journal write, which only a broken bridge opens; when no delete comes within the
+#: stall time the kill lands there anyway).
+KILL_AT = ("random", "script", "ack")
+#: The kill placement each broken guarantee is shown with (``--break``).
+KILL_AT_FOR_BREAK = {"rerun-all": "script", "ack-before-journal": "ack", "no-dedupe": "random"}
+
+
+def _release_held(tmp: Path) -> None:
+    """Kill the scripts held by ``hold-scripts`` (each in a session of its own)."""
+    p = tmp / "held.pids"
+    if not p.exists():
+        return
+    for pid in {int(x) for x in p.read_text().split()}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    p.unlink()
 
 
 def _journal_rows(
@@ -202,35 +267,89 @@ def _on_sim(sim: SimProcess) -> set[str]:
     return out
 
 
+def power_cut_unavailable() -> str | None:
+    """Why ``--power-cut`` cannot run here (one line), or None when it can: it needs
+    root, ``losetup``, ``mkfs.ext4``, ``mount``/``umount`` and a free loop device
+    (``losetup --find``; in a container, ``/dev/loop*`` and ``CAP_SYS_ADMIN``)."""
+    if os.geteuid() != 0:
+        return "--power-cut needs root (loop devices and mount)"
+    for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"--power-cut needs {tool} (util-linux, e2fsprogs)"
+    r = subprocess.run(["losetup", "--find"], capture_output=True, text=True, check=False)
+    if r.returncode or not r.stdout.strip():
+        why = r.stderr.strip() or "no free loop device"
+        return f"--power-cut needs a free loop device: losetup --find: {why}"
+    return None
+
+
 class _LoopJournal:
-    """The journal's directory on a loop-mounted ext4 image; ``cut()`` replaces it by
-    a snapshot of what the loop device held at that moment."""
+    """The journal's directory on an ext4 image attached to a loop device of its own
+    and mounted; ``cut()`` replaces it by a copy of what the loop device held at
+    that moment (a power cut); ``close()`` unmounts and detaches, and checks that
+    nothing is left (no mount, no loop device on the image)."""
 
     def __init__(self, tmp: Path) -> None:
+        why = power_cut_unavailable()
+        if why:
+            raise RuntimeError(why)
         self.image = tmp / "journal.img"
         self.mnt = tmp / "jfs"
         self.mnt.mkdir()
+        self.dev: str | None = None
+        self.mounted = False
         subprocess.run(["truncate", "-s", "64M", str(self.image)], check=True)
         subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
-        self._mount(self.image)
-        self.dir = self.mnt / "state"
-        self.dir.mkdir()
+        try:
+            self._attach()
+            self.dir = self.mnt / "state"
+            self.dir.mkdir()
+        except BaseException:
+            self.close()
+            raise
 
-    def _mount(self, image: Path) -> None:
-        subprocess.run(["mount", "-o", "loop", str(image), str(self.mnt)], check=True)
+    def _run(self, *argv: str) -> str:
+        r = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if r.returncode:
+            raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip() or r.returncode}")
+        return r.stdout.strip()
+
+    def _attach(self) -> None:
+        self.dev = self._run("losetup", "--find", "--show", str(self.image))
+        self._run("mount", "-t", "ext4", self.dev, str(self.mnt))
+        self.mounted = True  # ext4 replays its own journal, as after a power loss
+
+    def _detach(self) -> None:
+        if self.mounted:
+            if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
+                subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+            self.mounted = False
+        if self.dev is not None:
+            subprocess.run(["losetup", "-d", self.dev], check=False)
+            self.dev = None
 
     def cut(self) -> None:
         snap = self.image.with_suffix(".cut")
         # what the loop device has received: the mounted file system's dirty pages
         # (written, not fsynced) are not in the image yet and are lost with the copy
         shutil.copyfile(self.image, snap)
-        subprocess.run(["umount", str(self.mnt)], check=True)
+        self._detach()
         snap.replace(self.image)
-        self._mount(self.image)  # ext4 replays its own journal, as after a power loss
+        self._attach()
 
     def close(self) -> None:
-        if subprocess.run(["umount", str(self.mnt)], check=False).returncode:
-            subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+        self._detach()
+
+    def leftovers(self) -> list[str]:
+        """Mounts on the mount point and loop devices on the image still there."""
+        out = []
+        mounts = Path("/proc/self/mounts").read_text().split("\n")
+        out += [f"mounted: {m}" for m in mounts if f" {self.mnt} " in m]
+        r = subprocess.run(
+            ["losetup", "-j", str(self.image)], capture_output=True, text=True, check=False
+        )
+        out += [f"loop device: {line}" for line in r.stdout.splitlines() if line.strip()]
+        return out
 
 
 def _check_after_cut(journal: Path, acked: set[str], highest_sent: int) -> list[str]:
@@ -273,11 +392,20 @@ def run_soak(
     stall: float = STALL,
     max_stall_restarts: int = MAX_STALL_RESTARTS,
     progress: Callable[[SoakResult, int], None] | None = None,
+    kill_at: str | None = None,
+    network_repeats: bool = True,
 ) -> SoakResult:
     """The soak (module docstring) in ``tmp``; every process it starts is gone
-    when it returns or raises."""
+    when it returns or raises. ``kill_at``: where the planned kills land
+    (:data:`KILL_AT`; by default the one :data:`KILL_AT_FOR_BREAK` gives for
+    ``broken``, else ``random``). ``network_repeats=False``: no network duplicates
+    nor Twilio retries (a lost Command is then not found again by a retry)."""
+    if kill_at is None:
+        kill_at = KILL_AT_FOR_BREAK.get(broken or "", "random")
+    if kill_at not in KILL_AT:
+        raise ValueError(f"kill_at must be one of {KILL_AT}, not {kill_at!r}")
     rng = random.Random(seed)
-    res = SoakResult(seed=seed, commands=commands, kills_planned=kills)
+    res = SoakResult(seed=seed, commands=commands, kills_planned=kills, kill_at=kill_at)
     t0 = time.monotonic()
     per_run = math.ceil(commands / (kills + 1))
     # the plan, drawn up front: where each kill lands (in journal writes of its run)
@@ -311,8 +439,11 @@ def run_soak(
     undo: list[tuple[float, str, dict[str, Any]]] = []
     fault_count: collections.Counter[str] = collections.Counter()
     loopfs: _LoopJournal | None = None
+    if power_cut and (why := power_cut_unavailable()):
+        raise RuntimeError(why)
     sim = SimProcess(tmp, seed=seed)
-    bridge: BridgeProcess | None = None
+    bridge: SoakBridge | None = None
+    hold = tmp / "hold-scripts"
     try:
         if power_cut:
             loopfs = _LoopJournal(tmp)
@@ -326,9 +457,10 @@ def run_soak(
             nonlocal injected
             k = min(k, backlog - (injected - len(sent_ids & set(ids_to_sid))), commands - injected)
             for i in range(injected, injected + max(k, 0)):
-                sim.deliver(_body(i), sid=_sid(i), duplicate=i % 10 == 9)
-                res.deliveries += 2 if i % 10 == 9 else 1
-                if i % 10 == 7 and i >= RETRY_AFTER:
+                dup = network_repeats and i % 10 == 9
+                sim.deliver(_body(i), sid=_sid(i), duplicate=dup)
+                res.deliveries += 2 if dup else 1
+                if network_repeats and i % 10 == 7 and i >= RETRY_AFTER:
                     j = i - RETRY_AFTER
                     sim.deliver(_body(j), sid=_sid(j))
                     res.deliveries += 1
@@ -354,15 +486,25 @@ def run_soak(
 
         run = 0
         stall_restarts = 0
+        barren = 0  # stall restarts in a row with nothing answered in between
+        answered_at_stall = -1
         while run <= kills:
             final = run == kills
-            bridge = BridgeProcess(tmp, cfg, broken=broken)
+            if kill_at == "script" and not final:
+                hold.touch()
+            else:
+                hold.unlink(missing_ok=True)
+            pause = "receive:before:1" if kill_at == "ack" and not final else None
+            bridge = SoakBridge(tmp, cfg, pause=pause, broken=broken)
             writes = 0
-            limit = None if final else kill_after[run]
+            limit = None if final or kill_at != "random" else kill_after[run]
+            paused_at: float | None = None  # kill_at="ack": the receive held since
             outcome = ""
             last_line = time.monotonic()
             while not outcome:
                 until = last_line + stall
+                if paused_at is not None:
+                    until = min(until, paused_at + stall)
                 if undo:
                     until = min(until, *(u[0] for u in undo))
                 for line in bridge.events(until):
@@ -371,6 +513,14 @@ def run_soak(
                     if not line.startswith("@@"):
                         continue
                     what, *rest = line[2:].split()
+                    if what == "held" and not final:  # kill_at="script"
+                        outcome = "kill"
+                        break
+                    if what == "pause" and rest[:1] == ["receive:before"]:
+                        paused_at = time.monotonic()
+                    elif what == "deleted" and paused_at is not None:  # kill_at="ack"
+                        outcome = "kill"
+                        break
                     if what == "ready":
                         inject(per_run if not final else backlog)
                     elif what == "receive":
@@ -408,6 +558,8 @@ def run_soak(
                 run_undo(now)
                 if bridge.proc.poll() is not None:
                     outcome = "exit"
+                elif paused_at is not None and now - paused_at >= stall:
+                    outcome = "kill"  # held in receive and no SIM copy deleted meanwhile
                 elif now - last_line >= stall:
                     outcome = "stalled"
             if outcome == "exit":  # exit 1 after a stack failure: restart, as systemd does
@@ -422,13 +574,16 @@ def run_soak(
             if outcome == "stalled":  # killed and started again; the planned kill is still due
                 res.stalls += 1
                 stall_restarts += 1
-                if stall_restarts > max_stall_restarts:
+                barren = barren + 1 if answered_seen == answered_at_stall else 1
+                answered_at_stall = answered_seen
+                if stall_restarts > max_stall_restarts or (final and barren > BARREN_RESTARTS):
                     bridge.stop()
                     bridge = None
                     break
             assert bridge is not None
             rest = bridge.kill()
             bridge = None
+            _release_held(tmp)
             if outcome == "kill":
                 res.kills += 1
                 run += 1
@@ -438,12 +593,21 @@ def run_soak(
                     ids_to_sid[int(eid)] = sid
             rows = _journal_rows(journal)
             if power_cut and loopfs is not None:
-                acked = {_sid(i) for i in range(injected)} - _on_sim(sim)
+                # acknowledged: journaled by a FULL commit (its @@receive line came,
+                # or an entry holds it), and, when the network holds nothing back,
+                # every Command no longer on the SIM (deleted: the module was told)
+                acked = set(ids_to_sid.values()) & {_sid(i) for i in range(injected)}
+                if not sim.request("status")["pending_mt"]:
+                    acked |= {_sid(i) for i in range(injected)} - _on_sim(sim)
                 loopfs.cut()
                 res.power_cuts += 1
+                res.power_cut_checked += len(acked)
                 for p in _check_after_cut(journal, acked, injected):
                     res.power_cut_problems.append(f"cut {res.power_cuts}: {p}")
+                before = {(r[0], r[3], r[5]) for r in rows}
                 rows = _journal_rows(journal)
+                # what the cut took back (written, not yet fsynced): the stand-in bites
+                res.power_cut_rolled_back += len(before - {(r[0], r[3], r[5]) for r in rows})
             for eid, kind, sid, state, *_ in rows:
                 if kind == "command" and sid:
                     ids_to_sid[eid] = sid
@@ -471,6 +635,7 @@ def run_soak(
             with contextlib.suppress(Exception):
                 rows = _journal_rows(journal)
             loopfs.close()
+            res.power_cut_problems += [f"left behind: {x}" for x in loopfs.leftovers()]
     # -- the figures ------------------------------------------------------------------
     res.seconds = round(time.monotonic() - t0, 1)
     res.faults = dict(fault_count)
@@ -550,7 +715,7 @@ def table(res: SoakResult) -> str:
         ("lost", res.lost),
         ("refused as replayed: counter burnt by a kill", res.burnt),
         ("stalls (no progress for the stall time: restarted)", res.stalls),
-        ("SIGKILLs", res.kills),
+        (f"SIGKILLs (at: {res.kill_at})", res.kills),
         ("exits by itself (restarted)", res.self_exits),
         ("boot messages journaled", res.boot_reports),
         ("faults injected", sum(res.faults.values())),
@@ -558,6 +723,8 @@ def table(res: SoakResult) -> str:
     ]
     if res.power_cuts:
         rows.append(("power cuts (journal image snapshots)", res.power_cuts))
+        rows.append(("  acknowledged Commands checked after them", res.power_cut_checked))
+        rows.append(("  entry states the cuts took back (not fsynced)", res.power_cut_rolled_back))
     rows.append(("seconds", res.seconds))
     w = max(len(k) for k, _ in rows)
     out = [f"soak seed={res.seed}: {'OK' if res.ok else 'FAILED'}"]
@@ -588,6 +755,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--break", dest="broken", choices=["no-dedupe", "ack-before-journal", "rerun-all"]
     )
+    ap.add_argument(
+        "--kill-at",
+        choices=KILL_AT,
+        help="where planned kills land (default: random; script for --break rerun-all,"
+        " ack for --break ack-before-journal)",
+    )
+    ap.add_argument(
+        "--no-repeats",
+        action="store_true",
+        help="no network duplicates nor Twilio retries of the Commands",
+    )
     ap.add_argument("--idle", type=float, metavar="SECONDS", help="idle wake-ups and RSS instead")
     ap.add_argument("--stall", type=float, default=STALL, help="seconds without progress: restart")
     ap.add_argument(
@@ -600,6 +778,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--faults: unknown {sorted(set(a.faults) - {n for n, _ in FAULTS})}")
     if a.commands < 1 or a.kills < 0 or a.backlog < 1:
         ap.error("--commands and --backlog must be >= 1, --kills >= 0")
+    if a.power_cut and (why := power_cut_unavailable()):
+        print(f"soak: {why}", file=sys.stderr)
+        return 2
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # the finally clauses stop what was started
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     try:
         if a.idle is not None:
@@ -620,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
             fault_every=a.fault_every,
             stall=a.stall,
             progress=_progress,
+            kill_at=a.kill_at,
+            network_repeats=not a.no_repeats,
         )
         print(file=sys.stderr)
         print(json.dumps({**asdict(res), "ok": res.ok}, indent=1) if a.json else table(res))

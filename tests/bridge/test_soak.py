@@ -1,9 +1,5 @@
-"""The soak, shorter: ``tools/soak.py``'s core with 500 Commands and 10 kills.
-
-The issue asks for 1,000 and 20: that run passed here in about 60 s once and hit
-the 120 s per-test timeout once when the shared machine was busy, so the suite
-runs half of it (``python tools/soak.py --commands 1000 --kills 20`` is the
-full one).
+"""The soak, shorter: ``tools/soak.py``'s core with 1,000 Commands and 20 kills, as
+the issue asks.
 
 A standalone simulator, a real ``python -m bridge run`` killed with SIGKILL at
 random journal writes and started again 20 times, faults injected at random
@@ -13,22 +9,17 @@ a non-idempotent ``run once cN`` counted by its script in a file that outlives
 the kills. Afterwards: nothing lost, nothing executed twice, every duplicate
 reply counted by the journal as a resend (docs/reliability.md).
 
-A fault every 50 answered Commands on average (the tool's default) and a stall
-time of 5 s (a URC lost to dropped bytes is otherwise found by the 300 s periodic
-sweep; the soak kills the bridge instead, whose start sweeps at once) keep it
-under two minutes on the 2-core machine.
+It takes 60-100 s on the 2-core machine when quiet and more when it is shared, so
+it has a timeout of its own (``TIMEOUT``, pytest-timeout's marker) instead of the
+suite's 120 s. A stall time of 5 s (a URC lost to dropped bytes is otherwise found
+by the 300 s periodic sweep; the soak kills the bridge instead, whose start sweeps
+at once) and at most 10 stall restarts bound it: 1,000 Commands at the 10,000
+run's pace (82 ms each) plus 10 stalls is about 130 s, well inside.
 
-Breaking a guarantee makes the soak fail, from the command line (not here: a
-random kill lands while a script runs in some runs only, so such a test would be
-flaky): ``python tools/soak.py --break rerun-all --commands 200 --kills 10
---no-faults`` (every action journaled as idempotent) failed with 1-2 Commands
-executed twice in the runs tried, and passed in one of them. ``no-dedupe`` and
-``ack-before-journal`` did not make it fail: the SMS service's in-memory part
-groups and the replay window still stop the network's duplicates, and a kill at
-a random journal write lands too rarely between the SIM delete and the journal
-write (``test_crash_e2e`` places kills there exactly). No process the soak
-started is left afterwards (checked here: each runs in a process group of its
-own, killed in ``finally``).
+Breaking a guarantee makes the soak fail, every run: ``test_soak_break.py``. The
+power-loss stand-in: ``test_soak_power_cut.py``. Long idle: ``test_soak_idle.py``.
+No process the soak started is left afterwards (checked here: each runs in a process
+group of its own, killed in ``finally``).
 """
 
 from __future__ import annotations
@@ -38,6 +29,8 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,22 +63,27 @@ def _processes_of(tmp: Path) -> list[str]:
     return out
 
 
-def test_soak_500_commands_10_kills_none_lost_none_run_twice(tmp_path: Path) -> None:
+#: The soak's own timeout (s): about four times its run on the busy shared machine.
+TIMEOUT = 600
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_soak_1000_commands_20_kills_none_lost_none_run_twice(tmp_path: Path) -> None:
     res = soak.run_soak(
-        tmp_path, commands=500, kills=10, seed=20261201, stall=5.0, max_stall_restarts=5
+        tmp_path, commands=1000, kills=20, seed=20261201, stall=5.0, max_stall_restarts=10
     )
     assert _processes_of(tmp_path) == []
     assert res.problems == []
-    assert res.sent == 500
-    assert res.kills == 10
-    assert sum(res.faults.values()) >= 3, res.faults
+    assert res.sent == 1000
+    assert res.kills == 20
+    assert sum(res.faults.values()) >= 5, res.faults
     assert res.double_executed == 0
     assert res.lost == 0
     # each Command answered once at least, except one refused as replayed after a
     # kill burnt its counter (a Command interrupted mid-run is answered 'interrupted')
-    assert res.answered == 500 - res.burnt
-    assert res.burnt <= res.kills
-    assert res.executed <= 500
-    assert res.executed >= 500 - res.interrupted - res.burnt
+    assert res.answered == 1000 - res.burnt
+    assert res.burnt == 0
+    assert res.executed <= 1000
+    assert res.executed >= 1000 - res.interrupted
     assert res.unexplained_duplicates == 0
     assert sum(res.duplicates_by_window.values()) == res.duplicate_replies
