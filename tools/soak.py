@@ -540,6 +540,8 @@ def run_soak(
                         "start",
                         "finish",
                         "queue_reply",
+                        "complete",
+                        "complete_and_claim",
                         "mark_sending",
                         "mark_sent",
                         "authenticate",

@@ -61,8 +61,6 @@ def test_without_openssl_hmac_sha256_is_right_and_ssl_says_it_is_absent() -> Non
     code = textwrap.dedent(
         """\
         from bridge import start
-
-from .rig_run import run_until_ready
         start.keep_openssl_out()
         import asyncio, hashlib, hmac
         try:
