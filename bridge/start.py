@@ -3,7 +3,7 @@
 ``sms-bridge run`` keeps OpenSSL out of its process unless the configuration
 asks for it (``[bridge] openssl = true``): nothing the service does needs it
 (HMAC-SHA256 is done by the interpreter's own SHA-256, ``hashlib``'s
-fallback), and loading it costs about 4 MB of resident memory (``libcrypto``
+fallback), and loading it costs about 4.6 MB of resident memory (``libcrypto``
 initialised by ``ssl``, which :mod:`asyncio` imports, and by ``_hashlib``):
 an eighth of the service on a small device (docs/performance.md, "Bridge").
 Without it, :mod:`ssl` cannot be imported in the service and :mod:`hashlib`
