@@ -74,6 +74,7 @@ if str(ROOT) not in sys.path:
 from bridge import auth  # noqa: E402
 from tests.bridge.rig_e2e import (  # noqa: E402
     DEVICE,
+    JOURNAL_WRITES,
     KEY,
     SimProcess,
     count_lines,
@@ -535,18 +536,7 @@ def run_soak(
                                 res.kills = run
                                 progress(res, answered_seen)
                         inject(1 if not final else backlog)
-                    if what in (
-                        "receive",
-                        "start",
-                        "finish",
-                        "queue_reply",
-                        "complete",
-                        "complete_and_claim",
-                        "mark_sending",
-                        "mark_sent",
-                        "authenticate",
-                        "write_marks",
-                    ):
+                    if what in JOURNAL_WRITES:
                         writes += 1
                         if limit is not None and writes >= limit:
                             outcome = "kill"

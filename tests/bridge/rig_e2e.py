@@ -75,7 +75,9 @@ JOURNAL_POINTS = (
 POINTS = (*JOURNAL_POINTS, "write_marks:after", "script:mid", "pulse:mid")
 #: Also available: ``authenticate`` itself.
 EXTRA_POINTS = ("authenticate:before", "authenticate:after")
-_WRAPPED = (
+#: The journal's writes, as their probe lines name them (``@@receive ...``;
+#: ``write_marks`` is the counters' side file): the soak counts them to place kills.
+JOURNAL_WRITES = (
     "receive",
     "start",
     "finish",
@@ -84,9 +86,12 @@ _WRAPPED = (
     "complete_and_claim",
     "mark_sending",
     "mark_sent",
-    "recovery",
     "authenticate",
-    "_write_marks",
+    "write_marks",
+)
+_WRAPPED = (
+    *(w if w != "write_marks" else "_write_marks" for w in JOURNAL_WRITES),
+    "recovery",
 )
 
 
@@ -202,20 +207,31 @@ if os.environ.get("E2E_PROBES"):
 class BridgeProcess:
     """A real bridge process; its ``@@`` probe lines read as events."""
 
+    #: the probes' start-up hook, written as ``sitecustomize.py`` in :attr:`PROBES`
+    SITECUSTOMIZE = SITECUSTOMIZE
+    PROBES = "probes"
+    #: environment the probes need beside this rig's (a subclass's own switches)
+    EXTRA_ENV: tuple[tuple[str, str], ...] = ()
+    #: environment taken away (a subclass that must not inherit the caller's)
+    DROP_ENV: tuple[str, ...] = ()
+
     def __init__(
         self, tmp: Path, config: Path, *, pause: str | None = None, broken: str | None = None
     ) -> None:
-        probes = tmp / "probes"
+        probes = tmp / self.PROBES
         probes.mkdir(exist_ok=True)
-        (probes / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        (probes / "sitecustomize.py").write_text(self.SITECUSTOMIZE)
         env = {
             **_env(),
             "PYTHONPATH": f"{probes}{os.pathsep}{ROOT}",
             "E2E_PROBES": "1",
+            **dict(self.EXTRA_ENV),
             "E2E_PAUSE": pause or "",
             "E2E_GPIO_LOG": str(tmp / "gpio.log"),
             "E2E_BREAK": broken or "",
         }
+        for var in self.DROP_ENV:
+            env.pop(var, None)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             bridge_run_argv(config),

@@ -99,41 +99,10 @@ class SoakBridge(BridgeProcess):
     """:class:`rig_e2e.BridgeProcess` with this rig's probes loaded as well
     (``@@deleted``, see :func:`install_soak_probes`)."""
 
-    def __init__(
-        self, tmp: Path, config: Path, *, pause: str | None = None, broken: str | None = None
-    ) -> None:
-        probes = tmp / "probes-soak"
-        probes.mkdir(exist_ok=True)
-        (probes / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        env = {
-            **_env(),
-            "PYTHONPATH": f"{probes}{os.pathsep}{ROOT}",
-            "E2E_PROBES": "1",
-            "SOAK_PROBES": "1",
-            "E2E_PAUSE": pause or "",
-            "E2E_GPIO_LOG": str(tmp / "gpio.log"),
-            "E2E_BREAK": broken or "",
-        }
-        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOAK_IDLE_LOG"):
-            env.pop(var, None)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            bridge_run_argv(config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        assert self.proc.stderr is not None
-        self._fd = self.proc.stderr.fileno()
-        os.set_blocking(self._fd, False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._fd, selectors.EVENT_READ)
-        self._buf = b""
-        self._eof = False
-        self.log: collections.deque[str] = collections.deque(maxlen=60)
+    SITECUSTOMIZE = SITECUSTOMIZE
+    PROBES = "probes-soak"
+    EXTRA_ENV = (("SOAK_PROBES", "1"),)
+    DROP_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOAK_IDLE_LOG")
 
 
 #: The timers allowed to wake an idle bridge, by their probe label (exact): the

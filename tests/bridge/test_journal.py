@@ -749,18 +749,20 @@ def test_only_allowed_transitions_happen(shared_journal, ops):
     assert all(b in jmod.TRANSITIONS[a] for a, b in itertools.pairwise(recorded))
 
 
-def test_replies_since_counts_what_the_budgets_need(j, clock):
-    def answered(n, sender):
-        eid = receive(j, n, sender=sender).entry_id
-        j.start(eid, idempotent=True)
-        j.finish(eid, ok=True)
-        j.queue_reply(eid, to="2936", reply="x")
-        return eid
+def _answered(j, n, sender):
+    """A Command from ``sender`` run and its reply queued; its entry id."""
+    eid = receive(j, n, sender=sender).entry_id
+    j.start(eid, idempotent=True)
+    j.finish(eid, ok=True)
+    j.queue_reply(eid, to="2936", reply="x")
+    return eid
 
+
+def test_replies_since_counts_what_the_budgets_need(j, clock):
     t0 = clock.now
-    answered(1, "2936")
+    _answered(j, 1, "2936")
     clock.tick(3600)
-    eid = answered(2, "+447700900123")
+    eid = _answered(j, 2, "+447700900123")
     j.mark_sending(eid)
     j.requeue(eid, "transient")  # queued again: still one reply
     j.enqueue_report(modem="m0", to="2936", message="boot")
@@ -771,18 +773,11 @@ def test_replies_since_counts_what_the_budgets_need(j, clock):
 
 
 def test_reply_usage_gives_the_four_budget_counts_of_replies_since(j, clock):
-    def answered(n, sender):
-        eid = receive(j, n, sender=sender).entry_id
-        j.start(eid, idempotent=True)
-        j.finish(eid, ok=True)
-        j.queue_reply(eid, to="2936", reply="x")
-        return eid
-
     t0 = clock.now
-    answered(1, "2936")
+    _answered(j, 1, "2936")
     clock.tick(3600)
-    answered(2, "2936")
-    eid = answered(3, "+447700900123")
+    _answered(j, 2, "2936")
+    eid = _answered(j, 3, "+447700900123")
     j.mark_sending(eid)
     j.requeue(eid, "transient")  # queued again: still one reply
     clock.tick(1)
