@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
+import pytest
+
+from modem.sim import codec
 from modem.sms import Inbound, ReceivedMessage
 
 from .harness import running
@@ -99,3 +103,45 @@ async def test_stopping_with_a_hand_over_in_flight_keeps_it_on_the_module() -> N
         await entered.wait()
     # the stack stopped (no task left: checked by the harness) and the SIM keeps it
     assert len(h.on_sim()) == 1
+
+
+async def test_a_sweep_of_another_storage_waits_for_the_hand_over_in_flight() -> None:
+    # The delete of the message in flight needs <mem1> as it was; a +CMTI naming
+    # another storage asks for a sweep of it, which selects that storage: the
+    # hand-over (and its delete) settles before.
+    async with running(service_kwargs=AHEAD) as h:
+        assert h.wire is not None
+        wire = h.wire
+        gate, handed = asyncio.Event(), asyncio.Event()
+        inner = h.service.consumer
+
+        async def slow(item: Inbound) -> None:
+            handed.set()
+            if isinstance(item, ReceivedMessage) and item.text == "in SM":
+                await gate.wait()
+            await inner(item)
+
+        h.service.consumer = slow
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        mark = len(wire.data)
+        h.sim.deliver("in SM")
+        await handed.wait()
+        (raw,) = codec.build_delivers(
+            "+15550001234",
+            "in ME",
+            scts=datetime.now(UTC).replace(microsecond=0),
+            encoding=None,
+            ref=0,
+            smsc=None,
+        )
+        h.sim.store_raw(raw, mem="ME", notify=True)
+        await h.wait_for(lambda: "ME" in h.service._other_wanted)  # the sweep is asked for
+        # an absence: the wrong order would write +CPMS="ME" at once; none comes
+        with pytest.raises(TimeoutError):
+            await wire.wait_for(lambda: b'AT+CPMS="ME"' in wire.since(mark), timeout=0.3)
+        gate.set()
+        await h.wait_for(lambda: sorted(h.texts()) == ["in ME", "in SM"], 10)
+        await h.settle()
+        after = wire.since(mark)
+        assert after.index(b"AT+CMGD=") < after.index(b'AT+CPMS="ME"')
+        assert not h.deleted_before_ack
