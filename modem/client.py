@@ -40,9 +40,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import serial_asyncio_fast
-
-from . import timing
+from . import fdserial, timing
 from .commands import Command, Response, at
 from .errors import (
     ClientClosed,
@@ -141,10 +139,7 @@ def open_connector(
 
     async def serial_connect(factory: ProtocolFactory) -> tuple[asyncio.BaseTransport, Any]:
         loop = asyncio.get_running_loop()
-        transport, protocol = await serial_asyncio_fast.create_serial_connection(
-            loop, factory, url, baudrate=baudrate
-        )
-        return transport, protocol
+        return await fdserial.connect(loop, factory, url, baudrate=baudrate)
 
     return serial_connect
 
