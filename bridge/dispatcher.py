@@ -1,6 +1,8 @@
 """The dispatcher: a journaled Command -> checks -> actions -> one reply in the outbox.
 
-Its own task, fed by a queue (the modem reader never waits for an action).
+One task per module, each fed by its own queue (the modem reader never
+waits for an action): a module's Commands run one at a time in the order
+they were journaled, and a slow action on one module holds up no other.
 The service's consumer calls :meth:`Dispatcher.admit` for each received SMS:
 it frames the SMS, journals it (``Journal.receive``, FULL, with its SID and
 identity: the dedupe keys) and queues the entry; once ``admit`` returns the
@@ -42,9 +44,12 @@ idempotent -> run again; executing and not idempotent -> answered
 ``interrupted`` without running; ran (done, failed) but no reply queued ->
 answered ``done`` / ``failed``; queued replies are the outbox's.
 
-One dispatcher per journal: the replay window is read and written by this
-task only. Logs: one line per event; no key, signature or Command body at
-info level (verbs and reasons only).
+One dispatcher per journal: the replay window is read, checked and written
+by one task at a time (a lock across the modules' tasks), and the reply
+budgets count the Commands other modules have started and not yet answered
+(``Journal.start`` reserves, docs/bridge.md "Budgets"). Logs: one line per
+event; no key, signature or Command body at info level (verbs and reasons
+only).
 """
 
 from __future__ import annotations
@@ -198,9 +203,13 @@ class Dispatcher:
         self._clock = clock
         self.version = version
         self._outputs = _Outputs(worker)
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        #: each module's entries to process, in order, and the task that does
+        self._lanes: dict[str, asyncio.Queue[int]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started = False
         self._queued: set[int] = set()
+        #: the replay window's read, check and write, one module at a time
+        self._auth_lock = asyncio.Lock()
         #: entries as admit() journaled them, so _process need not read them back
         self._fresh: dict[int, Entry] = {}
 
@@ -260,7 +269,7 @@ class Dispatcher:
             modem,
             f" sid={sid}" if sid else "",
         )
-        self.submit(receipt.entry_id, receipt.entry)
+        self.submit(receipt.entry_id, modem, receipt.entry)
         return receipt
 
     async def admit_undecodable(
@@ -284,15 +293,25 @@ class Dispatcher:
         belongs to is journaled (the part is then deleted from the SIM, not held)."""
         return await self._worker.call_first(Journal.has_part, part_id)
 
-    def submit(self, entry_id: int, entry: Entry | None = None) -> None:
-        """Queue a journaled entry for the dispatcher's task (once); ``entry`` is
+    def submit(self, entry_id: int, modem: str, entry: Entry | None = None) -> None:
+        """Queue a journaled entry for its module's task (once); ``entry`` is
         the entry as just journaled, if the caller has it (saves reading it back)."""
         if entry_id in self._queued:
             return
         self._queued.add(entry_id)
         if entry is not None:
             self._fresh[entry_id] = entry
-        self._queue.put_nowait(entry_id)
+        lane = self._lanes.get(modem)
+        if lane is None:
+            lane = self._lanes[modem] = asyncio.Queue()
+            if self._started:
+                self._spawn(modem, lane)
+        lane.put_nowait(entry_id)
+
+    @property
+    def queued(self) -> int:
+        """Entries queued or in flight, every module."""
+        return len(self._queued)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -308,25 +327,33 @@ class Dispatcher:
             if e.state is State.EXECUTING:
                 self.counters.inc("rerun")
                 log.warning("entry %d: was executing at the last stop; idempotent, run again", e.id)
-            self.submit(e.id)
+            self.submit(e.id, e.modem)
 
     async def start(self) -> None:
-        """Recover, then start the dispatcher's task."""
-        if self._task is not None:
+        """Recover, then start the modules' tasks."""
+        if self._started:
             raise RuntimeError("dispatcher already started")
         await self.recover()
-        self._task = asyncio.create_task(self.run(), name="dispatcher")
+        self._started = True
+        for modem, lane in self._lanes.items():
+            self._spawn(modem, lane)
+
+    def _spawn(self, modem: str, lane: asyncio.Queue[int]) -> None:
+        self._tasks[modem] = asyncio.create_task(self._run(lane), name=f"dispatcher:{modem}")
 
     async def stop(self) -> None:
-        """Stop the task. The entry in flight may finish within :attr:`stop_grace`
-        seconds, else it is cancelled and left ``executing`` for recovery;
-        entries still queued stay ``received`` and run at the next start."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        """Stop the tasks. The entry in flight on each module may finish within
+        :attr:`stop_grace` seconds (all modules at once), else it is cancelled
+        and left ``executing`` for recovery; entries still queued stay
+        ``received`` and run at the next start."""
+        self._started = False
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def __aenter__(self) -> Dispatcher:
         await self.start()
@@ -336,13 +363,15 @@ class Dispatcher:
         await self.stop()
 
     async def drain(self) -> None:
-        """Wait until every queued entry has been processed."""
-        await self._queue.join()
+        """Wait until every queued entry, on every module, has been processed."""
+        while self._queued:  # left in the same step as each lane's task_done
+            for lane in list(self._lanes.values()):
+                await lane.join()
 
-    async def run(self) -> None:
-        """The dispatcher's loop; cancel it to stop (the entry in flight finishes)."""
+    async def _run(self, lane: asyncio.Queue[int]) -> None:
+        """One module's loop; cancel it to stop (the entry in flight finishes)."""
         while True:
-            entry_id = await self._queue.get()
+            entry_id = await lane.get()
             current = asyncio.ensure_future(self.process(entry_id))
             try:
                 await asyncio.shield(current)
@@ -352,7 +381,7 @@ class Dispatcher:
             finally:
                 self._queued.discard(entry_id)
                 self._fresh.pop(entry_id, None)
-                self._queue.task_done()
+                lane.task_done()
 
     async def _finish_in_flight(self, entry_id: int, current: asyncio.Future[None]) -> None:
         """On stop: let the entry in flight finish within the grace, else cancel it
@@ -515,16 +544,27 @@ class Dispatcher:
             return message, Level.ALLOWLISTED
         if self.keys is None:
             raise _Reject("auth:no-key")
+        if e.counter is not None:
+            # Authenticated before a restart (its counter is recorded): the tag is
+            # checked again, the window is not (it already holds this counter).
+            v = self._verify(message, e, auth.ReplayWindow(size=self.config.security.replay_window))
+            if v.counter != e.counter:  # pragma: no cover - the body is the journal's own
+                raise _Reject("auth:counter-mismatch")
+            return v.body, Level.SIGNED
+        # The window read, the check against it and the new window written, with
+        # no other module's Command in between (one would undo the other's bit).
+        async with self._auth_lock:
+            v = self._verify(message, e, await self._worker.call(Journal.replay_window))
+            assert v.window is not None
+            if not await self._worker.call(Journal.authenticate, e.id, v.counter, v.window):
+                raise _Reject("auth:replayed")
+        return v.body, Level.SIGNED
+
+    def _verify(self, message: str | bytes, e: Entry, window: auth.ReplayWindow) -> auth.Verified:
+        assert self.keys is not None
         sec = self.config.security
-        # Authenticated before a restart (its counter is recorded): the tag is
-        # checked again, the window is not (it already holds this counter).
-        window = (
-            auth.ReplayWindow(size=sec.replay_window)
-            if e.counter is not None
-            else await self._worker.call(Journal.replay_window)
-        )
         try:
-            v = auth.verify_command(
+            return auth.verify_command(
                 message,
                 keys=self.keys,
                 device_id=self.device_id,
@@ -536,14 +576,6 @@ class Dispatcher:
             )
         except auth.AuthError as exc:
             raise _Reject(f"auth:{exc.reason.value}") from None
-        if e.counter is not None:
-            if v.counter != e.counter:  # pragma: no cover - the body is the journal's own
-                raise _Reject("auth:counter-mismatch")
-        else:
-            assert v.window is not None
-            if not await self._worker.call(Journal.authenticate, e.id, v.counter, v.window):
-                raise _Reject("auth:replayed")
-        return v.body, Level.SIGNED
 
     def _parse(self, payload: str | bytes) -> tuple[Command | GrammarError, ...]:
         try:
@@ -576,7 +608,7 @@ class Dispatcher:
     async def _check_budgets(self, e: Entry) -> None:
         """For a reply with nothing to run (usage errors): the budgets alone.
         A Command that runs has them checked by :meth:`Journal.start`."""
-        over = await self._worker.call(Journal.over_budget, self._budget(e))
+        over = await self._worker.call(Journal.over_budget, self._budget(e), e.id)
         if over is not None:
             self.counters.inc("over_budget")
             raise _Reject(f"over-budget:{over}")

@@ -38,6 +38,14 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
   between a commit and its side-file write is not in the mark: if the
   database is lost at that very moment, that one Command could be replayed
   once.
+* Group commit (:meth:`Journal.group`): the worker runs the calls queued
+  together in one transaction, each call in a savepoint of its own (a call
+  that fails is rolled back alone, SQLite "SAVEPOINT"), committed once with
+  ``synchronous=FULL`` (the strongest any call asks for; SQLite cannot
+  change it inside a transaction). What follows a commit -- the reply
+  budgets' index, the side-file mark after :meth:`Journal.authenticate`,
+  the checkpoint count -- follows the group's commit, and no result leaves
+  the worker before it (bridge.worker).
 
 States (:class:`State`; every transition is timed in ``transition``)::
 
@@ -138,6 +146,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 _EXECUTING = frozenset({State.EXECUTING})
 _RECEIVED_OR_EXECUTING = frozenset({State.RECEIVED, State.EXECUTING})
+#: The states in which a reservation against the reply budgets is held: the
+#: reply is still to be queued (it counts as a reply from then on).
+_RESERVING = frozenset({State.RECEIVED, State.EXECUTING, State.DONE, State.FAILED})
 _RAN = frozenset({State.DONE, State.FAILED})
 _SEND_OUTCOMES = frozenset({State.SENDING, State.SEND_FAILED})
 
@@ -420,6 +431,19 @@ class Journal:
         #: replies queued by the transaction in progress: (entry, sender, at)
         self._queued_in_tx: list[tuple[int, str | None, float]] = []
         self._replies = _ReplyIndex(float("inf"))  # filled by open()
+        #: Commands that passed a budget check and whose reply is not queued yet
+        #: (entry -> sender): counted as replies, so two modules' Commands in
+        #: flight at once cannot both take the last one (:meth:`start`)
+        self._reserved: dict[int, str] = {}
+        self._reserved_by_sender: dict[str, int] = {}
+        #: reservations the transaction in progress ends (the entry moved on)
+        self._released_in_tx: list[int] = []
+        #: what runs once the transaction in progress has committed
+        self._after_commit: list[Callable[[], None]] = []
+        #: inside :meth:`group`: each ``_tx`` is a savepoint of the group's transaction
+        self._grouped = False
+        #: a call of the group left it unusable: the group is rolled back whole
+        self._broken = False
         self.marks_path = path.with_name(path.name + ".counters")
         self._marks = self._read_marks()
         #: Set when :meth:`open` found the file corrupt: where the old one went.
@@ -616,28 +640,130 @@ class Journal:
 
     @contextlib.contextmanager
     def _tx(self, *, full: bool) -> Iterator[sqlite3.Connection]:
-        want = "FULL" if full else "NORMAL"
-        if self._sync != want:
-            self._db.execute(f"PRAGMA synchronous={want}")
-            self._sync = want
-        self._db.execute("BEGIN IMMEDIATE")
-        self._queued_in_tx.clear()
+        if self._grouped:
+            with self._savepoint():
+                yield self._db
+            return
+        self._begin("FULL" if full else "NORMAL")
         try:
             yield self._db
             self._db.execute("COMMIT")
         except BaseException:
-            self._queued_in_tx.clear()
+            self._discard_pending()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
-        self._uncheckpointed += 1
-        if self._uncheckpointed >= CHECKPOINT_MAX_COMMITS:
-            self._checkpoint()
+        self._committed()
+
+    def _begin(self, sync: str) -> None:
+        if self._sync != sync:
+            self._db.execute(f"PRAGMA synchronous={sync}")
+            self._sync = sync
+        self._db.execute("BEGIN IMMEDIATE")
+        self._discard_pending()
+
+    def _discard_pending(self) -> None:
+        self._queued_in_tx.clear()
+        self._released_in_tx.clear()
+        self._after_commit.clear()
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """One call inside :meth:`group`: its changes and what follows them
+        kept on success, taken back alone on failure."""
+        if self._broken or not self._db.in_transaction:  # SQLite rolled it back (disk full)
+            self._broken = True
+            raise _GroupBroken("the group's transaction was rolled back")
+        marks = len(self._queued_in_tx), len(self._released_in_tx), len(self._after_commit)
+        self._db.execute("SAVEPOINT call")
+        try:
+            yield
+        except BaseException:
+            del self._queued_in_tx[marks[0] :]
+            del self._released_in_tx[marks[1] :]
+            del self._after_commit[marks[2] :]
+            try:
+                self._db.execute("ROLLBACK TO call")
+                self._db.execute("RELEASE call")
+            except sqlite3.Error as exc:
+                self._broken = True
+                raise _GroupBroken(f"a savepoint could not be taken back: {exc}") from exc
+            raise
+        self._db.execute("RELEASE call")
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Group commit: every journal call made inside runs in this one
+        transaction, each in a savepoint (a call that raises leaves nothing,
+        the others stay), committed once, FULL, at the end.
+
+        Raises :class:`JournalError` when the group itself failed (its
+        ``BEGIN`` or ``COMMIT``, or SQLite rolled it back under a call): then
+        nothing of it is in the file and each call must be made again alone.
+        Not reentrant; one caller at a time, as for every method.
+        """
+        if self._grouped:
+            raise RuntimeError("journal group already open")
+        try:
+            self._begin("FULL")
+            self._grouped, self._broken = True, False
+            try:
+                yield
+            finally:
+                self._grouped = False
+            if self._broken or not self._db.in_transaction:
+                raise _GroupBroken("the group's transaction was rolled back")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._discard_pending()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise JournalError(f"journal {self.path}: {exc}") from exc
+            raise
+        self._committed()
+
+    def _committed(self) -> None:
+        """After a commit (one call's, or a group's): its consequences. The
+        commit stands whatever happens here: a side file or checkpoint that
+        fails is logged, never raised (a mark behind the database is what the
+        next open mends; the checkpoint is tried again)."""
         if self._queued_in_tx:  # committed: the budgets' index follows the file
             for entry_id, sender, at in self._queued_in_tx:
                 self._replies.add(entry_id, sender, at)
             self._queued_in_tx.clear()
             self._replies.forget_before(self._clock() - _INDEX_SPAN)
+        if self._released_in_tx:
+            for entry_id in self._released_in_tx:
+                self._release(entry_id)
+            self._released_in_tx.clear()
+        if self._after_commit:
+            after, self._after_commit = self._after_commit, []
+            for fn in after:
+                try:
+                    fn()
+                except OSError as exc:
+                    log.error("journal %s: committed, but the side file failed: %s", self.path, exc)
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= CHECKPOINT_MAX_COMMITS:
+            try:
+                self._checkpoint()
+            except sqlite3.Error as exc:
+                log.warning("journal %s: checkpoint failed: %s", self.path, exc)
+
+    def _reserve(self, entry_id: int, sender: str) -> None:
+        if entry_id not in self._reserved:
+            self._reserved[entry_id] = sender
+            self._reserved_by_sender[sender] = self._reserved_by_sender.get(sender, 0) + 1
+
+    def _release(self, entry_id: int) -> None:
+        sender = self._reserved.pop(entry_id, None)
+        if sender is not None:
+            left = self._reserved_by_sender[sender] - 1
+            if left:
+                self._reserved_by_sender[sender] = left
+            else:
+                del self._reserved_by_sender[sender]
 
     def _checkpoint(self) -> None:
         """Copy the WAL's pages into the file (PASSIVE: readers are not waited
@@ -710,6 +836,8 @@ class Journal:
         if to is State.REPLY_QUEUED:
             row = self._db.execute("SELECT sender FROM entry WHERE id = ?", (entry_id,))
             self._queued_in_tx.append((entry_id, row.fetchone()[0], now))
+        if to not in _RESERVING and entry_id in self._reserved:
+            self._released_in_tx.append(entry_id)
         return now
 
     def _insert(self, kind: Kind, state: State, detail: str | None, **columns: object) -> int:
@@ -854,14 +982,18 @@ class Journal:
             self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (key, entry_id))
             self._db.execute("UPDATE entry SET counter = ? WHERE id = ?", (counter, entry_id))
             self._put("replay_window", window.to_text())
-        # Only after the commit: the side file holds committed marks, so a mark
-        # above the database's at open means the database went back (lost,
-        # restored) and every counter up to it counts as used. Written before
-        # the commit, a kill between the two made the Command being checked
-        # (and any queued with lower counters) look replayed: lost unanswered.
-        if window.highest > self._marks.command_counter:
-            self._write_marks(Marks(window.highest, self._marks.reply_counter))
+            # Only after the commit (a group's, in a group): the side file holds
+            # committed marks, so a mark above the database's at open means the
+            # database went back (lost, restored) and every counter up to it
+            # counts as used. Written before the commit, a kill between the two
+            # made the Command being checked (and any queued with lower
+            # counters) look replayed: lost unanswered.
+            self._after_commit.append(lambda: self._raise_command_mark(window.highest))
         return True
+
+    def _raise_command_mark(self, highest: int) -> None:
+        if highest > self._marks.command_counter:
+            self._write_marks(Marks(highest, self._marks.reply_counter))
 
     @_declared
     def next_reply_counter(self) -> int:
@@ -930,29 +1062,46 @@ class Journal:
 
         Returns None when started, else the name of the budget used up
         (``global-hour``, ``global-day``, ``sender-hour``, ``sender-day``) and
-        nothing is changed. Durable (FULL) before a non-idempotent action; for
+        nothing is changed. A Command started against a budget counts as a
+        reply from then on (reserved in memory until its reply is queued, or
+        it ends without one), so Commands of several modules in flight at
+        once never exceed a budget. Durable (FULL) before a non-idempotent action; for
         an idempotent one ``NORMAL`` (a process kill keeps it, a power cut may
         take it back to ``received``, and recovery then runs the action again,
         as it would from ``executing``).
         """
         with self._tx(full=not idempotent):
             if budget is not None:
-                over = self._over_budget(budget)
+                over = self._over_budget(budget, entry_id)
                 if over is not None:
                     return over
             self._move(
                 entry_id, State.EXECUTING, summary, idempotent=int(idempotent), summary=summary
             )
+            if budget is not None:
+                sender = budget.sender
+                self._after_commit.append(lambda: self._reserve(entry_id, sender))
         return None
 
     @_declared
-    def over_budget(self, budget: Budget) -> str | None:
+    def over_budget(self, budget: Budget, reserve: int | None = None) -> str | None:
         """The name of the first reply budget ``budget`` finds used up, or None
-        (what :meth:`start` checks; for a reply with nothing to run)."""
-        return self._over_budget(budget)
+        (what :meth:`start` checks; for a reply with nothing to run). With
+        ``reserve`` (an entry id) and no budget used up, that entry's reply
+        counts from now on, as a started Command's does."""
+        over = self._over_budget(budget, reserve)
+        if over is None and reserve is not None:
+            self._reserve(reserve, budget.sender)
+        return over
 
-    def _over_budget(self, b: Budget) -> str | None:
-        used = self._reply_usage(b.hour_since, b.day_since, b.sender)
+    def _over_budget(self, b: Budget, entry_id: int | None = None) -> str | None:
+        """``entry_id``'s own reservation, if it holds one, is not counted."""
+        hour, day, s_hour, s_day = self._reply_usage(b.hour_since, b.day_since, b.sender)
+        held, s_held = len(self._reserved), self._reserved_by_sender.get(b.sender, 0)
+        if entry_id in self._reserved:
+            held -= 1
+            s_held -= self._reserved[entry_id] == b.sender
+        used = (hour + held, day + held, s_hour + s_held, s_day + s_held)
         limits = (
             ("global-hour", b.global_per_hour),
             ("global-day", b.global_per_day),
@@ -1298,6 +1447,10 @@ class Journal:
         self._db.execute("PRAGMA incremental_vacuum")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
+
+
+class _GroupBroken(sqlite3.OperationalError):
+    """A group's transaction can no longer be committed as it stands."""
 
 
 class _Corrupt(sqlite3.DatabaseError):

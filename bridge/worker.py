@@ -42,15 +42,59 @@ class WorkerClosed(JournalError):
     """The journal worker was closed; nothing more is written."""
 
 
-def _set_result(fut: asyncio.Future[Any], result: object) -> None:
-    if not fut.cancelled():  # a caller cancelled meanwhile: the call still ran
-        fut.set_result(result)
+#: Most calls one group commit takes (bridge.journal, "Group commit"): the
+#: first call's result waits for the group's last, so the group stays short.
+GROUP_MAX = 16
 
 
-def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.cancelled():
-        fut.set_exception(exc)
-        fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
+class _Job:
+    """One call for the thread: ``fn(journal, *args, **kwargs)``, its result
+    for ``fut`` on ``loop``. ``groupable`` is False for the worker's close."""
+
+    __slots__ = ("args", "fn", "fut", "groupable", "kwargs", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[Any],
+        *,
+        groupable: bool = True,
+    ) -> None:
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.loop, self.fut, self.groupable = loop, fut, groupable
+
+    def run(self, journal: Journal) -> tuple[bool, Any]:
+        """(True, result) or (False, the exception); never raises."""
+        try:
+            return True, self.fn(journal, *self.args, **self.kwargs)
+        except BaseException as exc:  # handed to the caller, as raised
+            return False, exc
+
+
+def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the loop: each future its result or exception (a caller that
+    cancelled meanwhile gets nothing: the call still ran)."""
+    for fut, ok, value in done:
+        if fut.cancelled():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+            fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
+
+
+def _deliver(jobs: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand the outcomes over: one wake-up of each loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for job, (ok, value) in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.fut, ok, value))
+    for loop, done in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it
+            loop.call_soon_threadsafe(_settle, done)
 
 
 class _Lanes:
@@ -60,29 +104,67 @@ class _Lanes:
 
     def __init__(self) -> None:
         self.tokens: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
-        self.first: collections.deque[Callable[[], None]] = collections.deque()
-        self.rest: collections.deque[Callable[[], None]] = collections.deque()
+        self.first: collections.deque[_Job] = collections.deque()
+        self.rest: collections.deque[_Job] = collections.deque()
 
-    def put(self, job: Callable[[], None], *, first: bool) -> None:
+    def put(self, job: _Job, *, first: bool) -> None:
         (self.first if first else self.rest).append(job)
         self.tokens.put(True)
 
     def end(self) -> None:
         self.tokens.put(None)
 
-    def take(self) -> Callable[[], None] | None:
+    def take(self) -> tuple[_Job, bool] | None:
+        """The next job and whether it came from ``first``; None at the end."""
         if self.tokens.get() is None:
             return None
-        return self.first.popleft() if self.first else self.rest.popleft()
+        if self.first:
+            return self.first.popleft(), True
+        return self.rest.popleft(), False
+
+    def take_more(self, batch: list[_Job], most: int, *, first: bool) -> None:
+        """Add to ``batch`` the groupable jobs queued now in the same lane
+        (``first`` or not), in order, without waiting, up to ``most`` in all:
+        a group of what the modem lines wait on never waits on bookkeeping.
+        Stops before a job that is not groupable (the close, which the
+        ``None`` follows): the end is never taken here. Only the thread
+        takes; the loop only appends, so the head seen is the head taken."""
+        lane = self.first if first else self.rest
+        while len(batch) < most and (self.first or self.rest):
+            lane = self.first or self.rest
+            if not lane[0].groupable:
+                return
+            try:
+                token = self.tokens.get_nowait()
+            except queue.Empty:  # the job is queued, its token not yet: next time
+                return
+            assert token is not None  # the end comes only after the close
+            batch.append(lane.popleft())
+
+
+def _run_group(journal: Journal, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    """The batch in one group commit (:meth:`Journal.group`); if the group
+    itself fails, nothing of it is in the file: each call again, alone."""
+    try:
+        with journal.group():
+            outcomes = [job.run(journal) for job in batch]
+    except JournalError as exc:
+        log.warning("journal: group of %d calls failed (%s); each made alone", len(batch), exc)
+        outcomes = [job.run(journal) for job in batch]
+    return outcomes
 
 
 def _serve(lanes: _Lanes, journal: Journal) -> None:
-    """The thread: run each job (the first lane's before the rest) until the
-    ``None`` that ends it; when nothing is queued, the journal's idle work (its
-    checkpoint)."""
-    while (job := lanes.take()) is not None:
-        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it
-            job()
+    """The thread: run the jobs (the first lane's before the rest; the calls
+    queued together as one group commit) until the ``None`` that ends it;
+    when nothing is queued, the journal's idle work (its checkpoint)."""
+    while (taken := lanes.take()) is not None:
+        job, first = taken
+        batch = [job]
+        if job.groupable:
+            lanes.take_more(batch, GROUP_MAX, first=first)
+        outcomes = [job.run(journal)] if len(batch) == 1 else _run_group(journal, batch)
+        _deliver(batch, outcomes)
         if lanes.tokens.empty():
             try:
                 journal.idle()
@@ -109,7 +191,7 @@ class JournalWorker:
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
 
-    def _submit(self, job: Callable[[], None], *, first: bool = False) -> None:
+    def _submit(self, job: _Job, *, first: bool = False) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
                 target=_serve, args=(self._lanes, self.journal), name="journal", daemon=True
@@ -152,22 +234,12 @@ class JournalWorker:
     ) -> R:
         if self._closed:
             raise WorkerClosed(f"journal {self.journal.path}: the worker is closed")
-        journal = self.journal
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
-
-        # The thread settles the loop's future itself (one call_soon_threadsafe),
-        # cheaper than wrapping the executor's future. Cancelling the awaiting
-        # task cancels only ``fut``: the queued or running call is left alone.
-        def job() -> None:
-            try:
-                result = fn(journal, *args, **kwargs)
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_set_exception, fut, exc)
-            else:
-                loop.call_soon_threadsafe(_set_result, fut, result)
-
-        self._submit(job, first=first)
+        # The thread settles the loop's future itself (one call_soon_threadsafe
+        # for all it settles at once). Cancelling the awaiting task cancels
+        # only ``fut``: the queued or running call is left alone.
+        self._submit(_Job(fn, args, kwargs, loop, fut), first=first)
         return await fut
 
     async def close(self) -> None:
@@ -182,17 +254,7 @@ class JournalWorker:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._closing = fut
-        journal = self.journal
-
-        def job() -> None:
-            try:
-                journal.close()
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_set_exception, fut, exc)
-            else:
-                loop.call_soon_threadsafe(_set_result, fut, None)
-
-        self._submit(job)
+        self._submit(_Job(Journal.close, (), {}, loop, fut, groupable=False))
         self._lanes.end()  # the thread ends after the close
         await asyncio.shield(fut)
 
