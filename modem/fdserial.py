@@ -86,6 +86,9 @@ class FdSerialTransport(serial_asyncio_fast.SerialTransport):
             )
             return
         if n == len(data):
+            # All out: stop waiting for room (the parent's _write_data leaves the
+            # writer registered, and _write_ready then fires on an empty buffer).
+            self._remove_writer()
             if self._closing:
                 self._close()
             return
