@@ -384,6 +384,11 @@ class _ReplyIndex:
         if sender is not None:
             bisect.insort(self._by_sender.setdefault(sender, []), at)
 
+    def latest(self, entry_id: int) -> float | None:
+        """``entry_id``'s latest queueing the index holds, or None."""
+        got = self._latest.get(entry_id)
+        return None if got is None else got[0]
+
     @staticmethod
     def _remove(times: list[float], at: float) -> None:
         i = bisect.bisect_left(times, at)
@@ -436,8 +441,9 @@ class Journal:
         #: flight at once cannot both take the last one (:meth:`start`)
         self._reserved: dict[int, str] = {}
         self._reserved_by_sender: dict[str, int] = {}
-        #: reservations the transaction in progress ends (the entry moved on)
-        self._released_in_tx: list[int] = []
+        #: how to take back the reservations the transaction in progress
+        #: made or ended, should it roll back (newest last)
+        self._undo: list[Callable[[], None]] = []
         #: what runs once the transaction in progress has committed
         self._after_commit: list[Callable[[], None]] = []
         #: inside :meth:`group`: each ``_tx`` is a savepoint of the group's transaction
@@ -663,9 +669,15 @@ class Journal:
         self._discard_pending()
 
     def _discard_pending(self) -> None:
+        """The transaction in progress is no more: what followed it, dropped,
+        and the reservations it changed, as they were."""
         self._queued_in_tx.clear()
-        self._released_in_tx.clear()
         self._after_commit.clear()
+        self._undo_to(0)
+
+    def _undo_to(self, mark: int) -> None:
+        while len(self._undo) > mark:
+            self._undo.pop()()
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -674,13 +686,13 @@ class Journal:
         if self._broken or not self._db.in_transaction:  # SQLite rolled it back (disk full)
             self._broken = True
             raise _GroupBroken("the group's transaction was rolled back")
-        marks = len(self._queued_in_tx), len(self._released_in_tx), len(self._after_commit)
+        marks = len(self._queued_in_tx), len(self._undo), len(self._after_commit)
         self._db.execute("SAVEPOINT call")
         try:
             yield
         except BaseException:
             del self._queued_in_tx[marks[0] :]
-            del self._released_in_tx[marks[1] :]
+            self._undo_to(marks[1])
             del self._after_commit[marks[2] :]
             try:
                 self._db.execute("ROLLBACK TO call")
@@ -733,10 +745,7 @@ class Journal:
                 self._replies.add(entry_id, sender, at)
             self._queued_in_tx.clear()
             self._replies.forget_before(self._clock() - _INDEX_SPAN)
-        if self._released_in_tx:
-            for entry_id in self._released_in_tx:
-                self._release(entry_id)
-            self._released_in_tx.clear()
+        self._undo.clear()
         if self._after_commit:
             after, self._after_commit = self._after_commit, []
             for fn in after:
@@ -752,18 +761,30 @@ class Journal:
                 log.warning("journal %s: checkpoint failed: %s", self.path, exc)
 
     def _reserve(self, entry_id: int, sender: str) -> None:
-        if entry_id not in self._reserved:
-            self._reserved[entry_id] = sender
-            self._reserved_by_sender[sender] = self._reserved_by_sender.get(sender, 0) + 1
+        """``entry_id``'s reply counts against the budgets from now on; inside
+        a transaction, taken back if it rolls back."""
+        if entry_id in self._reserved:
+            return
+        self._reserved[entry_id] = sender
+        self._reserved_by_sender[sender] = self._reserved_by_sender.get(sender, 0) + 1
+        if self._db.in_transaction:
+            self._undo.append(lambda: self._release(entry_id, undoable=False))
 
-    def _release(self, entry_id: int) -> None:
+    def _release(self, entry_id: int, *, undoable: bool = True) -> None:
         sender = self._reserved.pop(entry_id, None)
-        if sender is not None:
-            left = self._reserved_by_sender[sender] - 1
-            if left:
-                self._reserved_by_sender[sender] = left
-            else:
-                del self._reserved_by_sender[sender]
+        if sender is None:
+            return
+        left = self._reserved_by_sender[sender] - 1
+        if left:
+            self._reserved_by_sender[sender] = left
+        else:
+            del self._reserved_by_sender[sender]
+        if undoable and self._db.in_transaction:
+            self._undo.append(lambda: self._restore(entry_id, sender))
+
+    def _restore(self, entry_id: int, sender: str) -> None:
+        self._reserved[entry_id] = sender
+        self._reserved_by_sender[sender] = self._reserved_by_sender.get(sender, 0) + 1
 
     def _checkpoint(self) -> None:
         """Copy the WAL's pages into the file (PASSIVE: readers are not waited
@@ -837,7 +858,7 @@ class Journal:
             row = self._db.execute("SELECT sender FROM entry WHERE id = ?", (entry_id,))
             self._queued_in_tx.append((entry_id, row.fetchone()[0], now))
         if to not in _RESERVING and entry_id in self._reserved:
-            self._released_in_tx.append(entry_id)
+            self._release(entry_id)
         return now
 
     def _insert(self, kind: Kind, state: State, detail: str | None, **columns: object) -> int:
@@ -1079,8 +1100,7 @@ class Journal:
                 entry_id, State.EXECUTING, summary, idempotent=int(idempotent), summary=summary
             )
             if budget is not None:
-                sender = budget.sender
-                self._after_commit.append(lambda: self._reserve(entry_id, sender))
+                self._reserve(entry_id, budget.sender)
         return None
 
     @_declared
@@ -1096,7 +1116,9 @@ class Journal:
 
     def _over_budget(self, b: Budget, entry_id: int | None = None) -> str | None:
         """``entry_id``'s own reservation, if it holds one, is not counted."""
-        hour, day, s_hour, s_day = self._reply_usage(b.hour_since, b.day_since, b.sender)
+        hour, day, s_hour, s_day = self._reply_usage(
+            b.hour_since, b.day_since, b.sender, skip_reserved=True
+        )
         held, s_held = len(self._reserved), self._reserved_by_sender.get(b.sender, 0)
         if entry_id in self._reserved:
             held -= 1
@@ -1373,7 +1395,12 @@ class Journal:
         a restart does not reset a budget; counted from an in-memory index of
         the last day (exact), by SQL for an older ``since``."""
         n = self._replies.count(since, sender)
-        return n if n is not None else self._replies_since_sql(since, sender)
+        if n is None:
+            return self._replies_since_sql(since, sender)
+        if self._queued_in_tx:  # queued earlier in this transaction (a group's)
+            hour, _, mine, _ = self._with_pending((n, n, n, n), since, since, sender or "")
+            return mine if sender is not None else hour
+        return n
 
     def _replies_since_sql(self, since: float, sender: str | None) -> int:
         q = (
@@ -1398,7 +1425,7 @@ class Journal:
         return self._reply_usage(hour_since, day_since, sender)
 
     def _reply_usage(
-        self, hour_since: float, day_since: float, sender: str
+        self, hour_since: float, day_since: float, sender: str, *, skip_reserved: bool = False
     ) -> tuple[int, int, int, int]:
         r = self._replies
         counts = (
@@ -1408,6 +1435,8 @@ class Journal:
             r.count(day_since, sender),
         )
         if None not in counts:
+            if self._queued_in_tx:  # queued earlier in this transaction (a group's)
+                return self._with_pending(counts, hour_since, day_since, sender, skip_reserved)  # type: ignore[arg-type]
             return counts  # type: ignore[return-value]
         row = self._db.execute(
             "SELECT count(DISTINCT CASE WHEN t.at >= ? THEN t.entry_id END),"
@@ -1419,6 +1448,37 @@ class Journal:
             (hour_since, hour_since, sender, sender, min(day_since, hour_since)),
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    def _with_pending(
+        self,
+        counts: tuple[int, int, int, int],
+        hour_since: float,
+        day_since: float,
+        sender: str,
+        skip_reserved: bool = False,
+    ) -> tuple[int, int, int, int]:
+        """``counts`` from the index plus the replies queued in the transaction
+        in progress (the index takes them at its commit), each entry once, at
+        its latest queueing (the SQL fallback sees them as well). With
+        ``skip_reserved``, not those holding a reservation (which the budget
+        check counts as such)."""
+        latest: dict[int, tuple[float, str | None]] = {}
+        for entry_id, s, at in self._queued_in_tx:
+            latest[entry_id] = (max(at, latest.get(entry_id, (at, s))[0]), s)
+        hour, day, s_hour, s_day = counts
+        known = self._replies.latest
+        for entry_id, (at, s) in latest.items():
+            if skip_reserved and entry_id in self._reserved:
+                continue
+            before = known(entry_id)
+            mine = s == sender
+            if at >= hour_since and not (before is not None and before >= hour_since):
+                hour += 1
+                s_hour += mine
+            if at >= day_since and not (before is not None and before >= day_since):
+                day += 1
+                s_day += mine
+        return hour, day, s_hour, s_day
 
     @_declared
     def counts(self) -> dict[State, int]:
