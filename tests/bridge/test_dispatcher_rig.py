@@ -161,8 +161,10 @@ class Rig:
         send_timeout: float | None = None,
         max_attempts: int | None = None,
         stop_grace: float | None = None,
+        modems: tuple[str, ...] = (MODEM,),
     ) -> None:
         self.tmp = tmp
+        self.modem_names = modems
         self.path = tmp / "journal.db"
         self.cfg = cfg or make_config(tmp)
         self.keys = auth.Keyring({1: KEY}, 1) if keys == "default" else keys
@@ -171,7 +173,9 @@ class Rig:
         self.send_timeout = send_timeout
         self.max_attempts = max_attempts
         self.stop_grace = stop_grace
-        self.sender = FakeSender()
+        #: each module's reply sender (``sender``: the first module's)
+        self.senders = {name: FakeSender() for name in modems}
+        self.sender = self.senders[modems[0]]
         self.modem = FakeModem()
         self.hal = hal.build(hal.parse(self.cfg.hal, where="hal"))
         assert self.hal.sim is not None
@@ -184,7 +188,7 @@ class Rig:
         self.worker = JournalWorker(self.journal)
         self.outbox = Outbox(
             self.worker,
-            {MODEM: self.sender},
+            dict(self.senders),
             retry_delays=(0.0,),
             send_timeout=self.send_timeout,
             max_attempts=self.max_attempts,
@@ -198,8 +202,8 @@ class Rig:
             outbox=self.outbox,
             device_id=DEVICE,
             keys=self.keys if not isinstance(self.keys, str) else None,
-            framing_configs={MODEM: self.cfg.framing()},
-            modems={MODEM: self.modem},
+            framing_configs={name: self.cfg.framing() for name in self.modem_names},
+            modems={name: self.modem for name in self.modem_names},
             counters=self.outbox.counters,
             version="0.1.0",
             stop_grace=self.stop_grace,
