@@ -452,11 +452,18 @@ def install_probes() -> None:
             result = orig(self, *args, **kwargs)
             if name == "receive":
                 ident = result.entry_id
-                _say(f"receive {ident} {kwargs.get('sid')} dup={int(result.duplicate)}")
+                line = f"receive {ident} {kwargs.get('sid')} dup={int(result.duplicate)}"
             elif name == "recovery":
-                _say("recovery")
+                line = "recovery"
             else:
-                _say(f"{label} {ident}")
+                line = f"{label} {ident}"
+            if name != "_write_marks" and getattr(self, "_grouped", False):
+                # inside a group commit: said once the group's commit is made (never,
+                # should it roll back), as the calls' results leave the worker; the
+                # side file is written (fsynced) at once
+                self._after_commit.append(functools.partial(_say, line))
+            else:
+                _say(line)
             probes.point(f"{label}:after", ident)
             return result
 
