@@ -188,7 +188,8 @@ class Rig:
         self.worker = JournalWorker(self.journal)
         self.outbox = Outbox(
             self.worker,
-            dict(self.senders),
+            # ``sender`` may have been replaced since __init__ (the crash test's wire)
+            {**self.senders, self.modem_names[0]: self.sender},
             retry_delays=(0.0,),
             send_timeout=self.send_timeout,
             max_attempts=self.max_attempts,
