@@ -39,8 +39,9 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
   database is lost at that very moment, that one Command could be replayed
   once.
 * Group commit (:meth:`Journal.group`): the worker runs the calls queued
-  together in one transaction, each call in a savepoint of its own (a call
-  that fails is rolled back alone, SQLite "SAVEPOINT"), committed once with
+  together in one transaction (a call that fails in the middle of its
+  writes rolls the group back, and the worker makes each call again alone),
+  committed once with
   ``synchronous=FULL`` (the strongest any call asks for; SQLite cannot
   change it inside a transaction). What follows a commit -- the reply
   budgets' index, the side-file mark after :meth:`Journal.authenticate`,
@@ -334,6 +335,14 @@ _COLUMNS = (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@functools.cache
+def _sources_of(to: State, sources: frozenset[State] | None) -> str:
+    """The states ``to`` may be reached from (narrowed to ``sources``), as the
+    SQL list of an ``IN`` (constants of this module, not user data)."""
+    allowed = [s for s in State if to in TRANSITIONS[s] and (sources is None or s in sources)]
+    return ", ".join(f"'{s.value}'" for s in allowed) or "NULL"
 
 
 def _declared(fn: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
@@ -647,7 +656,7 @@ class Journal:
     @contextlib.contextmanager
     def _tx(self, *, full: bool) -> Iterator[sqlite3.Connection]:
         if self._grouped:
-            with self._savepoint():
+            with self._in_group():
                 yield self._db
             return
         self._begin("FULL" if full else "NORMAL")
@@ -680,39 +689,42 @@ class Journal:
             self._undo.pop()()
 
     @contextlib.contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        """One call inside :meth:`group`: its changes and what follows them
-        kept on success, taken back alone on failure."""
-        if self._broken or not self._db.in_transaction:  # SQLite rolled it back (disk full)
+    def _in_group(self) -> Iterator[None]:
+        """One call's writes inside :meth:`group`. A call that raises here may
+        have written part of its change, and SQLite cannot take back one call
+        alone without a savepoint (two statements per call, a quarter of a
+        Command's): the group is marked broken, rolled back whole at its end,
+        and its calls made again one by one (bridge.worker)."""
+        if self._broken:
+            raise _GroupBroken("an earlier call of the group failed; each is made again alone")
+        if not self._db.in_transaction:  # SQLite rolled it back under a call (disk full)
             self._broken = True
             raise _GroupBroken("the group's transaction was rolled back")
-        marks = len(self._queued_in_tx), len(self._undo), len(self._after_commit)
-        self._db.execute("SAVEPOINT call")
         try:
             yield
         except BaseException:
-            del self._queued_in_tx[marks[0] :]
-            self._undo_to(marks[1])
-            del self._after_commit[marks[2] :]
-            try:
-                self._db.execute("ROLLBACK TO call")
-                self._db.execute("RELEASE call")
-            except sqlite3.Error as exc:
-                self._broken = True
-                raise _GroupBroken(f"a savepoint could not be taken back: {exc}") from exc
+            self._broken = True
             raise
-        self._db.execute("RELEASE call")
+
+    @property
+    def broken(self) -> bool:
+        """The group in progress, or the last one, had a call fail in the
+        middle of its writes (so it was rolled back whole)."""
+        return self._broken
 
     @contextlib.contextmanager
     def group(self) -> Iterator[None]:
         """Group commit: every journal call made inside runs in this one
-        transaction, each in a savepoint (a call that raises leaves nothing,
-        the others stay), committed once, FULL, at the end.
+        transaction, committed once, FULL, at the end; each call sees what the
+        ones before it wrote.
 
-        Raises :class:`JournalError` when the group itself failed (its
-        ``BEGIN`` or ``COMMIT``, or SQLite rolled it back under a call): then
-        nothing of it is in the file and each call must be made again alone.
-        Not reentrant; one caller at a time, as for every method.
+        Raises :class:`JournalError` when the group cannot stand as a whole:
+        its ``BEGIN`` or ``COMMIT`` failed, SQLite rolled it back under a call
+        (disk full), or a call raised in the middle of its writes (then the
+        others go on, their results unused). Nothing of it is then in the
+        file: the caller makes each call again, alone. A call that fails
+        before writing anything (a read, an illegal transition) leaves the
+        group whole. Not reentrant; one caller at a time, as for every method.
         """
         if self._grouped:
             raise RuntimeError("journal group already open")
@@ -724,7 +736,7 @@ class Journal:
             finally:
                 self._grouped = False
             if self._broken or not self._db.in_transaction:
-                raise _GroupBroken("the group's transaction was rolled back")
+                raise _GroupBroken("a call of the group failed in the middle of its writes")
             self._db.execute("COMMIT")
         except BaseException as exc:
             self._discard_pending()
@@ -841,25 +853,43 @@ class Journal:
         ``sources`` narrows the states the calling operation starts from (the
         reply is queued from done or failed, not from send_failed).
         """
-        current = self._state(entry_id)
-        if to not in TRANSITIONS[current] or (sources is not None and current not in sources):
-            raise IllegalTransition(entry_id, current, to)
+        return self._move_returning(entry_id, to, detail, sources, "", columns)[0]
+
+    def _move_returning(  # noqa: PLR0917 - one private helper of _move
+        self,
+        entry_id: int,
+        to: State,
+        detail: str | None,
+        sources: frozenset[State] | None,
+        extra_sets: str,
+        columns: dict[str, object],
+        returning: str = "",
+    ) -> tuple[float, tuple[object, ...]]:
+        """:meth:`_move` in one conditional ``UPDATE ... RETURNING`` (the
+        state checked by SQLite in the same statement; read only when it
+        refuses, to name the error) and the transition row: two statements.
+        ``extra_sets`` (SQL, no parameters) and ``returning`` (columns after
+        the sender) extend it; the returned row is theirs."""
+        allowed = _sources_of(to, sources)
         now = self._clock()
         sets = "".join(f", {c} = ?" for c in columns)
-        self._db.execute(
-            f"UPDATE entry SET state = ?, updated = ?{sets} WHERE id = ?",
+        row = self._db.execute(
+            f"UPDATE entry SET state = ?, updated = ?{sets}{extra_sets}"
+            f" WHERE id = ? AND state IN ({allowed}) RETURNING sender{returning}",
             (to.value, now, *columns.values(), entry_id),
-        )
+        ).fetchone()
+        if row is None:
+            current = self._state(entry_id)  # UnknownEntry when there is none
+            raise IllegalTransition(entry_id, current, to)
         self._db.execute(
             "INSERT INTO transition(entry_id, state, at, detail) VALUES (?, ?, ?, ?)",
             (entry_id, to.value, now, detail),
         )
         if to is State.REPLY_QUEUED:
-            row = self._db.execute("SELECT sender FROM entry WHERE id = ?", (entry_id,))
-            self._queued_in_tx.append((entry_id, row.fetchone()[0], now))
+            self._queued_in_tx.append((entry_id, row[0], now))
         if to not in _RESERVING and entry_id in self._reserved:
             self._release(entry_id)
-        return now
+        return now, tuple(row[1:])
 
     def _insert(self, kind: Kind, state: State, detail: str | None, **columns: object) -> int:
         now = self._clock()
@@ -881,10 +911,17 @@ class Journal:
         return entry_id
 
     def _duplicate_of(self, keys: Sequence[str]) -> int | None:
+        """The entry holding the first of ``keys`` found (in their order), or None."""
+        if len(keys) == 1:
+            row = self._db.execute("SELECT entry_id FROM dedupe WHERE key = ?", keys).fetchone()
+            return None if row is None else int(row[0])
+        marks = ", ".join("?" * len(keys))
+        found = dict(
+            self._db.execute(f"SELECT key, entry_id FROM dedupe WHERE key IN ({marks})", keys)
+        )
         for k in keys:
-            row = self._db.execute("SELECT entry_id FROM dedupe WHERE key = ?", (k,)).fetchone()
-            if row is not None:
-                return int(row[0])
+            if k in found:
+                return int(found[k])
         return None
 
     # --- inbound ---------------------------------------------------------------
@@ -929,16 +966,18 @@ class Journal:
                 body_text=text,
                 body_data=data,
             )
-            for k in keys:
-                self._db.execute("INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", (k, entry_id))
+            self._db.executemany(
+                "INSERT INTO dedupe(key, entry_id) VALUES (?, ?)", [(k, entry_id) for k in keys]
+            )
             self._add_parts(entry_id, part_ids)
             (entry,) = self._entries("id = ?", (entry_id,))
         return Receipt(entry_id, False, entry)
 
     def _add_parts(self, entry_id: int, part_ids: Sequence[str]) -> None:
-        for pid in part_ids:
-            self._db.execute(
-                "INSERT OR IGNORE INTO part(part_id, entry_id) VALUES (?, ?)", (pid, entry_id)
+        if part_ids:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO part(part_id, entry_id) VALUES (?, ?)",
+                [(pid, entry_id) for pid in part_ids],
             )
 
     @_declared
@@ -1308,16 +1347,17 @@ class Journal:
             return self._mark_sending(entry_id)
 
     def _mark_sending(self, entry_id: int) -> int:
-        current = self._state(entry_id)
-        resend = current is State.SENDING
-        self._move(entry_id, State.SENDING, "resend" if resend else None)
-        self._db.execute(
-            "UPDATE entry SET send_attempts = send_attempts + 1,"
-            " resends = resends + ? WHERE id = ?",
-            (int(resend), entry_id),
+        resend = self._state(entry_id) is State.SENDING
+        _, (resends,) = self._move_returning(
+            entry_id,
+            State.SENDING,
+            "resend" if resend else None,
+            None,
+            f", send_attempts = send_attempts + 1, resends = resends + {int(resend)}",
+            {},
+            ", resends",
         )
-        row = self._db.execute("SELECT resends FROM entry WHERE id = ?", (entry_id,))
-        return int(row.fetchone()[0])
+        return int(resends)  # type: ignore[call-overload,no-any-return]
 
     @_declared
     def mark_sent(self, entry_id: int, tp_mr: int) -> None:

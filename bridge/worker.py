@@ -143,13 +143,22 @@ class _Lanes:
 
 
 def _run_group(journal: Journal, batch: list[_Job]) -> list[tuple[bool, Any]]:
-    """The batch in one group commit (:meth:`Journal.group`); if the group
-    itself fails, nothing of it is in the file: each call again, alone."""
+    """The batch in one group commit (:meth:`Journal.group`). If the group
+    cannot stand (a call failed in the middle of its writes, or the commit
+    itself failed), nothing of it is in the file: each call again, alone,
+    and each gets its own outcome."""
     try:
         with journal.group():
             outcomes = [job.run(journal) for job in batch]
     except JournalError as exc:
-        log.warning("journal: group of %d calls failed (%s); each made alone", len(batch), exc)
+        # a call's own failure is reported by that call, made alone; a failed
+        # commit is the file's, worth a line
+        log.log(
+            logging.DEBUG if journal.broken else logging.WARNING,
+            "journal: group of %d calls rolled back (%s); each made alone",
+            len(batch),
+            exc,
+        )
         outcomes = [job.run(journal) for job in batch]
     return outcomes
 
