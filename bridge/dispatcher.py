@@ -6,7 +6,7 @@ they were journaled, and a slow action on one module holds up no other.
 The service's consumer calls :meth:`Dispatcher.admit` for each received SMS:
 it frames the SMS, journals it (``Journal.receive``, FULL, with its SID and
 identity: the dedupe keys) and queues the entry; once ``admit`` returns the
-SMS service may delete the SIM copy. Then, in the dispatcher's task, for
+SMS service may delete the SIM copy. Then, in its module's task, for
 each entry (docs/bridge.md, "The dispatcher"):
 
 1. **framing** again from the journaled fields (pure: product, reply

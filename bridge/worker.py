@@ -46,7 +46,7 @@ class WorkerClosed(JournalError):
 #: first call's result waits for the group's last (64 calls are about 10 ms
 #: of the journal's thread), and each commit costs an fsync: with 16 modules
 #: (tools/bench_bridge.py --modules 16, three runs each) 64 answered about as
-#: many Commands as 32, 3 % more than 16 and 19 % more than 8.
+#: many Commands as 32, 3 % more than 16 and 20 % more than 8.
 GROUP_MAX = 64
 
 
