@@ -292,150 +292,114 @@ def test_grouped_calls_behave_as_the_same_calls_one_by_one(
 # --- the worker ------------------------------------------------------------------------
 
 
-def _blocked_worker(j: Journal) -> tuple[JournalWorker, threading.Event]:
-    """A worker whose thread is held in a first call until the event is set, so
-    the calls queued meanwhile are all there when it takes the next."""
-    worker = JournalWorker(j)
-    release = threading.Event()
-    return worker, release
+class HeldWorker:
+    """A worker on a fresh journal whose thread is held in a first call until
+    :meth:`let_go`, so the calls queued meanwhile are all there when it takes
+    the next (one group)."""
+
+    def __init__(self, path: Path) -> None:
+        self.journal = Journal.open(path, clock=lambda: NOW)
+        self.worker = JournalWorker(self.journal)
+        self._inside = threading.Event()
+        self._release = threading.Event()
+
+    async def __aenter__(self) -> HeldWorker:
+        def hold(journal: Journal) -> None:
+            self._inside.set()
+            self._release.wait()
+
+        self._held = asyncio.ensure_future(self.worker.call(hold))
+        await asyncio.to_thread(self._inside.wait)
+        return self
+
+    def call(self, fn: Any, *args: Any, first: bool = False, **kw: Any) -> asyncio.Future[Any]:
+        submit = self.worker.call_first if first else self.worker.call
+        return asyncio.ensure_future(submit(fn, *args, **kw))
+
+    async def let_go(self) -> None:
+        await asyncio.sleep(0)  # every call queued so far is submitted
+        self._release.set()
+        await self._held
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        await self.worker.close()
 
 
 async def test_calls_queued_together_share_one_commit(path: Path) -> None:
-    j = Journal.open(path, clock=lambda: NOW)
-    worker, release = _blocked_worker(j)
-    inside = threading.Event()
-
-    def hold(journal: Journal) -> str:
-        inside.set()
-        release.wait()
-        return "held"
-
-    held = asyncio.ensure_future(worker.call(hold))
-    await asyncio.to_thread(inside.wait)
-    commits: list[str] = []
-    j._db.set_trace_callback(lambda s: commits.append(s) if s == "COMMIT" else None)
     n = 2 * GROUP_MAX + 3
-    calls = [asyncio.ensure_future(worker.call(receive, j_n)) for j_n in range(1, n + 1)]
-    await asyncio.sleep(0)  # all submitted
-    release.set()
-    assert await held == "held"
-    assert await asyncio.gather(*calls) == list(range(1, n + 1))  # in submission order
-    assert len(commits) == 3  # GROUP_MAX, GROUP_MAX and 3
-    await worker.close()
+    async with HeldWorker(path) as held:
+        commits: list[str] = []
+        held.journal._db.set_trace_callback(lambda s: commits.append(s) if s == "COMMIT" else None)
+        calls = [held.call(receive, k) for k in range(1, n + 1)]
+        await held.let_go()
+        assert await asyncio.gather(*calls) == list(range(1, n + 1))  # in submission order
+        assert len(commits) == 3  # GROUP_MAX, GROUP_MAX and 3
     assert committed_entries(path) == n
 
 
 async def test_first_calls_lead_their_group(path: Path) -> None:
-    j = Journal.open(path, clock=lambda: NOW)
-    worker, release = _blocked_worker(j)
-    inside = threading.Event()
     order: list[str] = []
-
-    def hold(journal: Journal) -> None:
-        inside.set()
-        release.wait()
 
     def note(journal: Journal, what: str) -> str:
         order.append(what)
         return what
 
-    held = asyncio.ensure_future(worker.call(hold))
-    await asyncio.to_thread(inside.wait)
-    rest = [asyncio.ensure_future(worker.call(note, f"r{k}")) for k in range(3)]
-    first = [asyncio.ensure_future(worker.call_first(note, f"f{k}")) for k in range(2)]
-    await asyncio.sleep(0)
-    release.set()
-    await held
-    await asyncio.gather(*rest, *first)
+    async with HeldWorker(path) as held:
+        rest = [held.call(note, f"r{k}") for k in range(3)]
+        first = [held.call(note, f"f{k}", first=True) for k in range(2)]
+        await held.let_go()
+        await asyncio.gather(*rest, *first)
     assert order == ["f0", "f1", "r0", "r1", "r2"]
-    await worker.close()
 
 
 async def test_a_group_that_fails_to_commit_runs_each_call_alone(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    j = Journal.open(path, clock=lambda: NOW)
-    real = j._db
-    fail = {"commits": 1}
+    async with HeldWorker(path) as held:
+        real = held.journal._db
+        fail = {"commits": 1}
 
-    class OnceFailingCommit:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
+        class OnceFailingCommit:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
 
-        def execute(self, sql: str, *args: Any) -> Any:
-            if sql == "COMMIT" and fail["commits"]:
-                fail["commits"] -= 1
-                raise sqlite3.OperationalError("disk I/O error")
-            return real.execute(sql, *args)
+            def execute(self, sql: str, *args: Any) -> Any:
+                if sql == "COMMIT" and fail["commits"]:
+                    fail["commits"] -= 1
+                    raise sqlite3.OperationalError("disk I/O error")
+                return real.execute(sql, *args)
 
-    worker, release = _blocked_worker(j)
-    inside = threading.Event()
-
-    def hold(journal: Journal) -> None:
-        inside.set()
-        release.wait()
-
-    held = asyncio.ensure_future(worker.call(hold))
-    await asyncio.to_thread(inside.wait)
-    j._db = OnceFailingCommit()  # type: ignore[assignment]
-    calls = [asyncio.ensure_future(worker.call(receive, k)) for k in range(1, 6)]
-    await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="bridge.worker"):
-        release.set()
-        await held
-        assert await asyncio.gather(*calls) == [1, 2, 3, 4, 5]
-    assert "group of 5 calls rolled back" in caplog.text
-    j._db = real
-    await worker.close()
+        held.journal._db = OnceFailingCommit()  # type: ignore[assignment]
+        calls = [held.call(receive, k) for k in range(1, 6)]
+        with caplog.at_level(logging.WARNING, logger="bridge.worker"):
+            await held.let_go()
+            assert await asyncio.gather(*calls) == [1, 2, 3, 4, 5]
+        assert "group of 5 calls rolled back" in caplog.text
+        held.journal._db = real
     assert committed_entries(path) == 5  # each once: the group left nothing
 
 
 async def test_a_failing_call_in_a_group_gets_its_own_error_and_the_others_commit(
     path: Path,
 ) -> None:
-    j = Journal.open(path, clock=lambda: NOW)
-    worker, release = _blocked_worker(j)
-    inside = threading.Event()
-
-    def hold(journal: Journal) -> None:
-        inside.set()
-        release.wait()
-
-    held = asyncio.ensure_future(worker.call(hold))
-    await asyncio.to_thread(inside.wait)
-    first = asyncio.ensure_future(worker.call(receive, 1))
-    bad = asyncio.ensure_future(worker.call(Journal.start, 999, idempotent=False))
-    last = asyncio.ensure_future(worker.call(receive, 2))
-    await asyncio.sleep(0)
-    release.set()
-    await held
-    assert await first == 1 and await last == 2
-    with pytest.raises(UnknownEntry):
-        await bad
-    await worker.close()
+    async with HeldWorker(path) as held:
+        first = held.call(receive, 1)
+        bad = held.call(Journal.start, 999, idempotent=False)
+        last = held.call(receive, 2)
+        await held.let_go()
+        assert await first == 1 and await last == 2
+        with pytest.raises(UnknownEntry):
+            await bad
     assert committed_entries(path) == 2
 
 
 async def test_no_result_leaves_the_worker_before_its_groups_commit(path: Path) -> None:
-    j = Journal.open(path, clock=lambda: NOW)
-    worker, release = _blocked_worker(j)
-    inside = threading.Event()
     seen_committed: list[int] = []
-    loop = asyncio.get_running_loop()
-
-    def hold(journal: Journal) -> None:
-        inside.set()
-        release.wait()
-
-    held = asyncio.ensure_future(worker.call(hold))
-    await asyncio.to_thread(inside.wait)
-    calls = [asyncio.ensure_future(worker.call(receive, k)) for k in range(1, 4)]
-    for c in calls:
-        c.add_done_callback(lambda _: seen_committed.append(committed_entries(path)))
-    await asyncio.sleep(0)
-    release.set()
-    await held
-    await asyncio.gather(*calls)
+    async with HeldWorker(path) as held:
+        calls = [held.call(receive, k) for k in range(1, 4)]
+        for c in calls:
+            c.add_done_callback(lambda _: seen_committed.append(committed_entries(path)))
+        await held.let_go()
+        await asyncio.gather(*calls)
     assert seen_committed == [3, 3, 3]  # each result came after all three were in the file
-    assert loop.is_running()
-    await worker.close()
