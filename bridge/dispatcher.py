@@ -47,7 +47,7 @@ answered ``done`` / ``failed``; queued replies are the outbox's.
 One dispatcher per journal: the replay window is read, checked and written
 by one task at a time (a lock across the modules' tasks), and the reply
 budgets count the Commands other modules have started and not yet answered
-(``Journal.start`` reserves, docs/bridge.md "Budgets"). Logs: one line per
+(``Journal.start`` reserves, docs/bridge.md "Journal", "Reservations"). Logs: one line per
 event; no key, signature or Command body at info level (verbs and reasons
 only).
 """
@@ -327,6 +327,9 @@ class Dispatcher:
             if e.state is State.EXECUTING:
                 self.counters.inc("rerun")
                 log.warning("entry %d: was executing at the last stop; idempotent, run again", e.id)
+                # its reply counts against the budgets while it runs again, as
+                # when it started (the reservation was lost with the process)
+                await self._worker.call(Journal.reserve, e.id, e.sender or "")
             self.submit(e.id, e.modem)
 
     async def start(self) -> None:
@@ -447,6 +450,7 @@ class Dispatcher:
         except _Reject as r:
             if rerun:  # checked before it first ran: cannot fail now but a config change
                 await self._worker.call(Journal.finish, e.id, ok=False, reason=r.reason)
+                await self._worker.call(Journal.release, e.id)  # never answered
                 self.counters.inc("failed")
                 log.error("entry %d: no longer passes its checks (%s)", e.id, r.reason)
                 return

@@ -690,20 +690,25 @@ class Journal:
 
     @contextlib.contextmanager
     def _in_group(self) -> Iterator[None]:
-        """One call's writes inside :meth:`group`. A call that raises here may
-        have written part of its change, and SQLite cannot take back one call
-        alone without a savepoint (two statements per call, a quarter of a
-        Command's): the group is marked broken, rolled back whole at its end,
-        and its calls made again one by one (bridge.worker)."""
+        """One call's writes inside :meth:`group`. A call that raises here after
+        it wrote part of its change cannot be taken back alone without a
+        savepoint (two statements per call, a quarter of a Command's): the
+        group is marked broken, rolled back whole at its end, and its calls
+        made again one by one (bridge.worker). One that raises before writing
+        anything leaves the group whole."""
         if self._broken:
             raise _GroupBroken("an earlier call of the group failed; each is made again alone")
         if not self._db.in_transaction:  # SQLite rolled it back under a call (disk full)
             self._broken = True
             raise _GroupBroken("the group's transaction was rolled back")
+        before = self._db.total_changes
         try:
             yield
         except BaseException:
-            self._broken = True
+            # a failure before any write (a read, an illegal transition) leaves
+            # the group whole; one after a write, or a rollback by SQLite, not
+            if self._db.total_changes != before or not self._db.in_transaction:
+                self._broken = True
             raise
 
     @property
@@ -728,9 +733,10 @@ class Journal:
         """
         if self._grouped:
             raise RuntimeError("journal group already open")
+        self._broken = False
         try:
             self._begin("FULL")
-            self._grouped, self._broken = True, False
+            self._grouped = True
             try:
                 yield
             finally:
@@ -765,6 +771,8 @@ class Journal:
                     fn()
                 except OSError as exc:
                     log.error("journal %s: committed, but the side file failed: %s", self.path, exc)
+                except sqlite3.Error as exc:  # prune's vacuum and truncate, tried again next time
+                    log.warning("journal %s: committed, but tidying failed: %s", self.path, exc)
         self._uncheckpointed += 1
         if self._uncheckpointed >= CHECKPOINT_MAX_COMMITS:
             try:
@@ -1141,6 +1149,18 @@ class Journal:
             if budget is not None:
                 self._reserve(entry_id, budget.sender)
         return None
+
+    @_declared
+    def reserve(self, entry_id: int, sender: str) -> None:
+        """Count ``entry_id``'s reply against the budgets until it is queued (a
+        Command recovery runs again without :meth:`start`: its reservation was
+        in memory, lost with the process)."""
+        self._reserve(entry_id, sender)
+
+    @_declared
+    def release(self, entry_id: int) -> None:
+        """End ``entry_id``'s reservation: it ends without a reply."""
+        self._release(entry_id)
 
     @_declared
     def over_budget(self, budget: Budget, reserve: int | None = None) -> str | None:
@@ -1544,9 +1564,17 @@ class Journal:
                 (cutoff, *settled),
             )
             n = cur.rowcount
+        if self._grouped:  # not inside a transaction: after the group's commit
+            self._after_commit.append(self._shrink)
+        else:
+            self._shrink()
+        return n
+
+    def _shrink(self) -> None:
+        """Return freed pages to the file system and truncate the WAL (neither
+        can run inside a transaction)."""
         self._db.execute("PRAGMA incremental_vacuum")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return n
 
 
 class _GroupBroken(sqlite3.OperationalError):

@@ -36,11 +36,14 @@ from . import auth
 from .actions.context import Counters
 from .config import Config, Threshold
 from .dispatcher import DAY, HOUR, ReplyQueue
-from .journal import Journal
+from .journal import Budget, Journal
 from .reply import Field, fit
 from .worker import JournalWorker
 
 log = logging.getLogger("bridge.reports")
+
+#: A report answers no sender: only the global budgets apply to it.
+_NO_LIMIT = 1 << 62
 
 #: Priority of a report's first field (its kind), kept before any other.
 PRIORITY_KIND = 50
@@ -133,16 +136,20 @@ class Reporter:
         return " ".join(words)
 
     async def _over_budget(self) -> str | None:
+        """The global budgets, as a Command's are checked: replies queued and
+        Commands started but not yet answered (``Journal.over_budget``)."""
         b = self.config.budgets
         now = self._clock()
-        for name, span, limit in (
-            ("global-hour", HOUR, b.global_per_hour),
-            ("global-day", DAY, b.global_per_day),
-        ):
-            used = await self._worker.call(Journal.replies_since, now - span)
-            if used >= limit:
-                return name
-        return None
+        budget = Budget(
+            hour_since=now - HOUR,
+            day_since=now - DAY,
+            sender="",
+            global_per_hour=b.global_per_hour,
+            global_per_day=b.global_per_day,
+            sender_per_hour=_NO_LIMIT,
+            sender_per_day=_NO_LIMIT,
+        )
+        return await self._worker.call(Journal.over_budget, budget)
 
     async def send(self, kind: str, fields: Sequence[Field], *, modem: str, to: str) -> int:
         """Journal one message (``reply_queued``, FULL) and hand it to the outbox;

@@ -73,6 +73,8 @@ class _Job:
         """(True, result) or (False, the exception); never raises."""
         try:
             return True, self.fn(journal, *self.args, **self.kwargs)
+        except StopIteration as exc:  # a future cannot carry it (PEP 479)
+            return False, RuntimeError(f"journal call raised {exc!r}")
         except BaseException as exc:  # handed to the caller, as raised
             return False, exc
 
@@ -83,11 +85,14 @@ def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for fut, ok, value in done:
         if fut.cancelled():
             continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-            fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
+        try:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+                fut.exception()  # retrieved: a caller cancelled meanwhile leaves no warning
+        except Exception as exc:  # one outcome a future refuses strands none of the others
+            fut.set_exception(RuntimeError(f"journal call outcome refused: {exc!r}"))
 
 
 def _deliver(jobs: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
@@ -117,22 +122,19 @@ class _Lanes:
     def end(self) -> None:
         self.tokens.put(None)
 
-    def take(self) -> tuple[_Job, bool] | None:
-        """The next job and whether it came from ``first``; None at the end."""
+    def take(self) -> _Job | None:
+        """The next job (the first lane's before the rest); None at the end."""
         if self.tokens.get() is None:
             return None
-        if self.first:
-            return self.first.popleft(), True
-        return self.rest.popleft(), False
+        return self.first.popleft() if self.first else self.rest.popleft()
 
-    def take_more(self, batch: list[_Job], most: int, *, first: bool) -> None:
-        """Add to ``batch`` the groupable jobs queued now in the same lane
-        (``first`` or not), in order, without waiting, up to ``most`` in all:
-        a group of what the modem lines wait on never waits on bookkeeping.
-        Stops before a job that is not groupable (the close, which the
-        ``None`` follows): the end is never taken here. Only the thread
-        takes; the loop only appends, so the head seen is the head taken."""
-        lane = self.first if first else self.rest
+    def take_more(self, batch: list[_Job], most: int) -> None:
+        """Add to ``batch`` the groupable jobs queued now, in the order
+        :meth:`take` would give them (the first lane's, then the rest),
+        without waiting, up to ``most`` in all. Stops before a job that is
+        not groupable (the close, which the ``None`` follows): the end is
+        never taken here. Only the thread takes; the loop only appends, so
+        the head seen is the head taken."""
         while len(batch) < most and (self.first or self.rest):
             lane = self.first or self.rest
             if not lane[0].groupable:
@@ -170,11 +172,10 @@ def _serve(lanes: _Lanes, journal: Journal) -> None:
     """The thread: run the jobs (the first lane's before the rest; the calls
     queued together as one group commit) until the ``None`` that ends it;
     when nothing is queued, the journal's idle work (its checkpoint)."""
-    while (taken := lanes.take()) is not None:
-        job, first = taken
+    while (job := lanes.take()) is not None:
         batch = [job]
         if job.groupable:
-            lanes.take_more(batch, GROUP_MAX, first=first)
+            lanes.take_more(batch, GROUP_MAX)
         outcomes = [job.run(journal)] if len(batch) == 1 else _run_group(journal, batch)
         _deliver(batch, outcomes)
         if lanes.tokens.empty():

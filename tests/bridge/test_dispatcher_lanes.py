@@ -13,6 +13,7 @@ from bridge.actions.registry import Registry, action
 from bridge.grammar import Level
 from bridge.inbound import Incoming
 from bridge.journal import Entry, Journal, State
+from bridge.reports import Reporter
 from pdu.dcs import Alphabet
 
 from .test_dispatcher_rig import Rig, make_config, signed
@@ -160,3 +161,59 @@ async def test_usage_replies_reserve_their_budget_too(tmp_path: Path) -> None:
             (State.SENT.value, "usage"),
         ]
         assert sum(s.calls for s in rig.senders.values()) == 1
+
+
+async def test_a_command_run_again_after_a_restart_holds_its_budget(tmp_path: Path) -> None:
+    """Reservations live in memory: recovery reserves again the Command it runs
+    again, so another module's Command meanwhile finds the budget used."""
+    cfg = make_config(tmp_path, budgets={"global_per_hour": 1})
+    first = Gate()
+    rig = Rig(
+        tmp_path,
+        cfg=cfg,
+        registry=first.registry(idempotent=True),
+        modems=MODEMS,
+        stop_grace=0.05,
+    )
+    await rig.__aenter__()
+    held = await admit(rig, "hold", "modem0", "h1")
+    await until(lambda: first.started == 1)
+    await rig.__aexit__(None, None, None)  # cut off mid-action: left executing
+    again = Gate()
+    async with Rig(
+        tmp_path, cfg=cfg, registry=again.registry(idempotent=True), modems=MODEMS
+    ) as rig2:
+        await until(lambda: again.started == 1)  # recovery runs it again, held
+        other = await admit(rig2, "ping", "modem1", "p1")
+        await until(lambda: rig2.counters["over_budget"] == 1)
+        again.release.set()
+        await rig2.settle()
+        assert (await entry(rig2, held)).state is State.SENT
+        e = await entry(rig2, other)
+        assert e.state is State.REJECTED and e.reason == "over-budget:global-hour"
+        assert sum(s.calls for s in rig2.senders.values()) == 1
+
+
+async def test_a_report_counts_the_commands_in_flight_against_the_budget(
+    tmp_path: Path,
+) -> None:
+    gate = Gate()
+    cfg = make_config(tmp_path, budgets={"global_per_hour": 1})
+    async with Rig(tmp_path, cfg=cfg, registry=gate.registry(idempotent=True)) as rig:
+        held = await admit(rig, "hold", "modem0", "h")
+        await asyncio.wait_for(gate.running.wait(), WAIT)  # started: its reply is reserved
+        reporter = Reporter(
+            rig.worker,
+            rig.outbox,
+            config=cfg,
+            keys=None,
+            device_id=lambda: "dev",
+            counters=rig.counters,
+        )
+        report = await reporter.send("event", [], modem="modem0", to="2936")
+        gate.release.set()
+        await rig.settle()
+        r = await entry(rig, report)
+        assert r.state is State.REJECTED and r.reason == "over-budget:global-hour"
+        assert (await entry(rig, held)).state is State.SENT
+        assert rig.sender.calls == 1

@@ -384,6 +384,8 @@ async def test_a_failing_call_in_a_group_gets_its_own_error_and_the_others_commi
     path: Path,
 ) -> None:
     async with HeldWorker(path) as held:
+        commits: list[str] = []
+        held.journal._db.set_trace_callback(lambda s: commits.append(s) if s == "COMMIT" else None)
         first = held.call(receive, 1)
         bad = held.call(Journal.start, 999, idempotent=False)
         last = held.call(receive, 2)
@@ -391,7 +393,21 @@ async def test_a_failing_call_in_a_group_gets_its_own_error_and_the_others_commi
         assert await first == 1 and await last == 2
         with pytest.raises(UnknownEntry):
             await bad
+        assert len(commits) == 1  # it failed before writing: the group stood whole
     assert committed_entries(path) == 2
+
+
+async def test_an_outcome_a_future_refuses_strands_none_of_its_group(path: Path) -> None:
+    def stop_iteration(journal: Journal) -> None:
+        raise StopIteration("from a generator's next()")
+
+    async with HeldWorker(path) as held:
+        odd = held.call(stop_iteration)
+        fine = held.call(receive, 1)
+        await held.let_go()
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await asyncio.wait_for(odd, 5)
+        assert await asyncio.wait_for(fine, 5) == 1
 
 
 async def test_no_result_leaves_the_worker_before_its_groups_commit(path: Path) -> None:
@@ -403,3 +419,31 @@ async def test_no_result_leaves_the_worker_before_its_groups_commit(path: Path) 
         await held.let_go()
         await asyncio.gather(*calls)
     assert seen_committed == [3, 3, 3]  # each result came after all three were in the file
+
+
+def test_prune_in_a_group_tidies_after_the_commit(j: Journal, path: Path) -> None:
+    old = receive(j, 1)
+    j.reject(old, "test")  # settled
+    with j.group():
+        receive(j, 2)
+        assert j.prune(now=NOW + 40 * 86400) == 1  # no checkpoint inside the transaction
+    assert committed_entries(path) == 1
+    with pytest.raises(UnknownEntry):
+        j.get(old)
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # truncated after the commit
+
+
+def test_a_call_that_fails_before_writing_leaves_the_group_whole(j: Journal, path: Path) -> None:
+    seen: list[str] = []
+    j._db.set_trace_callback(seen.append)
+    with j.group():
+        a = receive(j, 1)
+        with pytest.raises(UnknownEntry):
+            j.start(999, idempotent=False)
+        with pytest.raises(jmod.IllegalTransition):
+            j.complete(a, ok=True, to="2936", reply="pong")  # received: nothing written
+        assert not j.broken
+        receive(j, 2)
+    j._db.set_trace_callback(None)
+    assert committed_entries(path) == 2 and seen.count("COMMIT") == 1
