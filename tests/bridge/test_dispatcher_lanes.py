@@ -5,6 +5,7 @@ while their Commands are in flight at once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.actions import builtins
@@ -54,7 +55,7 @@ async def entry(rig: Rig, entry_id: int) -> Entry:
     return await rig.worker.call(Journal.get, entry_id)
 
 
-async def until(predicate, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
+async def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
