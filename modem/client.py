@@ -36,7 +36,6 @@ import importlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -315,14 +314,105 @@ class _LineProtocol(asyncio.Protocol):
             self.client._on_lost(self, exc)
 
 
-@dataclass
+class _Expired(Exception):
+    """A command's deadline passed (set on its final future by its timer)."""
+
+
+class _LineLock:
+    """The line: one owner at a time, handed to waiters in FIFO order.
+
+    Unlike :class:`asyncio.Lock`, :meth:`release` may be called by whoever
+    holds the line for its owner: the client releases it from the transport's
+    data callback the moment a command's final result is read, so the next
+    command line is written one event-loop turn after the final result, not
+    two (the owner's own resumption is not waited for). Ownership passes
+    straight to the first waiter; nobody can take the line in between.
+    """
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiters(self) -> int:
+        return len(self._waiters)
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self) -> None:
+        if not self._held and not self._waiters:
+            self._held = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed to us as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        """Hand the line to the next waiter, or free it."""
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the waiter owns it now (still held)
+                return
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class _InFlight:
-    command: str
-    lines: list[str]
-    final: asyncio.Future[FinalResult]
-    prompt: asyncio.Future[None] | None
-    prompt_seen: bool = False
-    data_sent: bool = False
+    """The command on the line: its lines so far, its final result's future,
+    the prompt data still to write, its deadline timer."""
+
+    __slots__ = (
+        "command",
+        "data",
+        "data_sent",
+        "final",
+        "finished",
+        "lines",
+        "owns_line",
+        "prompt_seen",
+        "timeout",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        command: str,
+        final: asyncio.Future[FinalResult],
+        *,
+        data: str | None = None,
+        timeout: float = 0.0,
+        owns_line: bool = False,
+    ) -> None:
+        self.command = command
+        self.lines: list[str] = []
+        self.final = final
+        self.data = data
+        self.timeout = timeout
+        #: the line is released with the final result (:meth:`AtClient.run`)
+        self.owns_line = owns_line
+        self.prompt_seen = False
+        self.data_sent = False
+        #: the final result was read and the command ended cleanly
+        self.finished = False
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class AtClient:
@@ -348,7 +438,7 @@ class AtClient:
         self.name = name
         self._transport: asyncio.BaseTransport | None = None
         self._line_protocol: _LineProtocol | None = None
-        self._lock = asyncio.Lock()
+        self._lock = _LineLock()
         self._inflight: _InFlight | None = None
         self._subscriptions: set[Subscription] = set()
         self._closed = False
@@ -484,7 +574,7 @@ class AtClient:
         return {
             "inflight": int(self._inflight is not None),
             "subscriptions": len(self._subscriptions),
-            "lock_waiters": len(getattr(self._lock, "_waiters", None) or ()),
+            "lock_waiters": self._lock.waiters,
         }
 
     # -- transport callbacks ---------------------------------------------------------
@@ -523,12 +613,17 @@ class AtClient:
                 inflight.lines.append(event.line)
         elif isinstance(event, FinalResult):
             if inflight is not None and not inflight.final.done():
+                self._finish(inflight, event)  # the next command's turn first
                 inflight.final.set_result(event)
         elif isinstance(event, Prompt):
             if inflight is not None:
                 inflight.prompt_seen = True
-                if inflight.prompt is not None and not inflight.prompt.done():
-                    inflight.prompt.set_result(None)
+                if (
+                    inflight.data is not None
+                    and not inflight.data_sent
+                    and not inflight.final.done()
+                ):
+                    self._send_data(inflight)
         elif isinstance(event, Discarded):
             self.stats["discarded"] += 1
             if event.reason is DiscardReason.STRAY_RESULT:
@@ -539,14 +634,54 @@ class AtClient:
         elif isinstance(event, Echo) and self.on_echo is not None:
             self.on_echo(event.line)
 
+    def _send_data(self, inflight: _InFlight) -> None:
+        """The prompt came: write the PDU and Ctrl-Z at once, from the data
+        callback (TS 27.005 §3.5.1), and give the module the command's whole
+        timeout from now for its final result."""
+        assert inflight.data is not None
+        self.proto.sent_pdu(inflight.data)
+        try:
+            self._write(inflight.data.encode("ascii") + CTRL_Z)
+        except ModemDisconnected:
+            return  # the connection-lost callback fails the command
+        inflight.data_sent = True
+        self._arm(inflight, inflight.timeout)
+
+    def _arm(self, inflight: _InFlight, delay: float) -> None:
+        """(Re)start the command's deadline: ``delay`` seconds from now."""
+        if inflight.timer is not None:
+            inflight.timer.cancel()
+        inflight.timer = asyncio.get_running_loop().call_later(delay, self._expire, inflight)
+
+    @staticmethod
+    def _expire(inflight: _InFlight) -> None:
+        inflight.timer = None
+        if not inflight.final.done():
+            inflight.final.set_exception(_Expired())
+
+    def _finish(self, inflight: _InFlight, final: FinalResult) -> None:
+        """The final result was read: the command is over. Its owner's task
+        picks the response up; the line goes to the next command now."""
+        inflight.finished = True
+        if inflight.timer is not None:
+            inflight.timer.cancel()
+            inflight.timer = None
+        if self._inflight is inflight:
+            self._inflight = None
+        self.stats["consecutive_timeouts"] = 0
+        self._stray_may_follow = final.kind is ResultKind.ERROR
+        if inflight.owns_line:
+            self._last_done = asyncio.get_running_loop().time()
+            self._lock.release()
+
     def _fail_inflight(self, exc: ModemError) -> None:
         inflight = self._inflight
         if inflight is None:
             return
-        for fut in (inflight.final, inflight.prompt):
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved: the awaiting task may be gone
+        fut = inflight.final
+        if not fut.done():
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: the awaiting task may be gone
 
     def fail_pending(self, exc: ModemError) -> None:
         """Fail the command in flight now (the module rebooted: no answer will come)."""
@@ -630,7 +765,9 @@ class AtClient:
         """
         if self._closed:
             raise ClientClosed("client closed")
-        async with self._lock:
+        await self._lock.acquire()
+        handed = False  # the line passed to the command (released with its end)
+        try:
             if self._needs_resync:
                 await self._resync()
             pause = self.pause
@@ -643,46 +780,40 @@ class AtClient:
             for check in (command.precondition, precondition):
                 if check is not None and not check():
                     raise StaleCommand(command.text)
-            try:
-                return await self._run_locked(command)
-            finally:
+            handed = True
+            return await self._run_locked(command, owns_line=True)
+        finally:
+            if not handed:
                 self._last_done = asyncio.get_running_loop().time()
+                self._lock.release()
 
-    async def _run_locked(self, command: Command[Any]) -> Response:
-        loop = asyncio.get_running_loop()
-        if self._transport is None:
-            raise ModemDisconnected("not connected")
+    async def _run_locked(self, command: Command[Any], *, owns_line: bool = False) -> Response:
+        """One command on the line (held by the caller). ``owns_line``: the
+        line is released when the command ends - from the data callback at
+        its final result, else here, once the line is back in order."""
         inflight = _InFlight(
             command.text,
-            [],
-            loop.create_future(),
-            loop.create_future() if command.data is not None else None,
+            asyncio.get_running_loop().create_future(),
+            data=command.data,
+            timeout=command.timeout,
+            owns_line=owns_line,
         )
-        self._inflight = inflight
-        self.stats["commands"] += 1
-        clean = False
         try:
+            if self._transport is None:
+                raise ModemDisconnected("not connected")
+            self._inflight = inflight
+            self.stats["commands"] += 1
             self.proto.start(command.request)
             self._write(command.text.encode("ascii") + b"\r")
-            async with asyncio.timeout(command.timeout) as cm:
-                if inflight.prompt is not None and command.data is not None:
-                    # wait for the prompt or an early final result (ERROR)
-                    cm.reschedule(loop.time() + command.prompt_timeout)
-                    await asyncio.wait(
-                        (inflight.prompt, inflight.final), return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if inflight.prompt.done() and not inflight.final.done():
-                        inflight.prompt.result()
-                        self.proto.sent_pdu(command.data)
-                        self._write(command.data.encode("ascii") + CTRL_Z)
-                        inflight.data_sent = True
-                        cm.reschedule(loop.time() + command.timeout)
-                final = await inflight.final
-            clean = True
-            self.stats["consecutive_timeouts"] = 0
-            self._stray_may_follow = final.kind is ResultKind.ERROR
+            # with prompt data: the prompt (or an early final result, ERROR)
+            # is due within prompt_timeout; the data callback writes the PDU
+            # at the prompt and restarts the deadline at the whole timeout
+            self._arm(
+                inflight, command.prompt_timeout if command.data is not None else command.timeout
+            )
+            final = await inflight.final
             return Response(tuple(inflight.lines), final, inflight.data_sent)
-        except TimeoutError:
+        except _Expired:
             self.stats["timeouts"] += 1
             self.stats["consecutive_timeouts"] += 1
             if self.on_timeout is not None:
@@ -696,19 +827,24 @@ class AtClient:
                 exc.data_sent = True
             raise
         finally:
-            self._inflight = None
-            for fut in (inflight.final, inflight.prompt):
-                if fut is not None and not fut.done():
-                    fut.cancel()
-            if not clean:
+            if not inflight.finished:
+                if inflight.timer is not None:
+                    inflight.timer.cancel()
+                if self._inflight is inflight:
+                    self._inflight = None
+                if not inflight.final.done():
+                    inflight.final.cancel()
                 self._after_abort(inflight)
+                if owns_line:
+                    self._last_done = asyncio.get_running_loop().time()
+                    self._lock.release()
 
     def _after_abort(self, inflight: _InFlight) -> None:
         """A command ended without its final result: get the line back in sync."""
         self.proto.abort()
         if self._transport is None:
             return
-        if inflight.prompt is not None and not inflight.data_sent:
+        if inflight.data is not None and not inflight.data_sent:
             # TS 27.005 §3.5.1: ESC quits the prompt without sending. Written even
             # when the prompt has not shown yet: it may still come, and a module
             # left at the prompt would swallow every later command line. In

@@ -122,7 +122,11 @@ async def test_timeout_then_resync_before_next_command():
     await client.close()
 
 
-async def test_cancel_at_prompt_sends_esc():
+async def test_prompt_gets_the_pdu_from_the_data_callback():
+    """The PDU and Ctrl-Z go out in the callback that reads the prompt (TS
+    27.005 §3.5.1), not one loop turn later: the module never waits on our
+    task. A cancel after that is too late to quit the prompt: no ESC (it
+    would spoil the module's next line), and the next command resyncs."""
     client, pipe = pipe_client()
     await client.connect()
     pdu_hex = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
@@ -130,13 +134,13 @@ async def test_cancel_at_prompt_sends_esc():
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert pipe.written == b"AT+CMGS=24\r"
-    # the module shows the prompt; our task is cancelled before it writes the PDU
     pipe.feed(b"\r\n> ")
+    assert pipe.written == b"AT+CMGS=24\r" + pdu_hex.encode() + b"\x1a"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # TS 27.005 §3.5.1: ESC quits the prompt without sending; no PDU, no Ctrl-Z
-    assert pipe.written == b"AT+CMGS=24\r\x1b"
+    assert pipe.written == b"AT+CMGS=24\r" + pdu_hex.encode() + b"\x1a"
+    assert client._needs_resync
     no_leftovers(client)
     await client.close()
 
@@ -611,4 +615,72 @@ async def test_damaged_cpin_answer_is_asked_again_not_a_config_error(fast_timing
     await session.initialize()
     assert session.pin_state is C.PinState.READY and not damaged
     session.close()
+    await client.close()
+
+
+async def _queued_pair(client, pipe):
+    """+CSQ in flight and +CREG? queued behind it."""
+    first = asyncio.create_task(client.execute(C.csq()))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    second = asyncio.create_task(client.execute(C.creg_query()))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert pipe.written == b"AT+CSQ\r"
+    return first, second
+
+
+async def test_next_command_written_one_loop_turn_after_the_final_result():
+    """The line passes on in the data callback that reads the final result:
+    the next command's task is the only one that has to run before its line
+    goes out (the owner's resumption is not waited for)."""
+    client, pipe = pipe_client()
+    await client.connect()
+    first, second = await _queued_pair(client, pipe)
+    pipe.feed(b"\r\n+CSQ: 20,99\r\nOK\r\n")
+    await asyncio.sleep(0)
+    assert pipe.written == b"AT+CSQ\rAT+CREG?\r"
+    pipe.feed(b"\r\n+CREG: 0,1\r\nOK\r\n")
+    assert (await first).rssi == 20
+    assert (await second).stat == 1
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_owner_cancelled_after_its_final_result_leaves_the_next_command_alone():
+    """Its command ended cleanly: no ESC, no resync, the next command runs."""
+    client, pipe = pipe_client()
+    await client.connect()
+    first, second = await _queued_pair(client, pipe)
+    pipe.feed(b"\r\n+CSQ: 20,99\r\nOK\r\n")
+    first.cancel()
+    await asyncio.sleep(0)
+    assert pipe.written == b"AT+CSQ\rAT+CREG?\r"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    pipe.feed(b"\r\n+CREG: 0,1\r\nOK\r\n")
+    assert (await second).stat == 1
+    assert pipe.written == b"AT+CSQ\rAT+CREG?\r"
+    assert not client._needs_resync
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_waiter_cancelled_as_the_line_is_handed_to_it_passes_it_on():
+    client, pipe = pipe_client()
+    await client.connect()
+    first, second = await _queued_pair(client, pipe)
+    third = asyncio.create_task(client.execute(C.cpin_query()))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    pipe.feed(b"\r\n+CSQ: 20,99\r\nOK\r\n")  # the line is handed to +CREG? ...
+    second.cancel()  # ... which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    await asyncio.sleep(0)
+    assert pipe.written == b"AT+CSQ\rAT+CPIN?\r"
+    pipe.feed(b"\r\n+CPIN: READY\r\nOK\r\n")
+    await third
+    assert (await first).rssi == 20
+    no_leftovers(client)
     await client.close()
