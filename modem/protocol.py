@@ -143,6 +143,12 @@ _VERBOSE: dict[str, ResultKind] = {
 }
 
 _HEX_LINE = re.compile(r"[0-9A-Fa-f]+")
+#: One line with its end (CR or LF), or the unterminated rest of a chunk.
+_PIECE = re.compile(rb"[^\r\n]*[\r\n]|[^\r\n]+")
+_EOL = b"\r\n"
+#: Bytes the line discipline drops: NUL and the C0 controls but TAB, CR, LF
+#: and Ctrl-Z (CR and LF end lines; they never reach the buffer).
+_NOISE = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D, 0x1A))
 _URC_SHAPE = re.compile(r"[+^*][A-Z0-9_]{2,16}:")
 
 
@@ -340,8 +346,53 @@ class AtProtocol:
     # -- input -----------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Event]:
-        """Consume ``data``; return the events it completes, in order."""
+        """Consume ``data``; return the events it completes, in order.
+
+        Line by line: a piece up to its line end is cleaned and appended in one
+        step. The byte-by-byte path (:meth:`_feed_bytes`, the reference; a
+        hypothesis test holds the two equal) takes over for a piece where a
+        prompt may show, where a prompt's tail is being skipped, or where an
+        over-long line is being dropped.
+        """
         events: list[Event] = []
+        buf = self._buf
+        for m in _PIECE.finditer(data):
+            piece = m.group()
+            s = self._s
+            if s.skip_prompt_tail or s.overlong:
+                self._feed_bytes(piece, events)
+                continue
+            req = s.request
+            if (
+                req is not None
+                and req.prompt
+                and not s.prompt_seen
+                and (b">" in piece or b">" in buf)
+            ):
+                self._feed_bytes(piece, events)
+                continue
+            end = piece[-1] in _EOL
+            text = piece[:-1] if end else piece
+            if text:
+                buf += text.translate(None, _NOISE)
+                if len(buf) > self.max_line:
+                    preview = self._decode(buf[: min(40, self.max_line + 1)])
+                    log.warning(
+                        "dropping over-long line (> %d bytes): %r...", self.max_line, preview
+                    )
+                    events.append(Discarded(DiscardReason.OVERLONG, preview))
+                    buf.clear()
+                    s.overlong = not end
+                    continue
+            if end and buf:
+                line = self._decode(buf)
+                buf.clear()
+                if line:
+                    self._line(line, events)
+        return events
+
+    def _feed_bytes(self, data: bytes, events: list[Event]) -> None:
+        """The byte-by-byte reference of :meth:`feed`."""
         s = self._s
         buf = self._buf
         for byte in data:
@@ -377,7 +428,6 @@ class AtProtocol:
                 s.prompt_seen = True
                 s.skip_prompt_tail = True
                 events.append(Prompt())
-        return events
 
     @staticmethod
     def _decode(raw: bytes | bytearray) -> str:

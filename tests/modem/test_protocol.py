@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from modem.errors import CmeErrorCode, CmsErrorCode
@@ -304,3 +304,95 @@ def test_urc_between_cmgr_header_and_pdu_line_keeps_the_pdu():
         Intermediate(pdu_line),
     ]
     assert isinstance(events[3], FinalResult) and events[3].success
+
+
+class _ByteByByte(AtProtocol):
+    """The reference: every byte through :meth:`AtProtocol._feed_bytes`."""
+
+    def feed(self, data: bytes) -> list:
+        events: list = []
+        self._feed_bytes(data, events)
+        return events
+
+
+_TOKENS = st.sampled_from(
+    [
+        b"OK",
+        b"ERROR",
+        b'+CMTI: "SM",1',
+        b"+CMT: ,3",
+        b"+CMGS: 12",
+        b"+CMGR: 0,,23",
+        b"00AB",
+        b"AT+CMGS=9",
+        b">",
+        b"> ",
+        b" ",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"\x00",
+        b"\x1a",
+        b"\t",
+        b"\x07",
+        b"\x1b",
+        b"\xff",
+        b"RDY",
+        b"+CMS ERROR: 500",
+        b"x" * 30,
+        b"0",
+    ]
+)
+_REQUESTS = st.sampled_from(
+    [
+        None,
+        Request("AT+CSQ", ("+CSQ",)),
+        Request("AT+CMGR=1", ("+CMGR",), pdu_lines=True),
+        Request("AT+CMGS=9", ("+CMGS",), prompt=True),
+        Request("AT+CMGS=9", ("+CMGS",), prompt=True, numeric=True),
+        Request("ATI", raw=True),
+    ]
+)
+
+
+def _state(p: AtProtocol) -> tuple:
+    s = p._s
+    return (
+        bytes(p._buf),
+        s.overlong,
+        s.skip_prompt_tail,
+        s.prompt_seen,
+        s.echo_pending,
+        s.after_header,
+        s.urc_header,
+        s.request,
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.one_of(_TOKENS, st.binary(max_size=12)), max_size=12),
+            st.one_of(st.none(), _REQUESTS),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([8, 40, 64, 1024]),
+)
+@example(  # a ">" buffered before the prompt's request starts, its space after
+    [([b">"], None), ([b" ", b"00AB"], Request("AT+CMGS=9", ("+CMGS",), prompt=True))], 1024
+)
+def test_feed_equals_the_byte_by_byte_reference(steps, max_line):
+    """Line by line or byte by byte: the same events, the same state left,
+    over prompts, prompt tails, noise, over-long lines (any ``max_line``,
+    also under the 40-byte preview) and requests started between chunks."""
+    fast, ref = AtProtocol(max_line=max_line), _ByteByByte(max_line=max_line)
+    for tokens, req in steps:
+        if req is not None:
+            for p in (fast, ref):
+                p.start(req)
+                if req.prompt:
+                    p.sent_pdu("00AB")
+        chunk = b"".join(tokens)
+        assert fast.feed(chunk) == ref.feed(chunk)
+        assert _state(fast) == _state(ref)
