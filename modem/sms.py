@@ -183,13 +183,33 @@ def part_identity(part: pdu.Deliver) -> str:
     return h.hexdigest()[:32]
 
 
-def _decode_error(raw: str) -> str:
-    """Why ``raw`` does not decode (the codec's message); "" when it does."""
-    try:
-        pdu.decode(raw, smsc=True)
-    except ValueError as exc:
-        return str(exc) or type(exc).__name__
-    return ""
+class _LastDecode:
+    """The last PDU decoded and its outcome: the check that a stored PDU
+    decodes (before it is deleted) and its classification decode the same
+    line once, not twice (TS 23.040 §9.2)."""
+
+    __slots__ = ("outcome", "raw")
+
+    def __init__(self) -> None:
+        self.raw: str | None = None
+        self.outcome: pdu.Message | ValueError = ValueError("nothing decoded")
+
+    def decode(self, raw: str) -> pdu.Message | ValueError:
+        """``pdu.decode(raw, smsc=True)``, or the ValueError it raised."""
+        if raw != self.raw:
+            try:
+                self.outcome = pdu.decode(raw, smsc=True)
+            except ValueError as exc:
+                self.outcome = exc
+            self.raw = raw
+        return self.outcome
+
+    def error(self, raw: str) -> str:
+        """Why ``raw`` does not decode (the codec's message); "" when it does."""
+        out = self.decode(raw)
+        if isinstance(out, ValueError):
+            return str(out) or type(out).__name__
+        return ""
 
 
 def _raw_identity(hex_pdu: str) -> str:
@@ -413,6 +433,7 @@ class SmsService:
         self.session = session
         self.client = session.client
         self.consumer = consumer
+        self._last_decode = _LastDecode()
         self.known = known
         self.ref_source = ref_source
         self._reassembly_max_age = reassembly_max_age
@@ -814,6 +835,7 @@ class SmsService:
                     return
                 self._cue_count += 1
                 self._cues.put_nowait(_Cue(Location(mem, index), self._cue_count))
+                self._wake.set()  # the work loop's one wait (_next_cue)
             elif urc.name in ("+CMT", "+CDS"):
                 self._on_direct(urc)
         except asyncio.QueueFull:
@@ -967,20 +989,15 @@ class SmsService:
         # the wait's end is a timer of its own, named by what it is for: an idle
         # process's wake-ups can then be told apart (docs/reliability.md, "Long idle")
         timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, due_cb)
-        get = asyncio.ensure_future(self._cues.get())
-        wake = asyncio.ensure_future(self._wake.wait())
+        # one wait, no task: a cue sets the wake-up too (_urc_loop)
         try:
-            await asyncio.wait((get, wake), return_when=asyncio.FIRST_COMPLETED)
-            if get.done():
-                return get.result()
-            return None
+            await self._wake.wait()
         finally:
             if timer is not None:
                 timer.cancel()
-            if not get.done():
-                get.cancel()
-            wake.cancel()
-            await asyncio.gather(get, wake, return_exceptions=True)
+        if not self._cues.empty():
+            return self._cues.get_nowait()
+        return None
 
     def _periodic_sweep_due(self) -> None:
         """Timer: the periodic sweep is due; :meth:`_next_cue` returns and the
@@ -1250,7 +1267,7 @@ class SmsService:
             if (again.pdu, again.damage, again.length) != (first.pdu, first.damage, first.length):
                 raise ProtocolError(f"two reads of index {loc.index} disagree", first.pdu[:80])
             stored = again
-        elif self.verify_reads or verify or _decode_error(stored.pdu):
+        elif self.verify_reads or verify or self._last_decode.error(stored.pdu):
             # a PDU that does not decode may be a good one that a noisy line
             # changed (a flipped octet keeps the length): read it again before
             # reporting it, and deleting it
@@ -1301,12 +1318,11 @@ class SmsService:
         if damage:
             self.stats["undecodable"] += 1
             return await self._deliver(Undecodable(_raw_identity(raw), raw, damage, where), locs)
-        try:
-            msg = pdu.decode(raw, smsc=True)
-        except ValueError as exc:
+        msg = self._last_decode.decode(raw)
+        if isinstance(msg, ValueError):
             self.stats["undecodable"] += 1
             return await self._deliver(
-                Undecodable(_raw_identity(raw), raw, str(exc), where), locs, timeout=timeout
+                Undecodable(_raw_identity(raw), raw, str(msg), where), locs, timeout=timeout
             )
         if isinstance(msg, pdu.StatusReport):
             item: Inbound = StatusReportReceived(
@@ -1650,7 +1666,7 @@ class SmsService:
         (+CNMA, TS 27.005 §3.4.4) when ``+CSMS=1``, before the deadline."""
         needs_ack = self._needs_ack()
         if not d.damage:
-            error = _decode_error(d.raw)
+            error = self._last_decode.error(d.raw)
             if error:
                 # the length held but the content does not decode: a flipped
                 # octet on the line looks just like this. Not acknowledged

@@ -480,3 +480,36 @@ async def test_periodic_sweep_is_not_starved_by_steady_traffic():
                 assert "stored silently" not in texts()
         await h.wait_for(lambda: "stored silently" in texts(), 5)
         assert h.service.stats["sweeps"] > sweeps
+
+
+async def test_each_stored_pdu_is_decoded_once(monkeypatch):
+    """The check that a stored PDU decodes (before its delete) and its
+    classification share one decode; a PDU that does not decode is still
+    reported with the codec's message."""
+    import pdu
+
+    real = pdu.decode
+    decoded: list[str] = []
+
+    def counting(raw, *, smsc=True):
+        if isinstance(raw, str):  # the service decodes the hex line (the simulator bytes)
+            decoded.append(raw)
+        return real(raw, smsc=smsc)
+
+    monkeypatch.setattr(pdu, "decode", counting)
+    async with running("bg96", service_kwargs={"read_ahead": True}) as h:
+        assert h.wire is not None
+        # the start-up sweep is over: each message comes by +CMTI and +CMGR
+        await h.wait_for(lambda: h.wire.count(b"AT+CMGL=") >= 1 and not h.client._lock.locked())
+        await asyncio.sleep(0.05)
+        h.sim.deliver("one")
+        await h.wait_for(lambda: len(h.got) == 1)
+        h.sim.deliver(pdu="07911326040000F0")  # SMSC only: no TPDU
+        await h.wait_for(lambda: len(h.got) == 2)
+        await h.settle()
+        assert h.wire.count(b"AT+CMGR=") >= 2, "not read by +CMGR"
+        assert sorted(type(g).__name__ for g in h.got) == ["ReceivedMessage", "Undecodable"]
+        bad = next(g for g in h.got if isinstance(g, Undecodable))
+        assert bad.error and "07911326040000F0" in decoded
+        received = [r for r in decoded if r.upper() != "07911326040000F0"]
+        assert len(received) == 1, decoded
