@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
@@ -188,8 +188,16 @@ class Command(Generic[T]):
 
     def when(self, precondition: Callable[[], bool]) -> Command[T]:
         """This command, written only while ``precondition()`` holds (checked
-        under the client's lock right before the write)."""
-        return replace(self, precondition=precondition)
+        under the client's lock right before the write).
+
+        A copy field by field: the fields were checked when this command was
+        built (``dataclasses.replace`` would check them, the PDU's hex too,
+        again for every read and delete)."""
+        new = object.__new__(type(self))
+        for name in _COMMAND_FIELDS:
+            object.__setattr__(new, name, getattr(self, name))
+        object.__setattr__(new, "precondition", precondition)
+        return new
 
     @property
     def request(self) -> Request:
@@ -206,6 +214,9 @@ class Command(Generic[T]):
         """Raise the typed failure, or parse a successful response."""
         response.raise_for_result(self.text)
         return self.parser(response)
+
+
+_COMMAND_FIELDS = tuple(f.name for f in fields(Command) if f.name != "precondition")
 
 
 # -- argument grammar (V.250 §5.3, TS 27.007 §4) --------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import given
@@ -256,3 +257,21 @@ def test_urc_arg_fuzz(args):
 def test_error_lookup_never_crashes(text):
     CmeErrorCode.parse(text)
     CmsErrorCode.parse(text)
+
+
+def test_when_copies_every_field_and_sets_the_precondition():
+    pdu_hex = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
+    cmd = C.cmgs(pdu_hex, 24)
+
+    def check() -> bool:
+        return True
+
+    guarded = cmd.when(check)
+    assert guarded is not cmd and guarded.precondition is check
+    assert cmd.precondition is None  # the original is left as it was
+    for f in dataclasses.fields(C.Command):
+        if f.name != "precondition":
+            assert getattr(guarded, f.name) == getattr(cmd, f.name), f.name
+    assert guarded.request == cmd.request
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        guarded.text = "AT"  # type: ignore[misc]
