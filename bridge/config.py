@@ -63,6 +63,9 @@ class BridgeSection:
     footer_markers: tuple[str, ...] = ()
     #: load OpenSSL in ``run`` (for a plugin's TLS); read before start-up by bridge.start
     openssl: bool = False
+    #: the journal in a process of its own (bridge.journal_process): for many
+    #: modules on a host with more than one core
+    journal_process: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +437,7 @@ def parse(doc: Mapping[str, object]) -> Config:
         journal=b.text("journal", DEFAULT_PATH) or DEFAULT_PATH,
         footer_markers=b.strs("footer_markers", ()),
         openssl=b.flag("openssl", False),
+        journal_process=b.flag("journal_process", False),
     )
     if any(not m for m in bridge.footer_markers):
         raise ConfigError("bridge.footer_markers", "an empty marker would cut every Command")

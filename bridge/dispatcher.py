@@ -79,7 +79,7 @@ from .grammar import Command, GrammarError, Level
 from .inbound import Incoming
 from .journal import Budget, Entry, Journal, JournalError, Kind, Receipt, State
 from .reply import BinaryField, Field, fit, fit_binary
-from .worker import JournalWorker
+from .worker import JournalCalls
 
 log = logging.getLogger("bridge.dispatcher")
 
@@ -154,7 +154,7 @@ def hal_names(device: _hal.Hal) -> grammar.Names:
 
 
 class _Outputs:
-    def __init__(self, worker: JournalWorker) -> None:
+    def __init__(self, worker: JournalCalls) -> None:
         self._worker = worker
 
     async def set_desired(self, line: str, value: int) -> None:
@@ -166,12 +166,28 @@ def _clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """A reply signed with the counter the journal takes for it, in the
+    transaction that takes it; an object, not a closure, so that it also goes
+    to a journal in a process of its own (bridge.journal_process) by pickle."""
+
+    content: str | bytes
+    keys: auth.Keyring
+    device_id: str
+
+    def __call__(self, counter: int) -> str | bytes:
+        return auth.sign_reply(
+            self.content, keys=self.keys, device_id=self.device_id, counter=counter
+        )
+
+
 class Dispatcher:
     """Commands from the journal to the outbox (module doc)."""
 
     def __init__(
         self,
-        worker: JournalWorker,
+        worker: JournalCalls,
         registry: Registry,
         *,
         config: Config,
@@ -718,17 +734,9 @@ class Dispatcher:
         """The reply for :meth:`Journal.complete`: as it is, or when keys are
         configured a function of the reply counter that signs it (run in the
         journal's thread, inside the transaction that takes the counter)."""
-        keys = self.keys
-        if keys is None:
+        if self.keys is None:
             return content
-        device_id = self.device_id
-
-        def sign(counter: int) -> str | bytes:
-            if isinstance(content, str):
-                return auth.sign_reply(content, keys=keys, device_id=device_id, counter=counter)
-            return auth.sign_reply(content, keys=keys, device_id=device_id, counter=counter)
-
-        return sign
+        return _Signer(content, self.keys, self.device_id)
 
     def _compose(self, framed: framing.Framed, done: Sequence[_Done]) -> str | bytes:
         return self._compose_binary(done) if framed.binary_replies else self._compose_text(done)

@@ -170,6 +170,10 @@ class IllegalTransition(JournalError):
         self.wanted = wanted
         super().__init__(f"entry {entry_id}: {current.value} -> {wanted.value} is not allowed")
 
+    def __reduce__(self) -> tuple[type[IllegalTransition], tuple[int, State, State]]:
+        # rebuilt from its fields (the journal process sends it to its parent)
+        return type(self), (self.entry_id, self.current, self.wanted)
+
 
 class UnknownEntry(JournalError):
     """No entry with that id (never existed, or pruned)."""

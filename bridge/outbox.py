@@ -41,7 +41,7 @@ from typing import Protocol
 
 from .actions.context import Counters, Effect
 from .journal import Entry, Journal, JournalError, State
-from .worker import JournalWorker
+from .worker import JournalCalls
 
 log = logging.getLogger("bridge.outbox")
 
@@ -82,7 +82,7 @@ class Outbox:
 
     def __init__(
         self,
-        worker: JournalWorker,
+        worker: JournalCalls,
         senders: Mapping[str, ReplySender],
         *,
         counters: Counters | None = None,

@@ -38,7 +38,7 @@ from .config import Config, Threshold
 from .dispatcher import DAY, HOUR, ReplyQueue
 from .journal import Budget, Journal
 from .reply import Field, fit
-from .worker import JournalWorker
+from .worker import JournalCalls
 
 log = logging.getLogger("bridge.reports")
 
@@ -105,7 +105,7 @@ class Reporter:
 
     def __init__(
         self,
-        worker: JournalWorker,
+        worker: JournalCalls,
         outbox: ReplyQueue,
         *,
         config: Config,

@@ -63,10 +63,11 @@ from .framing import Product, ProductSetting, reply_address
 from .grammar import Level
 from .inbound import incoming
 from .journal import Journal, JournalError, Kind
+from .journal_process import JournalProcess
 from .outbox import Outbox
 from .reply import Field
 from .reports import Band, Reporter, ThresholdWatch, duration
-from .worker import JournalWorker
+from .worker import JournalCalls, JournalWorker
 
 log = logging.getLogger("bridge.service")
 
@@ -197,7 +198,7 @@ class StackStatus:
 class _Outputs:
     """Where a report's ActionContext would keep desired outputs (reports set none)."""
 
-    def __init__(self, worker: JournalWorker) -> None:
+    def __init__(self, worker: JournalCalls) -> None:
         self._worker = worker
 
     async def set_desired(self, line: str, value: int) -> None:
@@ -311,7 +312,7 @@ class Service:
         self.keys: auth.Keyring | None = None
         self.links: dict[str, ModemLink] = {}
         self.hal: _hal.Hal | None = None
-        self.worker: JournalWorker | None = None
+        self.worker: JournalCalls | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.reporter: Reporter | None = None
@@ -385,13 +386,19 @@ class Service:
             except RegistryError as exc:
                 raise ServiceError(f"actions.{verb}: {exc}") from None
         path = Path(cfg.bridge.journal)
+        worker: JournalCalls
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._lock_journal(path)
-            journal = Journal.open(path, window_size=cfg.security.replay_window)
+            lock_fd = self._lock_journal(path)
+            if cfg.bridge.journal_process:
+                worker = await JournalProcess.start(
+                    path, window_size=cfg.security.replay_window, lock_fd=lock_fd
+                )
+            else:
+                worker = JournalWorker(Journal.open(path, window_size=cfg.security.replay_window))
         except (JournalError, OSError) as exc:
             raise ServiceError(f"bridge.journal: {exc}") from None
-        self.worker = worker = JournalWorker(journal)
+        self.worker = worker
         self._exit.push_async_callback(worker.close)
         pruned = await worker.call(Journal.prune)
         if pruned:
@@ -481,7 +488,7 @@ class Service:
             if cfg.reports.thresholds:
                 self._spawn(self._sensor_events(), "sensor-events")
 
-    def _lock_journal(self, path: Path) -> None:
+    def _lock_journal(self, path: Path) -> int:
         """One bridge per journal (the replay window has one writer): an
         exclusive ``flock`` on ``journal.db.lock``, held for the service's
         life and released by the kernel even after a kill -9."""
@@ -495,6 +502,7 @@ class Service:
                 f"bridge.journal: {path} is in use by another sms-bridge ({lock} is locked)"
             ) from None
         self._exit.callback(os.close, fd)
+        return fd
 
     @staticmethod
     async def _close_stack(link: ModemLink) -> None:

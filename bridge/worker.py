@@ -28,7 +28,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from .journal import Journal, JournalError
 
@@ -40,6 +40,24 @@ R = TypeVar("R")
 
 class WorkerClosed(JournalError):
     """The journal worker was closed; nothing more is written."""
+
+
+class JournalCalls(Protocol):
+    """What the bridge needs of a journal worker: :class:`JournalWorker` (a
+    thread) or :class:`~bridge.journal_process.JournalProcess` (a process)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def call(
+        self, fn: Callable[Concatenate[Journal, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def call_first(
+        self, fn: Callable[Concatenate[Journal, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def close(self) -> None: ...
 
 
 #: Most calls one group commit takes (bridge.journal, "Group commit"): the

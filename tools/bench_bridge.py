@@ -251,16 +251,28 @@ class Subject:
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        """The processes and their live children (the bridge's journal process)."""
+        out = []
+        for p in self.procs:
+            out.append(p.pid)
+            with contextlib.suppress(OSError):
+                kids = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
+                out.extend(int(k) for k in kids)
+        return out
 
     def cpu_s(self) -> float:
         return sum(proc_cpu_s(pid) for pid in self.pids)
 
     def threads_cpu_s(self) -> dict[str, float]:
         out: dict[str, float] = {}
+        own = {p.pid for p in self.procs}
         for pid in self.pids:
-            for name, v in proc_threads_cpu_s(pid).items():
-                out[name] = out.get(name, 0.0) + v
+            if pid in own:
+                for name, v in proc_threads_cpu_s(pid).items():
+                    out[name] = out.get(name, 0.0) + v
+            else:
+                with contextlib.suppress(OSError):
+                    out["journal_process"] = out.get("journal_process", 0.0) + proc_cpu_s(pid)
         return out
 
     def rss_mb(self) -> tuple[float, float]:
@@ -304,8 +316,9 @@ class Subject:
                 await p.wait()
 
 
-def bridge_config(tmp: Path, links: list[str]) -> str:
-    """The bridge's configuration: one ``[[modem]]`` per pty, a real journal in ``tmp``."""
+def bridge_config(tmp: Path, links: list[str], *, journal_process: bool = False) -> str:
+    """The bridge's configuration: one ``[[modem]]`` per pty, a real journal in
+    ``tmp`` (in a process of its own with ``journal_process``)."""
     modems = "".join(
         f'\n[[modem]]\nname = "modem{i}"\nport = "{link}"\nprofile = "bg96"\n'
         for i, link in enumerate(links)
@@ -317,6 +330,7 @@ def bridge_config(tmp: Path, links: list[str]) -> str:
         product = "programmable-wireless"
         device_id = "89883070000012345678"
         journal = "{tmp / "journal.db"}"
+        journal_process = {"true" if journal_process else "false"}
 
         [budgets]
         global_per_hour = 100000
@@ -344,6 +358,8 @@ class Bridge(Subject):
 
     #: ``--no-bytecode``: run from source, compiled at each start (the zipapp's case).
     bytecode: bool = True
+    #: ``--journal-process``: ``[bridge] journal_process = true``.
+    journal_process: bool = False
 
     def _code(self) -> str:
         """Where the bridge's packages are imported from: by default a copy of this
@@ -362,7 +378,7 @@ class Bridge(Subject):
 
     async def start(self) -> None:
         cfg = self.tmp / "bridge.toml"
-        cfg.write_text(bridge_config(self.tmp, self.links))
+        cfg.write_text(bridge_config(self.tmp, self.links, journal_process=self.journal_process))
         code = self._code()
         env = {**os.environ, "PYTHONPATH": code}
         profile = ["-m", "cProfile", "-o", self.profile] if self.profile else []
@@ -792,6 +808,11 @@ def main() -> int:
         action="store_true",
         help="run the bridge from source compiled at start (the zipapp's case)",
     )
+    p.add_argument(
+        "--journal-process",
+        action="store_true",
+        help="the bridge with [bridge] journal_process = true (its journal in a process)",
+    )
     p.add_argument("--json", action="store_true")
     opts = p.parse_args()
     for name in ("commands", "modules", "window", "gammu_commands"):
@@ -802,6 +823,7 @@ def main() -> int:
     if opts.profile:
         Bridge.profile = str(Path(opts.profile).resolve())
     Bridge.bytecode = not opts.no_bytecode
+    Bridge.journal_process = opts.journal_process
     loop = asyncio.SelectorEventLoop(_CountingSelector())
     try:
         results = loop.run_until_complete(main_async(opts))

@@ -1,0 +1,204 @@
+"""The journal in a process of its own (``bridge.journal_process``): a real
+child process, a real SQLite file, real UNIX sockets and real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge import config
+from bridge.journal import IllegalTransition, Journal, JournalError, State, UnknownEntry
+from bridge.journal_process import JournalProcess
+from bridge.worker import WorkerClosed
+
+from .test_service_rig import ServiceRig, service_config
+
+ROOT = Path(__file__).parents[2]
+
+
+def _receive(journal: Journal, n: int) -> int:
+    """A module-level call (it is sent by reference)."""
+    return journal.receive(
+        modem="modem0",
+        sender="2936",
+        body=f"ping {n}",
+        identity=f"id-{n}",
+        part_ids=(),
+        sid=None,
+        product="wireless",
+        coding="gsm7",
+    ).entry_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too
+    stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return stat[0] != "Z"
+
+
+async def test_calls_and_their_errors_come_back_as_raised(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        assert jp.pid is not None and jp.pid != os.getpid()
+        entry_id = await jp.call_first(_receive, 1)
+        entry = await jp.call(Journal.get, entry_id)
+        assert (entry.id, entry.state, entry.body) == (entry_id, State.RECEIVED, "ping 1")
+        with pytest.raises(UnknownEntry, match="no journal entry 999"):
+            await jp.call(Journal.get, 999)
+        await jp.call(Journal.reject, entry_id, "usage")
+        with pytest.raises(IllegalTransition) as err:
+            await jp.call(Journal.reject, entry_id, "usage")
+        assert (err.value.entry_id, err.value.current, err.value.wanted) == (
+            entry_id,
+            State.REJECTED,
+            State.REJECTED,
+        )
+    finally:
+        await jp.close()
+    assert jp.closed and jp._proc is not None and jp._proc.returncode == 0
+
+
+async def test_a_call_that_cannot_be_sent_is_refused_at_once(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        with pytest.raises(TypeError, match="cannot go to the journal process"):
+            await jp.call(lambda j: j.counts())
+        assert jp._pending == {} and jp._out == []
+        assert set((await jp.call(Journal.counts)).values()) == {0}  # still serving
+    finally:
+        await jp.close()
+
+
+async def test_a_result_is_committed_when_it_arrives_and_order_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    jp = await JournalProcess.start(path)
+    try:
+        # made in one turn: one frame, one group in the child, in this order
+        ids = await asyncio.gather(*(jp.call(_receive, n) for n in range(50)))
+        assert ids == sorted(ids) and len(set(ids)) == 50
+        # durable before the result came back: another connection sees all of it
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT id, body_text FROM entry ORDER BY id").fetchall()
+        assert rows == [(i, f"ping {n}") for n, i in enumerate(ids)]
+    finally:
+        await jp.close()
+
+
+async def test_close_runs_every_call_already_made(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    calls = [asyncio.ensure_future(jp.call(_receive, n)) for n in range(100)]
+    await asyncio.sleep(0)
+    await jp.close()
+    assert all(c.done() and not c.cancelled() for c in calls)
+    assert len({c.result() for c in calls}) == 100
+    with pytest.raises(WorkerClosed, match="closed"):
+        await jp.call(Journal.counts)
+    await jp.close()  # idempotent
+
+
+async def test_a_dead_journal_process_fails_every_call(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    assert jp.pid is not None
+    await jp.call(_receive, 1)
+    os.kill(jp.pid, signal.SIGKILL)
+    with pytest.raises(WorkerClosed, match="the journal process ended"):
+        for n in range(1000):  # one of these meets the end
+            await jp.call(_receive, n + 2)
+    assert jp.closed
+    with pytest.raises(JournalError):
+        await jp.call(Journal.counts)
+    await jp.close()
+
+
+async def test_it_does_not_start_on_a_journal_it_cannot_open(tmp_path: Path) -> None:
+    bad = tmp_path / "a-directory"
+    bad.mkdir()
+    with pytest.raises(JournalError, match="a-directory"):
+        await JournalProcess.start(bad)
+
+
+async def test_the_child_holds_the_services_lock_until_it_is_gone(tmp_path: Path) -> None:
+    lock = tmp_path / "journal.db.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    jp = await JournalProcess.start(tmp_path / "journal.db", lock_fd=fd)
+    os.close(fd)  # the service is gone; its journal process is not
+    other = os.open(lock, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        await jp.close()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once it exited
+    finally:
+        os.close(other)
+
+
+def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """A parent killed with SIGKILL takes its journal process with it (as a
+    unit's stop kills the control group): no second writer is left behind."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from bridge.journal_process import JournalProcess
+        async def main():
+            jp = await JournalProcess.start({str(tmp_path / "journal.db")!r})
+            print(jp.pid, flush=True)
+            await asyncio.sleep(60)
+        asyncio.run(main())
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        with parent.stdout:
+            child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(child)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def test_the_config_key_is_a_flag() -> None:
+    doc = {"bridge": {"journal_process": True}, "modem": [{"port": "sim://bg96"}]}
+    assert config.parse(doc).bridge.journal_process is True
+    assert config.parse({"modem": [{"port": "sim://bg96"}]}).bridge.journal_process is False
+    with pytest.raises(config.ConfigError, match=r"bridge\.journal_process: must be true or false"):
+        config.parse({"bridge": {"journal_process": "yes"}, "modem": [{"port": "sim://bg96"}]})
+
+
+async def test_the_service_answers_commands_with_its_journal_in_a_process(
+    tmp_path: Path,
+) -> None:
+    cfg = service_config(tmp_path, bridge={"journal_process": True})
+    async with ServiceRig(cfg) as rig:
+        assert isinstance(rig.svc.worker, JournalProcess)
+        child = rig.svc.worker.pid
+        assert child is not None and _alive(child)
+        assert [s.body for s in await rig.sms("ping")] == ["pong"]
+        assert [s.body for s in await rig.sms("ping", include_sid="end")] == ["pong"]
+    assert not _alive(child)
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        states = [s for (s,) in db.execute("SELECT state FROM entry WHERE kind = 'command'")]
+    assert states and set(states) == {State.SENT.value}
