@@ -1396,6 +1396,30 @@ class Journal:
             self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
 
     @_declared
+    def mark_sent_and_claim(
+        self, entry_id: int, tp_mr: int, next_id: int
+    ) -> tuple[Entry, int] | None:
+        """:meth:`mark_sent` of one reply and the claim of the next one queued
+        for the same module (``next_id``: :meth:`mark_sending`, FULL, before
+        its ``AT+CMGS``), in one transaction: one hand-off for the outbox
+        between two sends instead of two. Returns the next entry as it was
+        before the claim and its resend count, or None (and only the first
+        is marked) when the next has nothing to send (settled meanwhile, no
+        reply, or no such entry)."""
+        with self._tx(full=True):
+            self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
+            rows = self._entries("id = ?", (next_id,))
+            nxt = rows[0] if rows else None
+            if (
+                nxt is None
+                or nxt.state not in (State.REPLY_QUEUED, State.SENDING)
+                or nxt.reply is None
+                or nxt.reply_to is None
+            ):
+                return None
+            return nxt, self._mark_sending(next_id)
+
+    @_declared
     def mark_send_failed(self, entry_id: int, reason: str) -> None:
         """sending -> send_failed (the module or network refused it for good)."""
         with self._tx(full=True):

@@ -33,6 +33,7 @@ One task per module: a module that hangs delays only its own replies.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -68,6 +69,18 @@ def _claim(j: Journal, entry_id: int) -> tuple[Entry, int] | None:
     return e, j.mark_sending(entry_id)
 
 
+class _Replies(asyncio.Queue[int]):
+    """A module's queue of replies to send, whose head can be seen (the
+    deque ``_queue`` is where :class:`asyncio.Queue` and its subclasses in
+    the standard library keep their items)."""
+
+    _queue: collections.deque[int]
+
+    def peek(self) -> int | None:
+        """The next reply to be taken, or None."""
+        return self._queue[0] if self._queue else None
+
+
 class ReplySender(Protocol):
     """Sends one SMS on one module; returns the TP-MR of each part (TS 23.040
     §9.2.3.6, from ``+CMGS: <mr>``, TS 27.005 §3.5.1). A reply is always one
@@ -98,7 +111,7 @@ class Outbox:
         self._max_attempts = max_attempts
         self._retry_delays = retry_delays
         self._stop_grace = stop_grace
-        self._queues: dict[str, asyncio.Queue[int]] = {m: asyncio.Queue() for m in self._senders}
+        self._queues: dict[str, _Replies] = {m: _Replies() for m in self._senders}
         self._pending: set[int] = set()
         self._effects: dict[int, list[Effect]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -221,7 +234,7 @@ class Outbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _run(self, modem: str, q: asyncio.Queue[int]) -> None:
+    async def _run(self, modem: str, q: _Replies) -> None:
         while True:
             entry_id = await q.get()
             current = asyncio.ensure_future(self._settle(modem, entry_id))
@@ -315,7 +328,16 @@ class Outbox:
                 why,
             )
             return self._delay(attempt)
-        await self._worker.call(Journal.mark_sent, entry_id, mrs[0])
+        nxt = self._queues[modem].peek() if modem in self._queues else None
+        if nxt is not None and nxt not in self._claimed and nxt != entry_id:
+            # the next reply's claim rides on this one's outcome: one hand-off
+            claimed_next = await self._worker.call(
+                Journal.mark_sent_and_claim, entry_id, mrs[0], nxt
+            )
+            if claimed_next is not None:
+                self._claimed[nxt] = claimed_next
+        else:
+            await self._worker.call(Journal.mark_sent, entry_id, mrs[0])
         self.counters.inc("sent")
         note = self._notes.pop(entry_id, "")
         log.info(

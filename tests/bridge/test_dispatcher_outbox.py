@@ -199,9 +199,25 @@ async def test_reply_for_an_idle_module_is_claimed_when_queued_one_commit_fewer(
         assert rig.replies() == ["pong"] and rig.counters["resends"] == 0
 
 
-async def test_reply_behind_another_in_flight_is_claimed_by_the_outbox(
-    tmp_path: Path, claims: list[int]
+@pytest.fixture
+def paired(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(sent, claimed) of each Journal.mark_sent_and_claim the outbox made."""
+    seen: list[tuple[int, int]] = []
+    real = Journal.mark_sent_and_claim
+
+    def counted(self: Journal, entry_id: int, tp_mr: int, next_id: int):  # type: ignore[no-untyped-def]
+        seen.append((entry_id, next_id))
+        return real(self, entry_id, tp_mr, next_id)
+
+    monkeypatch.setattr(Journal, "mark_sent_and_claim", counted)
+    return seen
+
+
+async def test_reply_behind_another_in_flight_is_claimed_with_its_outcome(
+    tmp_path: Path, claims: list[int], paired: list[tuple[int, int]]
 ) -> None:
+    """The second reply is claimed in the transaction that records the
+    first one's ``+CMGS``: one hand-off between two sends, not two."""
     async with Rig(tmp_path, keys=None) as rig:
         entered, gate = asyncio.Event(), asyncio.Event()
         real_send = rig.sender.send
@@ -225,7 +241,8 @@ async def test_reply_behind_another_in_flight_is_claimed_by_the_outbox(
         await rig.settle()
         e1 = await rig.worker.call(Journal.get, first.entry_id)
         e2 = await rig.worker.call(Journal.get, second.entry_id)
-        assert claims == [e2.id]  # the second waited: claimed when its turn came
+        assert claims == []  # no claim of its own ...
+        assert paired == [(e1.id, e2.id)]  # ... it came with the first one's outcome
         assert (e1.state, e2.state) == (State.SENT, State.SENT)
         assert (e1.send_attempts, e2.send_attempts, e2.resends) == (1, 1, 0)
         assert rig.outbox.ready(MODEM)

@@ -979,3 +979,60 @@ def test_complete_and_claim_queues_and_marks_sending_in_one_full_transaction(j):
     assert (e.state, e.send_attempts, e.resends) == (State.SENDING, 1, 0)
     assert [t.state for t in e.transitions][-3:] == [State.DONE, State.REPLY_QUEUED, State.SENDING]
     assert [x.id for x in j.recovery().resend] == [eid]  # a kill now: resent, counted
+
+
+def _queued(j, n):
+    eid = receive(j, n).entry_id
+    j.start(eid, idempotent=True)
+    j.complete(eid, ok=True, to="2936", reply=f"pong {n}")
+    return eid
+
+
+def test_mark_sent_and_claim_is_one_full_transaction(j):
+    first, second = _queued(j, 1), _queued(j, 2)
+    j.mark_sending(first)
+    seen = []
+    j._db.set_trace_callback(seen.append)
+    claimed = j.mark_sent_and_claim(first, 17, second)
+    j._db.set_trace_callback(None)
+    assert [s for s in seen if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert j._sync == "FULL"
+    assert claimed is not None
+    e, resends = claimed
+    assert (e.id, e.state, e.reply, resends) == (second, State.REPLY_QUEUED, "pong 2", 0)
+    a, b = j.get(first), j.get(second)
+    assert (a.state, a.tp_mr, b.state, b.send_attempts) == (State.SENT, 17, State.SENDING, 1)
+
+
+def test_mark_sent_and_claim_marks_only_the_first_when_the_next_has_nothing_to_send(j):
+    first, second = _queued(j, 1), _queued(j, 2)
+    j.mark_sending(first)
+    j.mark_sending(second)
+    j.mark_sent(second, 3)  # settled meanwhile
+    assert j.mark_sent_and_claim(first, 17, second) is None
+    assert (j.get(first).state, j.get(second).state) == (State.SENT, State.SENT)
+    assert j.get(second).send_attempts == 1
+    third = _queued(j, 3)
+    j.mark_sending(third)
+    assert j.mark_sent_and_claim(third, 1, 999) is None  # no such entry
+    assert j.get(third).state is State.SENT
+
+
+def test_mark_sent_and_claim_that_fails_records_neither(j):
+    first, second = _queued(j, 1), _queued(j, 2)
+    # the first is not sending: its mark refuses, and the claim is not made either
+    with pytest.raises(IllegalTransition):
+        j.mark_sent_and_claim(first, 17, second)
+    assert (j.get(first).state, j.get(second).state) == (State.REPLY_QUEUED, State.REPLY_QUEUED)
+    j.mark_sending(first)
+    real = j._mark_sending
+
+    def failing(entry_id):
+        real(entry_id)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    j._mark_sending = failing
+    with pytest.raises(JournalError, match="disk I/O error"):
+        j.mark_sent_and_claim(first, 17, second)
+    del j._mark_sending
+    assert (j.get(first).state, j.get(second).state) == (State.SENDING, State.REPLY_QUEUED)
