@@ -1420,6 +1420,21 @@ class Journal:
             return nxt, self._mark_sending(next_id)
 
     @_declared
+    def unclaim(self, entry_id: int) -> None:
+        """sending -> reply_queued for a reply claimed and never sent (the
+        outbox stopped before its ``AT+CMGS``): its attempt is taken back, so
+        the next start sends it as a first send, not as a resend."""
+        with self._tx(full=True):
+            self._move_returning(
+                entry_id,
+                State.REPLY_QUEUED,
+                "not sent: stopped",
+                frozenset({State.SENDING}),
+                ", send_attempts = MAX(send_attempts - 1, 0)",
+                {},
+            )
+
+    @_declared
     def mark_send_failed(self, entry_id: int, reason: str) -> None:
         """sending -> send_failed (the module or network refused it for good)."""
         with self._tx(full=True):

@@ -171,8 +171,10 @@ class JournalProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, pass_fds=fds
             )
-        except OSError as exc:
+        except BaseException as exc:
             ours.close()
+            if not isinstance(exc, OSError):
+                raise
             raise JournalError(
                 f"journal {self.path}: the journal process did not start: {exc}"
             ) from None
@@ -215,7 +217,7 @@ class JournalProcess:
             raise WorkerClosed(f"journal {self.path}: the worker is closed")
         try:
             blob = pickle.dumps((fn, args, kwargs), protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        except Exception as exc:  # PicklingError, TypeError, AttributeError, a __reduce__'s
             name = getattr(fn, "__qualname__", repr(fn))
             raise TypeError(
                 f"journal call {name} cannot go to the journal process: {exc}"
@@ -269,15 +271,23 @@ class JournalProcess:
     def _on_message(self, msg: Any) -> None:
         kind = msg[0]
         if kind == "done":
-            for call_id, ok, value in msg[1]:
+            for call_id, sent_ok, blob in msg[1]:
                 fut = self._pending.pop(call_id, None)
                 if fut is None or fut.cancelled():
                     continue  # its caller gave up: the call ran all the same
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
-                    fut.exception()  # retrieved: see bridge.worker._settle
+                ok = sent_ok
+                try:
+                    value = pickle.loads(blob)
+                except Exception as exc:  # one outcome that cannot be read strands no other
+                    ok, value = False, JournalError(f"journal call outcome cannot be read: {exc!r}")
+                try:
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                        fut.exception()  # retrieved: see bridge.worker._settle
+                except Exception as exc:  # refused (not an exception, say): see _settle
+                    fut.set_exception(RuntimeError(f"journal call outcome refused: {exc!r}"))
         elif kind == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
@@ -354,19 +364,22 @@ class _Wire:
                 self.gone = True  # the parent is gone: nobody waits for these
 
     def call_soon_threadsafe(self, _settle: object, done: list[tuple[Any, bool, Any]]) -> None:
-        try:
-            frame = _frame(("done", done))
-        except Exception:  # one outcome that does not pickle strands none of the others
-            frame = _frame(("done", [_sendable(item) for item in done]))
-        self._send(frame)
+        # each outcome a pickle of its own: one that does not pickle here, or
+        # does not load there, strands none of the others
+        self._send(_frame(("done", [(call_id, *_sendable(ok, v)) for call_id, ok, v in done])))
 
 
-def _sendable(item: tuple[Any, bool, Any]) -> tuple[Any, bool, Any]:
+def _sendable(ok: bool, value: Any) -> tuple[bool, bytes]:
     try:
-        pickle.dumps(item, protocol=5)
+        return ok, pickle.dumps(value, protocol=5)
     except Exception as exc:
-        return item[0], False, JournalError(f"journal call outcome cannot be sent: {exc!r}")
-    return item
+        err = JournalError(f"journal call outcome cannot be sent: {exc!r}")
+        return False, pickle.dumps(err, protocol=5)
+
+
+def _refuse(journal: Journal, message: str) -> None:
+    """The job of a call the child cannot load: its caller gets TypeError."""
+    raise TypeError(message)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -431,7 +444,10 @@ def child_main(argv: Sequence[str] | None = None) -> int:
                 break
             assert isinstance(msg, tuple) and msg[0] == "calls"
             for call_id, first, blob in msg[1]:
-                fn, a, kw = pickle.loads(blob)
+                try:
+                    fn, a, kw = pickle.loads(blob)
+                except Exception as exc:  # in its place, in order: its caller gets TypeError
+                    fn, a, kw = _refuse, (f"journal call cannot be loaded there: {exc!r}",), {}
                 lanes.put(_Job(fn, a, kw, loop, cast(Any, call_id)), first=first)
     except OSError:
         pass  # the parent is gone

@@ -226,6 +226,14 @@ class Outbox:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        # claimed with the last reply's outcome (or when queued), never sent:
+        # back to reply_queued, so the next start sends them as first sends
+        for entry_id in list(self._claimed):
+            self._claimed.pop(entry_id, None)
+            try:
+                await self._worker.call(Journal.unclaim, entry_id)
+            except JournalError as exc:  # left sending: resent at the next start, counted
+                log.warning("outbox: entry %d: claim not taken back: %s", entry_id, exc)
 
     async def __aenter__(self) -> Outbox:
         await self.start()
@@ -329,7 +337,12 @@ class Outbox:
             )
             return self._delay(attempt)
         nxt = self._queues[modem].peek() if modem in self._queues else None
-        if nxt is not None and nxt not in self._claimed and nxt != entry_id:
+        if (
+            nxt is not None
+            and nxt not in self._claimed
+            and nxt != entry_id
+            and not self._effects.get(entry_id)  # a deferred effect (reboot) may stop us first
+        ):
             # the next reply's claim rides on this one's outcome: one hand-off
             claimed_next = await self._worker.call(
                 Journal.mark_sent_and_claim, entry_id, mrs[0], nxt

@@ -804,13 +804,14 @@ class AtClient:
             self._inflight = inflight
             self.stats["commands"] += 1
             self.proto.start(command.request)
-            self._write(command.text.encode("ascii") + b"\r")
             # with prompt data: the prompt (or an early final result, ERROR)
             # is due within prompt_timeout; the data callback writes the PDU
-            # at the prompt and restarts the deadline at the whole timeout
+            # at the prompt and restarts the deadline at the whole timeout.
+            # Armed before the write: a transport may answer inside write().
             self._arm(
                 inflight, command.prompt_timeout if command.data is not None else command.timeout
             )
+            self._write(command.text.encode("ascii") + b"\r")
             final = await inflight.final
             return Response(tuple(inflight.lines), final, inflight.data_sent)
         except _Expired:
@@ -834,6 +835,8 @@ class AtClient:
                     self._inflight = None
                 if not inflight.final.done():
                     inflight.final.cancel()
+                elif not inflight.final.cancelled():
+                    inflight.final.exception()  # retrieved (an expiry beside a cancel)
                 self._after_abort(inflight)
                 if owns_line:
                     self._last_done = asyncio.get_running_loop().time()

@@ -202,3 +202,56 @@ async def test_the_service_answers_commands_with_its_journal_in_a_process(
     with sqlite3.connect(tmp_path / "journal.db") as db:
         states = [s for (s,) in db.execute("SELECT state FROM entry WHERE kind = 'command'")]
     assert states and set(states) == {State.SENT.value}
+
+
+class OddError(Exception):
+    """An exception whose ``__init__`` pickle cannot call back (two arguments)."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+
+
+def _odd(journal: Journal) -> None:
+    raise OddError(7, "odd")
+
+
+async def test_an_outcome_the_parent_cannot_read_fails_that_call_alone(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        a = asyncio.ensure_future(jp.call(_receive, 1))
+        odd = asyncio.ensure_future(jp.call(_odd))
+        b = asyncio.ensure_future(jp.call(_receive, 2))
+        await asyncio.wait((a, odd, b))
+        assert (a.result(), b.result()) == (1, 2)  # committed, and told so
+        with pytest.raises(JournalError, match="outcome cannot be read"):
+            odd.result()
+        assert not jp.closed and await jp.call(_receive, 3) == 3
+    finally:
+        await jp.close()
+
+
+async def test_a_call_the_child_cannot_load_fails_that_call_alone(tmp_path: Path) -> None:
+    import types
+
+    mod = types.ModuleType("only_in_the_parent")
+
+    def counts(journal: Journal) -> object:  # pragma: no cover - never runs
+        return journal.counts()
+
+    counts.__module__ = mod.__name__
+    counts.__qualname__ = "counts"
+    mod.counts = counts  # type: ignore[attr-defined]
+    sys.modules[mod.__name__] = mod
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        bad = asyncio.ensure_future(jp.call(counts))
+        good = asyncio.ensure_future(jp.call(_receive, 1))
+        await asyncio.wait((bad, good))
+        with pytest.raises(TypeError, match="cannot be loaded there"):
+            bad.result()
+        assert good.result() == 1
+        assert not jp.closed and await jp.call(_receive, 2) == 2
+    finally:
+        del sys.modules[mod.__name__]
+        await jp.close()
+    assert jp._proc is not None and jp._proc.returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import pytest
 
@@ -682,5 +683,27 @@ async def test_waiter_cancelled_as_the_line_is_handed_to_it_passes_it_on():
     pipe.feed(b"\r\n+CPIN: READY\r\nOK\r\n")
     await third
     assert (await first).rssi == 20
+    no_leftovers(client)
+    await client.close()
+
+
+async def test_a_prompt_read_inside_the_write_keeps_the_whole_timeout():
+    """A transport that answers inside ``write()``: the prompt's PDU restarts
+    the deadline at the command's whole timeout, and the deadline set for the
+    prompt does not overwrite it."""
+    client, pipe = pipe_client()
+    await client.connect()
+    pdu_hex = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
+    loop = asyncio.get_running_loop()
+
+    def on_write(data):
+        if data.endswith(b"\r"):
+            pipe.feed(b"\r\n> ")  # answered inside write()
+        elif data.endswith(b"\x1a"):
+            loop.call_later(0.3, pipe.feed, b"\r\n+CMGS: 5\r\n\r\nOK\r\n")
+
+    pipe.on_write = on_write
+    cmd = dataclasses.replace(C.cmgs(pdu_hex, 24), timeout=1.0, prompt_timeout=0.1)
+    assert await client.execute(cmd) == 5
     no_leftovers(client)
     await client.close()
