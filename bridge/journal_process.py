@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
@@ -385,6 +384,8 @@ def _refuse(journal: Journal, message: str) -> None:
 def _die_with_parent(parent: int) -> None:
     """SIGKILL when the parent dies (Linux ``prctl``), as systemd's stop kills the
     unit's control group; and no start at all when it is already gone."""
+    import ctypes  # noqa: PLC0415 - the child's only: not loaded in the service
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -63,7 +63,6 @@ from .framing import Product, ProductSetting, reply_address
 from .grammar import Level
 from .inbound import incoming
 from .journal import Journal, JournalError, Kind
-from .journal_process import JournalProcess
 from .outbox import Outbox
 from .reply import Field
 from .reports import Band, Reporter, ThresholdWatch, duration
@@ -391,6 +390,9 @@ class Service:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             lock_fd = self._lock_journal(path)
             if cfg.bridge.journal_process:
+                # imported only when configured: its modules cost resident memory
+                from .journal_process import JournalProcess  # noqa: PLC0415 - resident memory
+
                 worker = await JournalProcess.start(
                     path, window_size=cfg.security.replay_window, lock_fd=lock_fd
                 )

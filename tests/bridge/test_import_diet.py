@@ -43,6 +43,9 @@ NEVER = (
     "pdu.jsonview",
     "pdu.cli",
     "hal.cli",
+    "bridge.journal_process",  # only with [bridge] journal_process = true
+    "ctypes",
+    "pickle",
 )
 #: The Linux HAL backend's modules (not on ``backend = "sim"``).
 LINUX_HAL = ("hal.gpio_linux", "hal.sensors", "hal.system")
