@@ -235,23 +235,6 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return got.get("VmRSS", float("nan")), got.get("VmHWM", float("nan"))
 
 
-def host_reference_ms() -> float:
-    """How fast the host is now: the median of five runs of a fixed piece of
-    the bridge's own Python (decoding one SMS-DELIVER 2,000 times), in ms.
-    The figures of one run scale with it; two runs are comparable when it is
-    about the same (docs/performance.md, "Host drift")."""
-    import pdu
-
-    raw = "07915155000000F00404819263000062211061238500036F7719"  # "ping" from 2936
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(2000):
-            pdu.decode(raw, smsc=True)
-        runs.append((time.perf_counter() - t) * 1000)
-    return round(statistics.median(runs), 1)
-
-
 class Subject:
     """A program that answers Commands on the modules' ptys, as a process of its own."""
 
@@ -850,7 +833,6 @@ def main() -> int:
     finally:
         loop.close()
     results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["host_reference_ms"] = host_reference_ms()
     if opts.json:
         print(json.dumps(results, indent=2))
     else:
