@@ -86,6 +86,8 @@ JOURNAL_WRITES = (
     "complete_and_claim",
     "mark_sending",
     "mark_sent",
+    "mark_sent_and_claim",
+    "unclaim",
     "authenticate",
     "write_marks",
 )
@@ -455,6 +457,13 @@ def install_probes() -> None:
                 line = f"receive {ident} {kwargs.get('sid')} dup={int(result.duplicate)}"
             elif name == "recovery":
                 line = "recovery"
+            elif name == "mark_sent_and_claim":
+                # one transaction, said as the two steps it makes: this reply sent,
+                # and the next one claimed when there was one to claim
+                line = f"mark_sent {ident}"
+                if result is not None:
+                    next_id = args[2] if len(args) > 2 else kwargs["next_id"]
+                    line += f"\n@@mark_sending {next_id}"
             else:
                 line = f"{label} {ident}"
             if name != "_write_marks" and getattr(self, "_grouped", False):
