@@ -121,6 +121,29 @@ def test_demo_runs_on_a_bare_interpreter_in_isolated_mode(pyz: Path, elsewhere: 
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran
 
 
+def test_the_journal_process_starts_from_the_archive(
+    pyz: Path, elsewhere: Path, tmp_path: Path
+) -> None:
+    """``[bridge] journal_process``: the child imports the journal from the
+    same archive, on a bare interpreter."""
+    script = (
+        "import asyncio, sys\n"
+        f"sys.path.insert(0, {str(pyz)!r})\n"
+        "from bridge.journal import Journal\n"
+        "from bridge.journal_process import JournalProcess\n"
+        "async def main():\n"
+        f"    jp = await JournalProcess.start({str(tmp_path / 'journal.db')!r})\n"
+        "    argv = open(f'/proc/{jp.pid}/cmdline').read().split(chr(0))\n"
+        "    print(argv[3], sorted(set((await jp.call(Journal.counts)).values())))\n"
+        "    await jp.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = _run([PY, "-I", "-S", "-c", script], elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(pyz), "[0]"]
+    assert "Traceback" not in done.stderr
+
+
 def test_runs_through_its_shebang(pyz: Path, elsewhere: Path, tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
