@@ -11,18 +11,11 @@ from bridge.journal import Journal, State
 from bridge.outbox import Outbox
 from bridge.worker import JournalWorker
 
+from .test_journal_process import _receive
+
 
 def _queued(j: Journal, n: int) -> int:
-    eid = j.receive(
-        modem="modem0",
-        sender="2936",
-        body=f"ping {n}",
-        identity=f"id-{n}",
-        part_ids=(),
-        sid=None,
-        product="wireless",
-        coding="gsm7",
-    ).entry_id
+    eid = _receive(j, n)
     j.start(eid, idempotent=True)
     j.finish(eid, ok=True)
     j.queue_reply(eid, to="2936", reply=f"pong {n}")
