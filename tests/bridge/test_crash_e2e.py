@@ -229,7 +229,7 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
 
         # a run whose point did not come (the work of that run did not pass it:
         # ``complete`` only when the module's outbox is busy, say) tries it again
-        # later, twice at most; None: the last run, not killed
+        # later, at its first occurrence, four times at most; None: the last run
         plan: collections.deque[str | None] = collections.deque([*order, None])
         tries: collections.Counter[str] = collections.Counter()
         while plan:
@@ -244,7 +244,8 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
                 slow.unlink(missing_ok=True)
             pause = None
             if point not in (None, "random", "script:mid"):
-                nth = 1 if point == "pulse:mid" else rng.randint(1, 2)
+                # a point tried again pauses at its first occurrence
+                nth = 1 if point == "pulse:mid" or tries[point] else rng.randint(1, 2)
                 pause = f"{point}:{nth}"
             bridge = BridgeProcess(tmp_path, cfg, pause=pause, broken=BROKEN)
             kill_after = rng.randint(1, 60) if point == "random" else None
@@ -271,7 +272,7 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
                 )
                 if outcome == "point":
                     paused_at[point] += 1
-                elif point != "random" and paused_at[point] == 0 and tries[point] < 2:
+                elif point != "random" and paused_at[point] == 0 and tries[point] < 4:
                     tries[point] += 1
                     plan.insert(len(plan) - 1, point)  # before the last run
             bridge = None
