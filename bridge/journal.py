@@ -262,6 +262,16 @@ class Entry:
     updated: float
     transitions: tuple[Transition, ...] = ()
 
+    @property
+    def to_send(self) -> bool:
+        """A reply is here to send (or to send again): ``reply_queued`` or
+        ``sending``, with its text and address."""
+        return (
+            self.state in (State.REPLY_QUEUED, State.SENDING)
+            and self.reply is not None
+            and self.reply_to is not None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -1409,15 +1419,9 @@ class Journal:
         with self._tx(full=True):
             self._move(entry_id, State.SENT, f"mr={tp_mr}", tp_mr=tp_mr)
             rows = self._entries("id = ?", (next_id,))
-            nxt = rows[0] if rows else None
-            if (
-                nxt is None
-                or nxt.state not in (State.REPLY_QUEUED, State.SENDING)
-                or nxt.reply is None
-                or nxt.reply_to is None
-            ):
+            if not rows or not rows[0].to_send:
                 return None
-            return nxt, self._mark_sending(next_id)
+            return rows[0], self._mark_sending(next_id)
 
     @_declared
     def unclaim(self, entry_id: int) -> None:

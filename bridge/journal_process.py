@@ -307,12 +307,12 @@ class JournalProcess:
                 fut.set_exception(err)
                 fut.exception()
         self._pending.clear()
-        for f in (self._ready, self._ended):
-            if f is not None and not f.done():
-                if f is self._ready:
-                    f.set_exception(JournalError(f"journal {self.path}: the journal process ended"))
-                else:
-                    f.set_result(None)
+        if self._ready is not None and not self._ready.done():  # it ended while starting
+            self._ready.set_exception(
+                JournalError(f"journal {self.path}: the journal process ended")
+            )
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
     async def _abort(self) -> None:
         """Close the stream and reap the child (killed if it is still there)."""

@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .actions.context import Counters, Effect
-from .journal import Entry, Journal, JournalError, State
+from .journal import Entry, Journal, JournalError
 from .worker import JournalCalls
 
 log = logging.getLogger("bridge.outbox")
@@ -62,9 +62,7 @@ def _claim(j: Journal, entry_id: int) -> tuple[Entry, int] | None:
     count after ``mark_sending`` (FULL, before ``AT+CMGS``), or None when
     there is nothing to send (settled meanwhile, or no reply)."""
     e = j.get(entry_id, transitions=False)
-    if e.state not in (State.REPLY_QUEUED, State.SENDING) or e.reply is None:
-        return None
-    if e.reply_to is None:  # pragma: no cover - queue_reply always sets it
+    if not e.to_send:
         return None
     return e, j.mark_sending(entry_id)
 
@@ -336,11 +334,10 @@ class Outbox:
                 why,
             )
             return self._delay(attempt)
-        nxt = self._queues[modem].peek() if modem in self._queues else None
+        nxt = self._queues[modem].peek()
         if (
             nxt is not None
             and nxt not in self._claimed
-            and nxt != entry_id
             and not self._effects.get(entry_id)  # a deferred effect (reboot) may stop us first
         ):
             # the next reply's claim rides on this one's outcome: one hand-off
