@@ -387,7 +387,6 @@ class _InFlight:
         "finished",
         "lines",
         "owns_line",
-        "prompt_seen",
         "timeout",
         "timer",
     )
@@ -408,7 +407,6 @@ class _InFlight:
         self.timeout = timeout
         #: the line is released with the final result (:meth:`AtClient.run`)
         self.owns_line = owns_line
-        self.prompt_seen = False
         self.data_sent = False
         #: the final result was read and the command ended cleanly
         self.finished = False
@@ -616,14 +614,13 @@ class AtClient:
                 self._finish(inflight, event)  # the next command's turn first
                 inflight.final.set_result(event)
         elif isinstance(event, Prompt):
-            if inflight is not None:
-                inflight.prompt_seen = True
-                if (
-                    inflight.data is not None
-                    and not inflight.data_sent
-                    and not inflight.final.done()
-                ):
-                    self._send_data(inflight)
+            if (
+                inflight is not None
+                and inflight.data is not None
+                and not inflight.data_sent
+                and not inflight.final.done()
+            ):
+                self._send_data(inflight)
         elif isinstance(event, Discarded):
             self.stats["discarded"] += 1
             if event.reason is DiscardReason.STRAY_RESULT:
