@@ -71,8 +71,9 @@ class ModemStack:
         self.consumer = consumer
         self.sms = SmsService(self.session, consumer or _refuse, **dict(sms or {}))
         self._tasks: list[asyncio.Task[None]] = []
-        self._failed = asyncio.Event()
         self._failure: BaseException | None = None
+        #: tasks awaiting in :meth:`guard` -> cancelled by it
+        self._guarded: dict[asyncio.Task[Any], bool] = {}
         self._entered = False
 
     @property
@@ -116,7 +117,10 @@ class ModemStack:
         if exc is not None and self._failure is None:
             log.error("%s stopped: %s", task.get_name(), exc)
             self._failure = exc
-            self._failed.set()
+            for guarded, cancelled in self._guarded.items():
+                if not cancelled:
+                    self._guarded[guarded] = True
+                    guarded.cancel()
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
@@ -139,22 +143,30 @@ class ModemStack:
     # -- waiting ---------------------------------------------------------------------
 
     async def guard(self, aw: Awaitable[_T]) -> _T:
-        """Await ``aw``; if a supervised task fails first, cancel it and raise that error."""
-        inner = asyncio.ensure_future(aw)
-        failed = asyncio.ensure_future(self._failed.wait())
+        """Await ``aw``; if a supervised task fails first, cancel it and raise that error.
+
+        ``aw`` runs in the calling task: no task of its own, nothing more per
+        call than a set entry. A failure cancels every guarded task (as
+        :func:`asyncio.timeout` does, counted with ``uncancel`` so that a
+        cancellation from outside is never taken for it, nor it for one).
+        """
+        if self._failure is not None:
+            _discard(aw)
+            raise self._failure
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("ModemStack.guard is awaited in a task")
+        self._guarded[task] = False
         try:
-            await asyncio.wait((inner, failed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            failed.cancel()
-            if not inner.done():
-                inner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await failed
-        if inner.done():
-            return inner.result()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await inner
-        raise self._failure or RuntimeError("a supervised task stopped")
+            result = await aw
+        except asyncio.CancelledError:
+            if self._guarded.pop(task, False) and task.uncancel() == 0:
+                raise self._failure or RuntimeError("a supervised task stopped") from None
+            raise
+        if self._guarded.pop(task, False):  # ``aw`` swallowed the cancellation
+            task.uncancel()
+            raise self._failure or RuntimeError("a supervised task stopped")
+        return result
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the session is initialised.
@@ -166,6 +178,14 @@ class ModemStack:
             return
         async with asyncio.timeout(timeout):
             await self.guard(self.session.wait_ready())
+
+
+def _discard(aw: Awaitable[Any]) -> None:
+    """An awaitable that will never be awaited: closed (a coroutine) or cancelled."""
+    if asyncio.iscoroutine(aw):
+        aw.close()
+    elif asyncio.isfuture(aw):
+        aw.cancel()
 
 
 async def _refuse(item: Any) -> None:

@@ -114,3 +114,134 @@ async def test_a_stack_is_entered_once():
     async with stack:
         with pytest.raises(RuntimeError):
             await stack.__aenter__()
+
+
+# -- guard: the awaitable runs in the caller's task, and a failure cancels it ------------
+
+
+async def _supervised_failure(stack: ModemStack, go: asyncio.Event, exc: BaseException) -> None:
+    """A supervised task of the stack's own kind that fails once ``go`` is set."""
+
+    async def fail() -> None:
+        await go.wait()
+        raise exc
+
+    stack._start(fail(), "probe")
+
+
+async def test_guard_runs_the_awaitable_in_the_calling_task():
+    stack = ModemStack("sim://generic")
+    async with stack:
+        await stack.wait_ready(10)
+
+        async def where() -> asyncio.Task | None:
+            return asyncio.current_task()
+
+        assert await stack.guard(where()) is asyncio.current_task()
+        assert stack._guarded == {}
+
+
+async def test_guard_cancels_the_awaitable_and_raises_a_failure_that_comes_while_it_waits():
+    stack = ModemStack("sim://generic")
+    seen: list[str] = []
+    go = asyncio.Event()
+    with pytest.raises(ValueError, match="probe broke"):
+        async with stack:
+            await stack.wait_ready(10)
+            await _supervised_failure(stack, go, ValueError("probe broke"))
+
+            async def forever() -> None:
+                try:
+                    go.set()
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    seen.append("cancelled")
+                    raise
+
+            with pytest.raises(ValueError, match="probe broke"):
+                await stack.guard(forever())
+            assert seen == ["cancelled"]
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0  # nothing left to cancel us
+            await asyncio.sleep(0)  # and no cancellation is still pending
+            assert stack._guarded == {}
+    assert others() == []
+
+
+async def test_guard_raises_the_failure_when_the_awaitable_swallows_the_cancellation():
+    stack = ModemStack("sim://generic")
+    go = asyncio.Event()
+    with pytest.raises(KeyError):
+        async with stack:
+            await stack.wait_ready(10)
+            await _supervised_failure(stack, go, KeyError("probe"))
+
+            async def stubborn() -> str:
+                try:
+                    go.set()
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    pass
+                return "finished anyway"
+
+            with pytest.raises(KeyError):
+                await stack.guard(stubborn())
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0
+            await asyncio.sleep(0)
+
+
+async def test_guard_leaves_a_cancellation_from_outside_a_cancellation():
+    stack = ModemStack("sim://generic")
+    go = asyncio.Event()
+    with pytest.raises(ValueError):
+        async with stack:
+            await stack.wait_ready(10)
+            started = asyncio.Event()
+
+            async def waits() -> None:
+                started.set()
+                await asyncio.Event().wait()
+
+            caller = asyncio.ensure_future(stack.guard(waits()))
+            await started.wait()
+            caller.cancel()  # from outside: the caller is being stopped
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            assert stack._guarded == {}
+            # both at once: the stack fails while the caller is cancelled from outside
+            started.clear()
+            caller = asyncio.ensure_future(stack.guard(waits()))
+            await started.wait()
+            caller.cancel()
+            await _supervised_failure(stack, go, ValueError("later"))
+            go.set()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            assert stack._guarded == {}
+
+
+async def test_guard_after_a_failure_neither_runs_nor_leaks_the_awaitable():
+    stack = ModemStack("sim://generic")
+    go = asyncio.Event()
+    ran: list[str] = []
+    with pytest.raises(ValueError):
+        async with stack:
+            await stack.wait_ready(10)
+            await _supervised_failure(stack, go, ValueError("gone"))
+            go.set()
+            while stack.failure is None:
+                await asyncio.sleep(0)
+
+            async def never() -> None:
+                ran.append("ran")
+
+            with pytest.raises(ValueError, match="gone"):
+                await stack.guard(never())  # closed, so no "never awaited" warning either
+            fut = asyncio.get_running_loop().create_future()
+            with pytest.raises(ValueError, match="gone"):
+                await stack.guard(fut)
+            assert fut.cancelled()
+    assert ran == []
