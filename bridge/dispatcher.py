@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,7 @@ from .config import Config
 from .grammar import Command, GrammarError, Level
 from .inbound import Incoming
 from .journal import Budget, Entry, Journal, JournalError, Kind, Receipt, State
+from .lanes import Lane
 from .reply import BinaryField, Field, fit, fit_binary
 from .worker import JournalCalls
 
@@ -221,7 +223,7 @@ class Dispatcher:
         self._outputs = _Outputs(worker)
         #: each module's entries to process, in order, and the task that does
         self._lanes: dict[str, asyncio.Queue[int]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._workers: dict[str, Lane[int]] = {}
         self._started = False
         self._queued: set[int] = set()
         #: the replay window's read, check and write, one module at a time
@@ -358,7 +360,9 @@ class Dispatcher:
             self._spawn(modem, lane)
 
     def _spawn(self, modem: str, lane: asyncio.Queue[int]) -> None:
-        self._tasks[modem] = asyncio.create_task(self._run(lane), name=f"dispatcher:{modem}")
+        self._workers[modem] = Lane(
+            f"dispatcher:{modem}", lane, self.process, functools.partial(self._processed, lane)
+        )
 
     async def stop(self) -> None:
         """Stop the tasks. The entry in flight on each module may finish within
@@ -366,13 +370,12 @@ class Dispatcher:
         and left ``executing`` for recovery; entries still queued stay
         ``received`` and run at the next start."""
         self._started = False
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        workers = list(self._workers.values())
+        self._workers.clear()
+        grace = self.stop_grace
+        for cut in await asyncio.gather(*(w.stop(grace) for w in workers)):
+            if cut is not None:  # its journal state, ``executing`` at worst, is what recovery reads
+                log.warning("entry %d: stopped mid-action; recovery decides at the next start", cut)
 
     async def __aenter__(self) -> Dispatcher:
         await self.start()
@@ -387,36 +390,10 @@ class Dispatcher:
             for lane in list(self._lanes.values()):
                 await lane.join()
 
-    async def _run(self, lane: asyncio.Queue[int]) -> None:
-        """One module's loop; cancel it to stop (the entry in flight finishes)."""
-        while True:
-            entry_id = await lane.get()
-            current = asyncio.ensure_future(self.process(entry_id))
-            try:
-                await asyncio.shield(current)
-            except asyncio.CancelledError:
-                await self._finish_in_flight(entry_id, current)
-                raise
-            finally:
-                self._queued.discard(entry_id)
-                self._fresh.pop(entry_id, None)
-                lane.task_done()
-
-    async def _finish_in_flight(self, entry_id: int, current: asyncio.Future[None]) -> None:
-        """On stop: let the entry in flight finish within the grace, else cancel it
-        (its journal state, ``executing`` at worst, is what recovery reads)."""
-        try:
-            async with asyncio.timeout(self.stop_grace):
-                await asyncio.shield(current)
-        except TimeoutError:
-            current.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await current
-            log.warning(
-                "entry %d: stopped mid-action; recovery decides at the next start", entry_id
-            )
-        except Exception:  # process() never raises; nothing to add
-            pass
+    def _processed(self, lane: asyncio.Queue[int], entry_id: int) -> None:
+        self._queued.discard(entry_id)
+        self._fresh.pop(entry_id, None)
+        lane.task_done()
 
     # --- one entry ----------------------------------------------------------------
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from typing import Protocol
 
 from .actions.context import Counters, Effect
 from .journal import Entry, Journal, JournalError
+from .lanes import Lane
 from .worker import JournalCalls
 
 log = logging.getLogger("bridge.outbox")
@@ -112,8 +112,7 @@ class Outbox:
         self._queues: dict[str, _Replies] = {m: _Replies() for m in self._senders}
         self._pending: set[int] = set()
         self._effects: dict[int, list[Effect]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._current: dict[str, asyncio.Future[None]] = {}
+        self._workers: dict[str, Lane[int]] = {}
         #: replies claimed (``sending``) when they were queued: their first claim
         self._claimed: dict[int, tuple[Entry, int]] = {}
         #: what the Command did, for the one log line of its reply (from submit)
@@ -152,7 +151,8 @@ class Outbox:
         then has the reply claimed in the transaction that queues it
         (:meth:`~bridge.journal.Journal.complete_and_claim`)."""
         q = self._queues.get(modem)
-        return q is not None and q.empty() and modem in self._tasks and modem not in self._current
+        w = self._workers.get(modem)
+        return q is not None and q.empty() and w is not None and not w.busy
 
     def submit(
         self,
@@ -206,24 +206,24 @@ class Outbox:
 
     async def start(self) -> None:
         """Queue the journal's unsent replies and start one task per module."""
-        if self._tasks:
+        if self._workers:
             raise RuntimeError("outbox already started")
         await self.recover()
         for modem, q in self._queues.items():
-            self._tasks[modem] = asyncio.create_task(self._run(modem, q), name=f"outbox-{modem}")
+            settle = functools.partial(self._settle, modem)
+            self._workers[modem] = Lane(f"outbox-{modem}", q, settle)
 
     async def stop(self) -> None:
         """Stop every module's task; a send in flight may finish within
         :attr:`stop_grace` seconds so its outcome is journaled, else it is
         cancelled and left ``sending`` (resent at the next start, counted).
         Replies still queued stay ``reply_queued`` for the next start."""
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        workers = list(self._workers.values())
+        self._workers.clear()
+        grace = self.stop_grace
+        for cut in await asyncio.gather(*(w.stop(grace) for w in workers)):
+            if cut is not None:
+                log.warning("outbox: entry %d: send cut at stop; resent at the next start", cut)
         # claimed with the last reply's outcome (or when queued), never sent:
         # back to reply_queued, so the next start sends them as first sends
         for entry_id in list(self._claimed):
@@ -239,30 +239,6 @@ class Outbox:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    async def _run(self, modem: str, q: _Replies) -> None:
-        while True:
-            entry_id = await q.get()
-            current = asyncio.ensure_future(self._settle(modem, entry_id))
-            self._current[modem] = current
-            current.add_done_callback(functools.partial(self._settled, modem))
-            try:
-                await asyncio.shield(current)
-            except asyncio.CancelledError:
-                try:  # the send in flight may end and be journaled within the grace
-                    async with asyncio.timeout(self.stop_grace):
-                        await asyncio.shield(current)
-                except TimeoutError:
-                    current.cancel()  # left ``sending``: resent at the next start, counted
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await current
-                except Exception:
-                    pass
-                raise
-
-    def _settled(self, modem: str, fut: asyncio.Future[None]) -> None:
-        if self._current.get(modem) is fut:
-            del self._current[modem]
 
     def _done(self, entry_id: int) -> None:
         self._pending.discard(entry_id)
