@@ -419,6 +419,8 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", type=int, default=logging.INFO)
     args = p.parse_args(argv)
     _die_with_parent(args.parent)
+    with contextlib.suppress(AttributeError, OSError):  # Linux; elsewhere it stays as it is
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     handler = logging.StreamHandler(sys.stderr)

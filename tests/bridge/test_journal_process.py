@@ -72,6 +72,20 @@ async def test_calls_and_their_errors_come_back_as_raised(tmp_path: Path) -> Non
     assert jp.closed and jp._proc is not None and jp._proc.returncode == 0
 
 
+async def test_the_child_and_its_journal_thread_run_as_batch_work(tmp_path: Path) -> None:
+    # SCHED_BATCH: waking the child for a call never preempts the event loop
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        assert jp.pid is not None
+        await jp.call_first(_receive, 1)  # the journal thread is up
+        tasks = sorted(int(t) for t in os.listdir(f"/proc/{jp.pid}/task"))
+        assert len(tasks) >= 2  # the reader and the journal thread
+        assert {os.sched_getscheduler(t) for t in tasks} == {os.SCHED_BATCH}
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the parent is left as it was
+    finally:
+        await jp.close()
+
+
 async def test_a_call_that_cannot_be_sent_is_refused_at_once(tmp_path: Path) -> None:
     jp = await JournalProcess.start(tmp_path / "journal.db")
     try:
