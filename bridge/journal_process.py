@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .journal import Journal, JournalError
-from .worker import WorkerClosed, _Job, _Lanes, _serve
+from .worker import WorkerClosed, _Job, _Lanes, _serve, batch_work
 
 log = logging.getLogger("bridge.journal_process")
 
@@ -419,8 +419,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", type=int, default=logging.INFO)
     args = p.parse_args(argv)
     _die_with_parent(args.parent)
-    with contextlib.suppress(AttributeError, OSError):  # Linux; elsewhere it stays as it is
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    batch_work()  # the reader too: a call's frame never preempts the parent's event loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     handler = logging.StreamHandler(sys.stderr)

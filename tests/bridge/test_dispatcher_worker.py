@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -27,6 +28,15 @@ async def test_calls_run_in_one_other_thread_in_order(tmp_path: Path) -> None:
     ids = await asyncio.gather(*(worker.call(where, f"i{k}") for k in range(20)))
     assert ids == list(range(1, 21))  # submission order is commit order
     assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    await worker.close()
+
+
+async def test_the_journal_thread_is_batch_work_and_the_loop_thread_is_not(tmp_path: Path) -> None:
+    # waking the journal thread for a call must not preempt the event loop's thread
+    worker = JournalWorker(Journal.open(tmp_path / "j.db"))
+    policy = await worker.call(lambda j: os.sched_getscheduler(0))
+    assert policy == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
     await worker.close()
 
 
