@@ -1036,3 +1036,86 @@ def test_mark_sent_and_claim_that_fails_records_neither(j):
         j.mark_sent_and_claim(first, 17, second)
     del j._mark_sending
     assert (j.get(first).state, j.get(second).state) == (State.SENDING, State.REPLY_QUEUED)
+
+
+# -- a row read back: whatever SQLite hands back, an Entry or ValueError -------------------
+
+
+def _entry_reference(r: tuple[object, ...]) -> jmod.Entry:
+    """The plain reading of a row (every column through str, then its type)."""
+    (eid, kind, modem, state, sender, product, coding, sid, identity, counter, body_text,
+     body_data, raw_pdu, error, idem, summary, reason, reply_to, reply_text, reply_data,
+     reply_ref, tp_mr, attempts, resends, created, updated) = r  # fmt: skip
+
+    def s(v: object) -> str | None:
+        return None if v is None else str(v)
+
+    def i(v: object) -> int | None:
+        return None if v is None else int(str(v))
+
+    return jmod.Entry(
+        id=int(str(eid)),
+        kind=jmod.Kind(str(kind)),
+        modem=str(modem),
+        state=State(str(state)),
+        sender=s(sender),
+        product=s(product),
+        coding=s(coding),
+        sid=s(sid),
+        identity=s(identity),
+        counter=i(counter),
+        body=body_data if isinstance(body_data, bytes) else s(body_text),
+        raw_pdu=s(raw_pdu),
+        error=s(error),
+        idempotent=None if idem is None else bool(idem),
+        summary=s(summary),
+        reason=s(reason),
+        reply_to=s(reply_to),
+        reply=reply_data if isinstance(reply_data, bytes) else s(reply_text),
+        reply_ref=s(reply_ref),
+        tp_mr=i(tp_mr),
+        send_attempts=int(str(attempts)),
+        resends=int(str(resends)),
+        created=float(str(created)),
+        updated=float(str(updated)),
+    )
+
+
+_sqlite_value = (
+    st.none()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+)
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> tuple[object, ...]:
+    """Rows as a damaged or hand-edited file may hand them back, and good ones."""
+    row = [draw(_sqlite_value) for _ in range(26)]
+    if draw(st.booleans()):  # mostly well-formed: a kind and a state that exist
+        row[1] = draw(st.sampled_from([k.value for k in jmod.Kind]))
+        row[3] = draw(st.sampled_from([s.value for s in State]))
+        for n in (0, 22, 23):
+            row[n] = draw(st.integers(min_value=0, max_value=2**40))
+        for n in (24, 25):
+            row[n] = draw(st.floats(allow_nan=False))
+    return tuple(row)
+
+
+@given(_rows())
+def test_a_row_reads_as_the_plain_reading_does_or_fails_alike(row: tuple[object, ...]) -> None:
+    try:
+        want: jmod.Entry | type[Exception] = _entry_reference(row)
+    except ValueError:
+        want = ValueError
+    try:
+        got: jmod.Entry | type[Exception] = jmod._entry(row)
+    except ValueError:
+        got = ValueError
+    assert got == want
+    if isinstance(got, jmod.Entry):
+        assert isinstance(want, jmod.Entry)
+        assert type(got.id) is int and type(got.created) is float
+        assert got.kind is want.kind and got.state is want.state

@@ -4,8 +4,10 @@ child process, a real SQLite file, real UNIX sockets and real signals."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -15,9 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge import config
-from bridge.journal import IllegalTransition, Journal, JournalError, State, UnknownEntry
+from bridge.journal import (
+    Entry,
+    IllegalTransition,
+    Journal,
+    JournalError,
+    Kind,
+    Receipt,
+    State,
+    Transition,
+    UnknownEntry,
+)
 from bridge.journal_process import JournalProcess
 from bridge.worker import WorkerClosed
 
@@ -269,3 +283,53 @@ async def test_a_call_the_child_cannot_load_fails_that_call_alone(tmp_path: Path
         del sys.modules[mod.__name__]
         await jp.close()
     assert jp._proc is not None and jp._proc.returncode == 0
+
+
+_opt_text = st.none() | st.text(max_size=20)
+_entries = st.builds(
+    Entry,
+    id=st.integers(min_value=1, max_value=2**62),
+    kind=st.sampled_from(Kind),
+    modem=st.text(max_size=10),
+    state=st.sampled_from(State),
+    sender=_opt_text,
+    product=_opt_text,
+    coding=_opt_text,
+    sid=_opt_text,
+    identity=_opt_text,
+    counter=st.none() | st.integers(min_value=0, max_value=2**40),
+    body=st.none() | st.text(max_size=30) | st.binary(max_size=30),
+    raw_pdu=_opt_text,
+    error=_opt_text,
+    idempotent=st.none() | st.booleans(),
+    summary=_opt_text,
+    reason=_opt_text,
+    reply_to=_opt_text,
+    reply=st.none() | st.text(max_size=30) | st.binary(max_size=30),
+    reply_ref=_opt_text,
+    tp_mr=st.none() | st.integers(min_value=0, max_value=255),
+    send_attempts=st.integers(min_value=0, max_value=99),
+    resends=st.integers(min_value=0, max_value=99),
+    created=st.floats(allow_nan=False),
+    updated=st.floats(allow_nan=False),
+    transitions=st.lists(
+        st.builds(Transition, st.sampled_from(State), st.floats(allow_nan=False), _opt_text),
+        max_size=3,
+    ).map(tuple),
+)
+
+
+@given(_entries)
+def test_an_entry_crosses_to_the_parent_whole(entry: Entry) -> None:
+    # Entry.__reduce__ (fields in order, enums as their values): every field
+    # comes back equal and of the same type, the enums as the members themselves
+    back = pickle.loads(pickle.dumps(entry, protocol=5))
+    assert back == entry and type(back) is Entry
+    assert back.kind is entry.kind and back.state is entry.state
+    assert [type(getattr(back, f.name)) for f in dataclasses.fields(Entry)] == [
+        type(getattr(entry, f.name)) for f in dataclasses.fields(Entry)
+    ]
+    assert pickle.loads(pickle.dumps(Receipt(entry.id, False, entry))).entry == entry
+    # the kind and the state go as their values, not as references to the enums
+    bare = pickle.dumps(dataclasses.replace(entry, transitions=()), protocol=5)
+    assert b"State" not in bare and b"Kind" not in bare
