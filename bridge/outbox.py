@@ -8,9 +8,10 @@ The service implements :class:`ReplySender` over its modem stack (one per
                                              |--fails, times out--> reply_queued (retry later)
                                              '--max attempts------> send_failed
 
-A reply for a module whose outbox is idle is queued and marked ``sending``
+A reply for a module with nothing queued is queued and marked ``sending``
 in one transaction by the dispatcher (``Journal.complete_and_claim``): one
-commit fewer on the path to ``AT+CMGS``.
+commit fewer on the path to ``AT+CMGS``, whether it goes at once or right
+after the reply in flight.
 
 ``mark_sending`` is durable before the PDU is handed to the module, so a
 crash between ``AT+CMGS`` and ``mark_sent`` leaves ``sending``: the next
@@ -146,13 +147,20 @@ class Outbox:
         return {name: q.qsize() for name, q in self._queues.items()}
 
     def ready(self, modem: str) -> bool:
-        """True when a reply for ``modem`` would be sent at once: the module has
-        a running task, nothing queued and nothing in flight. The dispatcher
-        then has the reply claimed in the transaction that queues it
-        (:meth:`~bridge.journal.Journal.complete_and_claim`)."""
+        """True when a reply for ``modem`` would be the next one sent: the
+        module has a running task and nothing queued. The dispatcher then has
+        the reply claimed in the transaction that queues it
+        (:meth:`~bridge.journal.Journal.complete_and_claim`): sent at once
+        when nothing is in flight, else right after the reply in flight,
+        whose ``mark_sent`` then claims nothing. One claimed reply waits per
+        module at most, as with ``mark_sent_and_claim``, and none behind a
+        reply with a deferred effect (a reboot may come first)."""
         q = self._queues.get(modem)
         w = self._workers.get(modem)
-        return q is not None and q.empty() and w is not None and not w.busy
+        if q is None or w is None or not q.empty():
+            return False
+        current = w.current
+        return current is None or not self._effects.get(current)
 
     def submit(
         self,

@@ -213,11 +213,14 @@ def paired(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return seen
 
 
-async def test_reply_behind_another_in_flight_is_claimed_with_its_outcome(
+async def test_reply_behind_another_in_flight_is_claimed_when_it_is_queued(
     tmp_path: Path, claims: list[int], paired: list[tuple[int, int]]
 ) -> None:
-    """The second reply is claimed in the transaction that records the
-    first one's ``+CMGS``: one hand-off between two sends, not two."""
+    """With nothing queued, a reply is claimed in the transaction that queues
+    it (``complete_and_claim``) even while another is in flight, and goes
+    right after it: no hand-off of its own between the two sends. A third,
+    queued behind the claimed one, is claimed with the second's outcome
+    (``mark_sent_and_claim``)."""
     async with Rig(tmp_path, keys=None) as rig:
         entered, gate = asyncio.Event(), asyncio.Event()
         real_send = rig.sender.send
@@ -234,15 +237,25 @@ async def test_reply_behind_another_in_flight_is_claimed_with_its_outcome(
 
         first = await rig.dispatcher.admit(sms("a"), modem=MODEM)
         await entered.wait()  # the first reply is on its way to the module
-        assert not rig.outbox.ready(MODEM)
+        assert rig.outbox.ready(MODEM)  # in flight, nothing queued
         second = await rig.dispatcher.admit(sms("b"), modem=MODEM)
-        await rig.dispatcher.drain()  # the second reply is queued behind it
+        await rig.dispatcher.drain()
+        e2 = await rig.worker.call(Journal.get, second.entry_id)
+        assert e2.state is State.SENDING  # claimed as it was queued, behind the first
+        assert not rig.outbox.ready(MODEM)  # one claimed reply waits, at most
+        third = await rig.dispatcher.admit(sms("c"), modem=MODEM)
+        await rig.dispatcher.drain()
+        e3 = await rig.worker.call(Journal.get, third.entry_id)
+        assert e3.state is State.REPLY_QUEUED
         gate.set()
         await rig.settle()
-        e1 = await rig.worker.call(Journal.get, first.entry_id)
-        e2 = await rig.worker.call(Journal.get, second.entry_id)
-        assert claims == []  # no claim of its own ...
-        assert paired == [(e1.id, e2.id)]  # ... it came with the first one's outcome
-        assert (e1.state, e2.state) == (State.SENT, State.SENT)
-        assert (e1.send_attempts, e2.send_attempts, e2.resends) == (1, 1, 0)
+        e1, e2, e3 = [
+            await rig.worker.call(Journal.get, r.entry_id) for r in (first, second, third)
+        ]
+        assert claims == []  # no claim of its own, for any of them
+        assert paired == [(e2.id, e3.id)]  # the third came with the second's outcome
+        assert (e1.state, e2.state, e3.state) == (State.SENT,) * 3
+        assert [e.send_attempts for e in (e1, e2, e3)] == [1, 1, 1]
+        assert [e.resends for e in (e1, e2, e3)] == [0, 0, 0]
+        assert rig.replies() == ["pong"] * 3
         assert rig.outbox.ready(MODEM)

@@ -88,3 +88,44 @@ async def test_no_claim_ahead_while_a_deferred_effect_is_to_run(tmp_path: Path) 
         eb = await w.call(Journal.get, b)
         assert (eb.state, eb.send_attempts) == (State.REPLY_QUEUED, 0)
         assert s.sent == ["pong 1"]
+
+
+async def test_ready_behind_a_send_only_with_nothing_queued_and_no_effect_to_run(
+    tmp_path: Path,
+) -> None:
+    """``ready``: the dispatcher may claim a reply as it queues it when it
+    would be the next one sent, and not behind a reply whose deferred
+    effect (a reboot) may stop the bridge first."""
+    async with JournalWorker(Journal.open(tmp_path / "journal.db")) as w:
+        s = Sender()
+        s.gate = asyncio.Event()
+        ob = Outbox(w, {"modem0": s}, stop_grace=5.0)
+        assert not ob.ready("modem0")  # no task yet
+        await ob.start()
+        assert ob.ready("modem0") and not ob.ready("modem1")  # idle; no such module
+        a = await w.call(_queued, 1)
+        ob.submit(a, "modem0")
+        await s.entered.wait()  # a is in flight
+        assert ob.ready("modem0")  # nothing queued: the next reply follows a
+        b = await w.call(_queued, 2)
+        ob.submit(b, "modem0")
+        assert not ob.ready("modem0")  # b waits
+        s.gate.set()
+        await ob.drain()
+        s.entered.clear()
+        s.gate.clear()
+        in_effect = asyncio.Event()
+
+        async def effect() -> None:
+            in_effect.set()
+
+        c = await w.call(_queued, 3)
+        ob.submit(c, "modem0", [effect])
+        await s.entered.wait()  # c is in flight, its effect to run after it
+        assert not ob.ready("modem0")
+        s.gate.set()
+        await in_effect.wait()
+        await ob.drain()
+        assert ob.ready("modem0")
+        await ob.stop()
+        assert s.sent == ["pong 1", "pong 2", "pong 3"]
