@@ -2,8 +2,10 @@
 
 The same interface as :class:`~bridge.worker.JournalWorker` (``call``,
 ``call_first``, ``close``), over a UNIX socket pair to a child process that
-owns the journal file and runs the worker's own loop (:func:`bridge.worker._serve`:
-the two lanes, group commit, one hand-over per group after its commit).
+owns the journal file and runs the worker's loop (as :func:`bridge.worker._serve`:
+the two lanes, group commit, one hand-over per group after its commit) in its
+one thread, which also reads the calls: nothing is handed between threads
+there, and no second thread wants the child's GIL.
 
 Why a process (``[bridge] journal_process = true``; docs/bridge.md, "The
 journal in a process of its own"): the journal thread and the event loop share
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -56,13 +59,12 @@ import pickle
 import signal
 import socket
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .journal import Journal, JournalError
-from .worker import WorkerClosed, _Job, _Lanes, _serve, batch_work
+from .worker import GROUP_MAX, WorkerClosed, _deliver, _Job, _run_group, batch_work
 
 log = logging.getLogger("bridge.journal_process")
 
@@ -347,20 +349,18 @@ class _Wire:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._lock = threading.Lock()
         self.gone = False
 
     def send(self, msg: object) -> None:
         self._send(_frame(msg))
 
     def _send(self, frame: bytes) -> None:
-        with self._lock:
-            if self.gone:
-                return
-            try:
-                self._sock.sendall(frame)
-            except OSError:
-                self.gone = True  # the parent is gone: nobody waits for these
+        if self.gone:
+            return
+        try:
+            self._sock.sendall(frame)
+        except OSError:
+            self.gone = True  # the parent is gone: nobody waits for these
 
     def call_soon_threadsafe(self, _settle: object, done: list[tuple[Any, bool, Any]]) -> None:
         # each outcome a pickle of its own: one that does not pickle here, or
@@ -393,20 +393,97 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _read_frame(sock: socket.socket, buf: bytearray) -> object | None:
-    """The next message, or None at the end of the stream."""
+def _frames(buf: bytearray) -> Iterator[object]:
+    """The whole messages at the head of ``buf``, taken out of it."""
+    while len(buf) >= _HEADER:
+        n = int.from_bytes(buf[:_HEADER], "big")
+        if len(buf) < _HEADER + n:
+            return
+        body = bytes(buf[_HEADER : _HEADER + n])
+        del buf[: _HEADER + n]
+        yield pickle.loads(body)
+
+
+class _Calls:
+    """The child's queue of calls: the worker's two lanes, filled from the
+    socket by the one thread that also runs them (no hand-off between
+    threads, no second GIL holder in the child)."""
+
+    def __init__(self, sock: socket.socket, wire: _Wire) -> None:
+        self._sock = sock
+        self._loop = cast(asyncio.AbstractEventLoop, wire)
+        self._buf = bytearray()
+        self.first: collections.deque[_Job] = collections.deque()
+        self.rest: collections.deque[_Job] = collections.deque()
+        self.reading = True
+
+    def __bool__(self) -> bool:
+        return bool(self.first or self.rest)
+
+    def take_in(self, *, wait: bool) -> None:
+        """Queue the calls that have come, in order; with ``wait``, first wait
+        for one whole message. At the close, the end of the stream or a
+        broken one (the parent is gone), :attr:`reading` turns False."""
+        while self.reading:
+            for msg in _frames(self._buf):
+                if msg == ("close",):
+                    self.reading = False
+                    return
+                assert isinstance(msg, tuple) and msg[0] == "calls"
+                for call_id, first, blob in msg[1]:
+                    try:
+                        fn, a, kw = pickle.loads(blob)
+                    except Exception as exc:  # in its place, in order: its caller gets TypeError
+                        fn, a, kw = _refuse, (f"journal call cannot be loaded there: {exc!r}",), {}
+                    job = _Job(fn, a, kw, self._loop, cast(Any, call_id))
+                    (self.first if first else self.rest).append(job)
+                wait = False  # one message is enough to go on with
+            try:
+                chunk = self._sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""  # the parent is gone
+            if not chunk:
+                self.reading = False
+                return
+            self._buf += chunk
+
+    def batch(self) -> list[_Job]:
+        """The next job and the groupable ones queued behind it (the first
+        lane's, then the rest), up to ``GROUP_MAX``: as the worker's lanes."""
+        lane = self.first or self.rest
+        batch = [lane.popleft()]
+        if batch[0].groupable:
+            while len(batch) < GROUP_MAX and (lane := self.first or self.rest):
+                if not lane[0].groupable:
+                    break
+                batch.append(lane.popleft())
+        return batch
+
+
+def _serve_here(calls: _Calls, journal: Journal) -> None:
+    """The worker's loop (:func:`bridge.worker._serve`) in the child's one
+    thread: wait for calls only when none is queued; run them a group at a
+    time (one commit, then its outcomes in one frame); take in what came
+    meanwhile; when none is left, the journal's idle work (its checkpoint)."""
     while True:
-        if len(buf) >= _HEADER:
-            n = int.from_bytes(buf[:_HEADER], "big")
-            if len(buf) >= _HEADER + n:
-                body = bytes(buf[_HEADER : _HEADER + n])
-                del buf[: _HEADER + n]
-                msg: object = pickle.loads(body)
-                return msg
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            return None
-        buf += chunk
+        if calls.reading:
+            calls.take_in(wait=not calls)
+        if not calls:
+            if calls.reading:
+                continue
+            return
+        batch = calls.batch()
+        outcomes = [batch[0].run(journal)] if len(batch) == 1 else _run_group(journal, batch)
+        _deliver(batch, outcomes)
+        if calls.reading:
+            calls.take_in(wait=False)
+        if not calls:
+            try:
+                journal.idle()
+            except Exception as exc:  # never stops the loop; the next call meets the file
+                log.warning("journal: idle checkpoint failed: %s", exc)
 
 
 def child_main(argv: Sequence[str] | None = None) -> int:
@@ -434,29 +511,13 @@ def child_main(argv: Sequence[str] | None = None) -> int:
         wire.send(("error", str(exc)))
         return 2
     wire.send(("ready",))
-    lanes = _Lanes()
-    loop = cast(asyncio.AbstractEventLoop, wire)
-    thread = threading.Thread(target=_serve, args=(lanes, journal), name="journal")
-    thread.start()
-    buf = bytearray()
+    calls = _Calls(sock, wire)
     try:
-        while True:
-            msg = _read_frame(sock, buf)
-            if msg is None or msg == ("close",):
-                break
-            assert isinstance(msg, tuple) and msg[0] == "calls"
-            for call_id, first, blob in msg[1]:
-                try:
-                    fn, a, kw = pickle.loads(blob)
-                except Exception as exc:  # in its place, in order: its caller gets TypeError
-                    fn, a, kw = _refuse, (f"journal call cannot be loaded there: {exc!r}",), {}
-                lanes.put(_Job(fn, a, kw, loop, cast(Any, call_id)), first=first)
-    except OSError:
-        pass  # the parent is gone
+        _serve_here(calls, journal)
     finally:
-        # the calls already here run; then the journal closes and the thread ends
-        lanes.put(_Job(Journal.close, (), {}, loop, cast(Any, 0), groupable=False), first=False)
-        lanes.end()
-        thread.join()
+        # the calls already here have run; then the journal closes
+        loop = cast(asyncio.AbstractEventLoop, wire)
+        close = _Job(Journal.close, (), {}, loop, cast(Any, 0), groupable=False)
+        _deliver([close], [close.run(journal)])
     wire.send(("closed",))
     return 0

@@ -86,15 +86,17 @@ async def test_calls_and_their_errors_come_back_as_raised(tmp_path: Path) -> Non
     assert jp.closed and jp._proc is not None and jp._proc.returncode == 0
 
 
-async def test_the_child_and_its_journal_thread_run_as_batch_work(tmp_path: Path) -> None:
-    # SCHED_BATCH: waking the child for a call never preempts the event loop
+async def test_the_child_is_one_thread_of_batch_work(tmp_path: Path) -> None:
+    # SCHED_BATCH: waking the child for a call never preempts the event loop;
+    # one thread reads the calls and runs them (no hand-off, no GIL shared)
     jp = await JournalProcess.start(tmp_path / "journal.db")
     try:
         assert jp.pid is not None
-        await jp.call_first(_receive, 1)  # the journal thread is up
+        for n in range(3):
+            await jp.call_first(_receive, n)
         tasks = sorted(int(t) for t in os.listdir(f"/proc/{jp.pid}/task"))
-        assert len(tasks) >= 2  # the reader and the journal thread
-        assert {os.sched_getscheduler(t) for t in tasks} == {os.SCHED_BATCH}
+        assert tasks == [jp.pid]
+        assert os.sched_getscheduler(jp.pid) == os.SCHED_BATCH
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the parent is left as it was
     finally:
         await jp.close()
@@ -333,3 +335,75 @@ def test_an_entry_crosses_to_the_parent_whole(entry: Entry) -> None:
     # the kind and the state go as their values, not as references to the enums
     bare = pickle.dumps(dataclasses.replace(entry, transitions=()), protocol=5)
     assert b"State" not in bare and b"Kind" not in bare
+
+
+# -- the child's reading: whole messages out of any split of the stream --------------------
+
+
+@given(
+    st.lists(st.lists(st.booleans(), min_size=1, max_size=4), min_size=1, max_size=6),
+    st.data(),
+)
+def test_the_child_queues_every_call_in_order_however_the_stream_is_cut(
+    messages: list[list[bool]], data: st.DataObject
+) -> None:
+    import socket
+
+    from bridge.journal_process import _Calls, _frame, _Wire
+
+    ids = iter(range(1, 1000))
+    sent: list[list[tuple[int, bool, bytes]]] = [
+        [(next(ids), first, pickle.dumps((_receive, (0,), {}))) for first in msg]
+        for msg in messages
+    ]
+    stream = b"".join(_frame(("calls", m)) for m in sent) + _frame(("close",))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(stream) - 1), max_size=8)))
+    ours, theirs = socket.socketpair()
+    try:
+        calls = _Calls(theirs, _Wire(theirs))
+        start = 0
+        for cut in [*cuts, len(stream)]:
+            ours.sendall(stream[start:cut])
+            start = cut
+            calls.take_in(wait=False)  # whatever has come, never waiting
+        while calls.reading:
+            calls.take_in(wait=True)
+    finally:
+        ours.close()
+        theirs.close()
+    order = [c for m in sent for c in m]
+    firsts = [call_id for call_id, first, _ in order if first]
+    rests = [call_id for call_id, first, _ in order if not first]
+    assert [j.fut for j in calls.first] == firsts and [j.fut for j in calls.rest] == rests
+    batches: list[list[int]] = []
+    while calls:
+        batches.append([j.fut for j in calls.batch()])
+    assert [i for b in batches for i in b] == firsts + rests  # the first lane before the rest
+    assert all(len(b) <= 64 for b in batches) and len(batches) == 1  # one group for all
+
+
+async def test_calls_made_first_run_ahead_of_those_made_before_them(tmp_path: Path) -> None:
+    jp = await JournalProcess.start(tmp_path / "journal.db")
+    try:
+        later = [asyncio.ensure_future(jp.call(_receive, n)) for n in range(3)]
+        ahead = asyncio.ensure_future(jp.call_first(_receive, 9))
+        ids = await asyncio.gather(*later, ahead)  # one frame: queued together in the child
+        assert ids[-1] == 1 and ids[:3] == [2, 3, 4]
+    finally:
+        await jp.close()
+
+
+def test_the_child_ends_at_a_broken_stream_and_keeps_what_came(tmp_path: Path) -> None:
+    import socket
+
+    from bridge.journal_process import _Calls, _frame, _Wire
+
+    ours, theirs = socket.socketpair()
+    calls = _Calls(theirs, _Wire(theirs))
+    whole = _frame(("calls", [(1, False, pickle.dumps((_receive, (0,), {})))]))
+    ours.sendall(whole + _frame(("calls", []))[:3])  # then the parent dies mid-frame
+    ours.close()
+    while calls.reading:
+        calls.take_in(wait=True)
+    theirs.close()
+    assert [j.fut for j in calls.rest] == [1]  # the whole message is kept, the torn one not
