@@ -96,15 +96,9 @@ class _Link(asyncio.Protocol):
         self._on_lost = on_lost
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        while len(buf) >= _HEADER:
-            n = int.from_bytes(buf[:_HEADER], "big")
-            if len(buf) < _HEADER + n:
-                break
-            body = bytes(buf[_HEADER : _HEADER + n])
-            del buf[: _HEADER + n]
-            self._on_message(pickle.loads(body))
+        self._buf += data
+        for msg in _frames(self._buf):
+            self._on_message(msg)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_lost(exc)
