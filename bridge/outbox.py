@@ -341,11 +341,13 @@ class Outbox:
             e.reply_to,
             mrs[0],
         )
-        for effect in self._effects.pop(entry_id, []):
+        # the effects stay listed while they run: ready() claims nothing behind them
+        for effect in list(self._effects.get(entry_id, ())):
             try:
                 await effect()
                 self.counters.inc("effects_run")
             except Exception as exc:
                 self.counters.inc("effects_failed")
                 log.error("outbox: entry %d: deferred effect failed: %s", entry_id, exc)
+        self._effects.pop(entry_id, None)
         return None

@@ -114,10 +114,11 @@ async def test_ready_behind_a_send_only_with_nothing_queued_and_no_effect_to_run
         await ob.drain()
         s.entered.clear()
         s.gate.clear()
-        in_effect = asyncio.Event()
+        in_effect, effect_gate = asyncio.Event(), asyncio.Event()
 
         async def effect() -> None:
             in_effect.set()
+            await effect_gate.wait()
 
         c = await w.call(_queued, 3)
         ob.submit(c, "modem0", [effect])
@@ -125,6 +126,9 @@ async def test_ready_behind_a_send_only_with_nothing_queued_and_no_effect_to_run
         assert not ob.ready("modem0")
         s.gate.set()
         await in_effect.wait()
+        assert not ob.ready("modem0")  # nor while the effect runs (c is sent by then)
+        assert (await w.call(Journal.get, c)).state is State.SENT
+        effect_gate.set()
         await ob.drain()
         assert ob.ready("modem0")
         await ob.stop()
