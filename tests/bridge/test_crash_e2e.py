@@ -227,8 +227,17 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
         def feed() -> None:  # the last run: more as the backlog shrinks
             inject(BACKLOG)
 
+        def hold_the_outbox(point: str | None) -> None:
+            # the plain ``complete`` runs only when a reply already waits in the
+            # module's queue (with nothing queued the reply is claimed as it is
+            # queued, ``complete_and_claim``): a send that fails with an unknown
+            # outcome (+CMS ERROR 500, sent again 5 s later) holds the outbox while
+            # the run's other Commands complete behind it
+            if point in ("complete:before", "complete:after"):
+                sim.request("fault", name="cms-error", args=[500, 1])
+
         # a run whose point did not come (the work of that run did not pass it:
-        # ``complete`` only when the module's outbox is busy, say) tries it again
+        # ``complete`` only when a reply already waits, say) tries it again
         # later, at its first occurrence, four times at most; None: the last run
         plan: collections.deque[str | None] = collections.deque([*order, None])
         tries: collections.Counter[str] = collections.Counter()
@@ -255,7 +264,7 @@ def test_kill9_of_bridge_run_every_command_answered_none_run_twice(tmp_path: Pat
                 done=lambda f=final: len(tracker.sent) >= (N_COMMANDS if f else injected),
                 stop_on=point,
                 kill_after=kill_after,
-                on_ready=lambda k=later: inject(k),
+                on_ready=lambda k=later, p=point: hold_the_outbox(p) or inject(k),
                 on_progress=feed if final else lambda: None,
             )
             if final:
