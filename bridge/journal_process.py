@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .journal import Journal, JournalError
-from .worker import GROUP_MAX, WorkerClosed, _deliver, _Job, _run_group, batch_work
+from .worker import GROUP_MAX, WorkerClosed, _deliver, _Job, batch_work, idle_work, run_batch
 
 log = logging.getLogger("bridge.journal_process")
 
@@ -459,25 +459,20 @@ class _Calls:
 def _serve_here(calls: _Calls, journal: Journal) -> None:
     """The worker's loop (:func:`bridge.worker._serve`) in the child's one
     thread: wait for calls only when none is queued; run them a group at a
-    time (one commit, then its outcomes in one frame); take in what came
-    meanwhile; when none is left, the journal's idle work (its checkpoint)."""
+    time (:func:`bridge.worker.run_batch`: one commit, then its outcomes in
+    one frame); take in what came meanwhile (one read without waiting); when
+    none is left, the journal's idle work (its checkpoint)."""
     while True:
-        if calls.reading:
-            calls.take_in(wait=not calls)
         if not calls:
-            if calls.reading:
-                continue
-            return
-        batch = calls.batch()
-        outcomes = [batch[0].run(journal)] if len(batch) == 1 else _run_group(journal, batch)
-        _deliver(batch, outcomes)
+            if not calls.reading:
+                return
+            calls.take_in(wait=True)
+            continue
+        run_batch(journal, calls.batch())
         if calls.reading:
             calls.take_in(wait=False)
         if not calls:
-            try:
-                journal.idle()
-            except Exception as exc:  # never stops the loop; the next call meets the file
-                log.warning("journal: idle checkpoint failed: %s", exc)
+            idle_work(journal)
 
 
 def child_main(argv: Sequence[str] | None = None) -> int:

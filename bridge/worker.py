@@ -208,13 +208,24 @@ def _serve(lanes: _Lanes, journal: Journal) -> None:
         batch = [job]
         if job.groupable:
             lanes.take_more(batch, GROUP_MAX)
-        outcomes = [job.run(journal)] if len(batch) == 1 else _run_group(journal, batch)
-        _deliver(batch, outcomes)
+        run_batch(journal, batch)
         if lanes.tokens.empty():
-            try:
-                journal.idle()
-            except Exception as exc:  # never stops the worker; the next call meets the file
-                log.warning("journal: idle checkpoint failed: %s", exc)
+            idle_work(journal)
+
+
+def run_batch(journal: Journal, batch: list[_Job]) -> None:
+    """Run a batch (alone, or as one group commit) and hand its outcomes over."""
+    outcomes = [batch[0].run(journal)] if len(batch) == 1 else _run_group(journal, batch)
+    _deliver(batch, outcomes)
+
+
+def idle_work(journal: Journal) -> None:
+    """The journal's idle work (its checkpoint); a failure never stops the
+    worker: the next call meets the file."""
+    try:
+        journal.idle()
+    except Exception as exc:
+        log.warning("journal: idle checkpoint failed: %s", exc)
 
 
 class JournalWorker:
