@@ -104,6 +104,12 @@ class LinePty(PtyEndpoint):
     byte would have crossed a ``baud`` line, 10 bits a byte, and a chunk
     waits for the one before it. Counts the bytes each way, and records when
     each ``+CMTI`` leaves the module and each ``AT+CMGS=`` reaches it.
+
+    With line emulation it also splits the line's idle time by whom the line
+    waits for: from the module's last bytes arriving at the host until the
+    host writes again (``host_wait_s``: the host's turnaround), and from the
+    host's bytes arriving at the module until the module's answer starts to
+    cross the line (``module_wait_s``: the simulator's own turnaround).
     """
 
     def __init__(self, modem: SimModem, link: str, *, baud: int | None = None) -> None:
@@ -114,6 +120,10 @@ class LinePty(PtyEndpoint):
         self.cmti_at: list[float] = []
         self.cmgs_at: list[float] = []
         self._tail = b""
+        self.host_wait_s = 0.0
+        self.module_wait_s = 0.0
+        self._spoke_at: float | None = None  # the module's last bytes reached the host
+        self._taken_at: float | None = None  # the host's last bytes reached the module
         self._down: _Line | None = None
         self._up: _Line | None = None
 
@@ -126,6 +136,8 @@ class LinePty(PtyEndpoint):
 
     def reset_counters(self) -> None:
         self.bytes_to_host = self.bytes_to_module = 0
+        self.host_wait_s = self.module_wait_s = 0.0
+        self._spoke_at = self._taken_at = None
         self.cmti_at.clear()
         self.cmgs_at.clear()
 
@@ -140,6 +152,13 @@ class LinePty(PtyEndpoint):
             self._emit(data)
 
     def _emit(self, data: bytes) -> None:
+        if self.line_baud:
+            now = time.perf_counter()
+            if self._taken_at is not None:
+                crossing = len(data) * 10 / self.line_baud
+                self.module_wait_s += max(0.0, now - crossing - self._taken_at)
+                self._taken_at = None
+            self._spoke_at = now
         if b"+CMTI" in data:
             self.cmti_at.extend([time.perf_counter()] * data.count(b"+CMTI"))
         self._write(data)
@@ -155,12 +174,17 @@ class LinePty(PtyEndpoint):
         if not data:
             return
         self.bytes_to_module += len(data)
+        if self._spoke_at is not None:
+            self.host_wait_s += time.perf_counter() - self._spoke_at
+            self._spoke_at = None
         if self._up is not None:
             self._up.send(data, self._take)
         else:
             self._take(data)
 
     def _take(self, data: bytes) -> None:
+        if self.line_baud:
+            self._taken_at = time.perf_counter()
         seen = self._tail + data
         n = seen.count(b"AT+CMGS=")
         if n:
@@ -514,6 +538,7 @@ async def _drive(module: Module, n: int, window: int, stall: float) -> dict[str,
     answered = len(module.mo)
     wall = (last_t if answered >= n else time.perf_counter()) - t0
     line_s = (module.pty.bytes_to_host + module.pty.bytes_to_module) * 10 / BAUD
+    per = 1000 / max(answered, 1)
     return {
         "answered": f"{answered}/{n}",
         "wall_s": round(wall, 3),
@@ -524,6 +549,10 @@ async def _drive(module: Module, n: int, window: int, stall: float) -> dict[str,
         "bytes_module_to_host": module.pty.bytes_to_host,
         "bytes_host_to_module": module.pty.bytes_to_module,
         "line_share_pct": round(100 * line_s / wall, 1) if wall > 0 else 0.0,
+        # per Command: the line busy, and idle waiting for the host or for the module
+        "line_busy_ms_per_command": round(line_s * per, 2),
+        "host_turnaround_ms_per_command": round(module.pty.host_wait_s * per, 2),
+        "module_turnaround_ms_per_command": round(module.pty.module_wait_s * per, 2),
         "replies_ok": module.replies() == answered,
     }
 
@@ -571,6 +600,14 @@ async def bench_throughput(kind: str, n: int, n_modules: int, window: int, opts:
         ),
         "line_share_pct_min": min(r["line_share_pct"] for r in rows),
         "line_share_pct_mean": round(statistics.mean(r["line_share_pct"] for r in rows), 1),
+        **{
+            key: round(statistics.mean(r[key] for r in rows), 2)
+            for key in (
+                "line_busy_ms_per_command",
+                "host_turnaround_ms_per_command",
+                "module_turnaround_ms_per_command",
+            )
+        },
         "cpu_ms_per_command": round(cpu * 1000 / max(answered, 1), 3),
         "cpu_pct_of_one_core": round(100 * cpu / wall, 1),
         # the program's main thread (the event loop) and its other threads (the journal's)
