@@ -21,7 +21,9 @@ that writes the reply into its outbox directory.
    the share of what the line allows: AT is half duplex in practice (a
    command, then its answer), so the line is busy for (bytes in + bytes out)
    x 10 / baud seconds. ``--modules N`` runs N modules in one bridge process,
-   each on its own pty and line; each module's share is reported.
+   each on its own pty and line; each module's share is reported. The line's
+   time per Command is split into busy, waiting for the host (its turnaround
+   after the module spoke) and waiting for the module (the simulator's).
 2. ``latency``: no line emulation, one Command at a time: from the ``+CMTI``
    leaving the module to the reply's ``AT+CMGS=`` reaching it (median, p99),
    CPU per Command (user + system of the process and of the children it
