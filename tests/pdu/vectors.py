@@ -246,4 +246,82 @@ VECTORS: tuple[Vector, ...] = (
             "message_class": 2,
         },
     ),
+    Vector(
+        "gsmmodem-issue15-status-report",
+        "0006230E9126983575169498610103409544C26101034095448200",
+        "python-gsmmodem issue #15: a real +CMGR status report from an Indonesian network "
+        "(TP-SCTS time zone octet C2: units semi-octet C, read as 2 * 10 + 12 = +08:00; "
+        "TP-DT zone 82 = +07:00)",
+        canonical=False,  # the zone re-encodes as proper BCD (23)
+        expect={
+            "type": "status-report",
+            "recipient": "+62895357614989",
+            "reference": 35,
+            "status": 0,
+            "timestamp": "2016-10-30T04:59:44+08:00",
+        },
+    ),
+    Vector(
+        "gammu-issue483-dcs-fb",
+        "06914977000030200B914977745010F700FB918050809053221DB15CEC868BC9663018080402816432DD0C"
+        "060281A4412A159904",
+        "gammu issue #483: a real SMS-DELIVER from a Sri Lankan network (SMSC with an even "
+        "digit count, TP-SRI set, DCS FB: group 1111 with reserved bit 3 set, GSM 7-bit, "
+        "class 3; libGammu reads it as 8-bit)",
+        expect={
+            "smsc": "+9477000003",
+            "sender": "+94774705017",
+            "encoding": "gsm7",
+            "text": "1917812300     22:30   RATTHI",
+            "message_class": 3,
+            "timestamp": "2019-08-05T08:09:35+05:30",
+        },
+    ),
+    Vector(
+        "alt-cellular-gsm-concat-part2",
+        "07910221020020F040048167383D1170113232848040140500033A0202EC6176BD0C4ACF4134170E06",
+        "alt.cellular.gsm 'Erorr In Compile PDU' (2008): a real part 2/2 from short code 7683, "
+        "TP-MMS 'more messages', TP-PID 3D (SC specific), DCS 11 (class 1), UDH 0500033A0202",
+        expect={
+            "smsc": "+20122000020",
+            "sender": "7683",
+            "text": "value is 4.80",
+            "concat": {"ref": 0x3A, "total": 2, "seq": 2},
+            "message_class": 1,
+            "timestamp": "2007-11-23T23:48:08+01:00",
+        },
+    ),
+    Vector(
+        "python-messaging-issue44-deliver",
+        "0791198954800710040C9119678197692100007101501145402202E833",
+        "python-messaging issue #44: a real +CMGR from an Indian network (time zone +22 "
+        "quarters = +05:30, as the modem's text mode shows '17/10/05,11:54:04+22')",
+        expect={
+            "smsc": "+919845087001",
+            "sender": "+917618799612",
+            "text": "hg",
+            "timestamp": "2017-10-05T11:54:04+05:30",
+        },
+    ),
+    Vector(
+        "mobiletidings-mwi-submit",
+        "0001AB0B915121551532F400C80F3190BB7C07D9DFE971B91D4EB301",
+        "mobiletidings.com 'Setting Voicemail Waiting Indication via SMS' (AT+CMGS=27, DCS C8: "
+        "message waiting, discard, voicemail active)",
+        expect={
+            "type": "submit",
+            "recipient": "+15125551234",
+            "reference": 0xAB,
+            "text": "1 new voicemail",
+            "encoding": "gsm7",
+        },
+    ),
+    Vector(
+        "address-length-counts-filler",
+        "00040C914477009001F300002080629173140005E8329BFD06",
+        "constructed: TP-OA length 12 counts the F filler of an 11-digit number; TS 23.040 "
+        "§9.1.2.3 says the F is ignored (libGammu and python-gsmmodem read +44770009103)",
+        canonical=False,  # re-encoded with length 11
+        expect={"sender": "+44770009103", "text": "hello"},
+    ),
 )

@@ -1,0 +1,150 @@
+"""What real networks send that the specs' happy path does not show.
+
+Each test names the clause or the capture it comes from (the captures are in
+the shared table, tests/pdu/vectors.py). Oracles as in test_differential.py:
+libGammu (python-gammu) where it follows the spec, the spec where it does not.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import gammu
+import gsmmodem.pdu as gsmpdu
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pdu import Address, Deliver, PduError, StatusReport, Submit, UserData, decode, encode
+from pdu.address import decode_address, decode_smsc
+
+EXAMPLES = settings(
+    max_examples=int(os.environ.get("SMS_DIFF_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+# SMS-DELIVER from +31641600986, DCS 0, "How are you?"; {tz} is the TP-SCTS
+# time zone octet and {oa} the whole TP-OA field.
+_DELIVER = "00{fo}{oa}0000208062917314{tz}0CC8F71D14969741F977FD07"
+_OA = "0B911346610089F6"
+_SWAP = bytes(((b & 0x0F) << 4) | (b >> 4) for b in range(256))
+
+
+def _semi(nibbles: str) -> str:
+    """Hex of semi-octets in wire order (first digit in the low nibble), F-padded."""
+    if len(nibbles) % 2:
+        nibbles += "F"
+    return bytes.fromhex(nibbles).translate(_SWAP).hex().upper()
+
+
+# -- TS 23.040 §9.2.3.11 time zone: a units semi-octet A-F ------------------------
+
+
+def test_every_time_zone_octet_decodes_as_libgammu_reads_it() -> None:
+    # python-gsmmodem issue #15 (vector gsmmodem-issue15-status-report): an SC
+    # at UTC+7/+8 sent the zone octet C2. The units semi-octet C reads as 12
+    # (2 * 10 + 12 = 32 quarters, +08:00), as libGammu and python-gsmmodem do;
+    # before, 96 of the 256 octets made the whole message undecodable.
+    for tz in range(256):
+        raw = bytes.fromhex(_DELIVER.format(fo="04", oa=_OA, tz=f"{tz:02X}"))
+        ours = decode(raw).tp_scts
+        theirs = gammu.DecodePDU(raw)["DateTime"]
+        assert ours.utcoffset() == theirs.utcoffset(), f"{tz:02X}"
+        assert ours.replace(tzinfo=None) == datetime(2002, 8, 26, 19, 37, 41)
+        quarters = (tz & 7) * 10 + (tz >> 4)
+        assert ours.utcoffset() == timedelta(minutes=15 * quarters) * (-1 if tz & 8 else 1)
+
+
+def test_non_decimal_time_zone_in_status_report_and_python_gsmmodem() -> None:
+    raw = "0006230E9126983575169498610103409544C26101034095448200"
+    msg = decode(raw)
+    assert isinstance(msg, StatusReport)
+    assert msg.tp_scts.utcoffset() == timedelta(hours=8)
+    assert msg.tp_dt.utcoffset() == timedelta(hours=7)
+    assert (msg.tp_mr, str(msg.tp_ra), msg.tp_st) == (35, "+62895357614989", 0)
+    # python-gsmmodem (after its fix for that issue) reads the same zone.
+    d = gsmpdu.decodeSmsPdu(_DELIVER.format(fo="04", oa=_OA, tz="C2"))
+    assert d["time"].utcoffset() == timedelta(hours=8)
+
+
+def test_largest_time_zone_does_not_re_encode() -> None:
+    # 85 quarter hours (octet FF) decodes, but TS 23.040 has no BCD form for
+    # it: encoding says so instead of writing a different zone.
+    msg = decode(_DELIVER.format(fo="04", oa=_OA, tz="FF"))
+    assert msg.tp_scts.utcoffset() == -timedelta(hours=21, minutes=15)
+    with pytest.raises(PduError) as e:
+        encode(msg)
+    assert e.value.field == "TP-SCTS"
+
+
+# -- TS 23.040 §9.1.2.3: an F among the counted semi-octets is ignored -----------
+
+
+@pytest.mark.parametrize(
+    ("field", "number"),
+    [
+        ("0C914477009001F3", "+44770009103"),  # the length counts the filler
+        ("0C914477F0900123", "+44770091032"),  # an F inside the number
+        ("0481F963", "936"),  # the F first
+        ("0581FFFFF1", "1"),  # only one digit is not F
+        ("0481FFFF", ""),  # nothing but F
+        ("0581A1B2F3", "1*2#3"),  # with the * and # semi-octets
+    ],
+)
+def test_address_f_among_counted_digits_is_skipped(field: str, number: str) -> None:
+    raw = bytes.fromhex(_DELIVER.format(fo="04", oa=field, tz="00"))
+    msg = decode(raw)
+    assert isinstance(msg, Deliver)
+    assert str(msg.tp_oa) == number
+    assert msg.tp_ud.text == "How are you?"
+    # The same digits once re-encoded: the F is gone, the length counts digits.
+    again = decode(encode(msg))
+    assert again == msg
+
+
+def test_f_skipped_in_every_address_field() -> None:
+    # TP-DA of a SUBMIT, TP-RA of a STATUS-REPORT and the SMSC field (TS 24.011
+    # §8.2.5.1 codes it as TS 24.008 called party BCD: F is the end mark).
+    submit = decode("0001000C914477009001F30000" + "02C834")
+    assert isinstance(submit, Submit) and str(submit.tp_da) == "+44770009103"
+    report = decode("0006050C914477009001F3" + "20806291731400" * 2 + "00")
+    assert isinstance(report, StatusReport) and str(report.tp_ra) == "+44770009103"
+    assert decode_smsc(bytes.fromhex("0791447758F01006")) == (Address("44778500160", 1, 1), 8)
+    deliver = decode("0791447758F01006" + "04" + _OA + "0000208062917314000548656C6C6F")
+    assert deliver.smsc == Address("44778500160", 1, 1)
+
+
+_digits = st.text(alphabet="0123456789", min_size=0, max_size=18)
+
+
+@EXAMPLES
+@given(
+    digits=_digits,
+    fillers=st.lists(st.integers(0, 20), max_size=2),
+    toa=st.sampled_from([0x81, 0x91, 0xA1]),
+)
+def test_f_in_address_matches_libgammu(digits: str, fillers: list[int], toa: int) -> None:
+    nibbles = digits
+    for at in fillers:
+        nibbles = nibbles[:at] + "F" + nibbles[at:]
+    nibbles = nibbles[:20]
+    field = f"{len(nibbles):02X}{toa:02X}" + _semi(nibbles)
+    raw = bytes.fromhex(_DELIVER.format(fo="04", oa=field, tz="00"))
+    ours = decode(raw)
+    assert isinstance(ours, Deliver)
+    want = nibbles.replace("F", "")
+    assert ours.tp_oa.number == want
+    assert decode_address(bytes.fromhex(field), 0, "TP-OA")[0].number == want
+    g = gammu.DecodePDU(raw)["Number"]
+    assert g.lstrip("+") == want
+    assert str(ours.tp_oa) == (g if want else "")
+
+
+def test_empty_text_deliver_still_round_trips() -> None:
+    # Guard: the F rule does not touch an address without F.
+    m = Deliver(
+        tp_oa=Address("2936"), tp_scts=datetime(2026, 1, 1, tzinfo=UTC), tp_ud=UserData(text="")
+    )
+    assert decode(encode(m)) == m
