@@ -19,7 +19,7 @@ decodes: at most 7 * 10 + 15 = 85 quarter hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from ._bits import BCD, TO_BCD
 from .errors import PduError
@@ -59,6 +59,30 @@ def decode_timestamp(pdu: bytes, o: int, field: str) -> datetime:
         return datetime(y, mo, d, h, mi, s, tzinfo=tz)
     except ValueError as exc:
         raise PduError(f"invalid date or time ({exc})", field=field, offset=o) from None
+
+
+#: What :func:`decode_scts` gives for a time stamp that is not a date. The
+#: last instant the two-digit year can express, so that it re-encodes as
+#: itself and never looks older than a real time stamp (a receiver that ages
+#: held parts by TP-SCTS falls back to its own clock).
+SCTS_UNKNOWN = datetime(2089, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def decode_scts(pdu: bytes, o: int, field: str) -> datetime:
+    """TP-SCTS or TP-DT, the time stamps an SC writes (§9.2.3.11, §9.2.3.13).
+
+    Decision: a time stamp with a non-decimal date or time digit, or one that
+    is not a date (month 0, 31 April, all ``F``...), decodes as
+    :data:`SCTS_UNKNOWN` instead of failing the whole message: the spec gives
+    a receiver no rule for it, and the text must not be lost over a field
+    that only informs. A time stamp cut short is still a :class:`PduError`.
+    """
+    if o + 7 > len(pdu):
+        raise PduError("time stamp truncated", field=field, offset=o)
+    try:
+        return decode_timestamp(pdu, o, field)
+    except PduError:
+        return SCTS_UNKNOWN
 
 
 def encode_timestamp(t: datetime, field: str) -> bytes:

@@ -35,6 +35,7 @@ from .timestamps import (
     VPF_RELATIVE,
     EnhancedValidity,
     ValidityPeriod,
+    decode_scts,
     decode_timestamp,
     encode_timestamp,
     encode_vp,
@@ -325,7 +326,7 @@ def _decode_deliver(pdu: bytes, o: int, fo: int, sc: Address | None) -> Deliver:
     if p + 9 > len(pdu):
         raise PduError("SMS-DELIVER truncated before TP-UDL", field="TP-PID", offset=p)
     dcs = pdu[p + 1]
-    scts = decode_timestamp(pdu, p + 2, "TP-SCTS")
+    scts = decode_scts(pdu, p + 2, "TP-SCTS")
     ud = _decode_ud(pdu, p + 9, dcs, fo & 0x40, p + 1)
     m = _new(Deliver)
     s_oa, s_scts, s_ud, s_pid, s_dcs, s_mms, s_lp, s_sri, s_rp, s_smsc = _DELIVER_SET
@@ -387,8 +388,8 @@ def _decode_status_report(pdu: bytes, o: int, fo: int, sc: Address | None) -> St
         raise PduError("SMS-STATUS-REPORT truncated", field="TP-MR", offset=o + 1)
     mr = pdu[o + 1]
     ra, p = decode_address(pdu, o + 2, "TP-RA")
-    scts = decode_timestamp(pdu, p, "TP-SCTS")
-    dt = decode_timestamp(pdu, p + 7, "TP-DT")
+    scts = decode_scts(pdu, p, "TP-SCTS")
+    dt = decode_scts(pdu, p + 7, "TP-DT")
     p += 14
     if p >= len(pdu):
         raise PduError("TP-ST missing", field="TP-ST", offset=p)

@@ -16,8 +16,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdu import Address, Deliver, PduError, StatusReport, Submit, UserData, decode, encode
+from pdu import (
+    SCTS_UNKNOWN,
+    Address,
+    Deliver,
+    PduError,
+    StatusReport,
+    Submit,
+    UserData,
+    decode,
+    encode,
+)
 from pdu.address import decode_address, decode_smsc
+from pdu.timestamps import decode_timestamp
 
 EXAMPLES = settings(
     max_examples=int(os.environ.get("SMS_DIFF_EXAMPLES", "60")),
@@ -148,3 +159,66 @@ def test_empty_text_deliver_still_round_trips() -> None:
         tp_oa=Address("2936"), tp_scts=datetime(2026, 1, 1, tzinfo=UTC), tp_ud=UserData(text="")
     )
     assert decode(encode(m)) == m
+
+
+# -- TS 23.040 §9.2.3.11: a TP-SCTS / TP-DT that is not a date ---------------------
+
+
+@pytest.mark.parametrize(
+    "scts",
+    [
+        "00000000000000",  # month 0, day 0
+        "FFFFFFFFFFFFFF",  # every semi-octet F
+        "2080629173F408",  # seconds tens digit F
+        "22209200000000",  # 29 February 2022
+        "22111332950300",  # 31 November
+    ],
+)
+def test_deliver_with_a_time_stamp_that_is_no_date_still_decodes(scts: str) -> None:
+    raw = "00040B911346610089F60000" + scts + "0CC8F71D14969741F977FD07"
+    msg = decode(raw)
+    assert isinstance(msg, Deliver)
+    assert msg.tp_scts == SCTS_UNKNOWN
+    assert (str(msg.tp_oa), msg.tp_ud.text) == ("+31641600986", "How are you?")
+    assert decode(encode(msg)) == msg  # the stand-in re-encodes as itself
+
+
+def test_status_report_with_a_discharge_time_that_is_no_date() -> None:
+    good = "20806291731408"
+    msg = decode("0006050B911346610089F6" + good + "00000000000000" + "00")
+    assert isinstance(msg, StatusReport)
+    assert msg.tp_scts == datetime(2002, 8, 26, 19, 37, 41, tzinfo=UTC)
+    assert msg.tp_dt == SCTS_UNKNOWN
+    assert (msg.tp_mr, msg.tp_st) == (5, 0)
+
+
+def test_truncated_time_stamp_is_still_an_error() -> None:
+    with pytest.raises(PduError) as e:
+        decode("0006050B911346610089F6" + "20806291731408" + "208062917314")
+    assert (e.value.field, e.value.offset) == ("TP-DT", 18)
+
+
+def test_absolute_validity_period_stays_strict() -> None:
+    # TP-VP is ours to write (and a stored SUBMIT's): no stand-in there.
+    with pytest.raises(PduError) as e:
+        decode("0019000481926300000000000000000000" + "02C834")
+    assert e.value.field == "TP-VP"
+
+
+@EXAMPLES
+@given(scts=st.binary(min_size=7, max_size=7))
+def test_any_time_stamp_octets_decode(scts: bytes) -> None:
+    raw = (
+        bytes.fromhex("00040B911346610089F60000") + scts + bytes.fromhex("0CC8F71D14969741F977FD07")
+    )
+    msg = decode(raw)
+    assert isinstance(msg, Deliver) and msg.tp_ud.text == "How are you?"
+    try:
+        strict = decode_timestamp(scts, 0, "TP-SCTS")
+    except PduError:
+        assert msg.tp_scts == SCTS_UNKNOWN
+    else:
+        assert msg.tp_scts == strict
+        theirs = gammu.DecodePDU(raw)["DateTime"]  # libGammu agrees on every real date
+        if theirs is not None and strict.second == theirs.second:
+            assert theirs == strict
