@@ -324,4 +324,70 @@ VECTORS: tuple[Vector, ...] = (
         canonical=False,  # re-encoded with length 11
         expect={"sender": "+44770009103", "text": "hello"},
     ),
+    Vector(
+        "gsmmodem-issue17-concat-1-of-1",
+        "0591721891F1400781721881F800003160526104848059050003C30101916536FB1DCABEEB2074D85E06"
+        "4941B19CAB060319A5C522289C96D3D3ED32286C0FA7D96131BBEC024941B19CAB0603DDD36C36A88C87"
+        "A7E565D0DB0D82C55EB0DB4B068BCD5C20",
+        "python-gsmmodem issue #17: a real South African operator message (SMSC +2781191 in a "
+        "5-octet field, TP-OA 2781188 TON unknown, UDH 050003C30101: concatenation 1 of 1; "
+        "the fill bit after the UDH is 1, which a receiver ignores)",
+        canonical=False,  # we send the fill bit as 0
+        expect={
+            "smsc": "+2781191",
+            "sender": "2781188",
+            "concat": {"ref": 0xC3, "total": 1, "seq": 1},
+            "text": "Hello!You have R 19.50 FREE airtime available. R 19.50 will expire on "
+            "01/07/2013. ",
+            "timestamp": "2013-06-25T16:40:48+02:00",
+        },
+    ),
+    Vector(
+        "node-pdu-issue2-vivo-mwi",
+        "07915510100102910407D1D6A4F50900C8715091415320291FD6F7B80CA297DBA018C8FDB68751F314A8"
+        "5D76CFC3E7721BE59EA700",
+        "node-pdu issue #2: a real Brazilian operator voicemail notice (TP-OA D1: alphanumeric "
+        "'VIVO' in 7 semi-octets, NPI 1; DCS C8: message waiting, discard, voicemail active; "
+        "zone -03:00)",
+        expect={
+            "sender": "VIVO",
+            "encoding": "gsm7",
+            "text": "Voce tem 1 nova(s) mensagem(ns)",
+            "message_class": None,
+            "timestamp": "2017-05-19T14:35:02-03:00",
+        },
+    ),
+    Vector(
+        "doublecontact-issue49-vodafone-ucs2-part3",
+        "07918350000014F0400ED0D637396C7EBBCB000802601190106321840500038803030020043F0430043A"
+        "0435044204300020043F043E043F043E0432043D04560442044C00200440043004450443043D043E043A"
+        "00200432045604340020003100300030002004330440043804320435043D044C0020044204300020043D"
+        "043004310435044004560442044C0020002A003100300031002A0034003400340023",
+        "doublecontact issue #49: a real Ukrainian operator part 3/3 (TP-OA 0E D0: 8-letter "
+        "alphanumeric 'Vodafone', UCS-2 after UDH 0500038803 03)",
+        expect={
+            "smsc": "+38050000410",
+            "sender": "Vodafone",
+            "encoding": "ucs2",
+            "concat": {"ref": 0x88, "total": 3, "seq": 3},
+            "text": " пакета поповніть рахунок від 100 гривень та наберіть *101*444#",
+        },
+    ),
+    Vector(
+        "pdulib-issue39-czech-ucs2-part1",
+        "0791246020099990640681991976000832602111455580840500033107010044006F0073006C00650063"
+        "0068006C00690020006A0073006D0065002000730065002C0020007A006500200064006E006500730020"
+        "006D00610074006500200063006F0020006F0073006C00610076006F007600610074002100200041002000"
+        "700072006F0074006F007A006500200064006100720065006B00200070",
+        "PDUlib issue #39: a real Czech operator +CMGL part 1/7 (TP-OA 999167 TON unknown, "
+        "UCS-2, 140 octets of TP-UD)",
+        expect={
+            "smsc": "+420602909909",
+            "sender": "999167",
+            "encoding": "ucs2",
+            "concat": {"ref": 49, "total": 7, "seq": 1},
+            "text": "Doslechli jsme se, ze dnes mate co oslavovat! A protoze darek p",
+            "timestamp": "2023-06-12T11:54:55+02:00",
+        },
+    ),
 )
