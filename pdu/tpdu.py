@@ -237,19 +237,30 @@ def _decode_ud(pdu: bytes, o: int, dcs: int, udhi: int, dcs_at: int) -> UserData
     ud = pdu[o:]
     if alph is _GSM7:
         need = (udl * 7 + 7) >> 3
+        if not udhi:
+            if need > len(ud):
+                raise PduError(
+                    f"TP-UDL {udl} septets need {need} octets, {len(ud)} present",
+                    field="TP-UD",
+                    offset=o,
+                )
+            return _user_data((), decode_gsm7(_unpack(ud, udl)), None)
+        hdr7, h = decode_header(ud[:need], o)
+        fill = (7 - (h << 3) % 7) % 7
+        n = udl - ((h << 3) + fill) // 7
+        if n <= 0:
+            # No text after the header. A TP-UDL short of the header's septets
+            # (the sender counted the header in octets, or left out the fill
+            # bits) reads as an empty text, as Android (count < 0 -> 0),
+            # libGammu, python-gsmmodem and smspdudecoder read it; so does a
+            # missing last octet that would hold only fill bits.
+            return _user_data(hdr7, "", None)
         if need > len(ud):
             raise PduError(
                 f"TP-UDL {udl} septets need {need} octets, {len(ud)} present",
                 field="TP-UD",
                 offset=o,
             )
-        if not udhi:
-            return _user_data((), decode_gsm7(_unpack(ud, udl)), None)
-        hdr7, h = decode_header(ud[:need], o)
-        fill = (7 - (h << 3) % 7) % 7
-        n = udl - ((h << 3) + fill) // 7
-        if n < 0:
-            raise PduError("user data header longer than TP-UDL", field="TP-UDH", offset=o)
         locking, single = languages_of(hdr7)
         return _user_data(hdr7, _gsm7_text(_unpack(ud[h:], n, fill), locking, single), None)
     if udl > len(ud):

@@ -222,3 +222,39 @@ def test_any_time_stamp_octets_decode(scts: bytes) -> None:
         theirs = gammu.DecodePDU(raw)["DateTime"]  # libGammu agrees on every real date
         if theirs is not None and strict.second == theirs.second:
             assert theirs == strict
+
+
+# -- TS 23.040 §9.2.3.16 / §9.2.3.24: GSM 7-bit header with no text after it ------
+
+_UDH_DELIVER = "00440B911346610089F6000020806291731400"  # TP-UDHI, DCS 0; TP-UDL follows
+
+
+@pytest.mark.parametrize(
+    "ud",
+    [
+        "07050003420201" + "00",  # by the book: 7 septets, the fill octet present
+        "07050003420201",  # the last octet, only fill bits, left out
+        "06050003420201",  # TP-UDL counts the header in octets
+        "0605000342020100",  # ... with the fill octet
+    ],
+)
+def test_header_only_gsm7_user_data_is_an_empty_text(ud: str) -> None:
+    # Android (count < 0 -> 0), libGammu, python-gsmmodem and smspdudecoder
+    # all read these as an empty text with the header; before, three of the
+    # four were a PduError ("user data header longer than TP-UDL", or the fill
+    # octet missing).
+    raw = bytes.fromhex(_UDH_DELIVER + ud)
+    msg = decode(raw)
+    assert isinstance(msg, Deliver)
+    assert msg.tp_ud.text == ""
+    assert msg.tp_ud.concat is not None
+    assert (msg.tp_ud.concat.ref, msg.tp_ud.concat.total, msg.tp_ud.concat.seq) == (0x42, 2, 1)
+    assert gammu.DecodePDU(raw)["Text"] == ""
+    assert decode(encode(msg)) == msg
+
+
+def test_header_then_text_cut_short_is_still_an_error() -> None:
+    # One text septet promised (TP-UDL 8) but only the header is there.
+    with pytest.raises(PduError) as e:
+        decode(_UDH_DELIVER + "08050003420201")
+    assert (e.value.field, e.value.offset) == ("TP-UD", 20)
