@@ -8,7 +8,7 @@ libGammu (python-gammu) where it follows the spec, the spec where it does not.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import gammu
 import gsmmodem.pdu as gsmpdu
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from pdu import (
     SCTS_UNKNOWN,
     Address,
+    DataCoding,
     Deliver,
     PduError,
     StatusReport,
@@ -60,7 +61,9 @@ def test_every_time_zone_octet_decodes_as_libgammu_reads_it() -> None:
     # before, 96 of the 256 octets made the whole message undecodable.
     for tz in range(256):
         raw = bytes.fromhex(_DELIVER.format(fo="04", oa=_OA, tz=f"{tz:02X}"))
-        ours = decode(raw).tp_scts
+        msg = decode(raw)
+        assert isinstance(msg, Deliver)
+        ours = msg.tp_scts
         theirs = gammu.DecodePDU(raw)["DateTime"]
         assert ours.utcoffset() == theirs.utcoffset(), f"{tz:02X}"
         assert ours.replace(tzinfo=None) == datetime(2002, 8, 26, 19, 37, 41)
@@ -84,6 +87,7 @@ def test_largest_time_zone_does_not_re_encode() -> None:
     # 85 quarter hours (octet FF) decodes, but TS 23.040 has no BCD form for
     # it: encoding says so instead of writing a different zone.
     msg = decode(_DELIVER.format(fo="04", oa=_OA, tz="FF"))
+    assert isinstance(msg, Deliver)
     assert msg.tp_scts.utcoffset() == -timedelta(hours=21, minutes=15)
     with pytest.raises(PduError) as e:
         encode(msg)
@@ -258,3 +262,54 @@ def test_header_then_text_cut_short_is_still_an_error() -> None:
     with pytest.raises(PduError) as e:
         decode(_UDH_DELIVER + "08050003420201")
     assert (e.value.field, e.value.offset) == ("TP-UD", 20)
+
+
+# -- TS 23.040 §9.2.2.3: STATUS-REPORT with and without the TP-PI fields ----------
+
+_zone = st.integers(-47, 56).map(lambda q: timezone(timedelta(minutes=15 * q)))
+_stamp = st.builds(
+    lambda d, z: d.replace(tzinfo=z),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2089, 12, 31)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+    _zone,
+)
+
+
+@EXAMPLES
+@given(
+    mr=st.integers(0, 255),
+    ra=st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True),
+    scts=_stamp,
+    dt=_stamp,
+    status=st.integers(0, 255),
+    optional=st.sampled_from(["none", "pid", "pid+dcs", "all", "dcs+ud", "ud"]),
+    text=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 ", max_size=40),
+)
+def test_our_status_report_decodes_the_same_in_libgammu(
+    mr: int, ra: str, scts: datetime, dt: datetime, status: int, optional: str, text: str
+) -> None:
+    pid = 0 if "pid" in optional else None
+    dcs = DataCoding(0) if "dcs" in optional or optional == "all" else None
+    ud = UserData(text=text) if "ud" in optional or optional == "all" else None
+    ra_addr = Address.parse(ra)
+    msg = StatusReport(
+        tp_mr=mr,
+        tp_ra=ra_addr,
+        tp_scts=scts,
+        tp_dt=dt,
+        tp_st=status,
+        tp_pid=pid,
+        tp_dcs=dcs,
+        tp_ud=ud,
+    )
+    raw = encode(msg)
+    assert decode(raw) == msg
+    g = gammu.DecodePDU(raw)
+    assert g["Type"] == "Status_Report"
+    assert (g["Number"], g["MessageReference"], g["DeliveryStatus"]) == (ra, mr, status)
+    # libGammu's names: DateTime is TP-SCTS, SMSCDateTime is TP-DT.
+    assert g["DateTime"] == scts and g["DateTime"].utcoffset() == scts.utcoffset()
+    assert g["SMSCDateTime"] == dt and g["SMSCDateTime"].utcoffset() == dt.utcoffset()
+    if ud is not None:
+        assert g["Text"] == text
