@@ -7,6 +7,8 @@ libGammu (python-gammu) where it follows the spec, the spec where it does not.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -27,8 +29,10 @@ from pdu import (
     UserData,
     decode,
     encode,
+    to_json,
 )
 from pdu.address import decode_address, decode_smsc
+from pdu.cli import main, report
 from pdu.timestamps import decode_timestamp
 
 EXAMPLES = settings(
@@ -313,3 +317,16 @@ def test_our_status_report_decodes_the_same_in_libgammu(
     assert g["SMSCDateTime"] == dt and g["SMSCDateTime"].utcoffset() == dt.utcoffset()
     if ud is not None:
         assert g["Text"] == text
+
+
+def test_unknown_time_stamp_shows_as_unknown_in_json_and_report() -> None:
+    raw = "00040B911346610089F60000" + "00000000000000" + "0CC8F71D14969741F977FD07"
+    msg = decode(raw)
+    assert to_json(msg)["timestamp"] is None
+    assert "Timestamp: unknown (not a date on the wire)" in report(msg)
+    report_sr = report(decode("0006050B911346610089F6" + "20806291731408" + "FF" * 7 + "00"))
+    assert "Discharge: unknown (not a date on the wire)" in report_sr
+    assert "Timestamp: 2002-08-26 19:37:41+00:00" in report_sr
+    out = io.StringIO()
+    assert main(["decode", "--json", raw], stdin=io.StringIO(), stdout=out) == 0
+    assert json.loads(out.getvalue())["timestamp"] is None
