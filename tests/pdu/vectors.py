@@ -390,4 +390,39 @@ VECTORS: tuple[Vector, ...] = (
             "timestamp": "2023-06-12T11:54:55+02:00",
         },
     ),
+    Vector(
+        "gsmmodem-issue51-twilio-smsc-malformed-udh",
+        "07912160130320F5440B917130263521F600005160101235458AA005C01BF40201E8E5393D2C1E93CBE6"
+        "33BD3CA787C56372D97CA697E7F4B0784C2E9BCFF4F29C1E168FC965F3995E9ED3C3E231B96C3ED3CB73"
+        "7A583C2697CD677A794E0F8BC7E4B2F94C2FCFE961F1985C369FE9E5393D2C1E93CBE633BD3CA787C563"
+        "72D97CA697E7F4B0784C2E9BCFF4F29C1E168FC965F3995E9ED3C3E231B96C3ED3CB737A583C2697CD",
+        "python-gsmmodem issue #51: a real SMS-DELIVER through Twilio's SMSC +12063130025 "
+        "(UDHL 5 whose element C0 claims 27 octets: TS 23.040 9.2.3.24 says the whole header "
+        "is ignored; the 153 septets after it still read; libGammu refuses the PDU)",
+        canonical=False,  # re-encoded without the ignored header
+        expect={
+            "smsc": "+12063130025",
+            "sender": "+17036253126",
+            "concat": None,
+            "text": "testabcdefg" * 13 + "testabcdef",
+            "timestamp": "2015-06-01T21:53:54-07:00",
+        },
+    ),
+    Vector(
+        "chan-dongle-issue87-alphanumeric-11",
+        "07913619070010730414D0C13AFDCD7C87C9CD201600002170202284432374D0180CE682C1407079191E"
+        "4E93416379999CA6CF41F7F01CC47E87C9653288FE06D5E5A0F65B9C66974720580E66A3E56EB55B2D06"
+        "12E741B01CCC46B3E56E38DACD05A2CAC3E332C8F9D68164B61A6C06CBC96620D8ED0593BD64B0980C14"
+        "83E96A3068D305",
+        "asterisk-chan-dongle issue #87: a real Philippine operator message that chan-dongle "
+        "could not parse ('Can't parse OA'): TP-OA 14 D0, the 11-letter name 'AutoLoadMAX' "
+        "in 20 semi-octets",
+        expect={
+            "smsc": "+639170000137",
+            "sender": "AutoLoadMAX",
+            "text": "P100.00 prepaid credits was loaded to ur mobile# 09064975751 by "
+            "09064697847. Trace No: 265030923 07/02/2012 10:50PM.",
+            "timestamp": "2012-07-02T22:48:34+08:00",
+        },
+    ),
 )
