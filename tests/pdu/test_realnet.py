@@ -330,3 +330,45 @@ def test_unknown_time_stamp_shows_as_unknown_in_json_and_report() -> None:
     out = io.StringIO()
     assert main(["decode", "--json", raw], stdin=io.StringIO(), stdout=out) == 0
     assert json.loads(out.getvalue())["timestamp"] is None
+
+
+# -- TS 23.038 §4: every TP-DCS value, decoded as the coding groups say ----------
+
+
+def _spec_coding(dcs: int) -> tuple[str, int | None, bool]:
+    """(alphabet, class, compressed) straight from the TS 23.038 §4 table."""
+    group = dcs >> 4
+    if group <= 0b0111:  # general data coding (00xx) and automatic deletion (01xx)
+        alphabet = ("gsm7", "8bit", "ucs2", "gsm7")[(dcs >> 2) & 3]  # 11 reserved -> GSM 7
+        return alphabet, (dcs & 3) if dcs & 0x10 else None, bool(dcs & 0x20)
+    if group <= 0b1011:  # reserved coding groups: "assumed to be the GSM 7 bit default"
+        return "gsm7", None, False
+    if group in (0b1100, 0b1101):  # message waiting, discard / store, GSM 7-bit
+        return "gsm7", None, False
+    if group == 0b1110:  # message waiting, store, UCS2
+        return "ucs2", None, False
+    return ("8bit" if dcs & 4 else "gsm7"), dcs & 3, False  # 1111: bit 3 reserved
+
+
+def test_every_dcs_value_decodes_as_ts_23_038_says() -> None:
+    # Real captures back the two groups the oracles read differently: FB is
+    # GSM 7-bit (gammu-issue483-dcs-fb), C8 GSM 7-bit (node-pdu-issue2-vivo-mwi).
+    payload = bytes.fromhex("00680069")  # UCS-2 "hi", or 4 octets, or 4 septets
+    for dcs in range(256):
+        alphabet, cls, compressed = _spec_coding(dcs)
+        raw = bytes.fromhex(f"00040B911346610089F600{dcs:02X}20806291731400") + bytes((4,))
+        raw += payload
+        if compressed:
+            with pytest.raises(PduError) as e:
+                decode(raw)
+            assert e.value.field == "TP-DCS"
+            continue
+        msg = decode(raw)
+        assert isinstance(msg, Deliver)
+        assert (msg.tp_dcs.alphabet.value, msg.tp_dcs.message_class) == (alphabet, cls), hex(dcs)
+        if alphabet == "ucs2":
+            assert msg.tp_ud.text == "hi"
+        elif alphabet == "8bit":
+            assert msg.tp_ud.data == payload
+        else:
+            assert msg.tp_ud.text is not None and len(msg.tp_ud.text) == 4
