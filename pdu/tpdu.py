@@ -12,9 +12,13 @@ decoded as an SMS-DELIVER, as §9.2.3.1 tells a receiving MS to (re-encoding
 gives TP-MTI 00; storing the PDU exactly as received is the module's job).
 
 Error policy: any malformed input raises :class:`PduError` with the field and
-octet offset; nothing else escapes. Decoding is lenient only where the spec
-asks receivers to be (reserved DCS values, invalid concatenation elements,
-octets after the last user data octet are ignored); encoding is strict.
+octet offset; nothing else escapes. Decoding is lenient where the spec asks
+receivers to be (reserved DCS values, invalid concatenation elements, an F
+among an address's semi-octets, octets after the last user data octet are
+ignored) and where real SCs send what the spec has no rule for and the text
+is still whole: a time zone units digit A-F, a TP-SCTS/TP-DT that is not a
+date (:data:`~pdu.timestamps.SCTS_UNKNOWN`), a GSM 7-bit header with no text
+whose TP-UDL falls short of it. Encoding is strict.
 """
 
 from __future__ import annotations
