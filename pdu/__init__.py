@@ -11,7 +11,7 @@ from .errors import PduError
 from .reassembly import CompletedMessage, IncompleteMessage, Reassembler
 from .segment import Plan, capacity, deliver_parts, plan, submit_parts
 from .status import StatusCategory, status_category, status_meaning
-from .timestamps import EnhancedValidity
+from .timestamps import SCTS_UNKNOWN, EnhancedValidity
 from .tpdu import Deliver, Message, StatusReport, Submit, cmgs_pdu, decode, encode
 from .udh import Concat, InformationElement, Ports, UserData
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON_KEYS",
+    "SCTS_UNKNOWN",
     "Address",
     "Alphabet",
     "CompletedMessage",

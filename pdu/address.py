@@ -10,8 +10,12 @@ The SMSC address that ``AT+CMGR``/``AT+CMGL`` put before the TPDU (TS 27.005
 §3.1, TS 24.011 §8.2.5.1 RP address) counts *octets*, including the
 type-of-address octet; a length of 0 means no SMSC address.
 
-Semi-octet values 0-9 are digits, A-E are ``* # a b c`` (§9.1.2.3); F is only
-the filler.
+Semi-octet values 0-9 are digits, A-E are ``* # a b c`` (§9.1.2.3); F is the
+filler. §9.1.2.3: "If a mobile receives 1111 in a position prior to the last
+semi-octet then processing shall commence with the next semi-octet and the
+intervening semi-octet shall be ignored": an F among the counted semi-octets
+(an address length that counts the filler, or an F inside the number) is
+skipped, as libGammu does, instead of failing the whole message.
 """
 
 from __future__ import annotations
@@ -128,12 +132,12 @@ def _digits_to_semi_octets(number: str, field: str) -> bytes:
     return bytes.fromhex(h).translate(SWAP)
 
 
-def _semi_octets_to_digits(raw: bytes, count: int, field: str, offset: int) -> str:
+def _semi_octets_to_digits(raw: bytes, count: int) -> str:
+    """The first ``count`` semi-octets of ``raw`` as digits; an F among them is
+    skipped (§9.1.2.3, module doc)."""
     s = raw.translate(SWAP).hex()[:count]
     if not s.isdigit():
-        if "f" in s:
-            raise PduError("filler F inside the address digits", field=field, offset=offset)
-        s = s.translate(_HEX_TO_DIGIT)
+        s = s.replace("f", "").translate(_HEX_TO_DIGIT)
     return s
 
 
@@ -181,7 +185,7 @@ def decode_address(pdu: bytes, offset: int, field: str) -> tuple[Address, int]:
         n = count * 4 // 7
         text = alphabet.decode_gsm7(septets.unpack_septets(pdu[start:end], n))
         return make_address(text, ton, toa & 0x0F), end
-    number = _semi_octets_to_digits(pdu[start:end], count, field, start)
+    number = _semi_octets_to_digits(pdu[start:end], count)
     return make_address(number, ton, toa & 0x0F), end
 
 
@@ -213,5 +217,5 @@ def decode_smsc(pdu: bytes) -> tuple[Address | None, int]:
     count = 2 * len(raw)
     if raw and (raw[-1] & 0xF0) == 0xF0:
         count -= 1
-    number = _semi_octets_to_digits(raw, count, "SMSC", 2)
+    number = _semi_octets_to_digits(raw, count)
     return make_address(number, (toa >> 4) & 7, toa & 0x0F), n + 1

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
 from .address import Address
@@ -32,7 +33,7 @@ from .errors import PduError
 from .jsonview import to_json
 from .segment import submit_parts
 from .status import status_category, status_meaning
-from .timestamps import EnhancedValidity
+from .timestamps import SCTS_UNKNOWN, EnhancedValidity
 from .tpdu import Deliver, Message, Submit, cmgs_pdu, decode, encode_user_data
 from .udh import (
     IEI_CONCAT8,
@@ -170,6 +171,12 @@ def alphabet_of(dcs_value: int) -> Alphabet:
     return DCS_INFO[dcs_value & 0xFF][0]
 
 
+def _stamp(t: datetime) -> str:
+    if t == SCTS_UNKNOWN:
+        return "unknown (not a date on the wire)"
+    return t.isoformat(sep=" ")
+
+
 def report(msg: Message) -> str:
     """A readable multi-line report, like online PDU decoders print."""
     rows: list[tuple[str, str]] = []
@@ -177,7 +184,7 @@ def report(msg: Message) -> str:
         rows.append(("Type", "SMS-DELIVER (TS 23.040 §9.2.2.1)"))
         rows.append(("SMSC", _addr(msg.smsc)))
         rows.append(("Sender", _addr(msg.tp_oa)))
-        rows.append(("Timestamp", msg.tp_scts.isoformat(sep=" ")))
+        rows.append(("Timestamp", _stamp(msg.tp_scts)))
         flags = [("more messages waiting" if msg.tp_mms else "no more messages")]
         if msg.tp_sri:
             flags.append("status report indication")
@@ -215,8 +222,8 @@ def report(msg: Message) -> str:
         rows.append(("SMSC", _addr(msg.smsc)))
         rows.append(("Recipient", _addr(msg.tp_ra)))
         rows.append(("TP-MR", str(msg.tp_mr)))
-        rows.append(("Timestamp", msg.tp_scts.isoformat(sep=" ")))
-        rows.append(("Discharge", msg.tp_dt.isoformat(sep=" ")))
+        rows.append(("Timestamp", _stamp(msg.tp_scts)))
+        rows.append(("Discharge", _stamp(msg.tp_dt)))
         st = msg.tp_st
         rows.append(("Status", f"{st:#04x} {status_meaning(st)} ({status_category(st).value})"))
         if msg.tp_pid is not None:

@@ -5,30 +5,37 @@ as 1990-1999, 00-89 as 2000-2089, the pivot Gammu uses; the spec gives no
 century), month, day, hour, minute, second, time zone. The time zone is a count
 of quarter hours in two swapped BCD digits; bit 3 of the octet (the high bit
 of the tens digit) is the sign (1 = negative). Decoded as an aware
-:class:`datetime`; digits that are not BCD or a date that does not exist raise
-:class:`PduError`.
+:class:`datetime`; date and time digits that are not BCD or a date that does not
+exist raise :class:`PduError` (see :func:`decode_scts` for the lenient reading
+of the time stamps an SC writes).
+
+Decision (time zone units digit A-F): some networks send a time zone whose
+units semi-octet is not decimal (python-gsmmodem issue #15: ``C2``, from an SC
+at UTC+7/+8). It is read as tens * 10 + units, as libGammu and python-gsmmodem
+do (``C2`` is 2 * 10 + 12 = 32 quarters, +08:00), so every time zone octet
+decodes: at most 7 * 10 + 15 = 85 quarter hours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from ._bits import BCD, TO_BCD
 from .errors import PduError
 
-#: Quarter hours -79..79 (the most two BCD digits with a sign bit hold).
-_TZ = tuple(timezone(timedelta(minutes=15 * q)) for q in range(-79, 80))
+#: Largest quarter-hour count a time zone octet can carry: tens digit 7 (bit 3
+#: is the sign) and a units semi-octet up to F read as 15 (module doc).
+_TZ_MAX = 7 * 10 + 15
+_TZ = tuple(timezone(timedelta(minutes=15 * q)) for q in range(-_TZ_MAX, _TZ_MAX + 1))
 
 
-def _tz_of_octet(b: int) -> timezone | None:
-    q = BCD[b & 0xF7]  # bit 3 is the sign; the tens digit is then 0-7
-    if q < 0:
-        return None
-    return _TZ[79 - q if b & 8 else 79 + q]
+def _tz_of_octet(b: int) -> timezone:
+    q = (b & 7) * 10 + (b >> 4)  # low nibble: sign bit and tens digit; high: units
+    return _TZ[_TZ_MAX - q if b & 8 else _TZ_MAX + q]
 
 
-#: Time zone of each possible time zone octet, None when not BCD.
+#: Time zone of each of the 256 time zone octets (every one decodes).
 _TZ_OF_OCTET = tuple(_tz_of_octet(b) for b in range(256))
 #: Full year of each year octet (90-99 → 1990s, 00-89 → 2000s), -1 when not BCD.
 _YEAR = tuple(-1 if v < 0 else v + (1900 if v >= 90 else 2000) for v in BCD)
@@ -46,12 +53,36 @@ def decode_timestamp(pdu: bytes, o: int, field: str) -> datetime:
     mi = BCD[mio]
     s = BCD[so]
     tz = _TZ_OF_OCTET[tzo]
-    if (y | mo | d | h | mi | s) < 0 or tz is None:
+    if (y | mo | d | h | mi | s) < 0:
         raise PduError("time stamp has a non-decimal semi-octet", field=field, offset=o)
     try:
         return datetime(y, mo, d, h, mi, s, tzinfo=tz)
     except ValueError as exc:
         raise PduError(f"invalid date or time ({exc})", field=field, offset=o) from None
+
+
+#: What :func:`decode_scts` gives for a time stamp that is not a date. The
+#: last instant the two-digit year can express, so that it re-encodes as
+#: itself and never looks older than a real time stamp (a receiver that ages
+#: held parts by TP-SCTS falls back to its own clock).
+SCTS_UNKNOWN = datetime(2089, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def decode_scts(pdu: bytes, o: int, field: str) -> datetime:
+    """TP-SCTS or TP-DT, the time stamps an SC writes (§9.2.3.11, §9.2.3.13).
+
+    Decision: a time stamp with a non-decimal date or time digit, or one that
+    is not a date (month 0, 31 April, all ``F``...), decodes as
+    :data:`SCTS_UNKNOWN` instead of failing the whole message: the spec gives
+    a receiver no rule for it, and the text must not be lost over a field
+    that only informs. A time stamp cut short is still a :class:`PduError`.
+    """
+    if o + 7 > len(pdu):
+        raise PduError("time stamp truncated", field=field, offset=o)
+    try:
+        return decode_timestamp(pdu, o, field)
+    except PduError:
+        return SCTS_UNKNOWN
 
 
 def encode_timestamp(t: datetime, field: str) -> bytes:

@@ -12,9 +12,13 @@ decoded as an SMS-DELIVER, as §9.2.3.1 tells a receiving MS to (re-encoding
 gives TP-MTI 00; storing the PDU exactly as received is the module's job).
 
 Error policy: any malformed input raises :class:`PduError` with the field and
-octet offset; nothing else escapes. Decoding is lenient only where the spec
-asks receivers to be (reserved DCS values, invalid concatenation elements,
-octets after the last user data octet are ignored); encoding is strict.
+octet offset; nothing else escapes. Decoding is lenient where the spec asks
+receivers to be (reserved DCS values, invalid concatenation elements, an F
+among an address's semi-octets, octets after the last user data octet are
+ignored) and where real SCs send what the spec has no rule for and the text
+is still whole: a time zone units digit A-F, a TP-SCTS/TP-DT that is not a
+date (:data:`~pdu.timestamps.SCTS_UNKNOWN`), a GSM 7-bit header with no text
+whose TP-UDL falls short of it. Encoding is strict.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .timestamps import (
     VPF_RELATIVE,
     EnhancedValidity,
     ValidityPeriod,
+    decode_scts,
     decode_timestamp,
     encode_timestamp,
     encode_vp,
@@ -236,19 +241,30 @@ def _decode_ud(pdu: bytes, o: int, dcs: int, udhi: int, dcs_at: int) -> UserData
     ud = pdu[o:]
     if alph is _GSM7:
         need = (udl * 7 + 7) >> 3
+        if not udhi:
+            if need > len(ud):
+                raise PduError(
+                    f"TP-UDL {udl} septets need {need} octets, {len(ud)} present",
+                    field="TP-UD",
+                    offset=o,
+                )
+            return _user_data((), decode_gsm7(_unpack(ud, udl)), None)
+        hdr7, h = decode_header(ud[:need], o)
+        fill = (7 - (h << 3) % 7) % 7
+        n = udl - ((h << 3) + fill) // 7
+        if n <= 0:
+            # No text after the header. A TP-UDL short of the header's septets
+            # (the sender counted the header in octets, or left out the fill
+            # bits) reads as an empty text, as Android (count < 0 -> 0),
+            # libGammu, python-gsmmodem and smspdudecoder read it; so does a
+            # missing last octet that would hold only fill bits.
+            return _user_data(hdr7, "", None)
         if need > len(ud):
             raise PduError(
                 f"TP-UDL {udl} septets need {need} octets, {len(ud)} present",
                 field="TP-UD",
                 offset=o,
             )
-        if not udhi:
-            return _user_data((), decode_gsm7(_unpack(ud, udl)), None)
-        hdr7, h = decode_header(ud[:need], o)
-        fill = (7 - (h << 3) % 7) % 7
-        n = udl - ((h << 3) + fill) // 7
-        if n < 0:
-            raise PduError("user data header longer than TP-UDL", field="TP-UDH", offset=o)
         locking, single = languages_of(hdr7)
         return _user_data(hdr7, _gsm7_text(_unpack(ud[h:], n, fill), locking, single), None)
     if udl > len(ud):
@@ -325,7 +341,7 @@ def _decode_deliver(pdu: bytes, o: int, fo: int, sc: Address | None) -> Deliver:
     if p + 9 > len(pdu):
         raise PduError("SMS-DELIVER truncated before TP-UDL", field="TP-PID", offset=p)
     dcs = pdu[p + 1]
-    scts = decode_timestamp(pdu, p + 2, "TP-SCTS")
+    scts = decode_scts(pdu, p + 2, "TP-SCTS")
     ud = _decode_ud(pdu, p + 9, dcs, fo & 0x40, p + 1)
     m = _new(Deliver)
     s_oa, s_scts, s_ud, s_pid, s_dcs, s_mms, s_lp, s_sri, s_rp, s_smsc = _DELIVER_SET
@@ -387,8 +403,8 @@ def _decode_status_report(pdu: bytes, o: int, fo: int, sc: Address | None) -> St
         raise PduError("SMS-STATUS-REPORT truncated", field="TP-MR", offset=o + 1)
     mr = pdu[o + 1]
     ra, p = decode_address(pdu, o + 2, "TP-RA")
-    scts = decode_timestamp(pdu, p, "TP-SCTS")
-    dt = decode_timestamp(pdu, p + 7, "TP-DT")
+    scts = decode_scts(pdu, p, "TP-SCTS")
+    dt = decode_scts(pdu, p + 7, "TP-DT")
     p += 14
     if p >= len(pdu):
         raise PduError("TP-ST missing", field="TP-ST", offset=p)

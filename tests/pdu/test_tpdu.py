@@ -84,8 +84,8 @@ def test_address_wire(addr: Address, wire: str) -> None:
 
 
 def test_address_errors() -> None:
-    with pytest.raises(PduError, match="filler"):
-        decode_address(bytes.fromhex("0481F963"), 0, "TP-OA")
+    # TS 23.040 §9.1.2.3: an F before the last semi-octet is skipped, not an error.
+    assert decode_address(bytes.fromhex("0481F963"), 0, "TP-OA") == (Address("936"), 4)
     with pytest.raises(PduError):
         decode_address(bytes.fromhex("15911111111111111111111111"), 0, "TP-OA")  # 21 digits
     with pytest.raises(PduError):
@@ -195,6 +195,10 @@ def test_reserved_dcs_decodes_as_gsm7() -> None:
         ("6211123295039F", "2026-11-21T23:59:30-19:45"),
         ("62111232950397", "2026-11-21T23:59:30+19:45"),
         ("99211332959500", "1999-12-31T23:59:59+00:00"),
+        # time zone units digit A-F: tens * 10 + units (timestamps module doc)
+        ("621112329503A0", "2026-11-21T23:59:30+02:30"),
+        ("621112329503C2", "2026-11-21T23:59:30+08:00"),
+        ("621112329503FF", "2026-11-21T23:59:30-21:15"),
     ],
 )
 def test_timestamp_decode(wire: str, iso: str) -> None:
@@ -213,7 +217,6 @@ def test_timestamp_year_pivot() -> None:
         "62113332950300",  # day 33
         "62111252950300",  # hour 25
         "6211123295A300",  # seconds digit A
-        "621112329503A0",  # time zone units digit A
         "621112329503",  # truncated: 6 octets
         "22209200000000",  # 29 Feb 2022 does not exist
     ],

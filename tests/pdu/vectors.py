@@ -246,4 +246,183 @@ VECTORS: tuple[Vector, ...] = (
             "message_class": 2,
         },
     ),
+    Vector(
+        "gsmmodem-issue15-status-report",
+        "0006230E9126983575169498610103409544C26101034095448200",
+        "python-gsmmodem issue #15: a real +CMGR status report from an Indonesian network "
+        "(TP-SCTS time zone octet C2: units semi-octet C, read as 2 * 10 + 12 = +08:00; "
+        "TP-DT zone 82 = +07:00)",
+        canonical=False,  # the zone re-encodes as proper BCD (23)
+        expect={
+            "type": "status-report",
+            "recipient": "+62895357614989",
+            "reference": 35,
+            "status": 0,
+            "timestamp": "2016-10-30T04:59:44+08:00",
+        },
+    ),
+    Vector(
+        "gammu-issue483-dcs-fb",
+        "06914977000030200B914977745010F700FB918050809053221DB15CEC868BC9663018080402816432DD0C"
+        "060281A4412A159904",
+        "gammu issue #483: a real SMS-DELIVER from a Sri Lankan network (SMSC with an even "
+        "digit count, TP-SRI set, DCS FB: group 1111 with reserved bit 3 set, GSM 7-bit, "
+        "class 3; libGammu reads it as 8-bit)",
+        expect={
+            "smsc": "+9477000003",
+            "sender": "+94774705017",
+            "encoding": "gsm7",
+            "text": "1917812300     22:30   RATTHI",
+            "message_class": 3,
+            "timestamp": "2019-08-05T08:09:35+05:30",
+        },
+    ),
+    Vector(
+        "alt-cellular-gsm-concat-part2",
+        "07910221020020F040048167383D1170113232848040140500033A0202EC6176BD0C4ACF4134170E06",
+        "alt.cellular.gsm 'Erorr In Compile PDU' (2008): a real part 2/2 from short code 7683, "
+        "TP-MMS 'more messages', TP-PID 3D (SC specific), DCS 11 (class 1), UDH 0500033A0202",
+        expect={
+            "smsc": "+20122000020",
+            "sender": "7683",
+            "text": "value is 4.80",
+            "concat": {"ref": 0x3A, "total": 2, "seq": 2},
+            "message_class": 1,
+            "timestamp": "2007-11-23T23:48:08+01:00",
+        },
+    ),
+    Vector(
+        "python-messaging-issue44-deliver",
+        "0791198954800710040C9119678197692100007101501145402202E833",
+        "python-messaging issue #44: a real +CMGR from an Indian network (time zone +22 "
+        "quarters = +05:30, as the modem's text mode shows '17/10/05,11:54:04+22')",
+        expect={
+            "smsc": "+919845087001",
+            "sender": "+917618799612",
+            "text": "hg",
+            "timestamp": "2017-10-05T11:54:04+05:30",
+        },
+    ),
+    Vector(
+        "mobiletidings-mwi-submit",
+        "0001AB0B915121551532F400C80F3190BB7C07D9DFE971B91D4EB301",
+        "mobiletidings.com 'Setting Voicemail Waiting Indication via SMS' (AT+CMGS=27, DCS C8: "
+        "message waiting, discard, voicemail active)",
+        expect={
+            "type": "submit",
+            "recipient": "+15125551234",
+            "reference": 0xAB,
+            "text": "1 new voicemail",
+            "encoding": "gsm7",
+        },
+    ),
+    Vector(
+        "address-length-counts-filler",
+        "00040C914477009001F300002080629173140005E8329BFD06",
+        "constructed: TP-OA length 12 counts the F filler of an 11-digit number; TS 23.040 "
+        "§9.1.2.3 says the F is ignored (libGammu and python-gsmmodem read +44770009103)",
+        canonical=False,  # re-encoded with length 11
+        expect={"sender": "+44770009103", "text": "hello"},
+    ),
+    Vector(
+        "gsmmodem-issue17-concat-1-of-1",
+        "0591721891F1400781721881F800003160526104848059050003C30101916536FB1DCABEEB2074D85E06"
+        "4941B19CAB060319A5C522289C96D3D3ED32286C0FA7D96131BBEC024941B19CAB0603DDD36C36A88C87"
+        "A7E565D0DB0D82C55EB0DB4B068BCD5C20",
+        "python-gsmmodem issue #17: a real South African operator message (SMSC +2781191 in a "
+        "5-octet field, TP-OA 2781188 TON unknown, UDH 050003C30101: concatenation 1 of 1; "
+        "the fill bit after the UDH is 1, which a receiver ignores)",
+        canonical=False,  # we send the fill bit as 0
+        expect={
+            "smsc": "+2781191",
+            "sender": "2781188",
+            "concat": {"ref": 0xC3, "total": 1, "seq": 1},
+            "text": "Hello!You have R 19.50 FREE airtime available. R 19.50 will expire on "
+            "01/07/2013. ",
+            "timestamp": "2013-06-25T16:40:48+02:00",
+        },
+    ),
+    Vector(
+        "node-pdu-issue2-vivo-mwi",
+        "07915510100102910407D1D6A4F50900C8715091415320291FD6F7B80CA297DBA018C8FDB68751F314A8"
+        "5D76CFC3E7721BE59EA700",
+        "node-pdu issue #2: a real Brazilian operator voicemail notice (TP-OA D1: alphanumeric "
+        "'VIVO' in 7 semi-octets, NPI 1; DCS C8: message waiting, discard, voicemail active; "
+        "zone -03:00)",
+        expect={
+            "sender": "VIVO",
+            "encoding": "gsm7",
+            "text": "Voce tem 1 nova(s) mensagem(ns)",
+            "message_class": None,
+            "timestamp": "2017-05-19T14:35:02-03:00",
+        },
+    ),
+    Vector(
+        "doublecontact-issue49-vodafone-ucs2-part3",
+        "07918350000014F0400ED0D637396C7EBBCB000802601190106321840500038803030020043F0430043A"
+        "0435044204300020043F043E043F043E0432043D04560442044C00200440043004450443043D043E043A"
+        "00200432045604340020003100300030002004330440043804320435043D044C0020044204300020043D"
+        "043004310435044004560442044C0020002A003100300031002A0034003400340023",
+        "doublecontact issue #49: a real Ukrainian operator part 3/3 (TP-OA 0E D0: 8-letter "
+        "alphanumeric 'Vodafone', UCS-2 after UDH 0500038803 03)",
+        expect={
+            "smsc": "+38050000410",
+            "sender": "Vodafone",
+            "encoding": "ucs2",
+            "concat": {"ref": 0x88, "total": 3, "seq": 3},
+            "text": " пакета поповніть рахунок від 100 гривень та наберіть *101*444#",
+        },
+    ),
+    Vector(
+        "pdulib-issue39-czech-ucs2-part1",
+        "0791246020099990640681991976000832602111455580840500033107010044006F0073006C00650063"
+        "0068006C00690020006A0073006D0065002000730065002C0020007A006500200064006E006500730020"
+        "006D00610074006500200063006F0020006F0073006C00610076006F007600610074002100200041002000"
+        "700072006F0074006F007A006500200064006100720065006B00200070",
+        "PDUlib issue #39: a real Czech operator +CMGL part 1/7 (TP-OA 999167 TON unknown, "
+        "UCS-2, 140 octets of TP-UD)",
+        expect={
+            "smsc": "+420602909909",
+            "sender": "999167",
+            "encoding": "ucs2",
+            "concat": {"ref": 49, "total": 7, "seq": 1},
+            "text": "Doslechli jsme se, ze dnes mate co oslavovat! A protoze darek p",
+            "timestamp": "2023-06-12T11:54:55+02:00",
+        },
+    ),
+    Vector(
+        "gsmmodem-issue51-twilio-smsc-malformed-udh",
+        "07912160130320F5440B917130263521F600005160101235458AA005C01BF40201E8E5393D2C1E93CBE6"
+        "33BD3CA787C56372D97CA697E7F4B0784C2E9BCFF4F29C1E168FC965F3995E9ED3C3E231B96C3ED3CB73"
+        "7A583C2697CD677A794E0F8BC7E4B2F94C2FCFE961F1985C369FE9E5393D2C1E93CBE633BD3CA787C563"
+        "72D97CA697E7F4B0784C2E9BCFF4F29C1E168FC965F3995E9ED3C3E231B96C3ED3CB737A583C2697CD",
+        "python-gsmmodem issue #51: a real SMS-DELIVER through Twilio's SMSC +12063130025 "
+        "(UDHL 5 whose element C0 claims 27 octets: TS 23.040 9.2.3.24 says the whole header "
+        "is ignored; the 153 septets after it still read; libGammu refuses the PDU)",
+        canonical=False,  # re-encoded without the ignored header
+        expect={
+            "smsc": "+12063130025",
+            "sender": "+17036253126",
+            "concat": None,
+            "text": "testabcdefg" * 13 + "testabcdef",
+            "timestamp": "2015-06-01T21:53:54-07:00",
+        },
+    ),
+    Vector(
+        "chan-dongle-issue87-alphanumeric-11",
+        "07913619070010730414D0C13AFDCD7C87C9CD201600002170202284432374D0180CE682C1407079191E"
+        "4E93416379999CA6CF41F7F01CC47E87C9653288FE06D5E5A0F65B9C66974720580E66A3E56EB55B2D06"
+        "12E741B01CCC46B3E56E38DACD05A2CAC3E332C8F9D68164B61A6C06CBC96620D8ED0593BD64B0980C14"
+        "83E96A3068D305",
+        "asterisk-chan-dongle issue #87: a real Philippine operator message that chan-dongle "
+        "could not parse ('Can't parse OA'): TP-OA 14 D0, the 11-letter name 'AutoLoadMAX' "
+        "in 20 semi-octets",
+        expect={
+            "smsc": "+639170000137",
+            "sender": "AutoLoadMAX",
+            "text": "P100.00 prepaid credits was loaded to ur mobile# 09064975751 by "
+            "09064697847. Trace No: 265030923 07/02/2012 10:50PM.",
+            "timestamp": "2012-07-02T22:48:34+08:00",
+        },
+    ),
 )
