@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
@@ -678,14 +678,8 @@ def parse_registration(line_or_response: str | Response, *, urc: bool = False) -
     URC (``urc=True``): ``<stat>[,<lac>,<ci>[,<AcT>...]]``.
     """
     if isinstance(line_or_response, Response):
-        line = next(
-            (x for x in line_or_response.lines if re.match(r"\+C(?:E|G|5G)?REG", x)),
-            None,
-        )
-        if line is None:
-            raise ProtocolError("no registration line", " | ".join(line_or_response.lines)[:80])
-    else:
-        line = line_or_response
+        return _registration_answer(line_or_response)
+    line = line_or_response
     m = re.match(r"\+(C(?:E|G|5G)?REG):(.*)\Z", line)
     if m is None:
         raise ProtocolError("not a registration line", line)
@@ -702,6 +696,40 @@ def parse_registration(line_or_response: str | Response, *, urc: bool = False) -
     ci = _hex_int(args[2], "<ci>") if len(args) > 2 else None
     act = _opt_int(args[3], "<AcT>", 0, 15) if len(args) > 3 else None
     return Registration(domain, stat, n, lac, ci, act)
+
+
+#: The read response ``<n>,<stat>[,...]``: two unquoted numbers first. The URC
+#: forms are ``<stat>`` alone or ``<stat>,"<lac>",...`` (a quoted string second).
+_REG_READ_FORM = re.compile(r"\+C(?:E|G|5G)?REG:\s*[0-5]\s*,\s*\d{1,2}\s*(?:,|\Z)")
+
+
+def _registration_answer(response: Response) -> Registration:
+    """The answer to ``AT+CREG?`` (TS 27.007 §7.2), URCs inside it allowed.
+
+    Real firmware does not hold every URC until the final result code: a
+    ``+CREG: <stat>[,<lac>,<ci>...]`` URC can come before or after the read
+    response ``+CREG: <n>,<stat>[,...]``, with the same prefix. The lines are
+    told apart by form; ``<n>`` comes from the read response and the state from
+    the last line of the answer (the newest the module reported). An answer
+    without a read response is a ProtocolError, as before.
+    """
+    lines = [x for x in response.lines if re.match(r"\+C(?:E|G|5G)?REG:", x)]
+    if not lines:
+        raise ProtocolError("no registration line", " | ".join(response.lines)[:80])
+    read: Registration | None = None
+    newest: Registration | None = None
+    for line in lines:
+        is_read = _REG_READ_FORM.match(line) is not None
+        try:
+            reg = parse_registration(line, urc=not is_read)
+        except ProtocolError:
+            continue  # a damaged line: the others may still say it
+        if is_read:
+            read = reg
+        newest = reg
+    if read is None or newest is None:
+        raise ProtocolError("registration read response needs <n>,<stat>", lines[0])
+    return replace(newest, n=read.n)
 
 
 # -- +COPS (TS 27.007 §7.3) ------------------------------------------------------

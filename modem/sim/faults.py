@@ -172,7 +172,15 @@ FAULTS: dict[str, FaultSpec] = {
             (FaultArg("LINE", "text", optional=False, repeat=True),),
             "send each LINE as an unsolicited line",
         ),
-        FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
+        FaultSpec(
+            "urc-in-answer",
+            (FaultArg("CMD", "text", optional=False), FaultArg("LINE", "text", optional=False)),
+            "the next answer to CMD (+CREG...) with an information response sends LINE "
+            "as an unsolicited line before that response (not held until the final result)",
+        ),
+        FaultSpec(
+            "clear", (), "stop drop, corrupt, delay, cms-errors, PDU damage and URCs in answers"
+        ),
     )
 }
 _FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
@@ -233,6 +241,9 @@ class Faults:
         self.pdu_damage: list[str] = []
         #: Reset instead of answering the next command line ("reboot next").
         self.reboot_on_next_line = False
+        #: (command name, line) pairs: the next answer to that command with an
+        #: information response carries the line before it ("urc-in-answer").
+        self.urc_in_answer: list[tuple[str, bytes]] = []
 
     def filter_output(self, data: bytes) -> bytes:
         """``data`` as the noisy line carries it (drop and corrupt)."""
@@ -262,10 +273,12 @@ class Faults:
         return damage_pdu_line(text, self.pdu_damage.pop(0))
 
     def clear(self) -> None:
-        """The "clear" fault: no drop, corruption, delay, pending errors or damage."""
+        """The "clear" fault: no drop, corruption, delay, pending errors, damage
+        or URCs in answers."""
         self.drop_rate = self.corrupt_rate = self.delay = 0.0
         self.cms_errors = []
         self.pdu_damage = []
+        self.urc_in_answer = []
 
 
 class FaultInjection(ModemBase):
@@ -306,6 +319,12 @@ class FaultInjection(ModemBase):
         elif n == "damage-next-pdu":
             count = int(a[1]) if len(a) > 1 else 1
             self.faults.pdu_damage += [a[0]] * count
+        elif n == "urc-in-answer":
+            # an extended command's name, "+CREG" or "CREG"
+            name = a[0].strip().upper()
+            if not name.startswith(("+", "^")):
+                name = "+" + name
+            self.faults.urc_in_answer.append((name, a[1].encode("latin-1", "replace")))
         elif n == "urc":
             for line in a:
                 self._urc(line.encode("latin-1", "replace"))

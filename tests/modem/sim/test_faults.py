@@ -178,3 +178,24 @@ async def test_reboot_next_also_catches_a_slash_repeat(sim, dte):
     dte.write("A/")
     await dte.wait_for(b"SMS Ready\r\n")
     assert b"SIMULATED" not in dte.buf
+
+
+async def test_urc_in_answer_goes_before_the_information_response(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    await d.cmd("AT+CREG=2")
+    sim.fault("urc-in-answer", "CREG", '+CREG: 1,"00C3","0010ABCD",7')
+    # a command of another name, and a +CREG answer with no information response,
+    # leave it pending
+    assert await d.cmd("AT+CSQ") == "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+    assert await d.cmd("AT+CREG=2") == "\r\nOK\r\n"
+    assert sim.faults.urc_in_answer
+    out = await d.cmd("AT+CREG?")
+    assert out.startswith('\r\n+CREG: 1,"00C3","0010ABCD",7\r\n\r\n+CREG: 2,1,')
+    assert out.endswith("\r\nOK\r\n")
+    assert not sim.faults.urc_in_answer
+    assert (await d.cmd("AT+CREG?")).startswith("\r\n+CREG: 2,1,")  # once only
+    sim.fault("urc-in-answer", "+CEREG", "+CEREG: 2")
+    sim.fault("clear")
+    assert (await d.cmd("AT+CEREG?")).startswith("\r\n+CEREG: 0,")

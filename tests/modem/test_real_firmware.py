@@ -1,0 +1,113 @@
+"""What real firmware does that a clean simulator does not: each test first
+makes the simulator show the behaviour (a fault or profile quirk of
+modem.sim), then checks what the client, session or SMS service makes of it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modem import commands as C
+from modem.commands import Response
+from modem.errors import ProtocolError
+from modem.protocol import FinalResult, ResultKind
+from modem.session import SessionConfig
+
+from .harness import running
+
+OK = FinalResult(ResultKind.OK, "OK")
+
+
+def creg_answer(*lines: str) -> Response:
+    return Response(tuple(lines), OK)
+
+
+# -- a registration URC inside the +CREG? answer ------------------------------------
+#
+# Real firmware does not hold every URC until the final result code: a
+# +CREG/+CEREG URC (TS 27.007 §7.2, <n>=2: "+CREG: <stat>[,<lac>,<ci>[,<AcT>]]")
+# can come between the echo of "AT+CREG?" and its read response
+# "+CREG: <n>,<stat>[,...]". Both start with the command's prefix. Right after a
+# boot - when the session initialises - is exactly when registration changes.
+
+
+async def test_registration_urc_before_the_read_response_keeps_the_session_registered(
+    fast_timing,
+):
+    def before(sim):
+        sim.fault("urc-in-answer", "+CREG", '+CREG: 1,"00C3","0010ABCD",7')
+
+    async with running("generic", before=before) as h:
+        # the simulator did put the URC first in the +CREG? answer
+        assert h.sim.faults.urc_in_answer == []
+        reg = h.session.registration["CREG"]
+        assert (reg.stat, reg.n) == (1, 2)
+        assert h.session.registered
+
+
+async def test_registration_urc_before_the_read_response_lets_a_send_go_out(fast_timing):
+    """Without the read response understood, the session waits for a URC that
+    never comes (the module is registered and stays so): every send would
+    fail with NotRegistered."""
+
+    def before(sim):
+        for name in ("+CREG", "+CEREG"):
+            sim.fault("urc-in-answer", name, f"{name}: 2")
+
+    async with running("generic", before=before, config=SessionConfig()) as h:
+        result = await h.service.send("+15551234567", "hi", registration_timeout=5)
+        assert len(result.mrs) == 1
+        assert len(h.sim.mo_log) == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "stat", "n"),
+    [
+        # URC (n=2 form) first, then the read response: the read is the newer state
+        (('+CREG: 1,"00C3","0010ABCD",7', '+CREG: 2,5,"1A2B","01A2B3C4",7'), 5, 2),
+        # the short URC form first
+        (("+CREG: 2", "+CREG: 1,1"), 1, 1),
+        # the URC after the read response (before OK): the URC is the newer state
+        (('+CEREG: 2,2,"1A2B","01A2B3C4",7', '+CEREG: 1,"1A2B","01A2B3C4",7'), 1, 2),
+        (("+CREG: 0,1", "+CREG: 3"), 3, 0),
+        # a read response alone, every documented width
+        (("+CREG: 0,1",), 1, 0),
+        (('+CEREG: 2,5,"1A2B","01A2B3C4",7',), 5, 2),
+    ],
+)
+def test_registration_answer_with_a_urc_inside(lines, stat, n):
+    reg = C.parse_registration(creg_answer(*lines))
+    assert (reg.stat, reg.n) == (stat, n)
+
+
+def test_registration_answer_without_a_read_response_is_protocol_error():
+    with pytest.raises(ProtocolError, match="registration read response"):
+        C.parse_registration(creg_answer('+CREG: 1,"00C3","0010ABCD",7'))
+    with pytest.raises(ProtocolError, match="no registration line"):
+        C.parse_registration(creg_answer())
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda s, lac: f'+CREG: {s},"{lac:04X}","0010ABCD",7',
+                st.integers(0, 11),
+                st.integers(0, 0xFFFF),
+            ),
+            st.builds(lambda s: f"+CREG: {s}", st.integers(0, 11)),
+        ),
+        max_size=3,
+    ),
+    st.integers(0, 2),
+    st.integers(0, 11),
+    st.lists(st.builds(lambda s: f"+CREG: {s}", st.integers(0, 11)), max_size=2),
+)
+def test_registration_answer_urcs_around_the_read_response(before, n, stat, after):
+    """Any URCs before the read response never change its ``<n>``; the last
+    line in the answer gives the state (the newest the module reported)."""
+    reg = C.parse_registration(creg_answer(*before, f"+CREG: {n},{stat}", *after))
+    assert reg.n == n
+    assert reg.stat == (int(after[-1].split()[-1]) if after else stat)
