@@ -636,6 +636,8 @@ class SmsService:
 
         Raises :class:`CmsError` (permanent, or transient after the retries),
         :class:`CommandTimeout` (the +CMGS may or may not have gone out),
+        :class:`CommandFailed` for a plain ``ERROR`` (never retried once its
+        ``data_sent`` says the PDU was written: the outcome is unknown),
         ``TimeoutError`` when not registered in time (``registration_timeout``,
         default ``timing.REGISTRATION_WAIT``), ``PduError`` (ours) for content
         SMS cannot carry. When part *k* > 1 of a multi-part send fails, the
@@ -735,8 +737,11 @@ class SmsService:
                     raise
                 log.info("send interrupted before the PDU (%s), retry %d", exc, attempt)
             except CommandFailed as exc:
-                # plain ERROR right after a reboot (prompt refused): retry a few times
-                if attempt >= policy.attempts:
+                # plain ERROR right after a reboot (prompt refused): retry a few times.
+                # A plain ERROR after the PDU (a module without +CMEE codes) may be
+                # +CMS ERROR 332/500 in disguise (TS 27.005 §3.5.1): the SMS may have
+                # gone out, so it is never sent again here.
+                if exc.data_sent or attempt >= policy.attempts:
                     raise
                 log.info("send failed (%s), retry %d", exc, attempt)
             self.stats["send_retries"] += 1

@@ -5,15 +5,18 @@ modem.sim), then checks what the client, session or SMS service makes of it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modem import commands as C
 from modem.commands import Response
-from modem.errors import ProtocolError
+from modem.errors import CommandFailed, ProtocolError
 from modem.protocol import FinalResult, ResultKind
 from modem.session import SessionConfig
+from modem.sim import PROFILES, Profile
 
 from .harness import running
 
@@ -111,3 +114,48 @@ def test_registration_answer_urcs_around_the_read_response(before, n, stat, afte
     reg = C.parse_registration(creg_answer(*before, f"+CREG: {n},{stat}", *after))
     assert reg.n == n
     assert reg.stat == (int(after[-1].split()[-1]) if after else stat)
+
+
+# -- a plain ERROR after the PDU was written ------------------------------------------
+#
+# TS 27.005 §3.5.1: "if sending fails in a network or an ME error, final result
+# code +CMS ERROR: <err> is returned". A module without +CMEE codes (or one
+# that refused AT+CMEE=1) answers every failure with a plain ERROR, so an
+# ERROR after the PDU cannot be told from +CMS ERROR 332 "network timeout" or
+# 500 "unknown error", after which the SMS may have gone out. Sending it again
+# would be a second Command at Twilio.
+
+
+def _no_cmee() -> Profile:
+    return dataclasses.replace(PROFILES["generic"], cmee_supported=False)
+
+
+async def test_plain_error_after_the_pdu_is_not_sent_again(fast_timing):
+    async with running(_no_cmee()) as h:  # type: ignore[arg-type]
+        assert not h.session.numeric_errors
+        h.sim.fault("cms-error", 332)  # shown as a plain ERROR: no +CMEE
+        with pytest.raises(CommandFailed) as ei:
+            await h.service.send("+15551234567", "at most once")
+        assert ei.value.data_sent
+        assert ei.value.result == "ERROR"
+        assert h.wire is not None and h.wire.count(b"AT+CMGS=") == 1
+        assert h.service.stats["send_retries"] == 0
+
+
+async def test_plain_error_before_the_prompt_is_retried(fast_timing):
+    """No prompt, only ERROR (a module just rebooted): nothing was written, so
+    the send is tried again and goes out once."""
+    async with running(_no_cmee()) as h:  # type: ignore[arg-type]
+        real = h.client.execute
+        refused = []
+
+        async def execute(cmd, **kw):
+            if cmd.text.startswith("AT+CMGS=") and not refused:
+                refused.append(cmd.text)
+                raise CommandFailed("ERROR", cmd.text)  # data_sent False
+            return await real(cmd, **kw)
+
+        h.client.execute = execute  # type: ignore[method-assign]
+        result = await h.service.send("+15551234567", "after a refused prompt")
+        assert len(result.mrs) == 1 and len(refused) == 1
+        assert len(h.sim.mo_log) == 1
