@@ -333,6 +333,25 @@ class Session:
         self._reinit_wanted.set()
         self._notify()
 
+    def note_sim_error(self, exc: ModemError) -> bool:
+        """A command failed with a SIM error code: look at the SIM again.
+
+        ``+CMS ERROR: 310/311/313/315/316`` (TS 27.005 §3.2.5) or ``+CME
+        ERROR: 10/11/12/13/15`` (TS 27.007 §9.2.1) under a ready session means
+        the SIM went away, failed or reset, and a module without SIM hot-plug
+        detection (Quectel ``AT+QSIMDET``, SIMCom ``AT+CSDT``: off by default)
+        sends no ``+CPIN`` URC to say so. The session re-initialises: ``+CPIN?``
+        reports the problem once (:attr:`sim_problem`) and nothing is retried
+        in a loop. True when ``exc`` was such an error. Never raises.
+        """
+        if SimProblem.from_error(exc) is None:
+            return False
+        if self.ready.is_set():
+            log.warning("%s: SIM error (%s): looking at the SIM again", self.client.name, exc)
+            self.ready.clear()
+            self._reinit_wanted.set()
+        return True
+
     # -- initialisation --------------------------------------------------------------
 
     async def initialize(self) -> None:

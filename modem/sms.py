@@ -719,6 +719,7 @@ class SmsService:
                 return await self.client.execute(C.cmgs(hex_pdu, tpdu_len))
             except CmsError as exc:
                 if not exc.transient or attempt >= policy.attempts:
+                    self.session.note_sim_error(exc)
                     raise
                 if exc.data_sent and exc.code in OUTCOME_UNKNOWN_CMS:
                     # the PDU went out and the module cannot say what became of it
@@ -963,6 +964,9 @@ class SmsService:
             except ModemError as exc:
                 if isinstance(exc, CmsError) and exc.code == CmsErrorCode.MEMORY_FULL:
                     log.warning("storage full: sweeping")
+                # a SIM gone or failed with no URC: the session looks at it again,
+                # and this loop waits for it (session.ready) instead of retrying
+                self.session.note_sim_error(exc)
                 log.warning("receive step failed (%s); sweeping later", exc)
                 self.request_sweep()
                 await asyncio.sleep(timing.RETRY_INITIAL)

@@ -5,6 +5,7 @@ modem.sim), then checks what the client, session or SMS service makes of it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from modem import commands as C
 from modem.commands import Response
-from modem.errors import CommandFailed, ProtocolError
+from modem.errors import CmsError, CmsErrorCode, CommandFailed, ProtocolError, SimProblemKind
 from modem.protocol import FinalResult, ResultKind
 from modem.session import SessionConfig
 from modem.sim import PROFILES, Profile
@@ -159,3 +160,72 @@ async def test_plain_error_before_the_prompt_is_retried(fast_timing):
         result = await h.service.send("+15551234567", "after a refused prompt")
         assert len(result.mrs) == 1 and len(refused) == 1
         assert len(h.sim.mo_log) == 1
+
+
+# -- the SIM goes away without a +CPIN URC -----------------------------------------
+#
+# A module reports a SIM removed or failed under a running session with a +CPIN
+# URC only when SIM hot-plug detection is on (Quectel AT+QSIMDET, SIMCom
+# AT+CSDT: off by default); otherwise the only sign is the SMS commands'
+# error: +CMS ERROR 310 "(U)SIM not inserted" / 313 "(U)SIM failure" (TS 27.005
+# §3.2.5), +CME ERROR 10/13 (TS 27.007 §9.2.1). The simulator's SIM taken out
+# at run time shows exactly that: errors, no URC.
+
+
+async def test_sim_gone_without_a_urc_is_reported_and_not_swept_in_a_loop(fast_timing):
+    async with running("bg96") as h:
+        assert h.wire is not None
+        changed = h.session.wait_changed()
+        h.sim.sim_inserted = False  # no URC
+        h.service.request_sweep()
+        await asyncio.wait_for(changed, 10)
+        problem = h.session.sim_problem
+        assert problem is not None and problem.kind is SimProblemKind.NOT_INSERTED
+        assert not h.session.ready.is_set()
+        listed = h.wire.count(b"AT+CMGL=")
+        await asyncio.sleep(0.5)  # absence of a retry loop (not a speed check)
+        assert h.wire.count(b"AT+CMGL=") == listed
+        # the SIM comes back (a person put it in) and the module says so
+        changed = h.session.wait_changed()
+        h.sim.sim_inserted = True
+        h.client._on_data(b"\r\n+CPIN: READY\r\n")
+        await asyncio.wait_for(changed, 10)
+        await asyncio.wait_for(h.session.ready.wait(), 10)
+        assert h.session.sim_problem is None
+        h.sim.deliver("after the SIM came back")
+        await h.wait_for(lambda: "after the SIM came back" in h.texts(), 10)
+
+
+async def test_send_refused_for_a_sim_gone_without_a_urc_reports_the_sim(fast_timing):
+    async with running("ec25") as h:
+        changed = h.session.wait_changed()
+        h.sim.sim_inserted = False  # no URC
+        with pytest.raises(CmsError) as ei:
+            await h.service.send("+15551234567", "no SIM")
+        assert ei.value.code is CmsErrorCode.SIM_NOT_INSERTED
+        assert not ei.value.data_sent
+        await asyncio.wait_for(changed, 10)
+        problem = h.session.sim_problem
+        assert problem is not None and problem.kind is SimProblemKind.NOT_INSERTED
+        assert h.sim.mo_log == []
+
+
+async def test_note_sim_error_only_for_sim_codes():
+    from modem.client import AtClient
+    from modem.errors import CmeError, CmeErrorCode, CommandTimeout
+    from modem.session import Session
+    from modem.sim import SimModem, create_sim_connection
+
+    s = Session(AtClient(lambda f: create_sim_connection(f, SimModem("generic"))))
+    # not ready (initialising): the initialisation reports it itself
+    assert s.note_sim_error(CmeError(CmeErrorCode.SIM_NOT_INSERTED))
+    assert not s._reinit_wanted.is_set()
+    s.ready.set()
+    assert not s.note_sim_error(CmsError(CmsErrorCode.SIM_BUSY))  # busy: waited for, not a problem
+    assert not s.note_sim_error(CmsError(CmsErrorCode.INVALID_MEMORY_INDEX))
+    assert not s.note_sim_error(CommandTimeout("AT+CMGL=4", 1.0))
+    assert not s.note_sim_error(CommandFailed("ERROR", "AT+CMGR=1"))
+    assert s.ready.is_set()
+    assert s.note_sim_error(CmeError(CmeErrorCode.SIM_FAILURE))
+    assert not s.ready.is_set() and s._reinit_wanted.is_set()
+    assert s.note_sim_error(CmsError(CmsErrorCode.SIM_PUK_REQUIRED))
