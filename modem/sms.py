@@ -697,7 +697,7 @@ class SmsService:
         return _same_address(recipient, str(report.tp_ra))
 
     async def _acks_written(self) -> None:
-        """A +CMGS can hold the line for SEND_TIMEOUT (120 s); the +CNMA of a
+        """A +CMGS can hold the line for SEND_TIMEOUT (180 s); the +CNMA of a
         direct delivery must be written within CNMA_DEADLINE (TS 27.005 §3.4.4):
         no send starts while one is due, and none waits past the last deadline."""
         left = self._ack_gate_until - asyncio.get_running_loop().time()

@@ -229,3 +229,15 @@ async def test_note_sim_error_only_for_sim_codes():
     assert s.note_sim_error(CmeError(CmeErrorCode.SIM_FAILURE))
     assert not s.ready.is_set() and s._reinit_wanted.is_set()
     assert s.note_sim_error(CmsError(CmsErrorCode.SIM_PUK_REQUIRED))
+
+
+# -- the longest documented +CMGS response time ---------------------------------------
+
+
+def test_send_deadline_covers_the_longest_documented_cmgs_response_time():
+    """u-blox SARA-R4/N4 AT Commands Manual (UBX-17003787), +CMGS: response time
+    "up to 3 min (<1 s for prompt)"; Quectel BG96/EC2x and SIMCom SIM7600: 120 s.
+    A shorter deadline makes a slow but working send an unknown outcome."""
+    cmd = C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 23)
+    assert cmd.timeout >= 180.0
+    assert cmd.prompt_timeout >= 1.0
