@@ -339,6 +339,7 @@ class Ts27005Commands(TextMode):
             self._resp.append(self._fmt_final("OK", 0))
         except _ErrorResult as err:
             self._resp.append(self._fmt_error(err))
+        self._urc_inside_answer([pr.command])
         self._commit()
 
     def _prompt_pdu(self, pr: _Prompt) -> bytes:

@@ -241,3 +241,61 @@ def test_send_deadline_covers_the_longest_documented_cmgs_response_time():
     cmd = C.cmgs("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 23)
     assert cmd.timeout >= 180.0
     assert cmd.prompt_timeout >= 1.0
+
+
+# -- call progress result codes that no command asked for ----------------------------
+#
+# A call to the SIM's number rings (RING, +CLIP) and, when the caller hangs up
+# before anyone answers, the module reports NO CARRIER (V.250 §6.3.1/§5.7.1:
+# NO CARRIER, BUSY, NO ANSWER, NO DIALTONE are the results of a call attempt;
+# SIMCom SIM800 and Quectel EC2x manuals show NO CARRIER after RING when the
+# caller hangs up). Sent unsolicited in the middle of an SMS command, it is not
+# that command's final result.
+
+
+async def test_no_carrier_inside_a_read_is_not_its_final_result(fast_timing):
+    async with running("generic") as h:
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        sub = h.client.subscribe()
+        (index,) = h.sim.deliver("read across a hang-up")
+        await h.wait_for(lambda: "read across a hang-up" in h.texts())
+        h.sim.fault("urc-in-answer", "+CMGR", "NO CARRIER")
+        # a read that meets the unsolicited NO CARRIER: the real answer still counts
+        h.sim.deliver("second")
+        await h.wait_for(lambda: "second" in h.texts())
+        assert not h.sim.faults.urc_in_answer
+        names = []
+        while sub.pending():
+            names.append((await sub.get(1)).name)
+        assert "NO CARRIER" in names
+        assert "+CMGR" not in names  # the read's own answer never came loose
+        assert h.client.stats["timeouts"] == 0
+        sub.close()
+        assert index >= 0
+
+
+async def test_no_carrier_after_the_pdu_is_not_a_failed_send(fast_timing):
+    async with running("generic") as h:
+        h.sim.fault("urc-in-answer", "+CMGS", "NO CARRIER")
+        result = await h.service.send("+15551234567", "while a caller hangs up")
+        assert len(result.mrs) == 1
+        assert not h.sim.faults.urc_in_answer
+        assert len(h.sim.mo_log) == 1
+        assert h.wire is not None and h.wire.count(b"AT+CMGS=") == 1
+
+
+@pytest.mark.parametrize("line", ["NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"])
+def test_call_results_are_unsolicited_unless_a_call_command_is_in_flight(line):
+    from modem.protocol import AtProtocol, Request, Urc
+
+    p = AtProtocol()
+    p.start(Request("AT+CMGR=1", ("+CMGR",), pdu_lines=True))
+    events = p.feed(f"\r\n{line}\r\n\r\nOK\r\n".encode())
+    assert events == [Urc(line), FinalResult(ResultKind.OK, "OK")]
+    assert p.feed(f"\r\n{line}\r\n".encode()) == [Urc(line)]  # nothing in flight
+    p.start(Request("ATD+15551234567;"))
+    (final,) = p.feed(f"\r\n{line}\r\n".encode())
+    assert isinstance(final, FinalResult) and final.line == line and not final.success
+    p.start(Request("ATA"))
+    (final,) = p.feed(f"\r\n{line}\r\n".encode())
+    assert isinstance(final, FinalResult)
