@@ -161,6 +161,10 @@ _EOL = b"\r\n"
 #: Bytes the line discipline drops: NUL and the C0 controls but TAB, CR, LF
 #: and Ctrl-Z (CR and LF end lines; they never reach the buffer).
 _NOISE = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D, 0x1A))
+#: What a line loses at its edges: white space and undecodable bytes (0x80-0xFF).
+_EDGE = " \t\ufffd"
+#: The same for the prompt, on raw bytes.
+_EDGE_BYTES = b" \t" + bytes(range(0x80, 0x100))
 _URC_SHAPE = re.compile(r"[+^*][A-Z0-9_]{2,16}:")
 
 
@@ -443,14 +447,19 @@ class AtProtocol:
 
     @staticmethod
     def _decode(raw: bytes | bytearray) -> str:
-        return bytes(raw).decode("ascii", "replace").replace("\x1a", "").strip()
+        """A line as text. Bytes 0x80-0xFF at either edge are dropped: V.250
+        text is IA5 (§5.1), so they are line noise - 0xFF from a UART that
+        glitched at power-up or a USB re-enumeration, glued to ``RDY`` or
+        ``OK`` - and would hide the line. Inside a line they stay (U+FFFD):
+        a damaged line is still told as damaged."""
+        return bytes(raw).decode("ascii", "replace").replace("\x1a", "").strip(_EDGE)
 
     def _prompt_in_buffer(self) -> bool:
         s = self._s
         req = s.request
         if req is None or not req.prompt or s.prompt_seen:
             return False
-        return bytes(self._buf).strip() == b">"
+        return bytes(self._buf).strip(_EDGE_BYTES) == b">"
 
     def _is_urc(self, line: str) -> bool:
         return line.startswith(self.urc_prefixes)

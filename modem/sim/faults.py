@@ -173,13 +173,21 @@ FAULTS: dict[str, FaultSpec] = {
             "send each LINE as an unsolicited line",
         ),
         FaultSpec(
+            "glitch",
+            (FaultArg("N", "count"),),
+            "N (default 4) 0xFF bytes inside the next line the module sends, before its "
+            "text (a UART that glitched at power-up or a USB re-enumeration)",
+        ),
+        FaultSpec(
             "urc-in-answer",
             (FaultArg("CMD", "text", optional=False), FaultArg("LINE", "text", optional=False)),
             "the next answer to CMD (+CREG...) with an information response sends LINE "
             "as an unsolicited line before that response (not held until the final result)",
         ),
         FaultSpec(
-            "clear", (), "stop drop, corrupt, delay, cms-errors, PDU damage and URCs in answers"
+            "clear",
+            (),
+            "stop drop, corrupt, delay, glitch, cms-errors, PDU damage, URCs in answers",
         ),
     )
 }
@@ -241,12 +249,19 @@ class Faults:
         self.pdu_damage: list[str] = []
         #: Reset instead of answering the next command line ("reboot next").
         self.reboot_on_next_line = False
+        #: 0xFF bytes to put before the text of the next line sent ("glitch").
+        self.glitch = 0
         #: (command name, line) pairs: the next answer to that command with an
         #: information response carries the line before it ("urc-in-answer").
         self.urc_in_answer: list[tuple[str, bytes]] = []
 
     def filter_output(self, data: bytes) -> bytes:
-        """``data`` as the noisy line carries it (drop and corrupt)."""
+        """``data`` as the noisy line carries it (glitch, drop and corrupt)."""
+        if self.glitch:
+            # after the line's leading CR LF (V.250 §5.7.1 framing), before its text
+            start = len(data) - len(data.lstrip(b"\r\n"))
+            data = data[:start] + b"\xff" * self.glitch + data[start:]
+            self.glitch = 0
         if not (self.drop_rate or self.corrupt_rate):
             return data
         out = bytearray()
@@ -279,6 +294,7 @@ class Faults:
         self.cms_errors = []
         self.pdu_damage = []
         self.urc_in_answer = []
+        self.glitch = 0
 
 
 class FaultInjection(ModemBase):
@@ -319,6 +335,8 @@ class FaultInjection(ModemBase):
         elif n == "damage-next-pdu":
             count = int(a[1]) if len(a) > 1 else 1
             self.faults.pdu_damage += [a[0]] * count
+        elif n == "glitch":
+            self.faults.glitch = int(a[0]) if a else 4
         elif n == "urc-in-answer":
             # an extended command's name, "+CREG" or "CREG"
             name = a[0].strip().upper()

@@ -299,3 +299,72 @@ def test_call_results_are_unsolicited_unless_a_call_command_is_in_flight(line):
     p.start(Request("ATA"))
     (final,) = p.feed(f"\r\n{line}\r\n".encode())
     assert isinstance(final, FinalResult)
+
+
+# -- 0xFF bytes glued to a line ---------------------------------------------------------
+#
+# A UART whose TX line settles at power-up, or a USB port re-enumerating, puts
+# bytes like 0xFF (a framing error reads as all ones) or 0x00 on the line;
+# SIM800/SIM900 users see "ÿÿÿÿ" before "RDY". V.250 result codes and URCs
+# are IA5 text (V.250 §5.1, T.50): a byte 0x80-0xFF is never part of one, so
+# at a line's edge it is line noise, not a different line.
+
+
+async def test_glitched_answer_line_is_still_its_answer(fast_timing):
+    async with running("generic") as h:
+        h.sim.fault("glitch", 2)
+        signal = await h.client.execute(C.csq())
+        assert (signal.rssi, signal.ber) == (20, 99)
+        assert h.sim.faults.glitch == 0
+        h.sim.fault("glitch", 1)
+        await h.client.execute(C.simple("AT"))  # OK, not a timeout
+        assert h.client.stats["timeouts"] == 0
+
+
+async def test_reboot_marker_after_a_power_up_glitch_is_seen(fast_timing):
+    """The module reboots; its one boot marker (RDY) comes with 0xFF in front
+    of it, and its echo stays off (ATE0 saved with AT&W: no echo to give the
+    reboot away). Unseen, the session would keep a module that lost +CNMI as
+    ready: no +CMTI, every SMS waiting for the periodic sweep."""
+    profile = dataclasses.replace(
+        PROFILES["generic"], sim_ready_urcs=("+CPIN: READY",), echo_fixed_off=True
+    )
+    async with running(profile) as h:  # type: ignore[arg-type]
+        # idle first: a command in flight would show the reboot by its echo
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        await h.client.execute(C.simple("AT"))  # queued behind the start-up sweep
+        inits = h.session.stats["inits"]
+        h.sim.fault("glitch", 4)
+        h.sim.fault("reboot")
+        await h.wait_for(lambda: h.session.stats["inits"] > inits, 5)
+        assert h.session.stats["reboots_seen"] == 1
+        h.sim.deliver("after the glitch")
+        await h.wait_for(lambda: "after the glitch" in h.texts(), 5)
+
+
+def test_high_bytes_at_a_line_edge_are_dropped_nul_too():
+    from modem.protocol import AtProtocol, Discarded, Urc
+
+    p = AtProtocol()
+    assert p.feed(b"\xff\xff\xffRDY\r\n") == [Urc("RDY")]
+    assert p.feed(b"\x00\xff\r\n\xfe+CPIN: READY\xff\r\n") == [Urc("+CPIN: READY")]
+    assert p.feed(b"\xff\xff\r\n") == []  # a line of nothing but noise
+    # inside a line they stay (a damaged line is still told as damaged)
+    (event,) = p.feed(b"SM\xffS DONE\r\n")
+    assert isinstance(event, Discarded)
+
+
+async def test_glitched_prompt_is_still_the_prompt(fast_timing):
+    async with running("generic") as h:
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        await h.client.execute(C.simple("AT"))  # idle: the glitch hits the prompt
+        h.sim.fault("glitch", 2)
+        result = await h.service.send("+15551234567", "through a glitched prompt")
+        assert len(result.mrs) == 1 and len(h.sim.mo_log) == 1
+        assert h.wire is not None and h.wire.count(b"AT+CMGS=") == 1
+        assert h.client.stats["timeouts"] == 0
+    from modem.protocol import AtProtocol, Prompt, Request
+
+    p = AtProtocol()
+    p.start(Request("AT+CMGS=23", ("+CMGS",), prompt=True))
+    assert p.feed(b"\r\n\xff\xff>") == [Prompt()]

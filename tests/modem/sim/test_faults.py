@@ -199,3 +199,18 @@ async def test_urc_in_answer_goes_before_the_information_response(make_sim, conn
     sim.fault("urc-in-answer", "+CEREG", "+CEREG: 2")
     sim.fault("clear")
     assert (await d.cmd("AT+CEREG?")).startswith("\r\n+CEREG: 0,")
+
+
+async def test_glitch_puts_0xff_before_the_text_of_the_next_line(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    sim.fault("glitch", 3)
+    d.buf.clear()
+    d.write("AT\r")
+    assert await d.wait_for(b"OK\r\n") == b"\r\n\xff\xff\xffOK\r\n"
+    d.buf.clear()
+    assert await d.cmd("AT") == "\r\nOK\r\n"  # the next line only
+    sim.fault("glitch")
+    sim.fault("clear")
+    assert await d.cmd("AT") == "\r\nOK\r\n"
