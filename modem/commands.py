@@ -49,6 +49,7 @@ __all__ = [
     "cnma",
     "cnma_test",
     "cnmi_query",
+    "cnmi_test",
     "cops_query",
     "cpin_enter",
     "cpin_query",
@@ -70,6 +71,7 @@ __all__ = [
     "parse_cmti",
     "parse_cnma_test",
     "parse_cnmi",
+    "parse_cnmi_test",
     "parse_cops",
     "parse_cpin",
     "parse_cpms",
@@ -1056,6 +1058,44 @@ class Routing:
 
     def __str__(self) -> str:
         return f"{self.mode},{self.mt},{self.bm},{self.ds},{self.bfr}"
+
+
+def parse_cnmi_test(response: Response) -> tuple[frozenset[int], ...]:
+    """``+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)`` (TS 27.005 §3.4.1 test form): the
+    values each of ``<mode>,<mt>,<bm>,<ds>,<bfr>`` takes; 1 to 5 lists, a
+    missing one is ``{0}`` (the parameter's default)."""
+    payload = _one(response, "+CNMI").strip()
+    sets: list[frozenset[int]] = []
+    rest = payload
+    while rest:
+        if not rest.startswith("("):
+            raise ProtocolError("+CNMI test form: '(' expected", payload[:80])
+        end = rest.find(")")
+        if end < 0:
+            raise ProtocolError("+CNMI test form: ')' missing", payload[:80])
+        sets.append(frozenset(_int_set(rest[1:end], "+CNMI value", 0, 9)))
+        rest = rest[end + 1 :].strip()
+        if rest:
+            if not rest.startswith(","):
+                raise ProtocolError("+CNMI test form: ',' expected between lists", payload[:80])
+            rest = rest[1:].strip()
+            if not rest:
+                raise ProtocolError("+CNMI test form: trailing ','", payload[:80])
+    if not 1 <= len(sets) <= 5:
+        raise ProtocolError("+CNMI test form needs 1 to 5 lists", payload[:80])
+    sets += [frozenset({0})] * (5 - len(sets))
+    return tuple(sets)
+
+
+def cnmi_test() -> Command[tuple[frozenset[int], ...]]:
+    """``AT+CNMI=?``: the routing values the module supports (TS 27.005 §3.4.1)."""
+    return Command(
+        "AT+CNMI=?",
+        parse_cnmi_test,
+        prefixes=("+CNMI",),
+        timeout=timing.DEFAULT_COMMAND_TIMEOUT,
+        retry=_sms_retry(2, retry_timeout=True),
+    )
 
 
 def parse_cnmi(response: Response) -> Routing:

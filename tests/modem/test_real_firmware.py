@@ -368,3 +368,80 @@ async def test_glitched_prompt_is_still_the_prompt(fast_timing):
     p = AtProtocol()
     p.start(Request("AT+CMGS=23", ("+CMGS",), prompt=True))
     assert p.feed(b"\r\n\xff\xff>") == [Prompt()]
+
+
+# -- a module that refuses the wanted +CNMI ---------------------------------------------
+#
+# TS 27.005 §3.4.1 leaves most +CNMI values optional, and modules differ:
+# Motorola G20 "+CNMI: (0,3),(0-2),(0,2),(0),(0)"; Cinterion <bfr> (1) only;
+# Nordic nRF91 <mode> 0 or 3. Refused, "+CNMI=2,1,0,1,0" failed every
+# initialisation: the module never became ready and no SMS was ever read.
+
+G20_CNMI = ((0, 3), (0, 1, 2), (0, 2), (0,), (0,))
+
+
+async def test_refused_routing_falls_back_to_what_the_module_offers(fast_timing, caplog):
+    profile = dataclasses.replace(PROFILES["generic"], cnmi_values=G20_CNMI)
+    async with running(profile) as h:  # type: ignore[arg-type]
+        assert h.sim.cnmi == [3, 1, 0, 0, 0]
+        assert str(h.session.wanted_routing()) == "3,1,0,0,0"
+        assert any("+CNMI=2,1,0,1,0 refused" in r.getMessage() for r in caplog.records)
+        h.sim.deliver("with the routing the module offers")
+        await h.wait_for(lambda: "with the routing the module offers" in h.texts())
+        # a re-initialisation (a reboot) finds the same routing again
+        inits = h.session.stats["inits"]
+        h.sim.fault("reboot")
+        await h.wait_for(lambda: h.session.stats["inits"] > inits)
+        assert h.sim.cnmi == [3, 1, 0, 0, 0]
+
+
+def test_parse_cnmi_test_forms():
+    def parse(payload: str) -> tuple[frozenset[int], ...]:
+        return C.parse_cnmi_test(Response((f"+CNMI: {payload}",), OK))
+
+    assert parse("(0,3),(0-2),(0,2),(0),(0)") == (
+        frozenset({0, 3}),
+        frozenset({0, 1, 2}),
+        frozenset({0, 2}),
+        frozenset({0}),
+        frozenset({0}),
+    )
+    assert parse("(0-3),(0-3),(0,2),(0-2),(1)")[4] == frozenset({1})
+    assert parse("(1),(1)") == (
+        frozenset({1}),
+        frozenset({1}),
+        frozenset({0}),
+        frozenset({0}),
+        frozenset({0}),
+    )
+    for bad in ("", "(0-3", "0-3)", "(0-3),,(1)", "(a)", "(3-1)", "(0),(0),(0),(0),(0),(0)"):
+        with pytest.raises(ProtocolError):
+            parse(bad)
+
+
+@given(st.text(max_size=40))
+def test_parse_cnmi_test_returns_or_raises_protocol_error(payload):
+    try:
+        sets = C.parse_cnmi_test(Response((f"+CNMI: {payload}",), OK))
+    except ProtocolError:
+        return
+    assert len(sets) == 5 and all(s and all(0 <= v <= 9 for v in s) for s in sets)
+
+
+@pytest.mark.parametrize(
+    ("offered", "expected"),
+    [
+        ("(0-3),(0-3),(0,2),(0-2),(0,1)", "2,1,0,1,0"),  # everything offered
+        ("(0,3),(0-2),(0,2),(0),(0)", "3,1,0,0,0"),  # Motorola G20
+        ("(0-3),(0-3),(0,2),(0,2),(1)", "2,1,0,0,1"),  # Cinterion: <bfr> 1 only
+        ("(1),(1)", "1,1,0,0,0"),  # the two values TS 27.005 needs, nothing else
+        ("(0,3),(0,2),(0),(0,1),(1)", None),  # nRF91: no +CMTI (<mt> 1) at all
+        ("(0),(0-3)", None),  # URCs never forwarded
+    ],
+)
+def test_nearest_routing(offered, expected):
+    from modem.session import _nearest_routing
+
+    sets = C.parse_cnmi_test(Response((f"+CNMI: {offered}",), OK))
+    got = _nearest_routing(C.Routing.parse("2,1,0,1,0"), sets)
+    assert (None if got is None else str(got)) == expected
