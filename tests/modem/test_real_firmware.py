@@ -445,3 +445,131 @@ def test_nearest_routing(offered, expected):
     sets = C.parse_cnmi_test(Response((f"+CNMI: {offered}",), OK))
     got = _nearest_routing(C.Routing.parse("2,1,0,1,0"), sets)
     assert (None if got is None else str(got)) == expected
+
+
+# -- real-firmware forms the code already handled (kept as regression checks) ------------
+
+DELIVER = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07"
+
+
+def _feed(request, chunks):
+    from modem.protocol import AtProtocol
+
+    p = AtProtocol()
+    p.start(request)
+    events = []
+    for chunk in chunks:
+        events += p.feed(chunk)
+    return events
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"\r\n> "],  # TS 27.005 §3.5.1 / Telit LE910: four characters, no line end
+        [b"\r\n>\r\n"],  # u-blox SARA-R4
+        [b"> "],  # no leading line end (echo off, SIM800)
+        [b"\r\n>", b" "],  # split across reads
+        [b"\r", b"\n", b">"],  # byte by byte, no space
+        [b"AT+CMGS=23\r\r\n> "],  # echo on (ATE1 left by another program)
+        [b'\r\n+CMTI: "SM",4\r\n\r\n> '],  # a URC just before the prompt
+    ],
+)
+def test_prompt_variants(chunks):
+    from modem.protocol import Prompt, Request
+
+    events = _feed(Request("AT+CMGS=23", ("+CMGS",), prompt=True), chunks)
+    assert events[-1] == Prompt() and events.count(Prompt()) == 1
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\r", b"\n"])
+@pytest.mark.parametrize(
+    "header",
+    [b'+CMGR: 0,"",30', b"+CMGR: 0,,30", b"+CMGR: 0,30", b'+CMGR: 1,"Twilio",30'],
+)
+def test_cmgr_forms_line_endings_and_urcs_inside(eol, header):
+    # alpha quoted empty (SIMCom), empty (Quectel), absent (Telit), set; CR-only and
+    # LF-only line ends; RDY / +CMTI / SMS DONE between the header and its PDU line
+    from modem.protocol import FinalResult as Final
+    from modem.protocol import Intermediate, Urc
+
+    answer = eol.join(
+        [b"", header, b'+CMTI: "ME",3', b"SMS DONE", DELIVER.encode(), b"", b"OK", b""]
+    )
+    events = _feed(C.cmgr(1).request, [answer])
+    lines = tuple(e.line for e in events if isinstance(e, Intermediate))
+    assert [e.line for e in events if isinstance(e, Urc)] == ['+CMTI: "ME",3', "SMS DONE"]
+    assert isinstance(events[-1], Final) and events[-1].success
+    stored = C.parse_cmgr(Response(lines, OK))
+    assert stored is not None and stored.pdu == DELIVER and stored.length == 30
+
+
+def test_cmgl_with_blank_lines_between_entries():
+    from modem.protocol import Intermediate
+
+    entry = f"+CMGL: 1,0,,30\r\n{DELIVER}".encode()
+    answer = b"\r\n" + entry + b"\r\n\r\n\r\n" + entry.replace(b"1,0", b"2,1") + b"\r\n\r\nOK\r\n"
+    events = _feed(C.cmgl().request, [answer])
+    lines = tuple(e.line for e in events if isinstance(e, Intermediate))
+    assert [(s.index, s.stat) for s in C.parse_cmgl(Response(lines, OK))] == [(1, 0), (2, 1)]
+
+
+@pytest.mark.parametrize(
+    ("line", "mr"),
+    [("+CMGS: 12", 12), ('+CMGS: 12,"26/12/01,22:10:00+00"', 12), ("+CMGS:255,", 255)],
+)
+def test_cmgs_with_trailing_fields(line, mr):
+    # TS 27.005 §3.5.1: +CMGS: <mr>[,<scts>] (text mode, +CSMS 1) or [,<ackpdu>]
+    assert C.parse_cmgs(Response((line,), OK)) == mr
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("+CMS ERROR: invalid memory index", 321),  # CMEE=2 texts (Quectel, SIMCom, u-blox)
+        ("+CMS ERROR: Invalid memory index", 321),
+        ("+CME ERROR: SIM busy", 14),
+        ("+CMS ERROR: SIM busy", 314),
+        ("+CMS ERROR: SIM not inserted", 310),
+        ("+CMS ERROR: 302", 302),
+        ("+CMS ERROR: 332", 332),
+        ("+CMS ERROR: 512", 512),  # manufacturer specific: kept as a number
+        ("+CMS ERROR: 513", 513),
+    ],
+)
+def test_error_results_verbose_and_numeric(line, code):
+    from modem.protocol import parse_final
+
+    final = parse_final(line)
+    assert final is not None and not final.success and int(final.code) == code  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '+CPMS: "SM",2,30,"SM",2,30,"SM",2,30',
+        "+CPMS: SM,2,30,SM,2,30,SM,2,30",
+        '+CPMS: "ME",2,30,"MT",5,80,"SR",0,10',
+    ],
+)
+def test_cpms_quoted_and_unquoted_names(line):
+    st_ = C.parse_cpms(Response((line,), OK))
+    assert (
+        st_.mem[0] in ("SM", "ME") and st_.used[0] == 2 and st_.total[0] == 30 and len(st_.mem) == 3
+    )
+
+
+def test_sim800_banners_are_urcs():
+    from modem.protocol import AtProtocol, Urc
+
+    p = AtProtocol()
+    events = p.feed(
+        b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n"
+    )
+    assert [e.name for e in events if isinstance(e, Urc)] == [
+        "RDY",
+        "+CFUN",
+        "+CPIN",
+        "Call Ready",
+        "SMS Ready",
+    ]
