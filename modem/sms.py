@@ -523,7 +523,11 @@ class SmsService:
             "nacked": 0,
             "ack_failures": 0,
             "routing_restored": 0,
+            #: the last pause after a refused receive step (see _failure_pause)
+            "receive_backoff_ms": 0,
         }
+        #: receive steps refused in a row (reset by a sweep that completes)
+        self._step_failures = 0
         session.on_ready.append(self._on_session_ready)
         self._noise_timer: asyncio.TimerHandle | None = None
         #: lines the line discipline dropped as noise: how many, and the last one
@@ -967,9 +971,22 @@ class SmsService:
                 # a SIM gone or failed with no URC: the session looks at it again,
                 # and this loop waits for it (session.ready) instead of retrying
                 self.session.note_sim_error(exc)
-                log.warning("receive step failed (%s); sweeping later", exc)
+                pause = self._failure_pause()
+                log.warning("receive step failed (%s); sweeping in %.1f s", exc, pause)
                 self.request_sweep()
-                await asyncio.sleep(timing.RETRY_INITIAL)
+                await asyncio.sleep(pause)
+
+    def _failure_pause(self) -> float:
+        """The pause after a receive step the module refused: RETRY_INITIAL,
+        times RETRY_FACTOR per refusal in a row, up to RETRY_MAX. A module
+        that keeps refusing (``+CMS ERROR: 500`` to every ``+CMGL``) is asked
+        less and less often, not every 0.5 s for ever; a sweep that completes
+        resets it (:meth:`sweep`)."""
+        self._step_failures += 1
+        n = min(self._step_failures - 1, 32)
+        pause = min(timing.RETRY_MAX, timing.RETRY_INITIAL * timing.RETRY_FACTOR**n)
+        self.stats["receive_backoff_ms"] = round(pause * 1000)
+        return float(pause)
 
     async def _next_cue(self) -> _Cue | None:
         """Wait for a cue or a wake-up (sweep, direct delivery, routing check),
@@ -1183,6 +1200,7 @@ class SmsService:
                 self._round_failed = True
         if unplaced > 0:
             self._round_failed = True
+        self._step_failures = 0  # the module answers again: refusals start over
         if other:
             if self._round_failed:
                 self._other_retry.add(mem)

@@ -173,6 +173,16 @@ FAULTS: dict[str, FaultSpec] = {
             "send each LINE as an unsolicited line",
         ),
         FaultSpec(
+            "error-on",
+            (
+                FaultArg("CMD", "text", optional=False),
+                FaultArg("CODE", "code", optional=False),
+                FaultArg("COUNT", "count"),
+            ),
+            "the next COUNT (default 1) runs of CMD (+CMGL...) answer +CMS ERROR: CODE "
+            "(an SMS command) or +CME ERROR: CODE",
+        ),
+        FaultSpec(
             "glitch",
             (FaultArg("N", "count"),),
             "N (default 4) 0xFF bytes inside the next line the module sends, before its "
@@ -249,6 +259,8 @@ class Faults:
         self.pdu_damage: list[str] = []
         #: Reset instead of answering the next command line ("reboot next").
         self.reboot_on_next_line = False
+        #: Error codes the next runs of a command answer ("error-on"), oldest first.
+        self.error_on: dict[str, list[int]] = {}
         #: 0xFF bytes to put before the text of the next line sent ("glitch").
         self.glitch = 0
         #: (command name, line) pairs: the next answer to that command with an
@@ -295,6 +307,7 @@ class Faults:
         self.pdu_damage = []
         self.urc_in_answer = []
         self.glitch = 0
+        self.error_on = {}
 
 
 class FaultInjection(ModemBase):
@@ -335,6 +348,12 @@ class FaultInjection(ModemBase):
         elif n == "damage-next-pdu":
             count = int(a[1]) if len(a) > 1 else 1
             self.faults.pdu_damage += [a[0]] * count
+        elif n == "error-on":
+            cmd = a[0].strip().upper()
+            if not cmd.startswith(("+", "^")):
+                cmd = "+" + cmd
+            count = int(a[2]) if len(a) > 2 else 1
+            self.faults.error_on.setdefault(cmd, []).extend([int(a[1])] * count)
         elif n == "glitch":
             self.faults.glitch = int(a[0]) if a else 4
         elif n == "urc-in-answer":

@@ -573,3 +573,30 @@ def test_sim800_banners_are_urcs():
         "Call Ready",
         "SMS Ready",
     ]
+
+
+# -- a module that keeps refusing the listing -------------------------------------------
+
+
+async def test_refused_listing_is_asked_again_less_often(fast_timing):
+    """+CMS ERROR 500 "unknown error" (TS 27.005 §3.2.5; Quectel answers it for
+    internal failures) to every +CMGL: the receive loop backs off (RETRY_INITIAL
+    doubling) instead of sweeping every 0.5 s for ever, and starts over once a
+    sweep completes. Nothing on the SIM is lost meanwhile."""
+    from modem import timing
+
+    async with running("generic") as h:
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        await h.client.execute(C.simple("AT"))  # the start-up sweep is over
+        # each +CMGL is tried 3 times by its retry policy (500 is transient): 4 steps
+        h.sim.fault("error-on", "+CMGL", 500, 12)
+        (index,) = h.sim.deliver("kept through the refusals")
+        h.service.request_sweep()
+        await h.wait_for(lambda: "kept through the refusals" in h.texts(), 10)
+        # the fifth listing works: the refusals start over
+        await h.wait_for(lambda: h.service._step_failures == 0, 10)
+        assert not h.sim.faults.error_on.get("+CMGL")
+        assert h.service.stats["receive_backoff_ms"] == round(
+            1000 * timing.RETRY_INITIAL * timing.RETRY_FACTOR**3
+        )
+        await h.wait_for(lambda: h.sim.storage("SM").get(index) is None)

@@ -214,3 +214,18 @@ async def test_glitch_puts_0xff_before_the_text_of_the_next_line(make_sim, conne
     sim.fault("glitch")
     sim.fault("clear")
     assert await d.cmd("AT") == "\r\nOK\r\n"
+
+
+async def test_error_on_answers_the_next_runs_of_a_command(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    sim.fault("error-on", "CMGL", 500, 2)
+    sim.fault("error-on", "+CSQ", 100)
+    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 500\r\n"  # an SMS command: +CMS
+    assert await d.cmd("AT+CSQ") == "\r\n+CME ERROR: 100\r\n"  # any other: +CME
+    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 500\r\n"
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"  # COUNT runs only
+    sim.fault("error-on", "+CMGL", 500, 5)
+    sim.fault("clear")
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
