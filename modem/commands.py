@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Generic, TypeVar
 
@@ -49,6 +49,7 @@ __all__ = [
     "cnma",
     "cnma_test",
     "cnmi_query",
+    "cnmi_test",
     "cops_query",
     "cpin_enter",
     "cpin_query",
@@ -70,6 +71,7 @@ __all__ = [
     "parse_cmti",
     "parse_cnma_test",
     "parse_cnmi",
+    "parse_cnmi_test",
     "parse_cops",
     "parse_cpin",
     "parse_cpms",
@@ -678,14 +680,8 @@ def parse_registration(line_or_response: str | Response, *, urc: bool = False) -
     URC (``urc=True``): ``<stat>[,<lac>,<ci>[,<AcT>...]]``.
     """
     if isinstance(line_or_response, Response):
-        line = next(
-            (x for x in line_or_response.lines if re.match(r"\+C(?:E|G|5G)?REG", x)),
-            None,
-        )
-        if line is None:
-            raise ProtocolError("no registration line", " | ".join(line_or_response.lines)[:80])
-    else:
-        line = line_or_response
+        return _registration_answer(line_or_response)
+    line = line_or_response
     m = re.match(r"\+(C(?:E|G|5G)?REG):(.*)\Z", line)
     if m is None:
         raise ProtocolError("not a registration line", line)
@@ -702,6 +698,40 @@ def parse_registration(line_or_response: str | Response, *, urc: bool = False) -
     ci = _hex_int(args[2], "<ci>") if len(args) > 2 else None
     act = _opt_int(args[3], "<AcT>", 0, 15) if len(args) > 3 else None
     return Registration(domain, stat, n, lac, ci, act)
+
+
+#: The read response ``<n>,<stat>[,...]``: two unquoted numbers first. The URC
+#: forms are ``<stat>`` alone or ``<stat>,"<lac>",...`` (a quoted string second).
+_REG_READ_FORM = re.compile(r"\+C(?:E|G|5G)?REG:\s*[0-5]\s*,\s*\d{1,2}\s*(?:,|\Z)")
+
+
+def _registration_answer(response: Response) -> Registration:
+    """The answer to ``AT+CREG?`` (TS 27.007 §7.2), URCs inside it allowed.
+
+    Real firmware does not hold every URC until the final result code: a
+    ``+CREG: <stat>[,<lac>,<ci>...]`` URC can come before or after the read
+    response ``+CREG: <n>,<stat>[,...]``, with the same prefix. The lines are
+    told apart by form; ``<n>`` comes from the read response and the state from
+    the last line of the answer (the newest the module reported). An answer
+    without a read response is a ProtocolError, as before.
+    """
+    lines = [x for x in response.lines if re.match(r"\+C(?:E|G|5G)?REG:", x)]
+    if not lines:
+        raise ProtocolError("no registration line", " | ".join(response.lines)[:80])
+    read: Registration | None = None
+    newest: Registration | None = None
+    for line in lines:
+        is_read = _REG_READ_FORM.match(line) is not None
+        try:
+            reg = parse_registration(line, urc=not is_read)
+        except ProtocolError:
+            continue  # a damaged line: the others may still say it
+        if is_read:
+            read = reg
+        newest = reg
+    if read is None or newest is None:
+        raise ProtocolError("registration read response needs <n>,<stat>", lines[0])
+    return replace(newest, n=read.n)
 
 
 # -- +COPS (TS 27.007 §7.3) ------------------------------------------------------
@@ -1028,6 +1058,44 @@ class Routing:
 
     def __str__(self) -> str:
         return f"{self.mode},{self.mt},{self.bm},{self.ds},{self.bfr}"
+
+
+def parse_cnmi_test(response: Response) -> tuple[frozenset[int], ...]:
+    """``+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)`` (TS 27.005 §3.4.1 test form): the
+    values each of ``<mode>,<mt>,<bm>,<ds>,<bfr>`` takes; 1 to 5 lists, a
+    missing one is ``{0}`` (the parameter's default)."""
+    payload = _one(response, "+CNMI").strip()
+    sets: list[frozenset[int]] = []
+    rest = payload
+    while rest:
+        if not rest.startswith("("):
+            raise ProtocolError("+CNMI test form: '(' expected", payload[:80])
+        end = rest.find(")")
+        if end < 0:
+            raise ProtocolError("+CNMI test form: ')' missing", payload[:80])
+        sets.append(frozenset(_int_set(rest[1:end], "+CNMI value", 0, 9)))
+        rest = rest[end + 1 :].strip()
+        if rest:
+            if not rest.startswith(","):
+                raise ProtocolError("+CNMI test form: ',' expected between lists", payload[:80])
+            rest = rest[1:].strip()
+            if not rest:
+                raise ProtocolError("+CNMI test form: trailing ','", payload[:80])
+    if not 1 <= len(sets) <= 5:
+        raise ProtocolError("+CNMI test form needs 1 to 5 lists", payload[:80])
+    sets += [frozenset({0})] * (5 - len(sets))
+    return tuple(sets)
+
+
+def cnmi_test() -> Command[tuple[frozenset[int], ...]]:
+    """``AT+CNMI=?``: the routing values the module supports (TS 27.005 §3.4.1)."""
+    return Command(
+        "AT+CNMI=?",
+        parse_cnmi_test,
+        prefixes=("+CNMI",),
+        timeout=timing.DEFAULT_COMMAND_TIMEOUT,
+        retry=_sms_retry(2, retry_timeout=True),
+    )
 
 
 def parse_cnmi(response: Response) -> Routing:

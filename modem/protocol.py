@@ -11,7 +11,9 @@ it can tell a response line from an unsolicited result code:
   hex line after a header belongs to the response too;
 * a line equal to the command text is its :class:`Echo` (with ATE1);
 * a final result code (V.250 §5.7.1; verbose or, when enabled, numeric V0)
-  ends the request: :class:`FinalResult`;
+  ends the request: :class:`FinalResult`; the call progress results (``NO
+  CARRIER``, ``BUSY``, ``NO ANSWER``, ``NO DIALTONE``) only for ``ATD``/``ATA``/
+  ``ATO``, else they are :class:`Urc` (an unanswered call that ended);
 * ``> `` (or ``>`` and a line end) while the request waits for one is a
   :class:`Prompt` - no line ending needed;
 * anything else that looks like an unsolicited result code is a :class:`Urc`,
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from .errors import CmeErrorCode, CmsErrorCode, is_number
 
 __all__ = [
+    "CALL_RESULTS",
     "DEFAULT_URC_PREFIXES",
     "TWO_LINE_URCS",
     "AtProtocol",
@@ -142,6 +145,15 @@ _VERBOSE: dict[str, ResultKind] = {
     "NO DIAL TONE": ResultKind.NO_DIALTONE,
 }
 
+#: Call progress results (V.250 §5.7.1, §6.3): final only for a command that
+#: dials, answers or goes on line. Otherwise unsolicited: a call to the SIM's
+#: number that the caller ends before anyone answers leaves RING ... NO CARRIER
+#: (SIMCom SIM800, Quectel EC2x AT manuals), in the middle of any command.
+CALL_RESULTS: frozenset[ResultKind] = frozenset(
+    {ResultKind.NO_CARRIER, ResultKind.BUSY, ResultKind.NO_ANSWER, ResultKind.NO_DIALTONE}
+)
+_CALL_COMMAND = re.compile(r"AT\s*[DAO]", re.IGNORECASE)
+
 _HEX_LINE = re.compile(r"[0-9A-Fa-f]+")
 #: One line with its end (CR or LF), or the unterminated rest of a chunk.
 _PIECE = re.compile(rb"[^\r\n]*[\r\n]|[^\r\n]+")
@@ -149,6 +161,10 @@ _EOL = b"\r\n"
 #: Bytes the line discipline drops: NUL and the C0 controls but TAB, CR, LF
 #: and Ctrl-Z (CR and LF end lines; they never reach the buffer).
 _NOISE = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D, 0x1A))
+#: What a line loses at its edges: white space and undecodable bytes (0x80-0xFF).
+_EDGE = " \t\ufffd"
+#: The same for the prompt, on raw bytes.
+_EDGE_BYTES = b" \t" + bytes(range(0x80, 0x100))
 _URC_SHAPE = re.compile(r"[+^*][A-Z0-9_]{2,16}:")
 
 
@@ -431,14 +447,19 @@ class AtProtocol:
 
     @staticmethod
     def _decode(raw: bytes | bytearray) -> str:
-        return bytes(raw).decode("ascii", "replace").replace("\x1a", "").strip()
+        """A line as text. Bytes 0x80-0xFF at either edge are dropped: V.250
+        text is IA5 (§5.1), so they are line noise - 0xFF from a UART that
+        glitched at power-up or a USB re-enumeration, glued to ``RDY`` or
+        ``OK`` - and would hide the line. Inside a line they stay (U+FFFD):
+        a damaged line is still told as damaged."""
+        return bytes(raw).decode("ascii", "replace").replace("\x1a", "").strip(_EDGE)
 
     def _prompt_in_buffer(self) -> bool:
         s = self._s
         req = s.request
         if req is None or not req.prompt or s.prompt_seen:
             return False
-        return bytes(self._buf).strip() == b">"
+        return bytes(self._buf).strip(_EDGE_BYTES) == b">"
 
     def _is_urc(self, line: str) -> bool:
         return line.startswith(self.urc_prefixes)
@@ -462,7 +483,9 @@ class AtProtocol:
             return
         if req is None:
             final = parse_final(line, numeric=self.numeric_results)
-            if final is not None:
+            if final is not None and final.kind in CALL_RESULTS:
+                events.append(Urc(line))
+            elif final is not None:
                 log.warning("stray final result with no command in flight: %r", line)
                 events.append(Discarded(DiscardReason.STRAY_RESULT, line))
             elif line == ">":
@@ -483,6 +506,9 @@ class AtProtocol:
             events.append(Echo(line))
             return
         final = parse_final(line, numeric=self._numeric())
+        if final is not None and final.kind in CALL_RESULTS and not _CALL_COMMAND.match(req.line):
+            events.append(Urc(line))  # a call ended: not this command's result
+            return
         if final is not None:
             self.abort()
             events.append(final)

@@ -162,6 +162,33 @@ PROFILES: dict[str, ModuleProfile] = {
 }
 
 
+def _nearest_routing(
+    wanted: C.Routing, offered: tuple[frozenset[int], ...] | None
+) -> C.Routing | None:
+    """``wanted`` with each value ``offered`` (``AT+CNMI=?``) lacks replaced (see
+    :meth:`Session._set_routing`); None when no routing indicates new SMS."""
+    if offered is None:
+        return None
+    modes, mts, bms, dss, bfrs = offered
+
+    def pick(value: int, supported: frozenset[int], prefer: tuple[int, ...]) -> int | None:
+        if value in supported:
+            return value
+        return next((p for p in prefer if p in supported), min(supported, default=None))
+
+    values = [
+        pick(wanted.mode, modes, (2, 1, 3)),
+        pick(wanted.mt, mts, (1,)),
+        pick(wanted.bm, bms, (0,)),
+        pick(wanted.ds, dss, (0,)),
+        pick(wanted.bfr, bfrs, (0, 1)),
+    ]
+    chosen = [v for v in values if v is not None]
+    if len(chosen) != 5 or chosen[0] == 0 or chosen[1] not in (1, 2, 3):
+        return None  # URCs kept in the module, or no SMS indication at all
+    return C.Routing(*chosen)
+
+
 def detect_profile(manufacturer: str, model: str) -> ModuleProfile:
     """Pick the profile for a +CGMI/+CGMM answer (generic when unknown)."""
     m = model.upper()
@@ -227,6 +254,8 @@ class Session:
         self.profile = PROFILES["generic"]
         self.identity = Identity()
         self.pin_state: PinState | None = None
+        #: The ``+CNMI`` set in place of a refused configured one (_set_routing).
+        self._routing_in_use: str | None = None
         self.storage: StorageStatus | None = None
         #: Storages other than ``<mem1>`` that may hold received messages (the
         #: module's own choice before ``+CPMS`` was set; see _learn_storages):
@@ -333,6 +362,25 @@ class Session:
         self._reinit_wanted.set()
         self._notify()
 
+    def note_sim_error(self, exc: ModemError) -> bool:
+        """A command failed with a SIM error code: look at the SIM again.
+
+        ``+CMS ERROR: 310/311/313/315/316`` (TS 27.005 §3.2.5) or ``+CME
+        ERROR: 10/11/12/13/15`` (TS 27.007 §9.2.1) under a ready session means
+        the SIM went away, failed or reset, and a module without SIM hot-plug
+        detection (Quectel ``AT+QSIMDET``, SIMCom ``AT+CSDT``: off by default)
+        sends no ``+CPIN`` URC to say so. The session re-initialises: ``+CPIN?``
+        reports the problem once (:attr:`sim_problem`) and nothing is retried
+        in a loop. True when ``exc`` was such an error. Never raises.
+        """
+        if SimProblem.from_error(exc) is None:
+            return False
+        if self.ready.is_set():
+            log.warning("%s: SIM error (%s): looking at the SIM again", self.client.name, exc)
+            self.ready.clear()
+            self._reinit_wanted.set()
+        return True
+
     # -- initialisation --------------------------------------------------------------
 
     async def initialize(self) -> None:
@@ -377,7 +425,7 @@ class Session:
             self.storage = await self._optional(C.cpms_query(), None)
         if self.config.direct_delivery and self.config.csms is not None:
             await self._optional(C.simple(f"AT+CSMS={self.config.csms}"), None)
-        await self._sim_step(C.simple(f"AT+CNMI={self._cnmi()}"), deadline)
+        await self._set_routing(deadline)
         self.smsc = await self._optional(C.csca_query(), None)
         want = self.config.smsc
         if want and not re.fullmatch(r"\+?[0-9]{1,20}", want):
@@ -449,12 +497,46 @@ class Session:
         self.other_storages = tuple(sorted(m for m in self._seen_storages if m != mem1))
 
     def _cnmi(self) -> str:
+        if self._routing_in_use is not None:
+            return self._routing_in_use
+        return self._configured_cnmi()
+
+    def _configured_cnmi(self) -> str:
         if self.config.cnmi:
             return self.config.cnmi
         parts = self.profile.cnmi.split(",")
         if self.config.direct_delivery:
             parts[1] = "2"
         return ",".join(parts)
+
+    async def _set_routing(self, deadline: float) -> None:
+        """``+CNMI`` (TS 27.005 §3.4.1): the configured routing, or the nearest one
+        the module offers.
+
+        Most ``+CNMI`` values are optional and modules differ (Motorola G20
+        ``(0,3),(0-2),(0,2),(0),(0)``; Cinterion ``<bfr>`` 1 only; u-blox
+        SARA-R4 prefers ``<ds>`` 0). When the configured routing is refused,
+        ``AT+CNMI=?`` says what is supported and each value that is not is
+        replaced: ``<mode>`` by 2, 1 or 3 (URCs forwarded), ``<mt>`` by 1
+        (``+CMTI``, stored delivery: nothing is lost without ``+CNMA``), the
+        others by their lowest supported value. Without a routing that
+        indicates new messages the refusal is raised as before.
+        """
+        wanted = self._configured_cnmi()
+        self._routing_in_use = None
+        try:
+            await self._sim_step(C.simple(f"AT+CNMI={wanted}"), deadline)
+            return
+        except CommandFailed as exc:
+            offered = await self._optional(C.cnmi_test(), None)
+            fallback = _nearest_routing(C.Routing.parse(wanted), offered)
+            if fallback is None or str(fallback) == wanted:
+                raise
+            log.warning(
+                "%s: +CNMI=%s refused (%s); using +CNMI=%s", self.client.name, wanted, exc, fallback
+            )
+            await self._sim_step(C.simple(f"AT+CNMI={fallback}"), deadline)
+            self._routing_in_use = str(fallback)
 
     async def _optional(self, command: C.Command[_T], default: _D) -> _T | _D:
         """Run a command a module may not support; keep ``default`` when refused."""

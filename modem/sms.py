@@ -523,7 +523,11 @@ class SmsService:
             "nacked": 0,
             "ack_failures": 0,
             "routing_restored": 0,
+            #: the last pause after a refused receive step (see _failure_pause)
+            "receive_backoff_ms": 0,
         }
+        #: receive steps refused in a row (reset by a sweep that completes)
+        self._step_failures = 0
         session.on_ready.append(self._on_session_ready)
         self._noise_timer: asyncio.TimerHandle | None = None
         #: lines the line discipline dropped as noise: how many, and the last one
@@ -636,6 +640,8 @@ class SmsService:
 
         Raises :class:`CmsError` (permanent, or transient after the retries),
         :class:`CommandTimeout` (the +CMGS may or may not have gone out),
+        :class:`CommandFailed` for a plain ``ERROR`` (never retried once its
+        ``data_sent`` says the PDU was written: the outcome is unknown),
         ``TimeoutError`` when not registered in time (``registration_timeout``,
         default ``timing.REGISTRATION_WAIT``), ``PduError`` (ours) for content
         SMS cannot carry. When part *k* > 1 of a multi-part send fails, the
@@ -695,7 +701,7 @@ class SmsService:
         return _same_address(recipient, str(report.tp_ra))
 
     async def _acks_written(self) -> None:
-        """A +CMGS can hold the line for SEND_TIMEOUT (120 s); the +CNMA of a
+        """A +CMGS can hold the line for SEND_TIMEOUT (180 s); the +CNMA of a
         direct delivery must be written within CNMA_DEADLINE (TS 27.005 §3.4.4):
         no send starts while one is due, and none waits past the last deadline."""
         left = self._ack_gate_until - asyncio.get_running_loop().time()
@@ -717,6 +723,7 @@ class SmsService:
                 return await self.client.execute(C.cmgs(hex_pdu, tpdu_len))
             except CmsError as exc:
                 if not exc.transient or attempt >= policy.attempts:
+                    self.session.note_sim_error(exc)
                     raise
                 if exc.data_sent and exc.code in OUTCOME_UNKNOWN_CMS:
                     # the PDU went out and the module cannot say what became of it
@@ -735,8 +742,11 @@ class SmsService:
                     raise
                 log.info("send interrupted before the PDU (%s), retry %d", exc, attempt)
             except CommandFailed as exc:
-                # plain ERROR right after a reboot (prompt refused): retry a few times
-                if attempt >= policy.attempts:
+                # plain ERROR right after a reboot (prompt refused): retry a few times.
+                # A plain ERROR after the PDU (a module without +CMEE codes) may be
+                # +CMS ERROR 332/500 in disguise (TS 27.005 §3.5.1): the SMS may have
+                # gone out, so it is never sent again here.
+                if exc.data_sent or attempt >= policy.attempts:
                     raise
                 log.info("send failed (%s), retry %d", exc, attempt)
             self.stats["send_retries"] += 1
@@ -958,9 +968,25 @@ class SmsService:
             except ModemError as exc:
                 if isinstance(exc, CmsError) and exc.code == CmsErrorCode.MEMORY_FULL:
                     log.warning("storage full: sweeping")
-                log.warning("receive step failed (%s); sweeping later", exc)
+                # a SIM gone or failed with no URC: the session looks at it again,
+                # and this loop waits for it (session.ready) instead of retrying
+                self.session.note_sim_error(exc)
+                pause = self._failure_pause()
+                log.warning("receive step failed (%s); sweeping in %.1f s", exc, pause)
                 self.request_sweep()
-                await asyncio.sleep(timing.RETRY_INITIAL)
+                await asyncio.sleep(pause)
+
+    def _failure_pause(self) -> float:
+        """The pause after a receive step the module refused: RETRY_INITIAL,
+        times RETRY_FACTOR per refusal in a row, up to RETRY_MAX. A module
+        that keeps refusing (``+CMS ERROR: 500`` to every ``+CMGL``) is asked
+        less and less often, not every 0.5 s for ever; a sweep that completes
+        resets it (:meth:`sweep`)."""
+        self._step_failures += 1
+        n = min(self._step_failures - 1, 32)
+        pause = min(timing.RETRY_MAX, timing.RETRY_INITIAL * timing.RETRY_FACTOR**n)
+        self.stats["receive_backoff_ms"] = round(pause * 1000)
+        return float(pause)
 
     async def _next_cue(self) -> _Cue | None:
         """Wait for a cue or a wake-up (sweep, direct delivery, routing check),
@@ -1174,6 +1200,7 @@ class SmsService:
                 self._round_failed = True
         if unplaced > 0:
             self._round_failed = True
+        self._step_failures = 0  # the module answers again: refusals start over
         if other:
             if self._round_failed:
                 self._other_retry.add(mem)

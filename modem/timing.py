@@ -33,9 +33,14 @@ LIST_COMMAND_TIMEOUT = 30.0
 #: Wait for the ``> `` prompt after ``AT+CMGS=<len>``.
 PROMPT_TIMEOUT = 5.0
 
-#: ``+CMGS`` after the PDU: TS 27.005 leaves it open; Quectel and u-blox
-#: document 120 s (network round trip, RP-ACK) for +CMGS.
-SEND_TIMEOUT = 120.0
+#: ``+CMGS`` after the PDU: TS 27.005 leaves it open (network round trip,
+#: RP-ACK). Quectel BG96/EC2x and SIMCom SIM7600 manuals give 120 s as the
+#: maximum response time; the u-blox SARA-R4/N4 AT Commands Manual
+#: (UBX-17003787, +CMGS "Response time") gives up to 3 min. The longest: a
+#: deadline that passes while the module still waits for the network turns a
+#: send into an unknown outcome (the PDU is out) and counts towards the
+#: hung-module escalation of a module that is only slow.
+SEND_TIMEOUT = 180.0
 
 #: ``+CFUN=1,1`` reset: the module answers OK and reboots; boot takes 5-15 s.
 RESET_TIMEOUT = 15.0

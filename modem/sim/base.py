@@ -155,6 +155,10 @@ class ModemBase:
         """+CNMI left <mode> 0: flush or clear the TA buffer."""
         raise NotImplementedError
 
+    def _urc_inside_answer(self, names: list[str]) -> None:
+        """The "urc-in-answer" fault: a pending line goes before the answer."""
+        raise NotImplementedError
+
     # Implemented by TS 27.007 (ts27007.py).
     def _sim_error(self, name: str) -> _ErrorResult | None:
         """Why a SIM-dependent command cannot run now (TS 27.007 §8.3, §9.2.1)."""

@@ -172,7 +172,33 @@ FAULTS: dict[str, FaultSpec] = {
             (FaultArg("LINE", "text", optional=False, repeat=True),),
             "send each LINE as an unsolicited line",
         ),
-        FaultSpec("clear", (), "stop drop, corrupt, delay, cms-errors and PDU damage"),
+        FaultSpec(
+            "error-on",
+            (
+                FaultArg("CMD", "text", optional=False),
+                FaultArg("CODE", "code", optional=False),
+                FaultArg("COUNT", "count"),
+            ),
+            "the next COUNT (default 1) runs of CMD (+CMGL...) answer +CMS ERROR: CODE "
+            "(an SMS command) or +CME ERROR: CODE",
+        ),
+        FaultSpec(
+            "glitch",
+            (FaultArg("N", "count"),),
+            "N (default 4) 0xFF bytes inside the next line the module sends, before its "
+            "text (a UART that glitched at power-up or a USB re-enumeration)",
+        ),
+        FaultSpec(
+            "urc-in-answer",
+            (FaultArg("CMD", "text", optional=False), FaultArg("LINE", "text", optional=False)),
+            "the next answer to CMD (+CREG...) with an information response sends LINE "
+            "as an unsolicited line before that response (not held until the final result)",
+        ),
+        FaultSpec(
+            "clear",
+            (),
+            "stop drop, corrupt, delay, glitch, cms-errors, PDU damage, URCs in answers",
+        ),
     )
 }
 _FAULT_NAMES = {alias: f.name for f in FAULTS.values() for alias in (f.name, *f.aliases)}
@@ -233,9 +259,21 @@ class Faults:
         self.pdu_damage: list[str] = []
         #: Reset instead of answering the next command line ("reboot next").
         self.reboot_on_next_line = False
+        #: Error codes the next runs of a command answer ("error-on"), oldest first.
+        self.error_on: dict[str, list[int]] = {}
+        #: 0xFF bytes to put before the text of the next line sent ("glitch").
+        self.glitch = 0
+        #: (command name, line) pairs: the next answer to that command with an
+        #: information response carries the line before it ("urc-in-answer").
+        self.urc_in_answer: list[tuple[str, bytes]] = []
 
     def filter_output(self, data: bytes) -> bytes:
-        """``data`` as the noisy line carries it (drop and corrupt)."""
+        """``data`` as the noisy line carries it (glitch, drop and corrupt)."""
+        if self.glitch:
+            # after the line's leading CR LF (V.250 §5.7.1 framing), before its text
+            start = len(data) - len(data.lstrip(b"\r\n"))
+            data = data[:start] + b"\xff" * self.glitch + data[start:]
+            self.glitch = 0
         if not (self.drop_rate or self.corrupt_rate):
             return data
         out = bytearray()
@@ -262,10 +300,14 @@ class Faults:
         return damage_pdu_line(text, self.pdu_damage.pop(0))
 
     def clear(self) -> None:
-        """The "clear" fault: no drop, corruption, delay, pending errors or damage."""
+        """The "clear" fault: no drop, corruption, delay, pending errors, damage
+        or URCs in answers."""
         self.drop_rate = self.corrupt_rate = self.delay = 0.0
         self.cms_errors = []
         self.pdu_damage = []
+        self.urc_in_answer = []
+        self.glitch = 0
+        self.error_on = {}
 
 
 class FaultInjection(ModemBase):
@@ -306,6 +348,20 @@ class FaultInjection(ModemBase):
         elif n == "damage-next-pdu":
             count = int(a[1]) if len(a) > 1 else 1
             self.faults.pdu_damage += [a[0]] * count
+        elif n == "error-on":
+            cmd = a[0].strip().upper()
+            if not cmd.startswith(("+", "^")):
+                cmd = "+" + cmd
+            count = int(a[2]) if len(a) > 2 else 1
+            self.faults.error_on.setdefault(cmd, []).extend([int(a[1])] * count)
+        elif n == "glitch":
+            self.faults.glitch = int(a[0]) if a else 4
+        elif n == "urc-in-answer":
+            # an extended command's name, "+CREG" or "CREG"
+            name = a[0].strip().upper()
+            if not name.startswith(("+", "^")):
+                name = "+" + name
+            self.faults.urc_in_answer.append((name, a[1].encode("latin-1", "replace")))
         elif n == "urc":
             for line in a:
                 self._urc(line.encode("latin-1", "replace"))

@@ -194,7 +194,23 @@ class LineDiscipline(V250):
                     break
             if ok and next_state == "cmd":
                 self._resp.append(self._fmt_final("OK", 0))
+            self._urc_inside_answer([c.name for c in cmds])
         self._commit(next_state)
+
+    def _urc_inside_answer(self, names: list[str]) -> None:
+        """The "urc-in-answer" fault: real firmware does not hold every URC
+        while it answers (Quectel, SIMCom: a ``+CREG``/``+CMTI`` can come
+        between the echo and the information response, or between a
+        ``+CMGR`` header and its PDU). The first pending line for a command of
+        this line goes out before the answer's first information response."""
+        pending = self.faults.urc_in_answer
+        if not pending or len(self._resp) < 2:  # an information response, then the final result
+            return
+        for i, (name, line) in enumerate(pending):
+            if name in names:
+                del pending[i]
+                self._resp.insert(0, self._fmt_info(line))
+                return
 
     def _commit(self, next_state: str = "cmd") -> None:
         out = b"".join(self._resp)

@@ -89,6 +89,17 @@ class Profile:
     #: Storage allocates the index after the last one allocated (cyclically,
     #: skipping occupied slots) instead of the lowest free one.
     indexes_never_reused: bool = False
+    #: The values each ``+CNMI`` parameter (<mode>,<mt>,<bm>,<ds>,<bfr>, TS 27.005
+    #: §3.4.1) takes, as ``AT+CNMI=?`` lists them; a set outside them answers
+    #: +CMS ERROR 303. Modules differ: Motorola G20 "(0,3),(0-2),(0,2),(0),(0)",
+    #: Cinterion <bfr> (1) only, Nordic nRF91 <mode> 0 or 3.
+    cnmi_values: tuple[tuple[int, ...], ...] = (
+        (0, 1, 2, 3),
+        (0, 1, 2, 3),
+        (0, 2),
+        (0, 1, 2),
+        (0, 1),
+    )
     #: ``+CPMS`` <mem1>,<mem2>,<mem3> after power-up / reboot.
     cpms_default: tuple[str, str, str] = ("SM", "SM", "SM")
     operator: str = "Twilio"

@@ -146,16 +146,15 @@ class Ts27005Commands(TextMode):
         if cmd.form == READ:
             self._info("+CNMI: " + ",".join(str(v) for v in self.cnmi))
         elif cmd.form == TEST:
-            self._info("+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)")
+            self._info("+CNMI: " + ",".join(_value_list(v) for v in self.profile.cnmi_values))
         elif cmd.form == SET:
             args = self._need_args(cmd, 1, 5)
-            limits = [(0, 3), (0, 3), (0, 3), (0, 2), (0, 1)]
             new = list(self.cnmi)
             for i, a in enumerate(args):
                 if a is not None:
-                    new[i] = self._int(a, *limits[i])
-            if new[2] not in (0, 2):
-                raise ValueError("bm")
+                    new[i] = self._int(a, 0, 9)
+                    if new[i] not in self.profile.cnmi_values[i]:
+                        raise ValueError(f"+CNMI value {new[i]} not supported")
             old_mode = self.cnmi[0]
             self.cnmi = new
             if new[0] != 0 and old_mode == 0:
@@ -339,6 +338,7 @@ class Ts27005Commands(TextMode):
             self._resp.append(self._fmt_final("OK", 0))
         except _ErrorResult as err:
             self._resp.append(self._fmt_error(err))
+        self._urc_inside_answer([pr.command])
         self._commit()
 
     def _prompt_pdu(self, pr: _Prompt) -> bytes:
@@ -462,3 +462,11 @@ class Ts27005Commands(TextMode):
         if notify and self.cnmi[1] in (1, 2, 3):
             self._urc(f'+CMTI: "{store.name}",{idx}'.encode(), sms=True)
         return idx
+
+
+def _value_list(values: tuple[int, ...]) -> str:
+    """``(0-3)`` for a run of three or more, else ``(0,2)`` (TS 27.005 test forms)."""
+    v = sorted(values)
+    if len(v) >= 3 and v == list(range(v[0], v[-1] + 1)):
+        return f"({v[0]}-{v[-1]})"
+    return "(" + ",".join(str(x) for x in v) + ")"

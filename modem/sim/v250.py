@@ -92,6 +92,10 @@ class V250(ModemBase):
         spec = HANDLERS.get(command_key(name, self.profile.iccid_commands))
         if spec is None:
             raise _Cme(CmeErrorCode.OPERATION_NOT_SUPPORTED)
+        pending = self.faults.error_on.get(name)
+        if pending:  # the "error-on" fault
+            code = pending.pop(0)
+            raise _Cms(code) if spec.sms or spec.message else _Cme(code)
         if not spec.pin_free:
             err = self._sim_error(name)
             if err is not None:

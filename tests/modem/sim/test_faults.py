@@ -178,3 +178,54 @@ async def test_reboot_next_also_catches_a_slash_repeat(sim, dte):
     dte.write("A/")
     await dte.wait_for(b"SMS Ready\r\n")
     assert b"SIMULATED" not in dte.buf
+
+
+async def test_urc_in_answer_goes_before_the_information_response(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    await d.cmd("AT+CREG=2")
+    sim.fault("urc-in-answer", "CREG", '+CREG: 1,"00C3","0010ABCD",7')
+    # a command of another name, and a +CREG answer with no information response,
+    # leave it pending
+    assert await d.cmd("AT+CSQ") == "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+    assert await d.cmd("AT+CREG=2") == "\r\nOK\r\n"
+    assert sim.faults.urc_in_answer
+    out = await d.cmd("AT+CREG?")
+    assert out.startswith('\r\n+CREG: 1,"00C3","0010ABCD",7\r\n\r\n+CREG: 2,1,')
+    assert out.endswith("\r\nOK\r\n")
+    assert not sim.faults.urc_in_answer
+    assert (await d.cmd("AT+CREG?")).startswith("\r\n+CREG: 2,1,")  # once only
+    sim.fault("urc-in-answer", "+CEREG", "+CEREG: 2")
+    sim.fault("clear")
+    assert (await d.cmd("AT+CEREG?")).startswith("\r\n+CEREG: 0,")
+
+
+async def test_glitch_puts_0xff_before_the_text_of_the_next_line(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    sim.fault("glitch", 3)
+    d.buf.clear()
+    d.write("AT\r")
+    assert await d.wait_for(b"OK\r\n") == b"\r\n\xff\xff\xffOK\r\n"
+    d.buf.clear()
+    assert await d.cmd("AT") == "\r\nOK\r\n"  # the next line only
+    sim.fault("glitch")
+    sim.fault("clear")
+    assert await d.cmd("AT") == "\r\nOK\r\n"
+
+
+async def test_error_on_answers_the_next_runs_of_a_command(make_sim, connect):
+    sim = make_sim("generic")
+    d = connect(sim)
+    await d.cmd("ATE0")
+    sim.fault("error-on", "CMGL", 500, 2)
+    sim.fault("error-on", "+CSQ", 100)
+    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 500\r\n"  # an SMS command: +CMS
+    assert await d.cmd("AT+CSQ") == "\r\n+CME ERROR: 100\r\n"  # any other: +CME
+    assert await d.cmd("AT+CMGL=4") == "\r\n+CMS ERROR: 500\r\n"
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"  # COUNT runs only
+    sim.fault("error-on", "+CMGL", 500, 5)
+    sim.fault("clear")
+    assert await d.cmd("AT+CMGL=4") == "\r\nOK\r\n"
