@@ -40,6 +40,7 @@ __all__ = [
     "StorageStatus",
     "StoredPdu",
     "at",
+    "bare_tpdu",
     "cclk_query",
     "cmgd",
     "cmgl",
@@ -363,6 +364,22 @@ def pdu_line_damage(line: str | None, length: int) -> str:
     if len(line) != 2 * (1 + smsc_octets + length):
         return f"PDU line does not hold SMSC + {length} TPDU octets"
     return ""
+
+
+def bare_tpdu(line: str | None, length: int) -> bool:
+    """True when a PDU line is the TPDU alone: hex of exactly ``<length>`` octets.
+
+    TS 27.005 §3.1 puts the SMSC address field before the TPDU, but some
+    modules' ``+CDS`` (a status report routed as a URC, §3.4.1) carry the
+    TPDU alone. Such a line can never pass :func:`pdu_line_damage` (the SMSC
+    field takes at least one octet), so the two readings never overlap.
+    """
+    return (
+        line is not None
+        and 0 < length <= 255
+        and len(line) == 2 * length
+        and _HEX.fullmatch(line) is not None
+    )
 
 
 def parse_cmgr_record(response: Response) -> StoredPdu | None:

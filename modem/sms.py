@@ -884,6 +884,10 @@ class SmsService:
         else:
             damage = C.pdu_line_damage(urc.pdu, length)
         raw = urc.pdu if damage else urc.pdu.upper()
+        if damage and urc.name == "+CDS" and C.bare_tpdu(urc.pdu, length):
+            # a +CDS with the TPDU alone (no SMSC field; some modules send it so):
+            # read as the same report with an empty SMSC field (TS 24.011 §8.2.5.1)
+            damage, raw = "", "00" + urc.pdu.upper()
         now = loop.time()
         deadline = now + timing.CNMA_DEADLINE
         self._direct.append(_Direct(urc.name, raw, damage, now, deadline, self.session.generation))

@@ -56,6 +56,33 @@ def test_pdu_line_damage_any_input_gives_a_reason_or_nothing(line, length):
         assert len(line) == 2 * (1 + smsc + length) and length <= 255
 
 
+def test_bare_tpdu_exact_bounds():
+    tpdu = PDU[16:]  # the TPDU alone, without the 8-octet SMSC field
+    assert C.bare_tpdu(tpdu, TPDU_LEN)
+    assert not C.bare_tpdu(tpdu, TPDU_LEN + 1) and not C.bare_tpdu(tpdu, TPDU_LEN - 1)
+    assert not C.bare_tpdu(PDU, TPDU_LEN)  # with its SMSC field: the usual reading
+    assert not C.bare_tpdu(tpdu[:-1], TPDU_LEN) and not C.bare_tpdu(None, 0)
+    assert not C.bare_tpdu("", 0)
+    assert C.bare_tpdu("00" * 255, 255) and not C.bare_tpdu("00" * 256, 256)
+
+
+@given(st.text(max_size=600), st.integers(0, 70000))
+def test_bare_tpdu_and_the_usual_reading_never_both_hold(line, length):
+    bare = C.bare_tpdu(line, length)
+    assert isinstance(bare, bool)
+    if bare:
+        assert C.pdu_line_damage(line, length) != ""
+        assert len(line) == 2 * length and 0 < length <= 255
+
+
+@given(st.binary(min_size=1, max_size=255), st.binary(max_size=12))
+def test_bare_tpdu_any_tpdu_with_or_without_its_smsc_field(tpdu, smsc):
+    line = (bytes([len(smsc)]) + smsc + tpdu).hex().upper()
+    assert C.pdu_line_damage(line, len(tpdu)) == ""
+    assert not C.bare_tpdu(line, len(tpdu))
+    assert C.bare_tpdu(tpdu.hex(), len(tpdu))
+
+
 # -- +CMGR read leniently ---------------------------------------------------------------
 
 

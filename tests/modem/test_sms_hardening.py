@@ -420,6 +420,25 @@ async def test_status_report_matches_recipient_and_expires():
         assert [x.matched for x in reports] == [True, False, False]
 
 
+async def test_status_report_with_the_tpdu_alone_is_read_not_damaged():
+    # TS 27.005 §3.1 puts the SMSC field first, but some modules' +CDS carry
+    # the TPDU alone: its hex is exactly <length> octets
+    async with running() as h:
+        r = await h.service.send("+15551234567", "with report", srr=True)
+        await h.wait_for(lambda: any(isinstance(i, StatusReportReceived) for i in h.got))
+        h.got.clear()
+        ours = pdu.submit_parts("+15551234567", "x")[0]
+        with_field = codec.build_status_report(ours, r.mrs[0], now_utc(), smsc=None).hex()
+        assert with_field.startswith("00")
+        bare = with_field[2:].upper()
+        h.sim.fault("urc", f"+CDS: {len(bare) // 2}", bare)
+        await h.wait_for(lambda: any(isinstance(i, StatusReportReceived) for i in h.got), 5)
+        (rep,) = [i for i in h.got if isinstance(i, StatusReportReceived)]
+        assert rep.report.tp_mr == r.mrs[0] and rep.matched
+        assert not [i for i in h.got if isinstance(i, Undecodable)]
+        assert h.service.stats["direct_damaged"] == 0
+
+
 # -- defect 9: never a mixture of two messages -----------------------------------------
 
 
