@@ -250,10 +250,20 @@ def check(cfg: Config) -> _hal.HalConfig:
     file: raises :class:`ConfigError` naming the key."""
     if not cfg.modems:
         raise ConfigError("modem", "at least one [[modem]] section is needed")
+    devices: dict[str, int] = {}
     for i, m in enumerate(cfg.modems):
         if m.profile and m.profile not in PROFILES and not m.port.startswith("sim://"):
             known = ", ".join(sorted(PROFILES))
             raise ConfigError(f"modem[{i}].profile", f"{m.profile!r} is not one of {known}")
+        if m.port.startswith("/"):  # /dev/serial/by-id/... and /dev/ttyUSB2 may be one device
+            real = os.path.realpath(m.port)
+            j = devices.setdefault(real, i)
+            if j != i:
+                raise ConfigError(
+                    f"modem[{i}].port",
+                    f"{m.port!r} is {real}, {cfg.modems[j].name}'s port too: "
+                    "one [[modem]] per module",
+                )
     try:
         hcfg = hal_config(cfg)
     except _hal.ConfigError as exc:

@@ -14,6 +14,7 @@ from bridge import config
 from bridge.config import Config, ConfigError, ModemConfig
 from bridge.framing import Product, ProductSetting, SidPosition, frame
 from bridge.grammar import Level
+from bridge.service import check
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "bridge.example.toml"
 
@@ -268,3 +269,87 @@ def test_status_section_keys_and_their_errors():
         with pytest.raises(ConfigError) as info:
             config.loads("[status]\n" + text)
         assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[modem]]\nport = 'socket://[::1'", "modem[0].port: 'socket://[::1': want"),
+        ("[[modem]]\nport = 'socket://[::1]x:7'", "modem[0].port: 'socket://[::1]x:7': want"),
+        ('[[modem]]\nport = "/dev/tty\\u0000USB2"', "modem[0].port: must not contain NUL"),
+        ('[bridge]\njournal = "/tmp/j\\u0000.db"', "bridge.journal: must not contain NUL"),
+        ('[security]\nkey_file = "/k\\u0000"', "security.key_file: must not contain NUL"),
+        ('[status]\nsocket = "/run/s\\u0000"', "status.socket: must not contain NUL"),
+        ('[status]\nprometheus_textfile = "/p\\u0000"', "status.prometheus_textfile: must not"),
+        ('[bridge]\nfooter_markers = ["a\\u0000"]', "bridge.footer_markers[0]: must not contain"),
+        (
+            "[[modem]]\nport = '/dev/ttyUSB2'\n[[modem]]\nport = '/dev/ttyUSB2'",
+            "modem[1].port: '/dev/ttyUSB2' is modem0's port too",
+        ),
+        (
+            "[[modem]]\nport = '/dev/ttyUSB2'\n[[modem]]\nport = '/dev/../dev/ttyUSB2'",
+            "modem[1].port: '/dev/../dev/ttyUSB2' is modem0's port too",
+        ),
+        (
+            "[[modem]]\nport = 'socket://Host:7000'\nname = 'a'\n"
+            "[[modem]]\nport = 'socket://host:7000'\nname = 'b'",
+            "modem[1].port: 'socket://host:7000' is a's port too",
+        ),
+    ],
+    ids=[
+        "ipv6-unclosed",
+        "ipv6-junk",
+        "nul-port",
+        "nul-journal",
+        "nul-key-file",
+        "nul-socket",
+        "nul-textfile",
+        "nul-footer",
+        "same-device-twice",
+        "same-device-by-another-spelling",
+        "same-socket-twice",
+    ],
+)
+def test_bad_ports_paths_and_duplicate_modules_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_two_simulated_modules_of_one_profile_are_two_modules() -> None:
+    cfg = config.loads("[[modem]]\nport = 'sim://bg96'\n[[modem]]\nport = 'sim://bg96'")
+    assert [m.port for m in cfg.modems] == ["sim://bg96", "sim://bg96"]
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            str.__add__,
+            st.sampled_from(["socket://", "sim://", "/dev/", "rfc2217://", "tcp://"]),
+            st.text(alphabet="[]:.@?#%/0123456789abcdefhost\0 ", max_size=20),
+        ),
+    )
+)
+def test_arbitrary_port_is_a_port_or_config_error(url: str) -> None:
+    try:
+        port = config.check_port("modem[0].port", url)
+    except ConfigError as e:
+        assert e.key == "modem[0].port" and "\n" not in e.detail
+        return
+    assert port == url and "\0" not in port
+
+
+def test_a_device_named_through_a_link_and_directly_is_one_module(tmp_path: Path) -> None:
+    device = tmp_path / "ttyUSB2"
+    device.touch()
+    link = tmp_path / "by-id-usb-Quectel_BG96-if02"
+    link.symlink_to(device)
+    cfg = config.parse({"modem": [{"port": str(device)}, {"port": str(link), "name": "other"}]})
+    with pytest.raises(ConfigError) as e:
+        check(cfg)
+    assert e.value.key == "modem[1].port"
+    assert str(e.value) == (
+        f"modem[1].port: {str(link)!r} is {device}, modem0's port too: one [[modem]] per module"
+    )
