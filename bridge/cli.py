@@ -196,10 +196,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise UsageProblem(f"{args.config}: status.socket is empty: the service has no socket")
     try:
         data = status_query(path, timeout=args.timeout)
+        text = "" if args.json else status_human(data)
     except StatusUnavailable as exc:
-        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        message = str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}"
+        sys.stderr.write(f"error: {_one_line(message)}\n")
         return EXIT_UNAVAILABLE
-    _out(args, status_human(data), data)
+    _out(args, text, data)
     return EXIT_OK
 
 
@@ -493,6 +495,22 @@ def _key_version(text: str) -> int:
     return n
 
 
+#: Longest ``status --timeout`` (seconds).
+MAX_STATUS_TIMEOUT = 3600.0
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds above 0 (``socket.settimeout`` refuses
+    negative and NaN values, and infinity overflows its clock)."""
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < n <= MAX_STATUS_TIMEOUT:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, {MAX_STATUS_TIMEOUT:g}] seconds")
+    return n
+
+
 def _baud(text: str) -> int:
     n = _positive(text)
     if not 300 <= n <= 4_000_000:
@@ -533,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--socket", metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
     st.add_argument("--config", metavar="FILE", help="take the socket path from this file")
-    st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    st.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for the answer")
     st.add_argument("--json", action="store_true", help="the status as one JSON object")
 
     d = sub.add_parser(

@@ -99,6 +99,27 @@ BAD = [
     (["verify", "--key-file", "{key}", "pong"], "--device"),
 ]
 
+#: Bad input that was not one line and exit 2 (an internal error, exit 1).
+BAD_BEFORE = [
+    (["run", "--port", "socket://[::1"], "--port: 'socket://[::1': want socket://HOST:PORT"),
+    (["status", "--timeout", "-1"], "argument --timeout: -1 is not in (0, 3600] seconds"),
+    (["status", "--timeout", "0"], "argument --timeout: 0 is not in (0, 3600] seconds"),
+    (["status", "--timeout", "nan"], "argument --timeout: nan is not in (0, 3600] seconds"),
+    (["status", "--timeout", "inf"], "argument --timeout: inf is not in (0, 3600] seconds"),
+    (["status", "--timeout", "1e400"], "argument --timeout: 1e400 is not in (0, 3600]"),
+    (["status", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_BEFORE, ids=[" ".join(a) for a, _ in BAD_BEFORE])
+def test_more_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], args: list[str], message: str
+) -> None:
+    rc, out, err = _main(capsys, *(a.format(**files) for a in args))
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and "internal" not in err and out == ""
+
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) or "none" for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(
@@ -117,7 +138,7 @@ def test_bad_input_as_a_subprocess_no_traceback(files: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "sub", ["run", "demo", "check-config", "journal", "keygen", "sign", "verify"]
+    "sub", ["run", "status", "demo", "check-config", "journal", "keygen", "sign", "verify"]
 )
 def test_help_on_every_subcommand(sub: str) -> None:
     p = _run(sub, "--help")
