@@ -581,13 +581,17 @@ def load_keyring(path: str | Path) -> Keyring:
     content is not one or two keys of at least 16 octets.
     """
     p = str(path)
+    if "\0" in p:
+        raise KeyFileError(f"key file {p!r}: a path cannot contain NUL")
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO put there opens at once (and is refused below)
+        # instead of holding the service until something writes to it
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise KeyFileError(f"key file {p}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # before reading: a directory gives EISDIR
             raise KeyFileError(f"key file {p}: not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
@@ -595,7 +599,12 @@ def load_keyring(path: str | Path) -> Keyring:
                 f"key file {p} has mode {mode:04o}: group or others may read it; "
                 f"it must be readable by the service only (chmod 600 {p})"
             )
-        raw = f.read(65536)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read(65536)
+    except OSError as exc:
+        raise KeyFileError(f"key file {p}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

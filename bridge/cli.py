@@ -350,6 +350,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         auth.write_key_file(args.file, text)
     except FileExistsError:
         raise UsageProblem(f"{args.file}: exists; a key file is never overwritten") from None
+    except OSError as exc:
+        name = args.file or "''"
+        raise UsageProblem(f"{name}: cannot create: {exc.strerror or exc}") from None
     _out(
         args,
         f"wrote {args.file} (mode 0600, key version {args.key_version}); give the server a copy",
@@ -366,9 +369,13 @@ def default_state_file() -> Path:
 def next_counter(state: Path, device: str, *, timestamp: bool) -> int:
     """The next Command counter for ``device``, kept in ``state`` (JSON, 0600,
     locked while read and written, replaced atomically): never used twice."""
-    state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = state.with_name(state.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        where = exc.filename or lock
+        raise UsageProblem(f"--state {state}: unusable ({where}: {exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -468,6 +475,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------
 
 
+#: The largest entry id or limit (SQLite's INTEGER is 64-bit signed).
+MAX_ROW = 2**63 - 1
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -475,6 +486,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
+def _row(text: str) -> int:
+    """An entry id or a count of entries: 1 .. 2**63 - 1."""
+    n = _positive(text)
+    if n > MAX_ROW:
+        raise argparse.ArgumentTypeError(f"{n} is over 2**63 - 1")
     return n
 
 
@@ -578,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true")
     js = j.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     jl = js.add_parser("list", help="the newest entries", description="The newest entries first.")
-    jl.add_argument("--limit", type=_positive, default=50)
+    jl.add_argument("--limit", type=_row, default=50)
     jl.add_argument("--state", choices=[s.value for s in State])
     jl.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     jsh = js.add_parser(
@@ -586,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one entry with its transitions",
         description="One entry, with its bodies and transitions.",
     )
-    jsh.add_argument("id", type=_positive, metavar="ID")
+    jsh.add_argument("id", type=_row, metavar="ID")
     jsh.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     jc = js.add_parser("counts", help="entries per state", description="Entries per state.")
     jc.add_argument("--json", action="store_true", default=argparse.SUPPRESS)

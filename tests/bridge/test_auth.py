@@ -358,3 +358,22 @@ def test_trailer_round_trips(key_version, counter, timestamp, mac):
     bin_t = auth.Trailer(key_version, counter, timestamp, mac[: auth.TAG_OCTETS_BINARY])
     payload, got_b = auth.split_binary(b"\xa1" + auth.encode_binary_trailer(bin_t))
     assert (payload, got_b) == (b"\xa1", bin_t)
+
+
+def test_key_file_that_is_a_directory_is_refused_by_name(tmp_path):
+    with pytest.raises(KeyFileError) as e:
+        auth.load_keyring(tmp_path)
+    assert str(e.value) == f"key file {tmp_path}: not a regular file"
+
+
+def test_key_file_that_is_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "keys.toml"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(KeyFileError) as e:
+        auth.load_keyring(fifo)  # before: open(2) waited for a writer, for ever
+    assert str(e.value) == f"key file {fifo}: not a regular file"
+
+
+def test_key_file_path_with_nul_is_a_key_file_error():
+    with pytest.raises(KeyFileError, match="a path cannot contain NUL"):
+        auth.load_keyring("/etc/sms-bridge/keys\0.toml")

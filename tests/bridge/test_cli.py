@@ -66,6 +66,9 @@ def files(tmp_path: Path) -> dict[str, str]:
         "badhal": str(badhal),
         "journal": str(tmp_path / "journal.db"),
         "missing": str(tmp_path / "missing.toml"),
+        "dir": str(tmp_path),
+        "nodir": str(tmp_path / "nodir" / "k.toml"),
+        "under_file": str(bad / "state.json"),
     }
 
 
@@ -108,6 +111,16 @@ BAD_BEFORE = [
     (["status", "--timeout", "inf"], "argument --timeout: inf is not in (0, 3600] seconds"),
     (["status", "--timeout", "1e400"], "argument --timeout: 1e400 is not in (0, 3600]"),
     (["status", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
+    (["keygen", "{nodir}"], "{nodir}: cannot create: No such file or directory"),
+    (["keygen", ""], "'': cannot create: No such file or directory"),
+    (["keygen", "{under_file}"], "{under_file}: cannot create: Not a directory"),
+    (["sign", "--key-file", "{dir}", "--device", "d", "ping"], "{dir}: not a regular file"),
+    (
+        ["sign", "--key-file", "{key}", "--device", "d", "--state", "{under_file}", "ping"],
+        "--state {under_file}: unusable",
+    ),
+    (["journal", "--journal", "{journal}", "show", "9" * 25], f"{'9' * 25} is over 2**63 - 1"),
+    (["journal", "--journal", "{journal}", "list", "--limit", "9" * 20], "is over 2**63 - 1"),
 ]
 
 
@@ -117,7 +130,8 @@ def test_more_bad_input_is_one_line_and_exit_2(
 ) -> None:
     rc, out, err = _main(capsys, *(a.format(**files) for a in args))
     assert rc == 2
-    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message.format(**files) in err, err
     assert "Traceback" not in err and "internal" not in err and out == ""
 
 
