@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import overload
 
 from pdu import alphabet as _alphabet
+from pdu.segment import SINGLE_OCTETS, SINGLE_SEPTETS, SINGLE_UCS2_UNITS
 
 from . import grammar
 
@@ -499,9 +500,14 @@ def sign_command(
 
     A binary ``body`` is a ``bridge.grammar`` payload; its signed bit is set
     here. ``timestamp=True`` marks ``counter`` as a :func:`timestamp_counter`.
-    Raises ValueError for a body or field the format cannot carry.
+    Raises ValueError for a body or field the format cannot carry, and for a
+    signed Command that does not fit one SMS (a Command is one SMS; the
+    device refuses a longer body unanswered, TS 23.040 §9.2.3.16): 160 GSM
+    7-bit septets (an extension character costs two), else 70 UCS-2 code
+    units, or 140 octets of 8-bit data; the trailer takes 23 septets or 17
+    octets of that.
     """
-    return _sign(
+    signed = _sign(
         TO_DEVICE,
         body,
         key=key,
@@ -510,6 +516,23 @@ def sign_command(
         counter=counter,
         timestamp=timestamp,
     )
+    _fits_one_sms(signed)
+    return signed
+
+
+def _fits_one_sms(message: str | bytes) -> None:
+    """ValueError when ``message`` is longer than one SMS can carry."""
+    if isinstance(message, bytes):
+        units, limit, what = len(message), SINGLE_OCTETS, "octets"
+    else:
+        septets = _alphabet.gsm7_length(message)
+        if septets is not None:
+            units, limit, what = septets, SINGLE_SEPTETS, "GSM 7-bit septets"
+        else:
+            units = len(message.encode("utf-16-be", "surrogatepass")) // 2
+            limit, what = SINGLE_UCS2_UNITS, "UCS-2 code units"
+    if units > limit:
+        raise ValueError(f"signed, it is {units} {what}; one SMS holds {limit}")
 
 
 def verify_reply(

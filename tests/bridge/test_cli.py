@@ -123,6 +123,36 @@ BAD_BEFORE = [
     (["journal", "--journal", "{journal}", "list", "--limit", "9" * 20], "is over 2**63 - 1"),
 ]
 
+#: Accepted before, and the device would have refused the result unanswered.
+REFUSED_NOW = [
+    (
+        ["sign", "--key-file", "{key}", "--device", "d", "--counter", "1", "x" * 138],
+        "cannot sign: signed, it is 161 GSM 7-bit septets; one SMS holds 160",
+    ),
+    (
+        [
+            "sign",
+            "--key-file",
+            "{key}",
+            "--device",
+            "d",
+            "--counter",
+            "1",
+            "--binary",
+            "a0" + "00" * 123,
+        ],
+        "cannot sign: signed, it is 141 octets; one SMS holds 140",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED_NOW, ids=["161-septets", "141-octets"])
+def test_sign_refuses_a_command_longer_than_one_sms(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], args: list[str], message: str
+) -> None:
+    rc, out, err = _main(capsys, *(a.format(**files) for a in args))
+    assert (rc, out, err) == (2, "", f"error: {message}\n")
+
 
 @pytest.mark.parametrize(("args", "message"), BAD_BEFORE, ids=[" ".join(a) for a, _ in BAD_BEFORE])
 def test_more_bad_input_is_one_line_and_exit_2(
