@@ -362,7 +362,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def default_state_file() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    """``$XDG_STATE_HOME/sms-bridge/sign-counters.json``; a relative or empty
+    ``XDG_STATE_HOME`` is ignored (XDG Base Directory Specification), so the
+    counters never follow the working directory (a fresh file there would
+    hand out counters the device has seen: refused as replayed)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        base = str(Path.home() / ".local" / "state")
     return Path(base) / "sms-bridge" / "sign-counters.json"
 
 

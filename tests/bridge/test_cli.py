@@ -481,3 +481,21 @@ def test_the_run_logging_gathers_no_caller_and_puts_everything_back() -> None:
     inside, after = seen
     assert (inside.lineno, inside.thread, inside.process) == (0, None, None)
     assert after.lineno > 0 and after.thread is not None and after.process is not None
+
+
+@pytest.mark.parametrize("value", ["state", "./state", ""], ids=["relative", "dot", "empty"])
+def test_a_relative_xdg_state_home_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    # XDG Base Directory: a relative path in these variables is invalid and ignored;
+    # a counter file that moved with the working directory would hand out used counters
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", value)
+    assert cli.default_state_file() == tmp_path / ".local/state/sms-bridge/sign-counters.json"
+
+
+def test_an_absolute_xdg_state_home_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    assert cli.default_state_file() == tmp_path / "st/sms-bridge/sign-counters.json"
