@@ -23,7 +23,11 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
 * ``PRAGMA quick_check`` at open. A corrupt file (``SQLITE_CORRUPT``,
   ``SQLITE_NOTADB`` or a failed check) is renamed aside with a UTC
   timestamp (``journal.db.corrupt-20261201T084000Z``, with its ``-wal`` and
-  ``-shm``), a fresh file is started and the event logged at CRITICAL.
+  ``-shm``), a fresh file is started and the event logged at CRITICAL. A
+  file that has neither the SQLite header nor a first page of zeros, with
+  no ``-wal``, ``-shm`` or ``.counters`` file beside it, is not taken for a
+  damaged journal: it is some other file the configuration names by
+  mistake, left as it is (:class:`JournalError`).
 * The high-water marks that must never go back -- the highest Command
   counter accepted and the device's own reply counter -- are kept also in a
   side file (``journal.db.counters``, JSON), written atomically (temporary
@@ -222,6 +226,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+#: The first 16 octets of every SQLite 3 database file (SQLite's file format, 1.3).
+_SQLITE_HEADER = b"SQLite format 3\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +531,11 @@ class Journal:
                 exc, _Corrupt
             ):
                 raise JournalError(f"journal {p}: {exc}") from None
+            if not cls._was_a_journal(p):
+                raise JournalError(
+                    f"journal {p}: not an SQLite database and no journal file beside it: "
+                    "left as it is (is bridge.journal right?)"
+                ) from None
             moved = cls._move_aside(p, clock())
             log.critical(
                 "journal %s is corrupt (%s): moved aside to %s, a fresh journal started",
@@ -601,6 +612,22 @@ class Journal:
                 db.execute("ROLLBACK")
                 raise
             log.info("journal %s: schema migrated to version %d", p, target)
+
+    @staticmethod
+    def _was_a_journal(p: Path) -> bool:
+        """Whether a file SQLite refused is a damaged journal (moved aside)
+        rather than some other file ``bridge.journal`` names by mistake (left
+        alone): the SQLite header (SQLite's file format, section 1.3: the
+        damage is inside), a first page of zeros (lost in a power cut), or a
+        file SQLite or the journal keeps beside it."""
+        try:
+            with open(p, "rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError:
+            return True  # gone or unreadable: the move aside reports it
+        if head == _SQLITE_HEADER or not head.strip(b"\0"):
+            return True
+        return any(p.with_name(p.name + s).exists() for s in ("-wal", "-shm", ".counters"))
 
     @staticmethod
     def _move_aside(p: Path, now: float) -> Path:

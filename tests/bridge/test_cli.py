@@ -499,3 +499,17 @@ def test_an_absolute_xdg_state_home_is_used(
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
     assert cli.default_state_file() == tmp_path / "st/sms-bridge/sign-counters.json"
+
+
+def test_run_with_the_journal_naming_the_config_file_leaves_it_alone(tmp_path: Path) -> None:
+    conf = tmp_path / "bridge.toml"
+    text = f'[bridge]\njournal = "{conf}"\n[status]\nsocket = ""\n[[modem]]\nport = "sim://bg96"\n'
+    conf.write_text(text)
+    p = _run("run", "--config", str(conf))
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.splitlines()[-1]  # one line, cut at cli.MAX_ERROR_LINE
+    assert last.startswith(f"error: bridge.journal: journal {conf}: not an SQLite database")
+    assert "error:" not in p.stderr.splitlines()[0] or len(p.stderr.splitlines()) == 1
+    assert "Traceback" not in p.stderr
+    assert conf.read_text() == text
+    assert not list(tmp_path.glob("bridge.toml.corrupt-*"))
