@@ -289,6 +289,17 @@ def check(cfg: Config) -> _hal.HalConfig:
     return hcfg
 
 
+def check_levels(cfg: Config, registry: Registry) -> None:
+    """``[security.levels]`` names only verbs ``registry`` has: a typo, or a
+    verb's first word alone (``gpio`` for ``gpio set``), would leave the verb
+    at its own level without a word. :class:`ConfigError` naming the key."""
+    for verb in cfg.security.levels:
+        if registry.get(verb) is None:
+            key = f"security.levels.{verb}" if " " not in verb else f'security.levels."{verb}"'
+            verbs = ", ".join(sorted(a.spec.verb for a in registry))
+            raise ConfigError(key, f"no verb {verb!r} ({verbs})")
+
+
 class Service:
     """The bridge: every module, the journal, the dispatcher, the outbox, reports.
 
@@ -394,6 +405,10 @@ class Service:
                 self.registry.add(configured(verb, section))
             except RegistryError as exc:
                 raise ServiceError(f"actions.{verb}: {exc}") from None
+        try:
+            check_levels(cfg, self.registry)
+        except ConfigError as exc:
+            raise ServiceError(str(exc)) from None
         path = Path(cfg.bridge.journal)
         worker: JournalCalls
         try:

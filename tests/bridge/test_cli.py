@@ -513,3 +513,30 @@ def test_run_with_the_journal_naming_the_config_file_leaves_it_alone(tmp_path: P
     assert "Traceback" not in p.stderr
     assert conf.read_text() == text
     assert not list(tmp_path.glob("bridge.toml.corrupt-*"))
+
+
+LEVEL_TYPO = (
+    "security.levels.gpio: no verb 'gpio' (gpio get, gpio pulse, gpio set, help, info, "
+    "ping, reboot, run, sensor, status, x)"
+)
+
+
+@pytest.mark.parametrize("sub", ["check-config", "run --config"])
+def test_a_level_for_no_verb_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sub: str
+) -> None:
+    # "gpio" is no verb ("gpio set" is): the override silently did nothing
+    script = tmp_path / "x.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    conf = tmp_path / "bridge.toml"
+    conf.write_text(
+        f'[bridge]\njournal = "{tmp_path / "j.db"}"\n[status]\nsocket = ""\n'
+        '[[modem]]\nport = "sim://bg96"\n'
+        f'[hal.scripts.x]\ncommand = ["{script}"]\n[actions.x]\nscript = "x"\n'
+        '[security.levels]\n"gpio set" = "signed"\nx = "allowlisted"\ngpio = "open"\n'
+    )
+    rc, out, err = _main(capsys, *sub.split(), str(conf))
+    assert (rc, out) == (2, "")
+    assert err == f"error: {LEVEL_TYPO}\n"  # as every [hal] and cross-section error
+    assert not (tmp_path / "j.db").exists()  # refused before the journal was opened
