@@ -45,6 +45,7 @@ from typing import Any
 
 import hal as _hal
 import pdu
+from hal.scripts import check_program
 from modem import commands as C
 from modem.errors import ModemError, SimProblem
 from modem.session import PROFILES, SessionConfig
@@ -436,6 +437,11 @@ class Service:
             raise ServiceError(str(exc)) from None
         self.hal = device
         self._exit.push_async_callback(device.close)
+        for sc in hcfg.scripts.values():  # installed later is allowed; unnoticed is not
+            try:
+                check_program(sc)
+            except _hal.ScriptError as exc:
+                log.warning("%s.command[0]: %s: Commands that run it will fail", sc.key, exc.detail)
         skipped = await restore_outputs(device, lambda: worker.call(Journal.desired_outputs))
         for name in skipped:
             log.warning("gpio %s: a desired value is journaled but it is no output now", name)
