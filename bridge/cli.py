@@ -307,7 +307,8 @@ def _open_journal(path: str) -> Journal:
     file moved aside)."""
     p = Path(path)
     if not p.is_file():
-        raise UsageProblem(f"--journal {path}: no such file")
+        what = "a directory, not the journal file" if p.is_dir() else "no such file"
+        raise UsageProblem(f"--journal {path}: {what}")
     try:
         db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         version = db.execute("PRAGMA user_version").fetchone()[0]

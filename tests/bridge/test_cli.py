@@ -121,6 +121,7 @@ BAD_BEFORE = [
     ),
     (["journal", "--journal", "{journal}", "show", "9" * 25], f"{'9' * 25} is over 2**63 - 1"),
     (["journal", "--journal", "{journal}", "list", "--limit", "9" * 20], "is over 2**63 - 1"),
+    (["journal", "--journal", "{dir}", "counts"], "{dir}: a directory, not the journal file"),
 ]
 
 #: Accepted before, and the device would have refused the result unanswered.
