@@ -99,9 +99,16 @@ def _one_line(text: str) -> str:
 
 def _out(args: argparse.Namespace, human: str, data: object) -> None:
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")  # ASCII (ensure_ascii)
     else:
-        sys.stdout.write(human + ("" if human.endswith("\n") else "\n"))
+        try:
+            sys.stdout.write(human + ("" if human.endswith("\n") else "\n"))
+        except UnicodeEncodeError as exc:  # PYTHONIOENCODING=ascii, a Latin-1 locale
+            bad = exc.object[exc.start : exc.end]
+            raise UsageProblem(
+                f"standard output ({exc.encoding}) cannot show {bad!a}: "
+                "use --json, or a UTF-8 locale"
+            ) from None
     sys.stdout.flush()
 
 

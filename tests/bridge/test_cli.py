@@ -541,3 +541,34 @@ def test_a_level_for_no_verb_is_a_config_error(
     assert (rc, out) == (2, "")
     assert err == f"error: {LEVEL_TYPO}\n"  # as every [hal] and cross-section error
     assert not (tmp_path / "j.db").exists()  # refused before the journal was opened
+
+
+def test_output_the_terminal_cannot_encode_is_one_line_and_json_still_works(
+    files: dict[str, str],
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    args = ["sign", "--key-file", files["key"], "--device", DEVICE, "--counter", "3", "ping é"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bridge", *args, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+
+    p = run()
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == (
+        "error: standard output (ascii) cannot show '\\xe9': use --json, or a UTF-8 locale\n"
+    )
+    p = run("--json")
+    assert p.returncode == 0
+    message = json.loads(p.stdout)["message"]
+    v = auth.verify_command(
+        message, keys=auth.Keyring({1: KEY}, 1), device_id=DEVICE, window=auth.ReplayWindow()
+    )
+    assert v.body == "ping é" and v.counter == 3
