@@ -562,6 +562,17 @@ def parse(doc: Mapping[str, object]) -> Config:
     seen: set[str] = set()
     modems = tuple(_modem(m, i, seen) for i, m in enumerate(modems_v))
     _one_section_per_module(modems)
+    products = {m.product or bridge.product for m in modems} or {bridge.product}
+    if (
+        not twilio.wireless_senders
+        and not security.bench_numbers
+        and products != {ProductSetting.SUPER_SIM}
+    ):
+        raise ConfigError(
+            "twilio.wireless_senders",
+            "empty, so no Programmable Wireless Command would be accepted "
+            f"(leave the key out for {WIRELESS_SHORT_CODE})",
+        )
 
     actions = top.named("actions", _VERB, _NOT_A_VERB, _action)
 

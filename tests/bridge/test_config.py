@@ -353,3 +353,35 @@ def test_a_device_named_through_a_link_and_directly_is_one_module(tmp_path: Path
     assert str(e.value) == (
         f"modem[1].port: {str(link)!r} is {device}, modem0's port too: one [[modem]] per module"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[twilio]\nwireless_senders = []\n[[modem]]\nport = '/dev/x'",
+        "[bridge]\nproduct = 'auto'\n[twilio]\nwireless_senders = []\n[[modem]]\nport = '/dev/x'",
+        "[bridge]\nproduct = 'super-sim'\n[twilio]\nwireless_senders = []\n"
+        "[[modem]]\nport = '/dev/x'\nproduct = 'programmable-wireless'",
+    ],
+    ids=["wireless", "auto", "one-wireless-module"],
+)
+def test_no_wireless_sender_for_a_wireless_module_is_an_error(text: str) -> None:
+    # every Programmable Wireless Command would be refused as an unknown sender
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert str(e.value) == (
+        "twilio.wireless_senders: empty, so no Programmable Wireless Command would be "
+        "accepted (leave the key out for 2936)"
+    )
+
+
+def test_no_wireless_sender_is_fine_for_super_sim_or_a_bench_number() -> None:
+    cfg = config.loads(
+        "[bridge]\nproduct = 'super-sim'\n[twilio]\nwireless_senders = []\n[[modem]]\nport = '/x'"
+    )
+    assert cfg.twilio.wireless_senders == ()
+    cfg = config.loads(
+        "[twilio]\nwireless_senders = []\n[security]\nbench_numbers = ['+447700900123']\n"
+        "[[modem]]\nport = '/x'"
+    )
+    assert cfg.security.bench_numbers == ("+447700900123",)
