@@ -444,6 +444,14 @@ def _payload(args: argparse.Namespace, text: str) -> str | bytes:
         raise UsageProblem(f"--binary: {_one_line(text)!r} is not hex") from None
 
 
+def _path(value: str) -> str:
+    """A file name as given; an empty one is refused (``Path("")`` is the
+    working directory, and the errors would name ".")."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path")
+    return value
+
+
 def _device(value: str) -> str:
     if not re.fullmatch(r"[\x21-\x7e]{1,64}", value):
         raise argparse.ArgumentTypeError("1-64 printable ASCII characters, no spaces")
@@ -580,13 +588,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the bridge service", description="Run the service.")
     r.add_argument(
-        "--config", metavar="FILE", help="the TOML configuration (docs/bridge.example.toml)"
+        "--config",
+        type=_path,
+        metavar="FILE",
+        help="the TOML configuration (docs/bridge.example.toml)",
     )
     r.add_argument(
         "--port", metavar="URL", help="one module, no file: /dev/ttyUSB2, socket://H:P, sim://bg96"
     )
-    r.add_argument("--journal", metavar="PATH", help="with --port: the journal file")
-    r.add_argument("--key-file", metavar="FILE", help="with --port: the key file (sign verbs)")
+    r.add_argument("--journal", type=_path, metavar="PATH", help="with --port: the journal file")
+    r.add_argument(
+        "--key-file", type=_path, metavar="FILE", help="with --port: the key file (sign verbs)"
+    )
     r.add_argument("--baud", type=_baud, default=115200, help="with --port: the line speed")
     r.add_argument(
         "--status-socket",
@@ -599,8 +612,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="live state of the running service",
         description="Ask the running service over its status socket (docs/bridge.md).",
     )
-    st.add_argument("--socket", metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
-    st.add_argument("--config", metavar="FILE", help="take the socket path from this file")
+    st.add_argument("--socket", type=_path, metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
+    st.add_argument(
+        "--config", type=_path, metavar="FILE", help="take the socket path from this file"
+    )
     st.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for the answer")
     st.add_argument("--json", action="store_true", help="the status as one JSON object")
 
@@ -617,14 +632,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a configuration file",
         description="Check a configuration file (and its key file and [hal]).",
     )
-    c.add_argument("file", metavar="FILE")
+    c.add_argument("file", type=_path, metavar="FILE")
     c.add_argument("--json", action="store_true")
 
     j = sub.add_parser(
         "journal", help="look into the journal", description="Look into the journal."
     )
-    j.add_argument("--journal", metavar="PATH", help="the journal file")
-    j.add_argument("--config", metavar="FILE", help="take the journal path from this file")
+    j.add_argument("--journal", type=_path, metavar="PATH", help="the journal file")
+    j.add_argument(
+        "--config", type=_path, metavar="FILE", help="take the journal path from this file"
+    )
     j.add_argument("--json", action="store_true")
     js = j.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     jl = js.add_parser("list", help="the newest entries", description="The newest entries first.")
@@ -646,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create a key file (0600)",
         description="Create a key file with a fresh 256-bit key (mode 0600, never overwritten).",
     )
-    k.add_argument("file", metavar="FILE")
+    k.add_argument("file", type=_path, metavar="FILE")
     k.add_argument("--key-version", type=_key_version, default=1)
     k.add_argument("--json", action="store_true")
 
@@ -656,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make a signed Command for a device; the counter is kept in a state file.",
     )
     s.add_argument("command", metavar="COMMAND", help="the Command text (hex with --binary)")
-    s.add_argument("--key-file", required=True, metavar="FILE")
+    s.add_argument("--key-file", required=True, type=_path, metavar="FILE")
     s.add_argument(
         "--device",
         required=True,
@@ -665,7 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the device's ICCID or bridge.device_id",
     )
     s.add_argument(
-        "--state", metavar="FILE", help=f"counter state (default {default_state_file()})"
+        "--state",
+        type=_path,
+        metavar="FILE",
+        help=f"counter state (default {default_state_file()})",
     )
     s.add_argument("--counter", type=_counter, help="use this counter (no state file)")
     s.add_argument("--timestamp", action="store_true", help="a timestamp counter (device expiry)")
@@ -678,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a reply or report signed by a device.",
     )
     v.add_argument("reply", metavar="REPLY", help="the reply text (hex with --binary)")
-    v.add_argument("--key-file", required=True, metavar="FILE")
+    v.add_argument("--key-file", required=True, type=_path, metavar="FILE")
     v.add_argument("--device", required=True, type=_device, metavar="ID")
     v.add_argument("--binary", action="store_true")
     v.add_argument("--json", action="store_true")
