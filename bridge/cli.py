@@ -132,10 +132,11 @@ def run_config(args: argparse.Namespace) -> Config:
         "twilio": {"wireless_senders": ["2936"]},
         "modem": [{"port": port, "baud": args.baud}],
     }
+    # the operator's working directory is the one meant on the command line
     if args.journal:
-        doc["bridge"]["journal"] = args.journal
+        doc["bridge"]["journal"] = os.path.abspath(args.journal)
     if args.key_file:
-        doc["security"] = {"key_file": args.key_file}
+        doc["security"] = {"key_file": os.path.abspath(args.key_file)}
     if args.status_socket is not None:
         doc["status"] = {"socket": args.status_socket}
     return config.parse(doc)

@@ -411,6 +411,17 @@ def _modem(data: object, i: int, seen: set[str]) -> ModemConfig:
     return m
 
 
+def _absolute(key: str, path: str) -> None:
+    """A path the service opens must not depend on its working directory:
+    ``check-config`` runs in the operator's, the service under systemd in
+    ``/``, so a relative journal would be another file (with its replay
+    counters and deduplication gone) and a relative key file no key."""
+    if not path.startswith("/"):
+        raise ConfigError(
+            key, f"{path!r} is not an absolute path (the service's working directory is not yours)"
+        )
+
+
 def _module_of(port: str) -> str | None:
     """What identifies the module behind ``port``: a normalised device path or
     ``host:port`` (lower-case host); None for ``sim://`` (each is a simulator
@@ -486,6 +497,7 @@ def parse(doc: Mapping[str, object]) -> Config:
         openssl=b.flag("openssl", False),
         journal_process=b.flag("journal_process", False),
     )
+    _absolute("bridge.journal", bridge.journal)
     if any(not m for m in bridge.footer_markers):
         raise ConfigError("bridge.footer_markers", "an empty marker would cut every Command")
     b.done()
@@ -515,6 +527,8 @@ def parse(doc: Mapping[str, object]) -> Config:
         max_skew=s.number("max_skew", 300.0, 0.0, 86400.0),
         replay_window=s.integer("replay_window", 64, 1, 4096),
     )
+    if security.key_file:
+        _absolute("security.key_file", security.key_file)
     s.done()
 
     g = _Table(_or_empty(top.get("budgets")), "budgets")

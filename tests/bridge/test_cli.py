@@ -51,9 +51,11 @@ def files(tmp_path: Path) -> dict[str, str]:
     open_key.write_text(auth.format_key_file({1: KEY}, 1))
     open_key.chmod(0o644)
     bad = tmp_path / "bad.toml"
-    bad.write_text('[bridge]\njournal = "x.db"\ncolour = "red"\n[[modem]]\nport = "sim://bg96"\n')
+    bad.write_text(
+        f'[bridge]\njournal = "{tmp_path}/x.db"\ncolour = "red"\n[[modem]]\nport = "sim://bg96"\n'
+    )
     nomodem = tmp_path / "nomodem.toml"
-    nomodem.write_text('[bridge]\njournal = "x.db"\n')
+    nomodem.write_text(f'[bridge]\njournal = "{tmp_path}/x.db"\n')
     badhal = tmp_path / "badhal.toml"
     badhal.write_text('[[modem]]\nport = "sim://bg96"\n[hal.gpio.relay1]\nchip = "gpiochip0"\n')
     with Journal.open(tmp_path / "journal.db"):
@@ -581,3 +583,15 @@ def test_output_the_terminal_cannot_encode_is_one_line_and_json_still_works(
         message, keys=auth.Keyring({1: KEY}, 1), device_id=DEVICE, window=auth.ReplayWindow()
     )
     assert v.body == "ping é" and v.counter == 3
+
+
+def test_run_port_takes_a_relative_journal_and_key_file_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(
+        ["run", "--port", "sim://bg96", "--journal", "j.db", "--key-file", "keys/k.toml"]
+    )
+    cfg = cli.run_config(args)
+    assert cfg.bridge.journal == str(tmp_path / "j.db")
+    assert cfg.security.key_file == str(tmp_path / "keys" / "k.toml")

@@ -385,3 +385,22 @@ def test_no_wireless_sender_is_fine_for_super_sim_or_a_bench_number() -> None:
         "[[modem]]\nport = '/x'"
     )
     assert cfg.security.bench_numbers == ("+447700900123",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("[bridge]\njournal = 'journal.db'", "bridge.journal", "journal.db"),
+        ("[bridge]\njournal = './var/j.db'", "bridge.journal", "./var/j.db"),
+        ("[security]\nkey_file = 'keys.toml'", "security.key_file", "keys.toml"),
+    ],
+    ids=["journal", "journal-dot", "key-file"],
+)
+def test_a_relative_journal_or_key_file_is_an_error(text: str, key: str, value: str) -> None:
+    # check-config resolves it in the operator's directory, the service under
+    # systemd in /: another journal (its replay counters gone) or no key
+    with pytest.raises(ConfigError) as e:
+        config.loads(text + "\n[[modem]]\nport = '/dev/x'")
+    assert str(e.value) == (
+        f"{key}: {value!r} is not an absolute path (the service's working directory is not yours)"
+    )
