@@ -97,6 +97,17 @@ def _one_line(text: str) -> str:
     return text
 
 
+def _printable(value: object) -> str:
+    """``value`` for a terminal: every character that is not printable (C0
+    and C1 controls, ESC, bidirectional overrides) as its Python escape, so
+    text from the network (a Command body, a sender, an operator name) cannot
+    move the cursor, retitle or clear the operator's terminal, or add lines."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _out(args: argparse.Namespace, human: str, data: object) -> None:
     if getattr(args, "json", False):
         sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")  # ASCII (ensure_ascii)
@@ -207,7 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise UsageProblem(f"{args.config}: status.socket is empty: the service has no socket")
     try:
         data = status_query(path, timeout=args.timeout)
-        text = "" if args.json else status_human(data)
+        text = "" if args.json else "\n".join(map(_printable, status_human(data).split("\n")))
     except StatusUnavailable as exc:
         message = str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}"
         sys.stderr.write(f"error: {_one_line(message)}\n")
@@ -346,8 +357,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
             entries = j.list_entries(limit=args.limit, state=state)
             lines = [
                 f"{e.id:6} {_when(e.updated)} {e.kind.value:11} {e.state.value:12} "
-                f"{e.modem} {e.sender or '-'} {e.summary or '-'}"
-                + (f" ({e.reason})" if e.reason else "")
+                + _printable(
+                    f"{e.modem} {e.sender or '-'} {e.summary or '-'}"
+                    + (f" ({e.reason})" if e.reason else "")
+                )
                 for e in entries
             ]
             _out(
@@ -358,9 +371,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
         else:
             e = j.get(args.id)
             d = entry_json(e, bodies=True)
-            lines = [f"{k:13} {v}" for k, v in d.items() if k != "transitions"]
+            lines = [f"{k:13} {_printable(v)}" for k, v in d.items() if k != "transitions"]
             lines += [
-                f"  {_when(t.at)} {t.state.value}" + (f" ({t.detail})" if t.detail else "")
+                f"  {_when(t.at)} {t.state.value}"
+                + (f" ({_printable(t.detail)})" if t.detail else "")
                 for t in e.transitions
             ]
             _out(args, "\n".join(lines), d)

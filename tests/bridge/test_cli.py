@@ -595,3 +595,28 @@ def test_run_port_takes_a_relative_journal_and_key_file_from_the_working_directo
     cfg = cli.run_config(args)
     assert cfg.bridge.journal == str(tmp_path / "j.db")
     assert cfg.security.key_file == str(tmp_path / "keys" / "k.toml")
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\rgpio set relay1 on\n\u202e\x9b31m"
+
+
+def test_journal_human_output_shows_control_characters_escaped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a Command body and an alphanumeric sender come from anyone who can send an
+    # SMS: raw, they drive the operator's terminal (title, clear screen, overwrite)
+    path = tmp_path / "journal.db"
+    with Journal.open(path) as j:
+        r = j.receive(modem="m0", sender="alphanumeric:\rroot", body=HOSTILE, identity="x")
+        j.reject(r.entry_id, "unknown-sender")
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "show", "1")
+    assert rc == 0
+    assert not any(c in out for c in "\x1b\x07\r\x9b\u202e")
+    assert (
+        "body          \\x1b]0;owned\\x07\\x1b[2J\\rgpio set relay1 on\\n\\u202e\\x9b31m\n" in out
+    )
+    assert "sender        alphanumeric:\\rroot\n" in out
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "list")
+    assert rc == 0 and out.count("\n") == 1 and "alphanumeric:\\rroot" in out
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "--json", "show", "1")
+    assert json.loads(out)["body"] == HOSTILE  # JSON carries it exactly (escaped by JSON)

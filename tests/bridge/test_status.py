@@ -548,3 +548,19 @@ def test_human_of_any_answer_is_text_or_status_unavailable(data):
         assert "\n" not in str(e)
         return
     assert isinstance(text, str)
+
+
+def test_cli_status_shows_network_text_with_control_characters_escaped(tmp_path, capsys):
+    # the operator name and registration come from the network through the module
+    modem = {"port": "/dev/ttyUSB2", "ready": True, "registration": "home \x1b[2J\x1b]0;x\x07"}
+    answer = json.dumps({"ok": True, "status": {"modems": {"m\x9b0": modem}}}).encode() + b"\n"
+    path = tmp_path / "status.sock"
+    fake = _FakeService(path, answer)
+    try:
+        code = cli.main(["status", "--socket", str(path)])
+    finally:
+        fake.close()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert not any(c in out for c in "\x1b\x07\x9b")
+    assert "  m\\x9b0 (/dev/ttyUSB2): ready, registration home \\x1b[2J\\x1b]0;x\\x07," in out
