@@ -354,8 +354,13 @@ def check_port(key: str, url: str) -> str:
             "share the port with ser2net or socat and use socket://HOST:PORT",
         )
     if scheme == "sim":
-        if not _PROFILE.fullmatch(rest):
+        if not rest:
             raise ConfigError(key, f"{url!r}: sim:// needs a profile name (sim://bg96)")
+        if not _PROFILE.fullmatch(rest):
+            raise ConfigError(
+                key,
+                f"{url!r}: sim:// takes a profile name only, lower-case, no options (sim://bg96)",
+            )
         return url
     if scheme == "socket":
         # urlsplit raises ValueError for an unbalanced "[" and, before Python

@@ -404,3 +404,14 @@ def test_a_relative_journal_or_key_file_is_an_error(text: str, key: str, value: 
     assert str(e.value) == (
         f"{key}: {value!r} is not an absolute path (the service's working directory is not yours)"
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["sim://bg96?unknown=1", "sim://BG96", "sim://bg96/x"], ids=["options", "upper", "path"]
+)
+def test_a_sim_url_with_a_profile_the_bridge_cannot_take_says_why(url: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.check_port("--port", url)
+    assert str(e.value) == (
+        f"--port: {url!r}: sim:// takes a profile name only, lower-case, no options (sim://bg96)"
+    )
