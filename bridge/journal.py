@@ -230,6 +230,13 @@ _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 _SQLITE_HEADER = b"SQLite format 3\0"
 
 
+def _foreign_message(p: Path) -> str:
+    return (
+        f"journal {p}: not an SQLite database and no journal file beside it: "
+        "left as it is (is bridge.journal right?)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """One timed state change of an entry."""
@@ -532,10 +539,7 @@ class Journal:
             ):
                 raise JournalError(f"journal {p}: {exc}") from None
             if not cls._was_a_journal(p):
-                raise JournalError(
-                    f"journal {p}: not an SQLite database and no journal file beside it: "
-                    "left as it is (is bridge.journal right?)"
-                ) from None
+                raise JournalError(_foreign_message(p)) from None
             moved = cls._move_aside(p, clock())
             log.critical(
                 "journal %s is corrupt (%s): moved aside to %s, a fresh journal started",
@@ -573,6 +577,14 @@ class Journal:
             empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
             if empty:
                 db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            elif db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                # tables, yet no schema version: the journal sets one in the
+                # transaction that makes its tables (_migrate), so this file is
+                # another program's; not made WAL, not migrated into
+                raise JournalError(
+                    f"journal {p}: an SQLite database without the journal's schema "
+                    "(another program's?): left as it is (is bridge.journal right?)"
+                )
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise JournalError(f"journal {p}: WAL mode refused ({mode})")
@@ -612,6 +624,19 @@ class Journal:
                 db.execute("ROLLBACK")
                 raise
             log.info("journal %s: schema migrated to version %d", p, target)
+
+    @classmethod
+    def refuse_foreign(cls, path: str | Path) -> None:
+        """:class:`JournalError` when a file at ``path`` is clearly no journal
+        (what :meth:`open` would refuse to move aside): for a caller that
+        makes files beside the journal (a lock) before opening it."""
+        p = Path(path)
+        try:
+            size = p.stat().st_size if p.is_file() else 0
+        except OSError:
+            return
+        if size and not cls._was_a_journal(p):
+            raise JournalError(_foreign_message(p))
 
     @staticmethod
     def _was_a_journal(p: Path) -> bool:

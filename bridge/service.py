@@ -414,6 +414,7 @@ class Service:
         worker: JournalCalls
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            Journal.refuse_foreign(path)  # before a .lock file is made beside someone's file
             lock_fd = self._lock_journal(path)
             if cfg.bridge.journal_process:
                 # imported only when configured: its modules cost resident memory

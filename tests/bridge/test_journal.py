@@ -1157,3 +1157,25 @@ def test_a_journal_with_a_damaged_header_is_still_moved_aside(path, clock, damag
     with Journal.open(path, clock=clock) as j:
         assert j.moved_aside is not None and j.moved_aside.exists()
         assert sum(j.counts().values()) == 0
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_is(path, clock):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE contacts (name TEXT)")
+    other.execute("INSERT INTO contacts VALUES ('alice')")
+    other.commit()
+    other.close()
+    with pytest.raises(JournalError) as e:
+        Journal.open(path, clock=clock)
+    assert str(e.value) == (
+        f"journal {path}: an SQLite database without the journal's schema (another "
+        "program's?): left as it is (is bridge.journal right?)"
+    )
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not made WAL
+        names = [r[0] for r in other.execute("SELECT name FROM sqlite_master")]
+        assert names == ["contacts"]
+        assert other.execute("SELECT name FROM contacts").fetchall() == [("alice",)]
+    finally:
+        other.close()
