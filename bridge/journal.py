@@ -27,7 +27,8 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
   file that has neither the SQLite header nor a first page of zeros, with
   no ``-wal``, ``-shm`` or ``.counters`` file beside it, is not taken for a
   damaged journal: it is some other file the configuration names by
-  mistake, left as it is (:class:`JournalError`).
+  mistake, left as it is (:class:`JournalError`); so is an SQLite database
+  with tables and no schema version (another program's).
 * The high-water marks that must never go back -- the highest Command
   counter accepted and the device's own reply counter -- are kept also in a
   side file (``journal.db.counters``, JSON), written atomically (temporary
