@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import overload
 
 from pdu import alphabet as _alphabet
+from pdu.segment import SINGLE_OCTETS, SINGLE_SEPTETS, SINGLE_UCS2_UNITS
 
 from . import grammar
 
@@ -499,9 +500,14 @@ def sign_command(
 
     A binary ``body`` is a ``bridge.grammar`` payload; its signed bit is set
     here. ``timestamp=True`` marks ``counter`` as a :func:`timestamp_counter`.
-    Raises ValueError for a body or field the format cannot carry.
+    Raises ValueError for a body or field the format cannot carry, and for a
+    signed Command that does not fit one SMS (a Command is one SMS; the
+    device refuses a longer body unanswered, TS 23.040 §9.2.3.16): 160 GSM
+    7-bit septets (an extension character costs two), else 70 UCS-2 code
+    units, or 140 octets of 8-bit data; the trailer takes 23 septets or 17
+    octets of that.
     """
-    return _sign(
+    signed = _sign(
         TO_DEVICE,
         body,
         key=key,
@@ -510,6 +516,23 @@ def sign_command(
         counter=counter,
         timestamp=timestamp,
     )
+    _fits_one_sms(signed)
+    return signed
+
+
+def _fits_one_sms(message: str | bytes) -> None:
+    """ValueError when ``message`` is longer than one SMS can carry."""
+    if isinstance(message, bytes):
+        units, limit, what = len(message), SINGLE_OCTETS, "octets"
+    else:
+        septets = _alphabet.gsm7_length(message)
+        if septets is not None:
+            units, limit, what = septets, SINGLE_SEPTETS, "GSM 7-bit septets"
+        else:
+            units = len(message.encode("utf-16-be", "surrogatepass")) // 2
+            limit, what = SINGLE_UCS2_UNITS, "UCS-2 code units"
+    if units > limit:
+        raise ValueError(f"signed, it is {units} {what}; one SMS holds {limit}")
 
 
 def verify_reply(
@@ -581,13 +604,17 @@ def load_keyring(path: str | Path) -> Keyring:
     content is not one or two keys of at least 16 octets.
     """
     p = str(path)
+    if "\0" in p:
+        raise KeyFileError(f"key file {p!r}: a path cannot contain NUL")
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO put there opens at once (and is refused below)
+        # instead of holding the service until something writes to it
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise KeyFileError(f"key file {p}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # before reading: a directory gives EISDIR
             raise KeyFileError(f"key file {p}: not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
@@ -595,7 +622,12 @@ def load_keyring(path: str | Path) -> Keyring:
                 f"key file {p} has mode {mode:04o}: group or others may read it; "
                 f"it must be readable by the service only (chmod 600 {p})"
             )
-        raw = f.read(65536)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read(65536)
+    except OSError as exc:
+        raise KeyFileError(f"key file {p}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -38,9 +38,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, auth, config, systemd
+from .actions import builtins
+from .actions.configured import configured
+from .actions.registry import Registry, RegistryError
 from .config import DEFAULT_STATUS_SOCKET, Config, ConfigError, ModemConfig
 from .journal import MIGRATIONS, Entry, Journal, JournalError, State, write_atomically
-from .service import Service, ServiceError, check
+from .service import Service, ServiceError, check, check_levels
 from .status import Runtime, StatusUnavailable
 from .status import human as status_human
 from .status import query as status_query
@@ -94,11 +97,29 @@ def _one_line(text: str) -> str:
     return text
 
 
+def _printable(value: object) -> str:
+    """``value`` for a terminal: every character that is not printable (C0
+    and C1 controls, ESC, bidirectional overrides) as its Python escape, so
+    text from the network (a Command body, a sender, an operator name) cannot
+    move the cursor, retitle or clear the operator's terminal, or add lines."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _out(args: argparse.Namespace, human: str, data: object) -> None:
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")  # ASCII (ensure_ascii)
     else:
-        sys.stdout.write(human + ("" if human.endswith("\n") else "\n"))
+        try:
+            sys.stdout.write(human + ("" if human.endswith("\n") else "\n"))
+        except UnicodeEncodeError as exc:  # PYTHONIOENCODING=ascii, a Latin-1 locale
+            bad = exc.object[exc.start : exc.end]
+            raise UsageProblem(
+                f"standard output ({exc.encoding}) cannot show {bad!a}: "
+                "use --json, or a UTF-8 locale"
+            ) from None
     sys.stdout.flush()
 
 
@@ -122,10 +143,11 @@ def run_config(args: argparse.Namespace) -> Config:
         "twilio": {"wireless_senders": ["2936"]},
         "modem": [{"port": port, "baud": args.baud}],
     }
+    # the operator's working directory is the one meant on the command line
     if args.journal:
-        doc["bridge"]["journal"] = args.journal
+        doc["bridge"]["journal"] = os.path.abspath(args.journal)
     if args.key_file:
-        doc["security"] = {"key_file": args.key_file}
+        doc["security"] = {"key_file": os.path.abspath(args.key_file)}
     if args.status_socket is not None:
         doc["status"] = {"socket": args.status_socket}
     return config.parse(doc)
@@ -196,10 +218,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise UsageProblem(f"{args.config}: status.socket is empty: the service has no socket")
     try:
         data = status_query(path, timeout=args.timeout)
+        text = "" if args.json else "\n".join(map(_printable, status_human(data).split("\n")))
     except StatusUnavailable as exc:
-        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        message = str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}"
+        sys.stderr.write(f"error: {_one_line(message)}\n")
         return EXIT_UNAVAILABLE
-    _out(args, status_human(data), data)
+    _out(args, text, data)
     return EXIT_OK
 
 
@@ -212,9 +236,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- check-config ------------------------------------------------------------------
 
 
+def _registry(cfg: Config) -> Registry:
+    """The verbs ``run`` would offer: the built-ins, the plugins of the
+    entry-point group, the configuration's ``[actions.VERB]``."""
+    registry = builtins()
+    try:
+        registry.add_entry_points()
+        for verb, section in cfg.actions.items():
+            registry.add(configured(verb, section))
+    except RegistryError as exc:
+        raise UsageProblem(str(exc)) from None
+    return registry
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = config.load(args.file)
     hcfg = check(cfg)
+    check_levels(cfg, _registry(cfg))
     data = {
         "file": args.file,
         "product": cfg.bridge.product.value,
@@ -288,7 +326,8 @@ def _open_journal(path: str) -> Journal:
     file moved aside)."""
     p = Path(path)
     if not p.is_file():
-        raise UsageProblem(f"--journal {path}: no such file")
+        what = "a directory, not the journal file" if p.is_dir() else "no such file"
+        raise UsageProblem(f"--journal {path}: {what}")
     try:
         db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -318,8 +357,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
             entries = j.list_entries(limit=args.limit, state=state)
             lines = [
                 f"{e.id:6} {_when(e.updated)} {e.kind.value:11} {e.state.value:12} "
-                f"{e.modem} {e.sender or '-'} {e.summary or '-'}"
-                + (f" ({e.reason})" if e.reason else "")
+                + _printable(
+                    f"{e.modem} {e.sender or '-'} {e.summary or '-'}"
+                    + (f" ({e.reason})" if e.reason else "")
+                )
                 for e in entries
             ]
             _out(
@@ -330,9 +371,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
         else:
             e = j.get(args.id)
             d = entry_json(e, bodies=True)
-            lines = [f"{k:13} {v}" for k, v in d.items() if k != "transitions"]
+            lines = [f"{k:13} {_printable(v)}" for k, v in d.items() if k != "transitions"]
             lines += [
-                f"  {_when(t.at)} {t.state.value}" + (f" ({t.detail})" if t.detail else "")
+                f"  {_when(t.at)} {t.state.value}"
+                + (f" ({_printable(t.detail)})" if t.detail else "")
                 for t in e.transitions
             ]
             _out(args, "\n".join(lines), d)
@@ -348,6 +390,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         auth.write_key_file(args.file, text)
     except FileExistsError:
         raise UsageProblem(f"{args.file}: exists; a key file is never overwritten") from None
+    except OSError as exc:
+        name = args.file or "''"
+        raise UsageProblem(f"{name}: cannot create: {exc.strerror or exc}") from None
     _out(
         args,
         f"wrote {args.file} (mode 0600, key version {args.key_version}); give the server a copy",
@@ -357,16 +402,26 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def default_state_file() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    """``$XDG_STATE_HOME/sms-bridge/sign-counters.json``; a relative or empty
+    ``XDG_STATE_HOME`` is ignored (XDG Base Directory Specification), so the
+    counters never follow the working directory (a fresh file there would
+    hand out counters the device has seen: refused as replayed)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        base = str(Path.home() / ".local" / "state")
     return Path(base) / "sms-bridge" / "sign-counters.json"
 
 
 def next_counter(state: Path, device: str, *, timestamp: bool) -> int:
     """The next Command counter for ``device``, kept in ``state`` (JSON, 0600,
     locked while read and written, replaced atomically): never used twice."""
-    state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = state.with_name(state.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        where = exc.filename or lock
+        raise UsageProblem(f"--state {state}: unusable ({where}: {exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -402,6 +457,14 @@ def _payload(args: argparse.Namespace, text: str) -> str | bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise UsageProblem(f"--binary: {_one_line(text)!r} is not hex") from None
+
+
+def _path(value: str) -> str:
+    """A file name as given; an empty one is refused (``Path("")`` is the
+    working directory, and the errors would name ".")."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path")
+    return value
 
 
 def _device(value: str) -> str:
@@ -466,6 +529,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------
 
 
+#: The largest entry id or limit (SQLite's INTEGER is 64-bit signed).
+MAX_ROW = 2**63 - 1
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -473,6 +540,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
+def _row(text: str) -> int:
+    """An entry id or a count of entries: 1 .. 2**63 - 1."""
+    n = _positive(text)
+    if n > MAX_ROW:
+        raise argparse.ArgumentTypeError(f"{n} is over 2**63 - 1")
     return n
 
 
@@ -490,6 +565,22 @@ def _key_version(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= n <= auth.MAX_KEY_VERSION:
         raise argparse.ArgumentTypeError(f"{n} is not in 0..{auth.MAX_KEY_VERSION}")
+    return n
+
+
+#: Longest ``status --timeout`` (seconds).
+MAX_STATUS_TIMEOUT = 3600.0
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds above 0 (``socket.settimeout`` refuses
+    negative and NaN values, and infinity overflows its clock)."""
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < n <= MAX_STATUS_TIMEOUT:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, {MAX_STATUS_TIMEOUT:g}] seconds")
     return n
 
 
@@ -512,13 +603,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the bridge service", description="Run the service.")
     r.add_argument(
-        "--config", metavar="FILE", help="the TOML configuration (docs/bridge.example.toml)"
+        "--config",
+        type=_path,
+        metavar="FILE",
+        help="the TOML configuration (docs/bridge.example.toml)",
     )
     r.add_argument(
         "--port", metavar="URL", help="one module, no file: /dev/ttyUSB2, socket://H:P, sim://bg96"
     )
-    r.add_argument("--journal", metavar="PATH", help="with --port: the journal file")
-    r.add_argument("--key-file", metavar="FILE", help="with --port: the key file (sign verbs)")
+    r.add_argument("--journal", type=_path, metavar="PATH", help="with --port: the journal file")
+    r.add_argument(
+        "--key-file", type=_path, metavar="FILE", help="with --port: the key file (sign verbs)"
+    )
     r.add_argument("--baud", type=_baud, default=115200, help="with --port: the line speed")
     r.add_argument(
         "--status-socket",
@@ -531,9 +627,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="live state of the running service",
         description="Ask the running service over its status socket (docs/bridge.md).",
     )
-    st.add_argument("--socket", metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
-    st.add_argument("--config", metavar="FILE", help="take the socket path from this file")
-    st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    st.add_argument("--socket", type=_path, metavar="PATH", help=f"default {DEFAULT_STATUS_SOCKET}")
+    st.add_argument(
+        "--config", type=_path, metavar="FILE", help="take the socket path from this file"
+    )
+    st.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for the answer")
     st.add_argument("--json", action="store_true", help="the status as one JSON object")
 
     d = sub.add_parser(
@@ -549,18 +647,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a configuration file",
         description="Check a configuration file (and its key file and [hal]).",
     )
-    c.add_argument("file", metavar="FILE")
+    c.add_argument("file", type=_path, metavar="FILE")
     c.add_argument("--json", action="store_true")
 
     j = sub.add_parser(
         "journal", help="look into the journal", description="Look into the journal."
     )
-    j.add_argument("--journal", metavar="PATH", help="the journal file")
-    j.add_argument("--config", metavar="FILE", help="take the journal path from this file")
+    j.add_argument("--journal", type=_path, metavar="PATH", help="the journal file")
+    j.add_argument(
+        "--config", type=_path, metavar="FILE", help="take the journal path from this file"
+    )
     j.add_argument("--json", action="store_true")
     js = j.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     jl = js.add_parser("list", help="the newest entries", description="The newest entries first.")
-    jl.add_argument("--limit", type=_positive, default=50)
+    jl.add_argument("--limit", type=_row, default=50)
     jl.add_argument("--state", choices=[s.value for s in State])
     jl.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     jsh = js.add_parser(
@@ -568,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one entry with its transitions",
         description="One entry, with its bodies and transitions.",
     )
-    jsh.add_argument("id", type=_positive, metavar="ID")
+    jsh.add_argument("id", type=_row, metavar="ID")
     jsh.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     jc = js.add_parser("counts", help="entries per state", description="Entries per state.")
     jc.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
@@ -578,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create a key file (0600)",
         description="Create a key file with a fresh 256-bit key (mode 0600, never overwritten).",
     )
-    k.add_argument("file", metavar="FILE")
+    k.add_argument("file", type=_path, metavar="FILE")
     k.add_argument("--key-version", type=_key_version, default=1)
     k.add_argument("--json", action="store_true")
 
@@ -588,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make a signed Command for a device; the counter is kept in a state file.",
     )
     s.add_argument("command", metavar="COMMAND", help="the Command text (hex with --binary)")
-    s.add_argument("--key-file", required=True, metavar="FILE")
+    s.add_argument("--key-file", required=True, type=_path, metavar="FILE")
     s.add_argument(
         "--device",
         required=True,
@@ -597,7 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the device's ICCID or bridge.device_id",
     )
     s.add_argument(
-        "--state", metavar="FILE", help=f"counter state (default {default_state_file()})"
+        "--state",
+        type=_path,
+        metavar="FILE",
+        help=f"counter state (default {default_state_file()})",
     )
     s.add_argument("--counter", type=_counter, help="use this counter (no state file)")
     s.add_argument("--timestamp", action="store_true", help="a timestamp counter (device expiry)")
@@ -610,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a reply or report signed by a device.",
     )
     v.add_argument("reply", metavar="REPLY", help="the reply text (hex with --binary)")
-    v.add_argument("--key-file", required=True, metavar="FILE")
+    v.add_argument("--key-file", required=True, type=_path, metavar="FILE")
     v.add_argument("--device", required=True, type=_device, metavar="ID")
     v.add_argument("--binary", action="store_true")
     v.add_argument("--json", action="store_true")

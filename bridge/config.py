@@ -20,6 +20,7 @@ parser (``hal.config.parse``).
 from __future__ import annotations
 
 import enum
+import posixpath
 import re
 import tomllib
 import urllib.parse
@@ -203,6 +204,8 @@ _VERB = re.compile(r"[a-z][a-z0-9_-]*( [a-z][a-z0-9_-]*)?")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _NOT_A_VERB = "not a verb (one or two lower-case words)"
 _PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+#: ``HOST:PORT`` of a socket:// URL: a host name or address, or ``[IPv6]``.
+_NETLOC = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}")
 
 
 class _Table:
@@ -228,6 +231,8 @@ class _Table:
             return default
         if not isinstance(v, str):
             raise ConfigError(self.key(name), f"must be a string, not {_kind(v)}")
+        if "\0" in v:  # no path, address or text of ours can carry one (open(2) refuses it)
+            raise ConfigError(self.key(name), "must not contain NUL")
         if pattern is not None and v and not pattern.fullmatch(v):
             raise ConfigError(self.key(name), f"{v!r} is not valid")
         return v
@@ -272,6 +277,8 @@ class _Table:
         for i, item in enumerate(v):
             if not isinstance(item, str):
                 raise ConfigError(f"{self.key(name)}[{i}]", f"must be a string, not {_kind(item)}")
+            if "\0" in item:
+                raise ConfigError(f"{self.key(name)}[{i}]", "must not contain NUL")
             if pattern is not None and not pattern.fullmatch(item):
                 raise ConfigError(f"{self.key(name)}[{i}]", f"{item!r} is not valid")
             out.append(item)
@@ -331,6 +338,8 @@ def _enum(key: str, v: object, enum: type[E]) -> E:
 
 def check_port(key: str, url: str) -> str:
     """A serial device path, ``socket://HOST:PORT`` or ``sim://PROFILE``; else ConfigError."""
+    if "\0" in url:
+        raise ConfigError(key, "must not contain NUL")
     if url.startswith("/"):
         return url
     scheme, sep, rest = url.partition("://")
@@ -345,16 +354,29 @@ def check_port(key: str, url: str) -> str:
             "share the port with ser2net or socat and use socket://HOST:PORT",
         )
     if scheme == "sim":
-        if not _PROFILE.fullmatch(rest):
+        if not rest:
             raise ConfigError(key, f"{url!r}: sim:// needs a profile name (sim://bg96)")
+        if not _PROFILE.fullmatch(rest):
+            raise ConfigError(
+                key,
+                f"{url!r}: sim:// takes a profile name only, lower-case, no options (sim://bg96)",
+            )
         return url
     if scheme == "socket":
-        parts = urllib.parse.urlsplit(url)
+        # urlsplit raises ValueError for an unbalanced "[" and, before Python
+        # 3.12, takes "[::1]x:7" as host ::1; the netloc is checked whole here
         try:
+            parts = urllib.parse.urlsplit(url)
             port = parts.port
         except ValueError:
-            port = None
-        if not parts.hostname or port is None or not 1 <= port <= 65535 or parts.path:
+            parts, port = None, None
+        if (
+            parts is None
+            or port is None
+            or not 1 <= port <= 65535
+            or parts.path
+            or not _NETLOC.fullmatch(parts.netloc)
+        ):
             raise ConfigError(key, f"{url!r}: want socket://HOST:PORT with a port 1-65535")
         return url
     raise ConfigError(key, f"{url!r}: unknown scheme {scheme!r} (socket://, sim:// or a path)")
@@ -392,6 +414,47 @@ def _modem(data: object, i: int, seen: set[str]) -> ModemConfig:
     )
     t.done()
     return m
+
+
+def _absolute(key: str, path: str) -> None:
+    """A path the service opens must not depend on its working directory:
+    ``check-config`` runs in the operator's, the service under systemd in
+    ``/``, so a relative journal would be another file (with its replay
+    counters and deduplication gone) and a relative key file no key."""
+    if not path.startswith("/"):
+        raise ConfigError(
+            key, f"{path!r} is not an absolute path (the service's working directory is not yours)"
+        )
+
+
+def _module_of(port: str) -> str | None:
+    """What identifies the module behind ``port``: a normalised device path or
+    ``host:port`` (lower-case host); None for ``sim://`` (each is a simulator
+    of its own)."""
+    if port.startswith("/"):
+        return posixpath.normpath(port)
+    if port.startswith("socket://"):
+        parts = urllib.parse.urlsplit(port)
+        return f"socket://{(parts.hostname or '').lower()}:{parts.port}"
+    return None
+
+
+def _one_section_per_module(modems: tuple[ModemConfig, ...]) -> None:
+    """Two ``[[modem]]`` sections on one port would be two readers of one
+    line: each takes the other's answers, and a Command one reads the other
+    may delete. Symbolic links (``/dev/serial/by-id/...``) are the service's
+    to resolve (:func:`bridge.service.check`); this compares the spelling."""
+    first: dict[str, int] = {}
+    for i, m in enumerate(modems):
+        ident = _module_of(m.port)
+        if ident is None:
+            continue
+        j = first.setdefault(ident, i)
+        if j != i:
+            raise ConfigError(
+                f"modem[{i}].port",
+                f"{m.port!r} is {modems[j].name}'s port too: one [[modem]] per module",
+            )
 
 
 def _threshold(data: object, where: str) -> Threshold:
@@ -439,6 +502,7 @@ def parse(doc: Mapping[str, object]) -> Config:
         openssl=b.flag("openssl", False),
         journal_process=b.flag("journal_process", False),
     )
+    _absolute("bridge.journal", bridge.journal)
     if any(not m for m in bridge.footer_markers):
         raise ConfigError("bridge.footer_markers", "an empty marker would cut every Command")
     b.done()
@@ -468,6 +532,8 @@ def parse(doc: Mapping[str, object]) -> Config:
         max_skew=s.number("max_skew", 300.0, 0.0, 86400.0),
         replay_window=s.integer("replay_window", 64, 1, 4096),
     )
+    if security.key_file:
+        _absolute("security.key_file", security.key_file)
     s.done()
 
     g = _Table(_or_empty(top.get("budgets")), "budgets")
@@ -514,6 +580,18 @@ def parse(doc: Mapping[str, object]) -> Config:
         raise ConfigError("modem", "use [[modem]] sections (a list of tables)")
     seen: set[str] = set()
     modems = tuple(_modem(m, i, seen) for i, m in enumerate(modems_v))
+    _one_section_per_module(modems)
+    products = {m.product or bridge.product for m in modems} or {bridge.product}
+    if (
+        not twilio.wireless_senders
+        and not security.bench_numbers
+        and products != {ProductSetting.SUPER_SIM}
+    ):
+        raise ConfigError(
+            "twilio.wireless_senders",
+            "empty, so no Programmable Wireless Command would be accepted "
+            f"(leave the key out for {WIRELESS_SHORT_CODE})",
+        )
 
     actions = top.named("actions", _VERB, _NOT_A_VERB, _action)
 

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from modem.sms import ReceivedMessage
 from pdu.dcs import Alphabet
 
+#: Put before an alphanumeric sender (TP-OA type of number 101, TS 23.040
+#: §9.1.2.5): free text that any bulk-SMS sender may set, so "2936" in it is
+#: not the short code 2936. With it, no configured sender (digits only) matches.
+ALPHANUMERIC_PREFIX = "alphanumeric:"
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -33,6 +38,8 @@ class Incoming:
 def incoming(msg: ReceivedMessage) -> Incoming:
     """The bridge's view of a received message.
 
+    An alphanumeric sender keeps its text behind :data:`ALPHANUMERIC_PREFIX`,
+    so framing refuses it as an unknown sender whatever it spells.
     The body is the joined text, else the joined 8-bit data; a message with
     neither (parts of mixed codings) has an empty text body, which the
     grammar refuses as empty. ``part_ids`` are the SMS service's
@@ -41,6 +48,9 @@ def incoming(msg: ReceivedMessage) -> Incoming:
     deleted instead of held.
     """
     text = msg.text
+    sender = msg.sender
+    if msg.first.tp_oa.is_alphanumeric:
+        sender = ALPHANUMERIC_PREFIX + sender
     body: str | bytes
     if text is not None:
         body = text
@@ -48,7 +58,7 @@ def incoming(msg: ReceivedMessage) -> Incoming:
         data = msg.data
         body = data if data is not None else ""
     return Incoming(
-        sender=msg.sender,
+        sender=sender,
         body=body,
         coding=msg.first.tp_dcs.alphabet,
         identity=msg.identity,

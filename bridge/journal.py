@@ -23,7 +23,12 @@ File and durability (SQLite: "Write-Ahead Logging", "PRAGMA synchronous"):
 * ``PRAGMA quick_check`` at open. A corrupt file (``SQLITE_CORRUPT``,
   ``SQLITE_NOTADB`` or a failed check) is renamed aside with a UTC
   timestamp (``journal.db.corrupt-20261201T084000Z``, with its ``-wal`` and
-  ``-shm``), a fresh file is started and the event logged at CRITICAL.
+  ``-shm``), a fresh file is started and the event logged at CRITICAL. A
+  file that has neither the SQLite header nor a first page of zeros, with
+  no ``-wal``, ``-shm`` or ``.counters`` file beside it, is not taken for a
+  damaged journal: it is some other file the configuration names by
+  mistake, left as it is (:class:`JournalError`); so is an SQLite database
+  with tables and no schema version (another program's).
 * The high-water marks that must never go back -- the highest Command
   counter accepted and the device's own reply counter -- are kept also in a
   side file (``journal.db.counters``, JSON), written atomically (temporary
@@ -222,6 +227,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+#: The first 16 octets of every SQLite 3 database file (SQLite's file format, 1.3).
+_SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def _foreign_message(p: Path) -> str:
+    return (
+        f"journal {p}: not an SQLite database and no journal file beside it: "
+        "left as it is (is bridge.journal right?)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +539,8 @@ class Journal:
                 exc, _Corrupt
             ):
                 raise JournalError(f"journal {p}: {exc}") from None
+            if not cls._was_a_journal(p):
+                raise JournalError(_foreign_message(p)) from None
             moved = cls._move_aside(p, clock())
             log.critical(
                 "journal %s is corrupt (%s): moved aside to %s, a fresh journal started",
@@ -562,6 +578,14 @@ class Journal:
             empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
             if empty:
                 db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            elif db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                # tables, yet no schema version: the journal sets one in the
+                # transaction that makes its tables (_migrate), so this file is
+                # another program's; not made WAL, not migrated into
+                raise JournalError(
+                    f"journal {p}: an SQLite database without the journal's schema "
+                    "(another program's?): left as it is (is bridge.journal right?)"
+                )
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise JournalError(f"journal {p}: WAL mode refused ({mode})")
@@ -601,6 +625,35 @@ class Journal:
                 db.execute("ROLLBACK")
                 raise
             log.info("journal %s: schema migrated to version %d", p, target)
+
+    @classmethod
+    def refuse_foreign(cls, path: str | Path) -> None:
+        """:class:`JournalError` when a file at ``path`` is clearly no journal
+        (what :meth:`open` would refuse to move aside): for a caller that
+        makes files beside the journal (a lock) before opening it."""
+        p = Path(path)
+        try:
+            size = p.stat().st_size if p.is_file() else 0
+        except OSError:
+            return
+        if size and not cls._was_a_journal(p):
+            raise JournalError(_foreign_message(p))
+
+    @staticmethod
+    def _was_a_journal(p: Path) -> bool:
+        """Whether a file SQLite refused is a damaged journal (moved aside)
+        rather than some other file ``bridge.journal`` names by mistake (left
+        alone): the SQLite header (SQLite's file format, section 1.3: the
+        damage is inside), a first page of zeros (lost in a power cut), or a
+        file SQLite or the journal keeps beside it."""
+        try:
+            with open(p, "rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError:
+            return True  # gone or unreadable: the move aside reports it
+        if head == _SQLITE_HEADER or not head.strip(b"\0"):
+            return True
+        return any(p.with_name(p.name + s).exists() for s in ("-wal", "-shm", ".counters"))
 
     @staticmethod
     def _move_aside(p: Path, now: float) -> Path:

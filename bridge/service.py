@@ -45,6 +45,7 @@ from typing import Any
 
 import hal as _hal
 import pdu
+from hal.scripts import check_program
 from modem import commands as C
 from modem.errors import ModemError, SimProblem
 from modem.session import PROFILES, SessionConfig
@@ -250,10 +251,20 @@ def check(cfg: Config) -> _hal.HalConfig:
     file: raises :class:`ConfigError` naming the key."""
     if not cfg.modems:
         raise ConfigError("modem", "at least one [[modem]] section is needed")
+    devices: dict[str, int] = {}
     for i, m in enumerate(cfg.modems):
         if m.profile and m.profile not in PROFILES and not m.port.startswith("sim://"):
             known = ", ".join(sorted(PROFILES))
             raise ConfigError(f"modem[{i}].profile", f"{m.profile!r} is not one of {known}")
+        if m.port.startswith("/"):  # /dev/serial/by-id/... and /dev/ttyUSB2 may be one device
+            real = os.path.realpath(m.port)
+            j = devices.setdefault(real, i)
+            if j != i:
+                raise ConfigError(
+                    f"modem[{i}].port",
+                    f"{m.port!r} is {real}, {cfg.modems[j].name}'s port too: "
+                    "one [[modem]] per module",
+                )
     try:
         hcfg = hal_config(cfg)
     except _hal.ConfigError as exc:
@@ -277,6 +288,17 @@ def check(cfg: Config) -> _hal.HalConfig:
         except auth.KeyFileError as exc:
             raise ConfigError("security.key_file", str(exc)) from None
     return hcfg
+
+
+def check_levels(cfg: Config, registry: Registry) -> None:
+    """``[security.levels]`` names only verbs ``registry`` has: a typo, or a
+    verb's first word alone (``gpio`` for ``gpio set``), would leave the verb
+    at its own level without a word. :class:`ConfigError` naming the key."""
+    for verb in cfg.security.levels:
+        if registry.get(verb) is None:
+            key = f"security.levels.{verb}" if " " not in verb else f'security.levels."{verb}"'
+            verbs = ", ".join(sorted(a.spec.verb for a in registry))
+            raise ConfigError(key, f"no verb {verb!r} ({verbs})")
 
 
 class Service:
@@ -384,10 +406,15 @@ class Service:
                 self.registry.add(configured(verb, section))
             except RegistryError as exc:
                 raise ServiceError(f"actions.{verb}: {exc}") from None
+        try:
+            check_levels(cfg, self.registry)
+        except ConfigError as exc:
+            raise ServiceError(str(exc)) from None
         path = Path(cfg.bridge.journal)
         worker: JournalCalls
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            Journal.refuse_foreign(path)  # before a .lock file is made beside someone's file
             lock_fd = self._lock_journal(path)
             if cfg.bridge.journal_process:
                 # imported only when configured: its modules cost resident memory
@@ -411,6 +438,11 @@ class Service:
             raise ServiceError(str(exc)) from None
         self.hal = device
         self._exit.push_async_callback(device.close)
+        for sc in hcfg.scripts.values():  # installed later is allowed; unnoticed is not
+            try:
+                check_program(sc)
+            except _hal.ScriptError as exc:
+                log.warning("%s.command[0]: %s: Commands that run it will fail", sc.key, exc.detail)
         skipped = await restore_outputs(device, lambda: worker.call(Journal.desired_outputs))
         for name in skipped:
             log.warning("gpio %s: a desired value is journaled but it is no output now", name)

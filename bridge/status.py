@@ -170,7 +170,20 @@ def _when(t: float | None) -> str:
 
 
 def human(data: Mapping[str, Any]) -> str:
-    """The default output of ``sms-bridge status``."""
+    """The default output of ``sms-bridge status``.
+
+    :class:`StatusUnavailable` when ``data`` (the service's answer, parsed
+    JSON) does not have the shape :func:`snapshot` gives: another version's
+    or another program's answer is one line, never a traceback."""
+    try:
+        return _human(data)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise StatusUnavailable(
+            f"the answer is not a status this sms-bridge reads ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _human(data: Mapping[str, Any]) -> str:
     lines = [
         f"sms-bridge {data.get('version')} {data.get('state')}, up {data.get('uptime_s')} s, "
         f"device {data.get('device_id') or '?'}" + ("" if data.get("signed") else " (no key)")
@@ -428,7 +441,7 @@ class StatusServer:
             return
         try:
             req = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." within the limit
             await self._reply(writer, {"ok": False, "error": "request is not JSON"})
             return
         if not isinstance(req, dict) or req.get("get") != "status":
@@ -437,6 +450,22 @@ class StatusServer:
             )
             return
         await self._reply(writer, {"ok": True, "status": await self._answer()})
+
+
+def _not_a_socket(path: str) -> str | None:
+    """What ``path`` is when it is there but not a socket (``connect(2)``
+    says ECONNREFUSED for a regular file too); None for a socket or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "another kind of file"
 
 
 def query(path: str | Path, timeout: float = 5.0) -> dict[str, Any]:
@@ -459,6 +488,9 @@ def query(path: str | Path, timeout: float = 5.0) -> dict[str, Any]:
     except FileNotFoundError:
         raise StatusUnavailable(f"{where}: no status socket: is sms-bridge running?") from None
     except ConnectionRefusedError:
+        kind = _not_a_socket(where)
+        if kind is not None:
+            raise StatusUnavailable(f"{where}: not a socket ({kind}): is the path right?") from None
         raise StatusUnavailable(
             f"{where}: connection refused: sms-bridge is not running (stale socket)"
         ) from None
@@ -472,7 +504,7 @@ def query(path: str | Path, timeout: float = 5.0) -> dict[str, Any]:
         raise StatusUnavailable(f"{where}: {exc.strerror or exc}") from None
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StatusUnavailable(f"{where}: the answer is not JSON") from None
     if not isinstance(doc, dict) or not doc.get("ok") or not isinstance(doc.get("status"), dict):
         err = doc.get("error") if isinstance(doc, dict) else None

@@ -162,15 +162,30 @@ def watchdog_usec() -> int | None:
         return None
     pid = os.environ.get("WATCHDOG_PID", "")
     if pid:
-        if not pid.isdecimal():
-            log.warning("WATCHDOG_PID=%r is not a PID: watchdog off", pid)
+        if _decimal(pid, 2**63 - 1) is None:
+            log.warning("WATCHDOG_PID=%r is not a PID: watchdog off", pid[:40])
             return None
         if int(pid) != os.getpid():
             return None
-    if not raw.isdecimal() or int(raw) == 0:
-        log.warning("WATCHDOG_USEC=%r is not a positive number: watchdog off", raw)
+    usec = _decimal(raw, USEC_INFINITY - 1)
+    if usec is None:
+        log.warning("WATCHDOG_USEC=%r is not a positive number: watchdog off", raw[:40])
         return None
-    return int(raw)
+    return usec
+
+
+#: systemd's usec_t is 64-bit; all ones means "infinity" (no timeout).
+USEC_INFINITY = 2**64 - 1
+
+
+def _decimal(text: str, most: int) -> int | None:
+    """``text`` as a number 1..``most`` written in ASCII digits, else None
+    (``str.isdecimal`` takes other scripts' digits, and ``int()`` refuses
+    more than 4300 digits with ValueError)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    n = int(text)
+    return n if 0 < n <= most else None
 
 
 @dataclass

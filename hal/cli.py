@@ -30,7 +30,7 @@ import json
 import sys
 import tomllib
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .config import HalConfig, parse
 from .device import Hal, Problem, build, check, sensor_problem
@@ -85,13 +85,22 @@ def load_config(path: str) -> HalConfig:
     return parse(table)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad command line as one line on stderr and exit 2
+    (argparse's own prints the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {' '.join(message.split())} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m hal", description="Check and drive the device actions of a hal config."
     )
     p.add_argument("--config", required=True, metavar="FILE", help="TOML file (the [hal] table)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help)

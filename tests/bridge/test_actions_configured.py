@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,23 @@ def test_actions_are_checked_against_hal_and_the_built_ins(
     with pytest.raises(config.ConfigError) as err:
         check(_cfg(tmp_path, actions))
     assert err.value.key == key and message in str(err.value)
+
+
+async def test_a_script_that_is_not_executable_is_named_at_start_and_answered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = service_config(tmp_path, actions={"backup": {"script": "once", "args": 1}})
+    program = tmp_path / "scripts" / "once"
+    program.chmod(0o644)  # installed without its x bit
+    with caplog.at_level(logging.WARNING, logger="bridge.service"):
+        async with ServiceRig(cfg) as rig:
+            warned = [r.getMessage() for r in caplog.records if r.name == "bridge.service"]
+            assert warned == [
+                f"hal.scripts.once.command[0]: {program} is not an executable file: "
+                "Commands that run it will fail"
+            ]
+            out = await rig.sms(signed("backup abc", 1))
+            assert len(out) == 1 and isinstance(out[0].body, str)
+            assert out[0].body == f"once not-executable {program} is not an executable file"
+            assert script_runs(tmp_path, "once") == 0
+            assert [s.body for s in await rig.sms("ping")] == ["pong"]  # still serving

@@ -358,3 +358,57 @@ def test_trailer_round_trips(key_version, counter, timestamp, mac):
     bin_t = auth.Trailer(key_version, counter, timestamp, mac[: auth.TAG_OCTETS_BINARY])
     payload, got_b = auth.split_binary(b"\xa1" + auth.encode_binary_trailer(bin_t))
     assert (payload, got_b) == (b"\xa1", bin_t)
+
+
+def test_key_file_that_is_a_directory_is_refused_by_name(tmp_path):
+    with pytest.raises(KeyFileError) as e:
+        auth.load_keyring(tmp_path)
+    assert str(e.value) == f"key file {tmp_path}: not a regular file"
+
+
+def test_key_file_that_is_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "keys.toml"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(KeyFileError) as e:
+        auth.load_keyring(fifo)  # before: open(2) waited for a writer, for ever
+    assert str(e.value) == f"key file {fifo}: not a regular file"
+
+
+def test_key_file_path_with_nul_is_a_key_file_error():
+    with pytest.raises(KeyFileError, match="a path cannot contain NUL"):
+        auth.load_keyring("/etc/sms-bridge/keys\0.toml")
+
+
+@pytest.mark.parametrize(
+    ("body", "fits", "message"),
+    [
+        ("x" * 137, True, ""),  # 137 + 23 = 160 septets
+        ("x" * 138, False, "signed, it is 161 GSM 7-bit septets; one SMS holds 160"),
+        ("{" * 68, True, ""),  # 136 + 23 = 159 septets: an extension character costs two
+        ("{" * 69, False, "signed, it is 161 GSM 7-bit septets; one SMS holds 160"),
+        ("\U0001f600" * 23, True, ""),  # 46 + 23 = 69 UCS-2 code units
+        ("\U0001f600" * 24, False, "signed, it is 71 UCS-2 code units; one SMS holds 70"),
+        (b"\xa0" + bytes(122), True, ""),  # 123 + 17 = 140 octets
+        (b"\xa0" + bytes(123), False, "signed, it is 141 octets; one SMS holds 140"),
+    ],
+    ids=[
+        "160-septets",
+        "161-septets",
+        "159-escaped",
+        "161-escaped",
+        "69-ucs2",
+        "71-ucs2",
+        "140-octets",
+        "141-octets",
+    ],
+)
+def test_a_signed_command_must_fit_one_sms(body, fits, message):
+    def sign():
+        return auth.sign_command(body, key=KEY, key_version=1, device_id=DEV, counter=9)
+
+    if fits:
+        assert verify(sign()).counter == 9
+    else:
+        with pytest.raises(ValueError) as e:
+            sign()
+        assert str(e.value) == message

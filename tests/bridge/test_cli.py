@@ -51,9 +51,11 @@ def files(tmp_path: Path) -> dict[str, str]:
     open_key.write_text(auth.format_key_file({1: KEY}, 1))
     open_key.chmod(0o644)
     bad = tmp_path / "bad.toml"
-    bad.write_text('[bridge]\njournal = "x.db"\ncolour = "red"\n[[modem]]\nport = "sim://bg96"\n')
+    bad.write_text(
+        f'[bridge]\njournal = "{tmp_path}/x.db"\ncolour = "red"\n[[modem]]\nport = "sim://bg96"\n'
+    )
     nomodem = tmp_path / "nomodem.toml"
-    nomodem.write_text('[bridge]\njournal = "x.db"\n')
+    nomodem.write_text(f'[bridge]\njournal = "{tmp_path}/x.db"\n')
     badhal = tmp_path / "badhal.toml"
     badhal.write_text('[[modem]]\nport = "sim://bg96"\n[hal.gpio.relay1]\nchip = "gpiochip0"\n')
     with Journal.open(tmp_path / "journal.db"):
@@ -66,6 +68,9 @@ def files(tmp_path: Path) -> dict[str, str]:
         "badhal": str(badhal),
         "journal": str(tmp_path / "journal.db"),
         "missing": str(tmp_path / "missing.toml"),
+        "dir": str(tmp_path),
+        "nodir": str(tmp_path / "nodir" / "k.toml"),
+        "under_file": str(bad / "state.json"),
     }
 
 
@@ -99,6 +104,78 @@ BAD = [
     (["verify", "--key-file", "{key}", "pong"], "--device"),
 ]
 
+#: Bad input that was not one line and exit 2 (an internal error, exit 1).
+BAD_BEFORE = [
+    (["run", "--port", "socket://[::1"], "--port: 'socket://[::1': want socket://HOST:PORT"),
+    (["status", "--timeout", "-1"], "argument --timeout: -1 is not in (0, 3600] seconds"),
+    (["status", "--timeout", "0"], "argument --timeout: 0 is not in (0, 3600] seconds"),
+    (["status", "--timeout", "nan"], "argument --timeout: nan is not in (0, 3600] seconds"),
+    (["status", "--timeout", "inf"], "argument --timeout: inf is not in (0, 3600] seconds"),
+    (["status", "--timeout", "1e400"], "argument --timeout: 1e400 is not in (0, 3600]"),
+    (["status", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
+    (["keygen", "{nodir}"], "{nodir}: cannot create: No such file or directory"),
+    (["keygen", ""], "argument FILE: an empty path"),
+    (["run", "--config", ""], "argument --config: an empty path"),
+    (["check-config", ""], "argument FILE: an empty path"),
+    (["journal", "--config", "", "counts"], "argument --config: an empty path"),
+    (["journal", "--journal", "", "counts"], "argument --journal: an empty path"),
+    (["status", "--socket", ""], "argument --socket: an empty path"),
+    (["status", "--config", ""], "argument --config: an empty path"),
+    (["sign", "--key-file", "", "--device", "d", "--counter", "1", "ping"], "--key-file: an empty"),
+    (["sign", "--key-file", "{key}", "--device", "d", "--state", "", "ping"], "--state: an empty"),
+    (["verify", "--key-file", "", "--device", "d", "pong"], "argument --key-file: an empty path"),
+    (["keygen", "{under_file}"], "{under_file}: cannot create: Not a directory"),
+    (["sign", "--key-file", "{dir}", "--device", "d", "ping"], "{dir}: not a regular file"),
+    (
+        ["sign", "--key-file", "{key}", "--device", "d", "--state", "{under_file}", "ping"],
+        "--state {under_file}: unusable",
+    ),
+    (["journal", "--journal", "{journal}", "show", "9" * 25], f"{'9' * 25} is over 2**63 - 1"),
+    (["journal", "--journal", "{journal}", "list", "--limit", "9" * 20], "is over 2**63 - 1"),
+    (["journal", "--journal", "{dir}", "counts"], "{dir}: a directory, not the journal file"),
+]
+
+#: Accepted before, and the device would have refused the result unanswered.
+REFUSED_NOW = [
+    (
+        ["sign", "--key-file", "{key}", "--device", "d", "--counter", "1", "x" * 138],
+        "cannot sign: signed, it is 161 GSM 7-bit septets; one SMS holds 160",
+    ),
+    (
+        [
+            "sign",
+            "--key-file",
+            "{key}",
+            "--device",
+            "d",
+            "--counter",
+            "1",
+            "--binary",
+            "a0" + "00" * 123,
+        ],
+        "cannot sign: signed, it is 141 octets; one SMS holds 140",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED_NOW, ids=["161-septets", "141-octets"])
+def test_sign_refuses_a_command_longer_than_one_sms(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], args: list[str], message: str
+) -> None:
+    rc, out, err = _main(capsys, *(a.format(**files) for a in args))
+    assert (rc, out, err) == (2, "", f"error: {message}\n")
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_BEFORE, ids=[" ".join(a) for a, _ in BAD_BEFORE])
+def test_more_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], args: list[str], message: str
+) -> None:
+    rc, out, err = _main(capsys, *(a.format(**files) for a in args))
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message.format(**files) in err, err
+    assert "Traceback" not in err and "internal" not in err and out == ""
+
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) or "none" for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(
@@ -117,7 +194,7 @@ def test_bad_input_as_a_subprocess_no_traceback(files: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "sub", ["run", "demo", "check-config", "journal", "keygen", "sign", "verify"]
+    "sub", ["run", "status", "demo", "check-config", "journal", "keygen", "sign", "verify"]
 )
 def test_help_on_every_subcommand(sub: str) -> None:
     p = _run(sub, "--help")
@@ -416,3 +493,130 @@ def test_the_run_logging_gathers_no_caller_and_puts_everything_back() -> None:
     inside, after = seen
     assert (inside.lineno, inside.thread, inside.process) == (0, None, None)
     assert after.lineno > 0 and after.thread is not None and after.process is not None
+
+
+@pytest.mark.parametrize("value", ["state", "./state", ""], ids=["relative", "dot", "empty"])
+def test_a_relative_xdg_state_home_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    # XDG Base Directory: a relative path in these variables is invalid and ignored;
+    # a counter file that moved with the working directory would hand out used counters
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", value)
+    assert cli.default_state_file() == tmp_path / ".local/state/sms-bridge/sign-counters.json"
+
+
+def test_an_absolute_xdg_state_home_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    assert cli.default_state_file() == tmp_path / "st/sms-bridge/sign-counters.json"
+
+
+def test_run_with_the_journal_naming_the_config_file_leaves_it_alone(tmp_path: Path) -> None:
+    conf = tmp_path / "bridge.toml"
+    text = f'[bridge]\njournal = "{conf}"\n[status]\nsocket = ""\n[[modem]]\nport = "sim://bg96"\n'
+    conf.write_text(text)
+    p = _run("run", "--config", str(conf))
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.splitlines()[-1]  # one line, cut at cli.MAX_ERROR_LINE
+    assert last.startswith(f"error: bridge.journal: journal {conf}: not an SQLite database")
+    assert sum("error:" in line for line in p.stderr.splitlines()) == 1
+    assert "Traceback" not in p.stderr
+    assert conf.read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bridge.toml"]  # no .lock beside it
+
+
+LEVEL_TYPO = (
+    "security.levels.gpio: no verb 'gpio' (gpio get, gpio pulse, gpio set, help, info, "
+    "ping, reboot, run, sensor, status, x)"
+)
+
+
+@pytest.mark.parametrize("sub", ["check-config", "run --config"])
+def test_a_level_for_no_verb_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sub: str
+) -> None:
+    # "gpio" is no verb ("gpio set" is): the override silently did nothing
+    script = tmp_path / "x.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    conf = tmp_path / "bridge.toml"
+    conf.write_text(
+        f'[bridge]\njournal = "{tmp_path / "j.db"}"\n[status]\nsocket = ""\n'
+        '[[modem]]\nport = "sim://bg96"\n'
+        f'[hal.scripts.x]\ncommand = ["{script}"]\n[actions.x]\nscript = "x"\n'
+        '[security.levels]\n"gpio set" = "signed"\nx = "allowlisted"\ngpio = "open"\n'
+    )
+    rc, out, err = _main(capsys, *sub.split(), str(conf))
+    assert (rc, out) == (2, "")
+    assert err == f"error: {LEVEL_TYPO}\n"  # as every [hal] and cross-section error
+    assert not (tmp_path / "j.db").exists()  # refused before the journal was opened
+
+
+def test_output_the_terminal_cannot_encode_is_one_line_and_json_still_works(
+    files: dict[str, str],
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    args = ["sign", "--key-file", files["key"], "--device", DEVICE, "--counter", "3", "ping é"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bridge", *args, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+
+    p = run()
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == (
+        "error: standard output (ascii) cannot show '\\xe9': use --json, or a UTF-8 locale\n"
+    )
+    p = run("--json")
+    assert p.returncode == 0
+    message = json.loads(p.stdout)["message"]
+    v = auth.verify_command(
+        message, keys=auth.Keyring({1: KEY}, 1), device_id=DEVICE, window=auth.ReplayWindow()
+    )
+    assert v.body == "ping é" and v.counter == 3
+
+
+def test_run_port_takes_a_relative_journal_and_key_file_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(
+        ["run", "--port", "sim://bg96", "--journal", "j.db", "--key-file", "keys/k.toml"]
+    )
+    cfg = cli.run_config(args)
+    assert cfg.bridge.journal == str(tmp_path / "j.db")
+    assert cfg.security.key_file == str(tmp_path / "keys" / "k.toml")
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\rgpio set relay1 on\n\u202e\x9b31m"
+
+
+def test_journal_human_output_shows_control_characters_escaped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a Command body and an alphanumeric sender come from anyone who can send an
+    # SMS: raw, they drive the operator's terminal (title, clear screen, overwrite)
+    path = tmp_path / "journal.db"
+    with Journal.open(path) as j:
+        r = j.receive(modem="m0", sender="alphanumeric:\rroot", body=HOSTILE, identity="x")
+        j.reject(r.entry_id, "unknown-sender")
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "show", "1")
+    assert rc == 0
+    assert not any(c in out for c in "\x1b\x07\r\x9b\u202e")
+    assert (
+        "body          \\x1b]0;owned\\x07\\x1b[2J\\rgpio set relay1 on\\n\\u202e\\x9b31m\n" in out
+    )
+    assert "sender        alphanumeric:\\rroot\n" in out
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "list")
+    assert rc == 0 and out.count("\n") == 1 and "alphanumeric:\\rroot" in out
+    rc, out, _ = _main(capsys, "journal", "--journal", str(path), "--json", "show", "1")
+    assert json.loads(out)["body"] == HOSTILE  # JSON carries it exactly (escaped by JSON)

@@ -14,6 +14,7 @@ from bridge import config
 from bridge.config import Config, ConfigError, ModemConfig
 from bridge.framing import Product, ProductSetting, SidPosition, frame
 from bridge.grammar import Level
+from bridge.service import check
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "bridge.example.toml"
 
@@ -268,3 +269,149 @@ def test_status_section_keys_and_their_errors():
         with pytest.raises(ConfigError) as info:
             config.loads("[status]\n" + text)
         assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[modem]]\nport = 'socket://[::1'", "modem[0].port: 'socket://[::1': want"),
+        ("[[modem]]\nport = 'socket://[::1]x:7'", "modem[0].port: 'socket://[::1]x:7': want"),
+        ('[[modem]]\nport = "/dev/tty\\u0000USB2"', "modem[0].port: must not contain NUL"),
+        ('[bridge]\njournal = "/tmp/j\\u0000.db"', "bridge.journal: must not contain NUL"),
+        ('[security]\nkey_file = "/k\\u0000"', "security.key_file: must not contain NUL"),
+        ('[status]\nsocket = "/run/s\\u0000"', "status.socket: must not contain NUL"),
+        ('[status]\nprometheus_textfile = "/p\\u0000"', "status.prometheus_textfile: must not"),
+        ('[bridge]\nfooter_markers = ["a\\u0000"]', "bridge.footer_markers[0]: must not contain"),
+        (
+            "[[modem]]\nport = '/dev/ttyUSB2'\n[[modem]]\nport = '/dev/ttyUSB2'",
+            "modem[1].port: '/dev/ttyUSB2' is modem0's port too",
+        ),
+        (
+            "[[modem]]\nport = '/dev/ttyUSB2'\n[[modem]]\nport = '/dev/../dev/ttyUSB2'",
+            "modem[1].port: '/dev/../dev/ttyUSB2' is modem0's port too",
+        ),
+        (
+            "[[modem]]\nport = 'socket://Host:7000'\nname = 'a'\n"
+            "[[modem]]\nport = 'socket://host:7000'\nname = 'b'",
+            "modem[1].port: 'socket://host:7000' is a's port too",
+        ),
+    ],
+    ids=[
+        "ipv6-unclosed",
+        "ipv6-junk",
+        "nul-port",
+        "nul-journal",
+        "nul-key-file",
+        "nul-socket",
+        "nul-textfile",
+        "nul-footer",
+        "same-device-twice",
+        "same-device-by-another-spelling",
+        "same-socket-twice",
+    ],
+)
+def test_bad_ports_paths_and_duplicate_modules_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_two_simulated_modules_of_one_profile_are_two_modules() -> None:
+    cfg = config.loads("[[modem]]\nport = 'sim://bg96'\n[[modem]]\nport = 'sim://bg96'")
+    assert [m.port for m in cfg.modems] == ["sim://bg96", "sim://bg96"]
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            str.__add__,
+            st.sampled_from(["socket://", "sim://", "/dev/", "rfc2217://", "tcp://"]),
+            st.text(alphabet="[]:.@?#%/0123456789abcdefhost\0 ", max_size=20),
+        ),
+    )
+)
+def test_arbitrary_port_is_a_port_or_config_error(url: str) -> None:
+    try:
+        port = config.check_port("modem[0].port", url)
+    except ConfigError as e:
+        assert e.key == "modem[0].port" and "\n" not in e.detail
+        return
+    assert port == url and "\0" not in port
+
+
+def test_a_device_named_through_a_link_and_directly_is_one_module(tmp_path: Path) -> None:
+    device = tmp_path / "ttyUSB2"
+    device.touch()
+    link = tmp_path / "by-id-usb-Quectel_BG96-if02"
+    link.symlink_to(device)
+    cfg = config.parse({"modem": [{"port": str(device)}, {"port": str(link), "name": "other"}]})
+    with pytest.raises(ConfigError) as e:
+        check(cfg)
+    assert e.value.key == "modem[1].port"
+    assert str(e.value) == (
+        f"modem[1].port: {str(link)!r} is {device}, modem0's port too: one [[modem]] per module"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[twilio]\nwireless_senders = []\n[[modem]]\nport = '/dev/x'",
+        "[bridge]\nproduct = 'auto'\n[twilio]\nwireless_senders = []\n[[modem]]\nport = '/dev/x'",
+        "[bridge]\nproduct = 'super-sim'\n[twilio]\nwireless_senders = []\n"
+        "[[modem]]\nport = '/dev/x'\nproduct = 'programmable-wireless'",
+    ],
+    ids=["wireless", "auto", "one-wireless-module"],
+)
+def test_no_wireless_sender_for_a_wireless_module_is_an_error(text: str) -> None:
+    # every Programmable Wireless Command would be refused as an unknown sender
+    with pytest.raises(ConfigError) as e:
+        config.loads(text)
+    assert str(e.value) == (
+        "twilio.wireless_senders: empty, so no Programmable Wireless Command would be "
+        "accepted (leave the key out for 2936)"
+    )
+
+
+def test_no_wireless_sender_is_fine_for_super_sim_or_a_bench_number() -> None:
+    cfg = config.loads(
+        "[bridge]\nproduct = 'super-sim'\n[twilio]\nwireless_senders = []\n[[modem]]\nport = '/x'"
+    )
+    assert cfg.twilio.wireless_senders == ()
+    cfg = config.loads(
+        "[twilio]\nwireless_senders = []\n[security]\nbench_numbers = ['+447700900123']\n"
+        "[[modem]]\nport = '/x'"
+    )
+    assert cfg.security.bench_numbers == ("+447700900123",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("[bridge]\njournal = 'journal.db'", "bridge.journal", "journal.db"),
+        ("[bridge]\njournal = './var/j.db'", "bridge.journal", "./var/j.db"),
+        ("[security]\nkey_file = 'keys.toml'", "security.key_file", "keys.toml"),
+    ],
+    ids=["journal", "journal-dot", "key-file"],
+)
+def test_a_relative_journal_or_key_file_is_an_error(text: str, key: str, value: str) -> None:
+    # check-config resolves it in the operator's directory, the service under
+    # systemd in /: another journal (its replay counters gone) or no key
+    with pytest.raises(ConfigError) as e:
+        config.loads(text + "\n[[modem]]\nport = '/dev/x'")
+    assert str(e.value) == (
+        f"{key}: {value!r} is not an absolute path (the service's working directory is not yours)"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sim://bg96?unknown=1", "sim://BG96", "sim://bg96/x"], ids=["options", "upper", "path"]
+)
+def test_a_sim_url_with_a_profile_the_bridge_cannot_take_says_why(url: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.check_port("--port", url)
+    assert str(e.value) == (
+        f"--port: {url!r}: sim:// takes a profile name only, lower-case, no options (sim://bg96)"
+    )

@@ -11,6 +11,7 @@ from bridge import framing
 from bridge.inbound import incoming
 from bridge.journal import Journal, State
 from modem.sms import Location, ReceivedMessage, message_identity, part_identity
+from pdu.address import NPI_ISDN, NPI_UNKNOWN, TON_ALPHANUMERIC, TON_UNKNOWN, make_address
 from pdu.dcs import Alphabet
 
 SCTS = datetime(2026, 12, 1, 8, 40, tzinfo=UTC)
@@ -76,3 +77,26 @@ def test_part_ids_are_the_services_one_per_part():
     ids = incoming(long).part_ids
     assert ids == tuple(part_identity(p) for p in long.parts)
     assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [("2936", framing.ProductSetting.PROGRAMMABLE_WIRELESS), ("000", framing.ProductSetting.AUTO)],
+    ids=["2936", "000"],
+)
+def test_an_alphanumeric_sender_spelling_the_short_code_is_not_twilio(text, product):
+    # TS 23.040 §9.1.2.5: type of number 101 is free text any bulk sender may set;
+    # Twilio's short codes arrive as numbers
+    oa = make_address(text, TON_ALPHANUMERIC, NPI_UNKNOWN)
+    msg = received("ping", sender=oa)
+    assert msg.parts[0].tp_oa.is_alphanumeric and msg.sender == text
+    inc = incoming(msg)
+    assert inc.sender == f"alphanumeric:{text}"
+    with pytest.raises(framing.UnknownSender):
+        framing.frame(inc.sender, inc.body, framing.FramingConfig(product=product))
+
+
+def test_a_numeric_short_code_sender_is_still_twilio():
+    inc = incoming(received("ping", sender=make_address("2936", TON_UNKNOWN, NPI_ISDN)))
+    assert inc.sender == "2936"
+    assert framing.frame(inc.sender, inc.body, framing.FramingConfig()).reply_to == "2936"

@@ -1119,3 +1119,63 @@ def test_a_row_reads_as_the_plain_reading_does_or_fails_alike(row: tuple[object,
         assert isinstance(want, jmod.Entry)
         assert type(got.id) is int and type(got.created) is float
         assert got.kind is want.kind and got.state is want.state
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"root:x:0:0:root:/root:/bin/bash\n" * 40, b"[[modem]]\nport = '/dev/ttyUSB2'\n" * 40],
+    ids=["passwd", "config"],
+)
+def test_a_file_that_is_no_journal_is_refused_not_moved_aside(path, clock, content):
+    """bridge.journal naming another file (a typo, the configuration itself):
+    that file was renamed *.corrupt-... and a database put at its path."""
+    path.write_bytes(content)
+    with pytest.raises(JournalError) as e:
+        Journal.open(path, clock=clock)
+    assert str(e.value) == (
+        f"journal {path}: not an SQLite database and no journal file beside it: "
+        "left as it is (is bridge.journal right?)"
+    )
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in path.parent.iterdir()) == ["journal.db"]
+
+
+def _zero_header(path):
+    with open(path, "r+b") as f:
+        f.write(bytes(4096))  # a first page lost in a power cut reads as zeros
+
+
+@pytest.mark.parametrize("damage", [_corrupt_header, _zero_header], ids=["text", "zeros"])
+def test_a_journal_with_a_damaged_header_is_still_moved_aside(path, clock, damage):
+    with Journal.open(path, clock=clock) as j:
+        receive(j, 1)
+    assert not path.with_name("journal.db.counters").exists()  # no signed Command yet
+    damage(path)
+    wal = path.with_name("journal.db-wal")
+    if damage is _corrupt_header:
+        wal.write_bytes(b"")  # what a killed service leaves beside it
+    with Journal.open(path, clock=clock) as j:
+        assert j.moved_aside is not None and j.moved_aside.exists()
+        assert sum(j.counts().values()) == 0
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_is(path, clock):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE contacts (name TEXT)")
+    other.execute("INSERT INTO contacts VALUES ('alice')")
+    other.commit()
+    other.close()
+    with pytest.raises(JournalError) as e:
+        Journal.open(path, clock=clock)
+    assert str(e.value) == (
+        f"journal {path}: an SQLite database without the journal's schema (another "
+        "program's?): left as it is (is bridge.journal right?)"
+    )
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not made WAL
+        names = [r[0] for r in other.execute("SELECT name FROM sqlite_master")]
+        assert names == ["contacts"]
+        assert other.execute("SELECT name FROM contacts").fetchall() == [("alice",)]
+    finally:
+        other.close()

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -420,3 +421,146 @@ def test_cli_status_takes_the_socket_from_the_config(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: status takes --socket PATH or --config FILE, not both\n"
     )
+
+
+# --- bad input on both ends of the socket --------------------------------------------------
+
+
+def test_a_deeply_nested_request_is_answered_not_json(tmp_path):
+    deep = b"[" * (bstatus.MAX_REQUEST - 2) + b"\n"  # within the line limit, past json's depth
+
+    async def scenario(path, server):
+        first = await _raw(path, deep)
+        return first, await asyncio.to_thread(bstatus.query, path)
+
+    first, after = _serve(tmp_path, scenario)
+    assert json.loads(first) == {"ok": False, "error": "request is not JSON"}
+    assert after == {"state": "running", "n": 1}  # the server still answers
+
+
+def test_query_of_a_regular_file_says_it_is_not_a_socket(tmp_path):
+    plain = tmp_path / "status.sock"
+    plain.write_text("not a socket")
+    with pytest.raises(bstatus.StatusUnavailable) as e:
+        bstatus.query(plain)
+    assert str(e.value) == f"{plain}: not a socket (a regular file): is the path right?"
+
+
+class _FakeService:
+    """A listener on a real UNIX socket that answers every connection with ``answer``."""
+
+    def __init__(self, path: Path, answer: bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve_one)
+        self.thread.start()
+
+    def _serve_one(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.thread.join(WAIT)
+        self.sock.close()
+
+
+GARBAGE = [
+    (b"garbage\n", "the answer is not JSON"),
+    (b"\xff\xfe\x00\n", "the answer is not JSON"),
+    (b"[" * 5000 + b"\n", "the answer is not JSON"),
+    (b'{"ok": false, "error": "busy"}\n', "the service refused: busy"),
+    (b'{"ok": true, "status": {"modems": [1, 2]}}\n', "not a status this sms-bridge reads"),
+    (b'{"ok": true, "status": {"modems": {"m": 1}}}\n', "not a status this sms-bridge reads"),
+    (b'{"ok": true, "status": {"last_command": {"x": 1}}}\n', "not a status this"),
+    (b'{"ok": true, "status": {"watchdog": {"interval_s": "x"}}}\n', "not a status this"),
+    (
+        b'{"ok": true, "status": {"last_reply": {"id": 1, "modem": "m", "state": "s", '
+        b'"at": "noon"}}}\n',
+        "not a status this",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    GARBAGE,
+    ids=[
+        "not-json",
+        "not-utf8",
+        "too-deep",
+        "refused",
+        "modems-a-list",
+        "modem-not-a-table",
+        "entry-without-fields",
+        "watchdog-interval-text",
+        "time-as-text",
+    ],
+)
+def test_cli_status_garbage_answer_is_one_line_and_exit_3(tmp_path, capsys, answer, message):
+    path = tmp_path / "status.sock"
+    fake = _FakeService(path, answer)
+    try:
+        code = cli.main(["status", "--socket", str(path)])
+    finally:
+        fake.close()
+    out, err = capsys.readouterr()
+    assert code == 3 and out == ""
+    assert err.startswith(f"error: {path}: ") and err.count("\n") == 1 and message in err, err
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_status_keys = st.sampled_from(
+    [
+        "version",
+        "state",
+        "uptime_s",
+        "device_id",
+        "signed",
+        "queues",
+        "modems",
+        "last_command",
+        "last_reply",
+        "counters",
+        "entries",
+        "journal",
+        "journal_bytes",
+        "journal_error",
+        "watchdog",
+    ]
+)
+
+
+@given(st.dictionaries(_status_keys, _json, max_size=6))
+def test_human_of_any_answer_is_text_or_status_unavailable(data):
+    try:
+        text = bstatus.human(data)
+    except bstatus.StatusUnavailable as e:
+        assert "\n" not in str(e)
+        return
+    assert isinstance(text, str)
+
+
+def test_cli_status_shows_network_text_with_control_characters_escaped(tmp_path, capsys):
+    # the operator name and registration come from the network through the module
+    modem = {"port": "/dev/ttyUSB2", "ready": True, "registration": "home \x1b[2J\x1b]0;x\x07"}
+    answer = json.dumps({"ok": True, "status": {"modems": {"m\x9b0": modem}}}).encode() + b"\n"
+    path = tmp_path / "status.sock"
+    fake = _FakeService(path, answer)
+    try:
+        code = cli.main(["status", "--socket", str(path)])
+    finally:
+        fake.close()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert not any(c in out for c in "\x1b\x07\x9b")
+    assert "  m\\x9b0 (/dev/ttyUSB2): ready, registration home \\x1b[2J\\x1b]0;x\\x07," in out

@@ -9,6 +9,7 @@ kernel. Nothing here needs systemd itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -447,3 +448,26 @@ def test_a_service_process_killed_with_sigterm_sends_stopping(watchdog_env):
         b"READY=1",
     ]
     assert rest == [b"STOPPING=1", b"STATUS=stopped cleanly"]
+
+
+@pytest.mark.parametrize(
+    ("usec", "pid"),
+    [
+        ("9" * 5000, None),  # int() refuses more than 4300 digits: was a ValueError
+        (str(2**64), None),  # over systemd's usec_t
+        ("\u0661\u0662\u0663\u0664\u0665\u0666", None),  # Arabic-Indic digits pass isdecimal()
+        ("200000", "9" * 5000),
+        ("200000", "\u0661\u0662"),
+    ],
+    ids=["5000-digits", "over-usec_t", "non-ascii-digits", "pid-5000-digits", "pid-non-ascii"],
+)
+def test_a_garbled_watchdog_variable_turns_the_watchdog_off_with_a_warning(
+    clean_env, caplog, usec, pid
+):
+    clean_env.setenv("WATCHDOG_USEC", usec)
+    if pid is not None:
+        clean_env.setenv("WATCHDOG_PID", pid)
+    with caplog.at_level(logging.WARNING, logger="bridge.systemd"):
+        assert systemd.watchdog_usec() is None
+        assert not systemd.Watchdog().enabled
+    assert caplog.records and "watchdog off" in caplog.records[0].getMessage()

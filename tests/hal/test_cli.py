@@ -306,3 +306,40 @@ def test_info_reads_each_sensor_once(sim_config, monkeypatch):
     out = io.StringIO()
     assert hal.cli.main(["--config", str(sim_config), "info"], out=out) == EXIT_OK
     assert built[0].sim.sensors.reads == ["cpu"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: --config, COMMAND"),
+        (["--config", "x.toml", "bogus"], "argument COMMAND: invalid choice: 'bogus'"),
+        (["--config", "x.toml", "gpio", "relay1", "--pulse", "x"], "argument --pulse: invalid"),
+        (["--config", "x.toml", "gpio", "relay1", "2"], "argument value: invalid choice: '2'"),
+        (["--config", "x.toml", "run"], "the following arguments are required: name"),
+    ],
+    ids=["nothing", "bad-command", "pulse-not-a-number", "bad-value", "run-no-name"],
+)
+def test_a_bad_command_line_is_one_line_and_exit_2(args, message):
+    p = subprocess.run(
+        [sys.executable, "-m", "hal", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == EXIT_USAGE and p.stdout == ""
+    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert message in p.stderr and p.stderr.endswith(" (see --help)\n"), p.stderr
+
+
+def test_help_still_prints_usage():
+    p = subprocess.run(
+        [sys.executable, "-m", "hal", "gpio", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == EXIT_OK and p.stdout.startswith("usage: python -m hal gpio")
