@@ -18,7 +18,7 @@ crash between ``AT+CMGS`` and ``mark_sent`` leaves ``sending``: the next
 start sends the *same* journaled reply again (its signature's counter is
 the reference the server drops a duplicate by) and the journal counts it in
 ``resends``. Any failure of :meth:`ReplySender.send` -- an error, a hang past
-:data:`SEND_TIMEOUT`, an exception raised after the PDU left -- has an
+:func:`send_timeout`, an exception raised after the PDU left -- has an
 unknown outcome and is retried the same way, at most :data:`MAX_ATTEMPTS`
 sends in all, after :data:`RETRY_DELAYS`; then ``send_failed``.
 
@@ -40,6 +40,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from modem import timing as modem_timing
+
 from .actions.context import Counters, Effect
 from .journal import Entry, Journal, JournalError
 from .lanes import Lane
@@ -47,9 +49,21 @@ from .worker import JournalCalls
 
 log = logging.getLogger("bridge.outbox")
 
-#: How long one send may take (the module's ``AT+CMGS`` answer can take up to
-#: about 60 s on a congested network, TS 27.005 §3.5.1 gives no bound).
-SEND_TIMEOUT = 120.0
+#: How much longer than the modem layer's own deadlines for one send (the
+#: wait for registration, ``modem.timing.REGISTRATION_WAIT``, then the
+#: ``AT+CMGS`` answer, ``modem.timing.SEND_TIMEOUT``: up to 3 min on u-blox
+#: SARA-R4; TS 27.005 §3.5.1 gives no bound) the outbox lets a send run before
+#: it takes it for hung (:func:`send_timeout`).
+SEND_TIMEOUT_MARGIN = 60.0
+
+
+def send_timeout() -> float:
+    """How long one send may take: the modem layer's deadlines for it and
+    :data:`SEND_TIMEOUT_MARGIN`, read when used (5 min by default). A send cut
+    short while the module still works on it is an outcome unknown, sent again."""
+    return modem_timing.REGISTRATION_WAIT + modem_timing.SEND_TIMEOUT + SEND_TIMEOUT_MARGIN
+
+
 #: Sends of one reply in all, before ``send_failed``.
 MAX_ATTEMPTS = 3
 #: Seconds to wait before the second, third... send of a reply.
@@ -124,7 +138,7 @@ class Outbox:
     # timing defaults are read when used, so one place tunes them
     @property
     def send_timeout(self) -> float:
-        return SEND_TIMEOUT if self._send_timeout is None else self._send_timeout
+        return send_timeout() if self._send_timeout is None else self._send_timeout
 
     @property
     def stop_grace(self) -> float:

@@ -259,3 +259,15 @@ async def test_reply_behind_another_in_flight_is_claimed_when_it_is_queued(
         assert [e.resends for e in (e1, e2, e3)] == [0, 0, 0]
         assert rig.replies() == ["pong"] * 3
         assert rig.outbox.ready(MODEM)
+
+
+def test_the_outbox_lets_a_send_run_past_the_modem_layers_own_deadlines(monkeypatch):
+    # the module may answer +CMGS after up to modem.timing.SEND_TIMEOUT, after
+    # waiting for registration: the outbox must not cut a working send short
+    # (that is an outcome unknown, and a second copy on the air)
+    from bridge import outbox
+    from modem import timing as modem_timing
+
+    assert outbox.send_timeout() > modem_timing.REGISTRATION_WAIT + modem_timing.SEND_TIMEOUT
+    monkeypatch.setattr(modem_timing, "SEND_TIMEOUT", 400.0)
+    assert outbox.send_timeout() > modem_timing.REGISTRATION_WAIT + 400.0  # read when used
