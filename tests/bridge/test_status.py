@@ -485,6 +485,15 @@ GARBAGE = [
 ]
 
 
+def _status_against(path, answer: bytes) -> int:
+    """``sms-bridge status`` against a fake service that answers ``answer``."""
+    fake = _FakeService(path, answer)
+    try:
+        return cli.main(["status", "--socket", str(path)])
+    finally:
+        fake.close()
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     GARBAGE,
@@ -502,11 +511,7 @@ GARBAGE = [
 )
 def test_cli_status_garbage_answer_is_one_line_and_exit_3(tmp_path, capsys, answer, message):
     path = tmp_path / "status.sock"
-    fake = _FakeService(path, answer)
-    try:
-        code = cli.main(["status", "--socket", str(path)])
-    finally:
-        fake.close()
+    code = _status_against(path, answer)
     out, err = capsys.readouterr()
     assert code == 3 and out == ""
     assert err.startswith(f"error: {path}: ") and err.count("\n") == 1 and message in err, err
@@ -554,12 +559,7 @@ def test_cli_status_shows_network_text_with_control_characters_escaped(tmp_path,
     # the operator name and registration come from the network through the module
     modem = {"port": "/dev/ttyUSB2", "ready": True, "registration": "home \x1b[2J\x1b]0;x\x07"}
     answer = json.dumps({"ok": True, "status": {"modems": {"m\x9b0": modem}}}).encode() + b"\n"
-    path = tmp_path / "status.sock"
-    fake = _FakeService(path, answer)
-    try:
-        code = cli.main(["status", "--socket", str(path)])
-    finally:
-        fake.close()
+    code = _status_against(tmp_path / "status.sock", answer)
     out = capsys.readouterr().out
     assert code == 0
     assert not any(c in out for c in "\x1b\x07\x9b")
