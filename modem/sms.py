@@ -975,13 +975,21 @@ class SmsService:
                 # a SIM gone or failed with no URC: the session looks at it again,
                 # and this loop waits for it (session.ready) instead of retrying
                 self.session.note_sim_error(exc)
-                pause = self._failure_pause()
+                # a refusal (the module answered an error) is asked less and less
+                # often; line noise (a garbled answer) is not the module's answer
+                # and is swept again at the usual pace once the line is clean
+                pause = (
+                    self._failure_pause()
+                    if isinstance(exc, CommandFailed)
+                    else timing.RETRY_INITIAL
+                )
                 log.warning("receive step failed (%s); sweeping in %.1f s", exc, pause)
                 self.request_sweep()
                 await asyncio.sleep(pause)
 
     def _failure_pause(self) -> float:
-        """The pause after a receive step the module refused: RETRY_INITIAL,
+        """The pause after a receive step the module refused (CommandFailed: it
+        answered an error, as opposed to a garbled answer): RETRY_INITIAL,
         times RETRY_FACTOR per refusal in a row, up to RETRY_MAX. A module
         that keeps refusing (``+CMS ERROR: 500`` to every ``+CMGL``) is asked
         less and less often, not every 0.5 s for ever; a sweep that completes

@@ -600,3 +600,29 @@ async def test_refused_listing_is_asked_again_less_often(fast_timing):
             1000 * timing.RETRY_INITIAL * timing.RETRY_FACTOR**3
         )
         await h.wait_for(lambda: h.sim.storage("SM").get(index) is None)
+
+
+async def test_garbled_answers_are_swept_again_at_the_usual_pace(fast_timing, monkeypatch):
+    """A receive step that fails on line noise (a garbled answer: ProtocolError)
+    is not the module refusing: the loop sweeps again after RETRY_INITIAL each
+    time, with no backoff, so a noisy moment does not leave the SIM unread for
+    long once the line is clean; the message is read then."""
+    async with running("generic") as h:
+        await h.wait_for(lambda: h.service.stats["sweeps"] >= 1)
+        await h.client.execute(C.simple("AT"))  # the start-up sweep is over
+        real_sweep = h.service.sweep
+        failures = []
+
+        async def garbled(mem=None):
+            if len(failures) < 6:
+                failures.append(asyncio.get_running_loop().time())
+                raise ProtocolError("+CMGL entry does not parse", "+CMGL: x")
+            return await real_sweep(mem)
+
+        monkeypatch.setattr(h.service, "sweep", garbled)
+        h.sim.deliver("read once the line is clean")
+        h.service.request_sweep()
+        await h.wait_for(lambda: "read once the line is clean" in h.texts(), 10)
+        assert len(failures) == 6
+        assert h.service._step_failures == 0
+        assert h.service.stats["receive_backoff_ms"] == 0
