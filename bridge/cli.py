@@ -39,11 +39,10 @@ from typing import Any, NoReturn
 
 from . import __version__, auth, config, systemd
 from .actions import builtins
-from .actions.configured import configured
-from .actions.registry import Registry, RegistryError
+from .actions.registry import RegistryError
 from .config import DEFAULT_STATUS_SOCKET, Config, ConfigError, ModemConfig
 from .journal import MIGRATIONS, Entry, Journal, JournalError, State, write_atomically
-from .service import Service, ServiceError, check, check_levels
+from .service import Service, ServiceError, add_actions, check, check_levels
 from .status import Runtime, StatusUnavailable
 from .status import human as status_human
 from .status import query as status_query
@@ -236,23 +235,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- check-config ------------------------------------------------------------------
 
 
-def _registry(cfg: Config) -> Registry:
-    """The verbs ``run`` would offer: the built-ins, the plugins of the
-    entry-point group, the configuration's ``[actions.VERB]``."""
-    registry = builtins()
-    try:
-        registry.add_entry_points()
-        for verb, section in cfg.actions.items():
-            registry.add(configured(verb, section))
-    except RegistryError as exc:
-        raise UsageProblem(str(exc)) from None
-    return registry
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = config.load(args.file)
     hcfg = check(cfg)
-    check_levels(cfg, _registry(cfg))
+    registry = builtins()  # the verbs run would offer
+    try:
+        add_actions(registry, cfg)
+    except RegistryError as exc:
+        raise UsageProblem(str(exc)) from None
+    check_levels(cfg, registry)
     data = {
         "file": args.file,
         "product": cfg.bridge.product.value,

@@ -290,6 +290,20 @@ def check(cfg: Config) -> _hal.HalConfig:
     return hcfg
 
 
+def add_actions(registry: Registry, cfg: Config, *, plugins: bool = True) -> list[str]:
+    """Add to ``registry`` what ``run`` offers besides the built-ins: the
+    plugins of the entry-point group ``sms_bridge.actions`` (when ``plugins``)
+    and the configuration's ``[actions.VERB]`` scripts. The plugin verbs
+    added; :class:`RegistryError` naming the plugin or the ``actions.VERB``."""
+    loaded = [a.spec.verb for a in registry.add_entry_points()] if plugins else []
+    for verb, section in cfg.actions.items():  # [actions.VERB]: one script each
+        try:
+            registry.add(configured(verb, section))
+        except RegistryError as exc:
+            raise RegistryError(f"actions.{verb}: {exc}") from None
+    return loaded
+
+
 def check_levels(cfg: Config, registry: Registry) -> None:
     """``[security.levels]`` names only verbs ``registry`` has: a typo, or a
     verb's first word alone (``gpio`` for ``gpio set``), would leave the verb
@@ -395,20 +409,11 @@ class Service:
             raise ServiceError(str(exc)) from None
         if cfg.security.key_file:
             self.keys = auth.load_keyring(cfg.security.key_file)
-        if self._own_registry:  # third-party actions (entry-point group sms_bridge.actions)
-            try:
-                for act in self.registry.add_entry_points():
-                    log.info("plugin action %r loaded", act.spec.verb)
-            except RegistryError as exc:
-                raise ServiceError(str(exc)) from None
-        for verb, section in cfg.actions.items():  # [actions.VERB]: one script each
-            try:
-                self.registry.add(configured(verb, section))
-            except RegistryError as exc:
-                raise ServiceError(f"actions.{verb}: {exc}") from None
-        try:
+        try:  # third-party actions only with the built-in registry
+            for verb in add_actions(self.registry, cfg, plugins=self._own_registry):
+                log.info("plugin action %r loaded", verb)
             check_levels(cfg, self.registry)
-        except ConfigError as exc:
+        except (RegistryError, ConfigError) as exc:
             raise ServiceError(str(exc)) from None
         path = Path(cfg.bridge.journal)
         worker: JournalCalls

@@ -877,17 +877,18 @@ class SmsService:
         if len(self._direct) >= CUE_QUEUE_SIZE:
             log.warning("too many direct deliveries pending; not acknowledging one")
             return
+        line = urc.pdu
         try:
             length = C.parse_cmt_header(urc.args)
         except ProtocolError as exc:
             damage = f"{urc.name} header: {exc}"
         else:
-            damage = C.pdu_line_damage(urc.pdu, length)
-        raw = urc.pdu if damage else urc.pdu.upper()
-        if damage and urc.name == "+CDS" and C.bare_tpdu(urc.pdu, length):
-            # a +CDS with the TPDU alone (no SMSC field; some modules send it so):
-            # read as the same report with an empty SMSC field (TS 24.011 §8.2.5.1)
-            damage, raw = "", "00" + urc.pdu.upper()
+            damage = C.pdu_line_damage(line, length)
+            if damage and urc.name == "+CDS" and C.bare_tpdu(line, length):
+                # a +CDS with the TPDU alone (no SMSC field; some modules send it so):
+                # read as the same report with an empty SMSC field (TS 24.011 §8.2.5.1)
+                damage, line = "", "00" + line
+        raw = line if damage else line.upper()
         now = loop.time()
         deadline = now + timing.CNMA_DEADLINE
         self._direct.append(_Direct(urc.name, raw, damage, now, deadline, self.session.generation))
